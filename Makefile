@@ -1,0 +1,54 @@
+# loadshare: OCF agents and CLI for a Pacemaker-managed shared VIP.
+GO      ?= go
+BIN     := bin/loadshare
+DESTDIR ?=
+PREFIX  ?= /usr
+OCFDIR  ?= $(PREFIX)/lib/ocf/resource.d/loadshare
+AGENTS  := clustervip mysql_monitor server_load
+# Whole suite, lab included, on 2 cores: well inside CI's 90 minutes.
+TEST_TIMEOUT ?= 60m
+
+.PHONY: all build deps test test-short bench demo install uninstall vet clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN) ./cmd/loadshare
+
+# deps installs the Debian packages the tests, lab and benchmarks use (no-op when present).
+deps:
+	./test/install-deps.sh
+
+vet:
+	$(GO) vet ./...
+
+# test runs everything: pure tests, kernel tests in network namespaces and the
+# real-cluster lab. Tests that need root or a missing capability skip, saying why.
+test: deps build vet
+	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
+
+# test-short runs only the tests that need no root, kernel or cluster.
+test-short:
+	$(GO) test -count=1 -short ./...
+
+# bench prints figures as ratios against baselines measured in the same run.
+bench: deps build
+	$(GO) test -count=1 -run '^$$' -bench . -benchtime 1x -timeout 60m ./...
+
+# demo is the README's main job: a three-node lab, a client on the VIP, one node
+# loaded and its buckets moving away, then recovery.
+demo: deps build
+	$(BIN) lab demo
+
+install: build
+	install -D -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/sbin/loadshare
+	install -d $(DESTDIR)$(OCFDIR)
+	for a in $(AGENTS); do ln -sf $(PREFIX)/sbin/loadshare $(DESTDIR)$(OCFDIR)/$$a; done
+
+uninstall:
+	rm -f $(DESTDIR)$(PREFIX)/sbin/loadshare
+	for a in $(AGENTS); do rm -f $(DESTDIR)$(OCFDIR)/$$a; done
+	-rmdir $(DESTDIR)$(OCFDIR)
+
+clean:
+	rm -rf bin

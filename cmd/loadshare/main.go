@@ -1,0 +1,87 @@
+// Command loadshare is one binary with two faces. Called by an OCF agent's
+// name (a link in /usr/lib/ocf/resource.d/loadshare/), it is that resource
+// agent; called as loadshare, it is the operators' CLI.
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+)
+
+// command is one `loadshare` subcommand. Each lives in a file of its own and
+// registers itself in init(), so adding one touches no other file.
+type command struct {
+	name    string
+	summary string
+	run     func(args []string, stdout, stderr io.Writer) error
+}
+
+var commands = map[string]command{}
+
+func register(c command) {
+	if _, dup := commands[c.name]; dup {
+		panic("loadshare: command registered twice: " + c.name)
+	}
+	commands[c.name] = c
+}
+
+// agentMain, when set by the agents wiring, runs the OCF agent called name
+// and returns its exit code; ok is false when name is no agent of ours.
+var agentMain func(name string, args []string) (code int, ok bool)
+
+// errUsage marks an error that the usage text explains; exit status 2.
+var errUsage = errors.New("usage")
+
+func main() {
+	if agentMain != nil {
+		if code, ok := agentMain(filepath.Base(os.Args[0]), os.Args[1:]); ok {
+			os.Exit(code)
+		}
+	}
+	os.Exit(cli(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func cli(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		usage(stdout)
+		return 0
+	}
+	c, ok := commands[args[0]]
+	if !ok {
+		fmt.Fprintf(stderr, "loadshare: unknown command %q\n", args[0])
+		usage(stderr)
+		return 2
+	}
+	err := c.run(args[1:], stdout, stderr)
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, flag.ErrHelp):
+		return 0
+	case errors.Is(err, errUsage):
+		fmt.Fprintf(stderr, "loadshare %s: %v\n", c.name, err)
+		return 2
+	default:
+		fmt.Fprintf(stderr, "loadshare %s: %v\n", c.name, err)
+		return 1
+	}
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintln(w, "usage: loadshare COMMAND [flags]")
+	fmt.Fprintln(w, "\ncommands:")
+	names := make([]string, 0, len(commands))
+	for n := range commands {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		fmt.Fprintf(w, "  %-10s %s\n", n, commands[n].summary)
+	}
+	fmt.Fprintln(w, "\nAs an OCF resource agent, link this binary as clustervip, mysql_monitor or server_load.")
+}
