@@ -1,0 +1,176 @@
+package crm
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os/exec"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Attrs reads and writes one node's transient attributes in pacemaker-attrd.
+// Agents take this interface, so their tests can use a fake; AttrdUpdater is
+// the real one.
+type Attrs interface {
+	// Set writes value. With delay > 0 attrd waits that long (dampening) for
+	// further changes before writing to the CIB, so a flapping value does not
+	// make Pacemaker recompute placement on every change.
+	Set(ctx context.Context, name, value string, delay time.Duration) error
+	// Get returns the value attrd holds; ok is false when the attribute is
+	// not set (never set, or deleted).
+	Get(ctx context.Context, name string) (value string, ok bool, err error)
+	// Delete removes the attribute's value (attrd keeps the name, empty).
+	Delete(ctx context.Context, name string) error
+}
+
+// AttrdUpdater is Attrs through Pacemaker's attrd_updater command. It needs a
+// running pacemaker-attrd on the node (attrd_updater exits 102 without).
+type AttrdUpdater struct {
+	Path string // the command; "" means attrd_updater from PATH
+	Node string // -N: another node's attributes; "" means the local node
+}
+
+var _ Attrs = (*AttrdUpdater)(nil)
+
+// Set writes value, with dampening when delay > 0.
+// Equivalent to: attrd_updater -n NAME -B VALUE -d DELAY (-U VALUE without delay).
+// -B, not -U: attrd_updater 2.1 ignores -d with -U, so -U never sets dampening.
+func (a *AttrdUpdater) Set(ctx context.Context, name, value string, delay time.Duration) error {
+	args := []string{"-n", name}
+	if delay > 0 {
+		args = append(args, "-B", value, "-d", formatDelay(delay))
+	} else {
+		args = append(args, "-U", value)
+	}
+	_, err := a.run(ctx, args...)
+	return err
+}
+
+// Get returns the attribute's value on the node.
+// Equivalent to: attrd_updater -n NAME -Q
+func (a *AttrdUpdater) Get(ctx context.Context, name string) (string, bool, error) {
+	out, err := a.run(ctx, "-n", name, "-Q")
+	var ae *AttrdError
+	if errors.As(err, &ae) && ae.IsNotExist() {
+		return "", false, nil
+	}
+	if err != nil {
+		return "", false, err
+	}
+	v, ok := parseQuery(out)
+	if !ok {
+		return "", false, fmt.Errorf("running %s: unexpected output %q", strings.Join(a.argv("-n", name, "-Q"), " "), trim(out))
+	}
+	return v, v != "", nil
+}
+
+// Delete removes the attribute's value.
+// Equivalent to: attrd_updater -n NAME -D
+func (a *AttrdUpdater) Delete(ctx context.Context, name string) error {
+	_, err := a.run(ctx, "-n", name, "-D")
+	return err
+}
+
+func (a *AttrdUpdater) argv(args ...string) []string {
+	path := a.Path
+	if path == "" {
+		path = "attrd_updater"
+	}
+	argv := append([]string{path}, args...)
+	if a.Node != "" {
+		argv = append(argv, "-N", a.Node)
+	}
+	return argv
+}
+
+func (a *AttrdUpdater) run(ctx context.Context, args ...string) ([]byte, error) {
+	argv := a.argv(args...)
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		ae := &AttrdError{Argv: argv, Err: err, Stderr: trim(stderr.Bytes()), ExitCode: -1}
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			ae.ExitCode = ee.ExitCode()
+		}
+		return nil, ae
+	}
+	return stdout.Bytes(), nil
+}
+
+// AttrdError is a failed attrd_updater run: its argv (attribute values are no
+// secrets), exit status and trimmed stderr.
+type AttrdError struct {
+	Argv     []string
+	Err      error  // *exec.ExitError, or why it could not run
+	Stderr   string // trimmed
+	ExitCode int    // -1 when it did not run to an exit
+}
+
+func (e *AttrdError) Error() string {
+	s := fmt.Sprintf("running [%s]: %v", strings.Join(e.Argv, " "), e.Err)
+	if e.Stderr != "" {
+		s += ": " + e.Stderr
+	}
+	return s
+}
+
+func (e *AttrdError) Unwrap() error { return e.Err }
+
+// Pacemaker's exit codes (crm_exit_t) that attrd_updater uses.
+const (
+	exitNotConnected = 102 // CRM_EX_DISCONNECT: no pacemaker-attrd to talk to
+	exitNoSuch       = 105 // CRM_EX_NOSUCH: no such attribute
+)
+
+// IsNotExist reports whether the attribute does not exist: exit 105, or the
+// "does not exist" text older versions print. The one place that matches text.
+func (e *AttrdError) IsNotExist() bool {
+	return e.ExitCode == exitNoSuch || strings.Contains(e.Stderr, "does not exist")
+}
+
+// IsNotConnected reports whether attrd was not reachable (Pacemaker not
+// running on this node).
+func (e *AttrdError) IsNotConnected() bool {
+	return e.ExitCode == exitNotConnected
+}
+
+// queryLine matches attrd_updater -Q's text output, a line of key="value"
+// pairs (Pacemaker 2.1: name="N" host="H" value="V"), and captures the value.
+var queryLine = regexp.MustCompile(`(?m)^.*\bname="[^"]*".*\bvalue="((?:[^"\\]|\\.)*)"`)
+
+// parseQuery returns the value of the first line of attrd_updater -Q output.
+func parseQuery(out []byte) (string, bool) {
+	m := queryLine.FindSubmatch(out)
+	if m == nil {
+		return "", false
+	}
+	v := string(m[1])
+	if strings.Contains(v, `\`) {
+		if u, err := strconv.Unquote(`"` + v + `"`); err == nil {
+			v = u
+		}
+	}
+	return v, true
+}
+
+// formatDelay renders a dampening delay as Pacemaker parses it: "5s", "1500ms".
+func formatDelay(d time.Duration) string {
+	if d%time.Second == 0 {
+		return strconv.FormatInt(int64(d/time.Second), 10) + "s"
+	}
+	return strconv.FormatInt(d.Milliseconds(), 10) + "ms"
+}
+
+func trim(b []byte) string {
+	s := strings.TrimSpace(string(b))
+	if len(s) > 512 {
+		s = s[:512] + "..."
+	}
+	return s
+}
