@@ -1,0 +1,154 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/loadshare/loadshare/test/lab"
+)
+
+func init() {
+	register(command{
+		name:    "lab",
+		summary: "a 3-node Pacemaker + MariaDB lab on this machine: up|down|status|exec|demo|start|stop|crash",
+		run:     runLab,
+	})
+}
+
+const labUsage = `usage: loadshare lab COMMAND [flags]
+
+  up [flags]           build the lab and start every node; waits for quorum
+  down                 kill everything the lab started, remove its namespaces and state
+  status               nodes, pids, memory, membership and node attributes
+  exec NODE CMD...     run CMD inside a node (n1, n2, …) or in the client namespace (client)
+  demo [--keep]        up, client load on the VIP, load/break/recover one node, down
+  start|stop|crash N   start, stop gracefully, or kill -9 one node
+
+The lab runs as root: nodes are network+mount+UTS namespaces PREFIXn1…,
+joined by a bridge in PREFIXsw, client PREFIXc1; state in --state.
+Fencing is disabled in the lab (stonith-enabled=false); production needs fencing.`
+
+func runLab(args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		fmt.Fprintln(stdout, labUsage)
+		if len(args) == 0 {
+			return fmt.Errorf("missing lab command: %w", errUsage)
+		}
+		return nil
+	}
+	log := slog.New(slog.NewTextHandler(stderr, nil))
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	sub, rest := args[0], args[1:]
+	fs := flag.NewFlagSet("lab "+sub, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfg := lab.DefaultConfig()
+	state := fs.String("state", cfg.StateDir, "state directory of the lab")
+	switch sub {
+	case "up", "demo":
+		fs.StringVar(&cfg.Prefix, "prefix", cfg.Prefix, "network namespace name prefix")
+		fs.IntVar(&cfg.Nodes, "nodes", cfg.Nodes, "number of nodes")
+		fs.IntVar(&cfg.TokenMS, "token", cfg.TokenMS, "corosync totem token, milliseconds")
+		fs.BoolVar(&cfg.NoDB, "no-db", false, "do not start MariaDB on the nodes")
+		agents := fs.String("agents", "self", `loadshare binary to install as OCF provider loadshare in every node ("self": this binary; "": none)`)
+		keep := fs.Bool("keep", false, "demo: leave the lab up at the end")
+		if err := fs.Parse(rest); err != nil {
+			return fmt.Errorf("%w: %w", errUsage, err)
+		}
+		cfg.StateDir = *state
+		cfg.Agents = *agents
+		if cfg.Agents == "self" {
+			exe, err := os.Executable()
+			if err != nil {
+				return err
+			}
+			cfg.Agents = exe
+		}
+		if sub == "demo" {
+			return lab.Demo(ctx, cfg, lab.DemoOptions{Keep: *keep, Out: stdout, Log: log})
+		}
+		l, err := lab.Up(ctx, cfg, log)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "lab up: %d nodes online with quorum after %s; VIP reserved %s\n",
+			cfg.Nodes, l.QuorumAfter.Round(time.Millisecond), l.VIP())
+		fmt.Fprintf(stdout, "try: loadshare lab exec n1 crm_mon -1A; loadshare lab down\n")
+		return nil
+	}
+	if err := fs.Parse(rest); err != nil {
+		return fmt.Errorf("%w: %w", errUsage, err)
+	}
+	if sub == "down" {
+		l, err := lab.Open(*state, log)
+		if errors.Is(err, os.ErrNotExist) {
+			fmt.Fprintln(stdout, "no lab in", *state)
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if err := l.Down(); err != nil {
+			return err
+		}
+		fmt.Fprintln(stdout, "lab down")
+		return nil
+	}
+	l, err := lab.Open(*state, log)
+	if errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("no lab in %s (start one with: loadshare lab up)", *state)
+	}
+	if err != nil {
+		return err
+	}
+	switch sub {
+	case "status":
+		return lab.WriteStatus(ctx, l, stdout)
+	case "exec":
+		if fs.NArg() < 2 {
+			return fmt.Errorf("exec NODE CMD...: %w", errUsage)
+		}
+		node, argv := fs.Arg(0), fs.Args()[1:]
+		var cmd *exec.Cmd
+		if node == "client" {
+			cmd = l.ClientCommand(ctx, argv[0], argv[1:]...)
+		} else {
+			cmd = l.Command(ctx, node, argv[0], argv[1:]...)
+		}
+		cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, stdout, stderr
+		if err := cmd.Run(); err != nil {
+			return fmt.Errorf("%s on %s: %w", strings.Join(argv, " "), node, err)
+		}
+		return nil
+	case "start", "stop", "crash":
+		if fs.NArg() != 1 {
+			return fmt.Errorf("%s NODE: %w", sub, errUsage)
+		}
+		node := fs.Arg(0)
+		t0 := time.Now()
+		switch sub {
+		case "start":
+			err = l.Start(ctx, node)
+		case "stop":
+			err = l.Stop(ctx, node)
+		case "crash":
+			err = l.Crash(node)
+		}
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "%s %s: done in %s\n", sub, node, time.Since(t0).Round(time.Millisecond))
+		return nil
+	}
+	return fmt.Errorf("unknown lab command %q: %w", sub, errUsage)
+}

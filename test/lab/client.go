@@ -1,0 +1,147 @@
+package lab
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"net"
+	"net/netip"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/go-sql-driver/mysql"
+	"github.com/vishvananda/netns"
+)
+
+// DialClient opens a connection from inside the client namespace (the socket
+// is created there; the caller's goroutine stays where it was).
+func (l *Lab) DialClient(ctx context.Context, network, addr string) (net.Conn, error) {
+	return l.dialIn(ctx, "client", network, addr)
+}
+
+func (l *Lab) dialIn(ctx context.Context, host, network, addr string) (net.Conn, error) {
+	h, err := netns.GetFromName(l.Netns(host))
+	if err != nil {
+		return nil, fmt.Errorf("open netns %s: %w", l.Netns(host), err)
+	}
+	defer h.Close()
+	var c net.Conn
+	err = doIn(h, func() error {
+		var d net.Dialer
+		var err error
+		c, err = d.DialContext(ctx, network, addr)
+		return err
+	})
+	return c, err
+}
+
+// DB returns a database handle for the lab user on addr (a node's address or
+// the VIP), dialing from the client namespace. Every query that is not
+// inside a transaction may use a new connection: MaxIdleConns is 0.
+func (l *Lab) DB(addr netip.Addr) *sql.DB {
+	return l.db("client", addr)
+}
+
+func (l *Lab) db(from string, addr netip.Addr) *sql.DB {
+	cfg := mysql.NewConfig()
+	cfg.User, cfg.Passwd = DBUser, DBPassword
+	cfg.Net = "tcp"
+	cfg.Addr = netip.AddrPortFrom(addr, DBPort).String()
+	cfg.Timeout = 2 * time.Second
+	cfg.ReadTimeout = 5 * time.Second
+	cfg.WriteTimeout = 5 * time.Second
+	cfg.DialFunc = func(ctx context.Context, network, a string) (net.Conn, error) {
+		return l.dialIn(ctx, from, network, a)
+	}
+	conn, err := mysql.NewConnector(cfg)
+	if err != nil {
+		panic(err) // only for a config built right here
+	}
+	db := sql.OpenDB(conn)
+	db.SetMaxIdleConns(0)
+	return db
+}
+
+// Spread is how many of a client run's connections each node answered.
+type Spread struct {
+	Answers map[string]int // hostname of the answering MariaDB → connections
+	Errors  int            // connections that failed (refused, timed out, …)
+	LastErr error
+}
+
+// Total returns the number of answered connections.
+func (s Spread) Total() int {
+	t := 0
+	for _, n := range s.Answers {
+		t += n
+	}
+	return t
+}
+
+// String prints "n1=10 n2=12 n3=11 errors=0".
+func (s Spread) String() string {
+	ks := make([]string, 0, len(s.Answers))
+	for k := range s.Answers {
+		ks = append(ks, k)
+	}
+	sort.Strings(ks)
+	var b strings.Builder
+	for _, k := range ks {
+		fmt.Fprintf(&b, "%s=%d ", k, s.Answers[k])
+	}
+	fmt.Fprintf(&b, "errors=%d", s.Errors)
+	return b.String()
+}
+
+// Ask opens one new connection from the client namespace to addr:3306 and
+// returns the hostname of the MariaDB that answered (SELECT @@hostname; a
+// node's hostname is its name, from its UTS namespace).
+func (l *Lab) Ask(ctx context.Context, db *sql.DB) (string, error) {
+	var host string
+	err := db.QueryRowContext(ctx, "SELECT @@hostname").Scan(&host)
+	return host, err
+}
+
+// Load makes n connections (bounded by n and by timeout), concurrency at a
+// time, from the client namespace to addr, each asking which node answered.
+func (l *Lab) Load(ctx context.Context, addr netip.Addr, n, concurrency int, timeout time.Duration) Spread {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	db := l.DB(addr)
+	defer db.Close()
+	db.SetMaxOpenConns(concurrency)
+	type answer struct {
+		host string
+		err  error
+	}
+	jobs := make(chan struct{}, n)
+	for range n {
+		jobs <- struct{}{}
+	}
+	close(jobs)
+	res := make(chan answer, n)
+	for range concurrency {
+		go func() {
+			for range jobs {
+				if ctx.Err() != nil {
+					res <- answer{err: ctx.Err()}
+					continue
+				}
+				h, err := l.Ask(ctx, db)
+				res <- answer{h, err}
+			}
+		}()
+	}
+	s := Spread{Answers: map[string]int{}}
+	for range n {
+		a := <-res
+		if a.err != nil {
+			s.Errors++
+			s.LastErr = a.err
+			continue
+		}
+		s.Answers[a.host]++
+	}
+	return s
+}

@@ -1,0 +1,463 @@
+package lab
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Config describes a lab. The zero value of a field means its default.
+type Config struct {
+	Prefix   string       // netns name prefix: PREFIXn1…, PREFIXsw (bridge), PREFIXc1 (client); "lsl-"
+	Subnet   netip.Prefix // IPv4 /24: nodes .11, .12, …, client .50, VIP .100; 10.204.0.0/24
+	Nodes    int          // number of nodes; 3
+	StateDir string       // config, pid files, node state; /var/tmp/loadshare-lab
+	TokenMS  int          // corosync totem token, milliseconds; 1000
+	Cluster  string       // corosync cluster_name; "loadshare-lab"
+	NoDB     bool         // do not start MariaDB on the nodes
+	Agents   string       // loadshare binary to install as OCF provider loadshare on every node; "" none
+}
+
+// DefaultConfig is the lab the CLI runs.
+func DefaultConfig() Config { return Config{}.withDefaults() }
+
+func (c Config) withDefaults() Config {
+	if c.Prefix == "" {
+		c.Prefix = "lsl-"
+	}
+	if !c.Subnet.IsValid() {
+		c.Subnet = netip.MustParsePrefix("10.204.0.0/24")
+	}
+	if c.Nodes == 0 {
+		c.Nodes = 3
+	}
+	if c.StateDir == "" {
+		c.StateDir = "/var/tmp/loadshare-lab"
+	}
+	if c.TokenMS == 0 {
+		c.TokenMS = 1000
+	}
+	if c.Cluster == "" {
+		c.Cluster = "loadshare-lab"
+	}
+	return c
+}
+
+func (c Config) validate() error {
+	if !c.Subnet.Addr().Is4() || c.Subnet.Bits() != 24 {
+		return fmt.Errorf("subnet=%s: must be an IPv4 /24", c.Subnet)
+	}
+	if c.Nodes < 1 || c.Nodes > 9 {
+		return fmt.Errorf("nodes=%d: must be 1 to 9", c.Nodes)
+	}
+	if len(c.Prefix)+2 > 15 {
+		return fmt.Errorf("prefix=%q: too long for a namespace and interface name", c.Prefix)
+	}
+	if c.TokenMS < 300 {
+		return fmt.Errorf("token=%dms: must be at least 300", c.TokenMS)
+	}
+	if !filepath.IsAbs(c.StateDir) || filepath.Clean(c.StateDir) == "/" {
+		return fmt.Errorf("state dir %q: must be an absolute path below /", c.StateDir)
+	}
+	return nil
+}
+
+// Lab is a running (or stopped) lab, known by its state directory.
+type Lab struct {
+	cfg Config
+	log *slog.Logger
+
+	// QuorumAfter is the time Up took from its start until every node was
+	// online in a partition with quorum and a DC.
+	QuorumAfter time.Duration
+
+	mu   sync.Mutex
+	cmds []*exec.Cmd // processes this Lab value started, reaped by goroutines
+}
+
+// MySQL credentials of the lab's client user on every node's MariaDB.
+const (
+	DBUser     = "lab"
+	DBPassword = "lab"
+	DBPort     = 3306
+)
+
+const stateFile = "lab.json"
+
+// Config returns the lab's configuration, defaults filled in.
+func (l *Lab) Config() Config { return l.cfg }
+
+// Nodes returns the node names: n1, n2, …
+func (l *Lab) Nodes() []string {
+	ns := make([]string, l.cfg.Nodes)
+	for i := range ns {
+		ns[i] = fmt.Sprintf("n%d", i+1)
+	}
+	return ns
+}
+
+// Netns returns the network namespace name of a node, "client" or "switch".
+func (l *Lab) Netns(node string) string {
+	switch node {
+	case "client":
+		return l.cfg.Prefix + "c1"
+	case "switch":
+		return l.cfg.Prefix + "sw"
+	}
+	return l.cfg.Prefix + node
+}
+
+// Addr returns the address of a node (n1…) or of "client".
+func (l *Lab) Addr(node string) netip.Addr {
+	if node == "client" {
+		return hostAddr(l.cfg.Subnet, 50)
+	}
+	i, err := l.index(node)
+	if err != nil {
+		return netip.Addr{}
+	}
+	return hostAddr(l.cfg.Subnet, 11+i)
+}
+
+// VIP returns the address the lab reserves for the shared VIP (.100).
+func (l *Lab) VIP() netip.Addr { return hostAddr(l.cfg.Subnet, 100) }
+
+func hostAddr(p netip.Prefix, host int) netip.Addr {
+	a := p.Masked().Addr().As4()
+	a[3] = byte(host)
+	return netip.AddrFrom4(a)
+}
+
+func (l *Lab) index(node string) (int, error) {
+	for i, n := range l.Nodes() {
+		if n == node {
+			return i, nil
+		}
+	}
+	return 0, fmt.Errorf("node %q: no such lab node (have %s)", node, strings.Join(l.Nodes(), ", "))
+}
+
+func (l *Lab) dir(node string) string { return filepath.Join(l.cfg.StateDir, node) }
+
+func newLab(cfg Config, log *slog.Logger) *Lab {
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	return &Lab{cfg: cfg, log: log}
+}
+
+// Open attaches to the lab whose state is in stateDir ("" = default).
+// It returns an error wrapping os.ErrNotExist when there is none.
+func Open(stateDir string, log *slog.Logger) (*Lab, error) {
+	if stateDir == "" {
+		stateDir = DefaultConfig().StateDir
+	}
+	b, err := os.ReadFile(filepath.Join(stateDir, stateFile))
+	if err != nil {
+		return nil, fmt.Errorf("open lab in %s: %w", stateDir, err)
+	}
+	var cfg Config
+	if err := json.Unmarshal(b, &cfg); err != nil {
+		return nil, fmt.Errorf("open lab in %s: %w", stateDir, err)
+	}
+	cfg = cfg.withDefaults()
+	cfg.StateDir = stateDir
+	return newLab(cfg, log), nil
+}
+
+// Up builds the lab and starts every node: namespaces, bridge, per-node
+// directories and configuration, the mount namespace of each node,
+// corosync, pacemakerd and (unless NoDB) MariaDB; it returns once every
+// node is online in a partition with quorum. A lab left in cfg's state
+// directory or namespaces (a crashed run, or a lab still up) is torn down
+// first. On error the partial lab is torn down.
+func Up(ctx context.Context, cfg Config, log *slog.Logger) (*Lab, error) {
+	cfg = cfg.withDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	if err := checkTools(cfg); err != nil {
+		return nil, err
+	}
+	l := newLab(cfg, log)
+	if err := cleanStale(cfg, l.log); err != nil {
+		return nil, err
+	}
+	t0 := time.Now()
+	if err := l.build(); err != nil {
+		l.Down()
+		return nil, err
+	}
+	l.log.Info("lab network ready", "nodes", cfg.Nodes, "subnet", cfg.Subnet, "elapsed", time.Since(t0).Round(time.Millisecond))
+	errs := make([]error, cfg.Nodes)
+	var wg sync.WaitGroup
+	for i, n := range l.Nodes() {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = l.Start(ctx, n)
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		l.Down()
+		return nil, err
+	}
+	if err := l.WaitOnline(ctx, l.Nodes()...); err != nil {
+		l.Down()
+		return nil, err
+	}
+	l.QuorumAfter = time.Since(t0)
+	l.log.Info("lab up: all nodes online with quorum", "elapsed", l.QuorumAfter.Round(time.Millisecond))
+	return l, nil
+}
+
+func checkTools(cfg Config) error {
+	tools := []string{"ip", "unshare", "nsenter", "corosync", "corosync-cmapctl", "pacemakerd", "crm_mon", "mount"}
+	if !cfg.NoDB {
+		tools = append(tools, "mariadbd", "mariadb-install-db", "mariadb-admin")
+	}
+	var missing []string
+	for _, t := range tools {
+		if _, err := exec.LookPath(t); err != nil {
+			missing = append(missing, t)
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("lab needs %s: %w (install the Debian packages: make deps)", strings.Join(missing, ", "), exec.ErrNotFound)
+	}
+	return nil
+}
+
+// build makes the state directory, the namespaces, the bridge and the links.
+func (l *Lab) build() error {
+	c := l.cfg
+	if err := os.MkdirAll(c.StateDir, 0o755); err != nil {
+		return err
+	}
+	b, _ := json.MarshalIndent(c, "", "  ")
+	if err := os.WriteFile(filepath.Join(c.StateDir, stateFile), b, 0o644); err != nil {
+		return err
+	}
+	key := make([]byte, 256)
+	if _, err := rand.Read(key); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(c.StateDir, "authkey"), key, 0o400); err != nil {
+		return err
+	}
+	addrs := make([]string, c.Nodes)
+	for i, n := range l.Nodes() {
+		addrs[i] = l.Addr(n).String()
+	}
+	conf := corosyncConf(c.Cluster, c.TokenMS, l.Nodes(), addrs)
+	if err := os.WriteFile(filepath.Join(c.StateDir, "holder.sh"), []byte(holderScript), 0o755); err != nil {
+		return err
+	}
+	// Nodes are prepared in parallel: most of it is mariadb-install-db.
+	errs := make([]error, c.Nodes)
+	var wg sync.WaitGroup
+	for i, n := range l.Nodes() {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = l.prepareNode(n, conf, key)
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+
+	sw := l.Netns("switch")
+	if err := createNetns(sw); err != nil {
+		return err
+	}
+	if err := addBridge(sw); err != nil {
+		return err
+	}
+	hosts := append(l.Nodes(), "client")
+	for i, h := range hosts {
+		ns := l.Netns(h)
+		if err := createNetns(ns); err != nil {
+			return err
+		}
+		if err := plug(sw, fmt.Sprintf("p%d", i+1), ns, netip.PrefixFrom(l.Addr(h), 24)); err != nil {
+			return err
+		}
+		if h == "client" {
+			continue
+		}
+		// A node must never answer ARP for, or source ARP from, an address
+		// (the VIP) with its own MAC: clients would stick to one node.
+		for _, k := range []string{"net.ipv4.conf.all.arp_announce", "net.ipv4.conf.eth0.arp_announce"} {
+			if err := sysctlIn(ns, k, "2"); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// privateDirs are bind-mounted from the node's state directory over the
+// same path inside the node's mount namespace (path with / → _ below the node dir).
+var privateDirs = []string{
+	"etc/corosync", "var/lib/corosync", "var/lib/pacemaker", "var/log/pacemaker", "var/log/cluster", "var/lib/mysql",
+}
+
+func (l *Lab) prepareNode(node, conf string, key []byte) error {
+	r := l.dir(node)
+	for _, d := range privateDirs {
+		if err := os.MkdirAll(filepath.Join(r, strings.ReplaceAll(d, "/", "_")), 0o755); err != nil {
+			return err
+		}
+		// The mount point must exist in the root namespace too; Debian's
+		// corosync does not create /var/log/cluster.
+		if err := os.MkdirAll("/"+d, 0o755); err != nil {
+			return err
+		}
+	}
+	for _, d := range []string{"cib", "pengine", "blackbox", "cores"} {
+		if err := os.MkdirAll(filepath.Join(r, "var_lib_pacemaker", d), 0o750); err != nil {
+			return err
+		}
+	}
+	hac, err := lookupIDs("hacluster", "haclient")
+	if err != nil {
+		return err
+	}
+	for _, d := range []string{"var_lib_pacemaker", "var_log_pacemaker"} {
+		if err := chownR(filepath.Join(r, d), hac); err != nil {
+			return err
+		}
+	}
+	etc := filepath.Join(r, "etc_corosync")
+	if err := os.WriteFile(filepath.Join(etc, "corosync.conf"), []byte(conf), 0o644); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(etc, "authkey"), key, 0o400); err != nil {
+		return err
+	}
+	cib := filepath.Join(r, "var_lib_pacemaker", "cib", "cib.xml")
+	if err := os.WriteFile(cib, []byte(seedCIB), 0o600); err != nil {
+		return err
+	}
+	if err := os.Chown(cib, hac.uid, hac.gid); err != nil {
+		return err
+	}
+	if l.cfg.Agents != "" {
+		if err := l.installAgents(node); err != nil {
+			return err
+		}
+	}
+	if !l.cfg.NoDB {
+		if err := l.initDB(node); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Down tears the lab down: every process in the lab's namespaces is killed
+// (SIGKILL, pids checked to be inside them), the namespaces, bridge and
+// links go with them, and the state directory is removed. Safe to call on a
+// half-built or already removed lab.
+func (l *Lab) Down() error {
+	err := teardown(l.cfg, l.Nodes(), l.log)
+	l.mu.Lock()
+	l.cmds = nil
+	l.mu.Unlock()
+	return err
+}
+
+// cleanStale removes a lab left behind under cfg's names or state directory.
+func cleanStale(cfg Config, log *slog.Logger) error {
+	stale := false
+	if old, err := Open(cfg.StateDir, nil); err == nil {
+		stale = true
+		log.Warn("stale lab found, removing it", "state", cfg.StateDir, "prefix", old.cfg.Prefix)
+		if err := old.Down(); err != nil {
+			return err
+		}
+	}
+	l := newLab(cfg, log)
+	for _, h := range append(l.Nodes(), "client", "switch") {
+		if netnsExists(l.Netns(h)) {
+			if !stale {
+				log.Warn("stale lab namespaces found, removing them", "prefix", cfg.Prefix)
+			}
+			stale = true
+			break
+		}
+	}
+	if !stale {
+		if _, err := os.Stat(cfg.StateDir); err != nil {
+			return nil
+		}
+	}
+	return teardown(cfg, l.Nodes(), log)
+}
+
+func teardown(cfg Config, nodes []string, log *slog.Logger) error {
+	var errs []error
+	l := newLab(cfg, log)
+	hosts := append(append([]string{}, nodes...), "client", "switch")
+	for _, h := range hosts {
+		ns := l.Netns(h)
+		if !netnsExists(ns) {
+			continue
+		}
+		if err := killNetns(ns); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+	}
+	for _, h := range hosts {
+		if err := deleteNetns(l.Netns(h)); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	errs = append(errs, unmountBelow(cfg.StateDir))
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("tear down lab %s: %w", cfg.StateDir, err)
+	}
+	if err := os.RemoveAll(cfg.StateDir); err != nil {
+		return fmt.Errorf("tear down lab: %w", err)
+	}
+	return nil
+}
+
+// unmountBelow unmounts anything mounted below dir in this mount namespace.
+// The lab mounts only inside the nodes' own mount namespaces, which vanish
+// with their last process; this catches anything left by hand.
+func unmountBelow(dir string) error {
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return nil
+	}
+	var mps []string
+	for _, line := range strings.Split(string(b), "\n") {
+		fs := strings.Fields(line)
+		if len(fs) > 4 && (fs[4] == dir || strings.HasPrefix(fs[4], dir+"/")) {
+			mps = append(mps, fs[4])
+		}
+	}
+	var errs []error
+	for i := len(mps) - 1; i >= 0; i-- {
+		if out, err := exec.Command("umount", "-l", mps[i]).CombinedOutput(); err != nil {
+			errs = append(errs, fmt.Errorf("umount %s: %w: %s", mps[i], err, strings.TrimSpace(string(out))))
+		}
+	}
+	return errors.Join(errs...)
+}

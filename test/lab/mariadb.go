@@ -1,0 +1,113 @@
+package lab
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"time"
+)
+
+// The lab starts its own mariadbd per node rather than test/mariadbtest's:
+// the server must run inside the node's namespaces (nsenter), outlive the
+// process that started it (the CLI), and be found again by pid file.
+
+// initDB creates the node's MariaDB datadir (bootstrap mode, no network),
+// mounted at /var/lib/mysql inside the node.
+func (l *Lab) initDB(node string) error {
+	data := filepath.Join(l.dir(node), "var_lib_mysql")
+	if _, err := os.Stat(filepath.Join(data, "mysql")); err == nil {
+		return nil
+	}
+	my, err := lookupIDs("mysql", "mysql")
+	if err != nil {
+		return err
+	}
+	if err := chownR(data, my); err != nil {
+		return err
+	}
+	cmd := exec.Command("mariadb-install-db", "--no-defaults", "--datadir="+data, "--user=mysql",
+		"--auth-root-authentication-method=socket", "--skip-test-db",
+		"--innodb-log-file-size=4M", "--innodb-buffer-pool-size=16M")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		os.WriteFile(filepath.Join(l.dir(node), "mariadb-install.out"), out, 0o644)
+		return fmt.Errorf("node %s: running %v: %w", node, cmd.Args, err)
+	}
+	init := fmt.Sprintf("CREATE USER IF NOT EXISTS '%s'@'%%' IDENTIFIED BY '%s';\nGRANT ALL PRIVILEGES ON *.* TO '%s'@'%%';\n",
+		DBUser, DBPassword, DBUser)
+	return os.WriteFile(filepath.Join(l.dir(node), "init.sql"), []byte(init), 0o644)
+}
+
+// StartDB starts node's MariaDB (if not running) and waits until it answers
+// on its socket. Inside the node: datadir /var/lib/mysql, socket
+// /run/mysqld/mysqld.sock, port 3306 on every address (the VIP included),
+// user lab/lab from anywhere, root by unix socket.
+func (l *Lab) StartDB(ctx context.Context, node string) error {
+	i, err := l.index(node)
+	if err != nil {
+		return err
+	}
+	if l.Pid(node, string(mariadbd)) == 0 {
+		argv, err := l.nsenterArgv(node, "mariadbd", "--no-defaults", "--user=mysql",
+			"--datadir=/var/lib/mysql", "--socket=/run/mysqld/mysqld.sock",
+			"--pid-file=/run/mysqld/mysqld.pid", "--port="+strconv.Itoa(DBPort), "--bind-address=0.0.0.0",
+			"--skip-name-resolve", "--log-error=/var/lib/mysql/mariadbd.err",
+			"--init-file="+filepath.Join(l.dir(node), "init.sql"), "--server-id="+strconv.Itoa(i+1),
+			"--innodb-buffer-pool-size=16M", "--innodb-log-file-size=4M", "--performance-schema=OFF",
+			"--max-connections=500")
+		if err != nil {
+			return err
+		}
+		if _, err := l.spawn(node, mariadbd, argv); err != nil {
+			return err
+		}
+	}
+	err = poll(ctx, 30*time.Second, func() (bool, error) {
+		if !l.spawned(node, mariadbd) {
+			return false, fmt.Errorf("mariadbd exited: %s %s", tail(filepath.Join(l.dir(node), "var_lib_mysql", "mariadbd.err")),
+				tail(filepath.Join(l.dir(node), "mariadbd.out")))
+		}
+		_, err := l.Exec(ctx, node, "mariadb-admin", "--no-defaults", "--socket=/run/mysqld/mysqld.sock", "ping")
+		return err == nil, nil
+	})
+	if err != nil {
+		return fmt.Errorf("start MariaDB on %s: %w", node, err)
+	}
+	return nil
+}
+
+// StopDB stops node's MariaDB cleanly (SIGTERM, then SIGKILL after 30 s).
+func (l *Lab) StopDB(node string) error {
+	if _, err := l.index(node); err != nil {
+		return err
+	}
+	stopPid(l.Pid(node, string(mariadbd)), l.Netns(node), 30*time.Second)
+	return nil
+}
+
+// KillDB kills node's MariaDB at once (SIGKILL by pid).
+func (l *Lab) KillDB(node string) error {
+	if _, err := l.index(node); err != nil {
+		return err
+	}
+	pid := l.Pid(node, string(mariadbd))
+	if pid == 0 {
+		return nil
+	}
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		return fmt.Errorf("kill MariaDB on %s (pid %d): %w", node, pid, err)
+	}
+	waitGone([]int{pid}, 5*time.Second)
+	return nil
+}
+
+// SQL runs statements with the mariadb client inside node as root (unix
+// socket) and returns the tab-separated result without column names.
+func (l *Lab) SQL(ctx context.Context, node, stmts string) (string, error) {
+	out, err := l.Exec(ctx, node, "mariadb", "--no-defaults", "--socket=/run/mysqld/mysqld.sock",
+		"-u", "root", "-N", "-B", "-e", stmts)
+	return string(out), err
+}

@@ -1,0 +1,179 @@
+package lab
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// nsID identifies a namespace by its nsfs device and inode, as ip netns pids does.
+type nsID struct{ dev, ino uint64 }
+
+// netnsID returns the identity of the named network namespace (/run/netns/name).
+func netnsID(name string) (nsID, bool) {
+	return statNS(filepath.Join(netnsDir, name))
+}
+
+func statNS(path string) (nsID, bool) {
+	var st unix.Stat_t
+	if err := unix.Stat(path, &st); err != nil {
+		return nsID{}, false
+	}
+	return nsID{uint64(st.Dev), st.Ino}, true
+}
+
+// pidsIn lists the processes whose network namespace is the named one.
+// Equivalent to: ip netns pids NAME
+func pidsIn(name string) []int {
+	id, ok := netnsID(name)
+	if !ok {
+		return nil
+	}
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil
+	}
+	var pids []int
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if got, ok := statNS(fmt.Sprintf("/proc/%d/ns/net", pid)); ok && got == id && alive(pid) {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
+
+// inNetns reports whether pid is alive and inside the named network namespace:
+// the check before any signal, so that a recycled pid is never killed.
+func inNetns(pid int, name string) bool {
+	if pid <= 0 || !alive(pid) {
+		return false
+	}
+	id, ok := netnsID(name)
+	if !ok {
+		return false
+	}
+	got, ok := statNS(fmt.Sprintf("/proc/%d/ns/net", pid))
+	return ok && got == id
+}
+
+// alive reports whether pid exists and is not a zombie. PID 1 on this kind
+// of machine reaps late, so a killed process may linger as a zombie for seconds.
+func alive(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	// pid (comm) S ...: comm may hold spaces and parentheses; the state follows the last ')'.
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 || i+2 >= len(b) {
+		return false
+	}
+	s := b[i+2]
+	return s != 'Z' && s != 'X'
+}
+
+// readPid reads a pid file; 0 when absent or unparsable.
+func readPid(path string) int {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		return 0
+	}
+	return pid
+}
+
+func writePid(path string, pid int) error {
+	return os.WriteFile(path, []byte(strconv.Itoa(pid)+"\n"), 0o644)
+}
+
+// waitGone waits until none of pids is alive, or until d passes.
+func waitGone(pids []int, d time.Duration) bool {
+	end := time.Now().Add(d)
+	for {
+		left := false
+		for _, p := range pids {
+			if alive(p) {
+				left = true
+				break
+			}
+		}
+		if !left {
+			return true
+		}
+		if time.Now().After(end) {
+			return false
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// killNetns sends SIGKILL to every process in the named network namespace
+// until none is left (processes forked meanwhile are caught by the next pass).
+func killNetns(name string) error {
+	end := time.Now().Add(10 * time.Second)
+	for {
+		pids := pidsIn(name)
+		if len(pids) == 0 {
+			return nil
+		}
+		for _, p := range pids {
+			if inNetns(p, name) {
+				_ = syscall.Kill(p, syscall.SIGKILL)
+			}
+		}
+		waitGone(pids, 2*time.Second)
+		if time.Now().After(end) {
+			return fmt.Errorf("kill processes in netns %s: still alive: %v", name, pidsIn(name))
+		}
+	}
+}
+
+// stopPid sends SIGTERM to pid (only if it is inside netns) and waits up to d
+// for it to exit, then SIGKILLs it.
+func stopPid(pid int, netns string, d time.Duration) {
+	if !inNetns(pid, netns) {
+		return
+	}
+	_ = syscall.Kill(pid, syscall.SIGTERM)
+	if waitGone([]int{pid}, d) {
+		return
+	}
+	if inNetns(pid, netns) {
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+		waitGone([]int{pid}, 2*time.Second)
+	}
+}
+
+// pss returns the proportional set size of pid in bytes (/proc/PID/smaps_rollup).
+func pss(pid int) (uint64, error) {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/smaps_rollup", pid))
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fs := strings.Fields(sc.Text())
+		if len(fs) >= 2 && fs[0] == "Pss:" {
+			kb, err := strconv.ParseUint(fs[1], 10, 64)
+			return kb * 1024, err
+		}
+	}
+	return 0, errors.New("no Pss line")
+}
