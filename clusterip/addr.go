@@ -1,0 +1,73 @@
+package clusterip
+
+import (
+	"errors"
+	"fmt"
+	"net"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+)
+
+func (v VIP) ipnet() *net.IPNet {
+	return &net.IPNet{IP: v.Addr.AsSlice(), Mask: net.CIDRMask(v.prefixLen(), v.Addr.BitLen())}
+}
+
+func linkOf(h *netlink.Handle, v VIP) (netlink.Link, error) {
+	l, err := h.LinkByName(v.Link)
+	var nf netlink.LinkNotFoundError
+	if errors.As(err, &nf) || errors.Is(err, unix.ENODEV) {
+		return nil, &FieldError{"link", v.Link, "no such interface on this node"}
+	}
+	return l, err
+}
+
+// hasAddr reports whether v's address is on its link (any prefix).
+func hasAddr(h *netlink.Handle, l netlink.Link, v VIP) (bool, error) {
+	fam := netlink.FAMILY_V4
+	if v.Addr.Is6() {
+		fam = netlink.FAMILY_V6
+	}
+	as, err := h.AddrList(l, fam)
+	if err != nil {
+		return false, err
+	}
+	for _, a := range as {
+		if a.IP.Equal(v.Addr.AsSlice()) {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// addAddr puts v's address on its link; present is fine.
+// Equivalent to: ip addr add VIP/PREFIX dev LINK nodad
+func addAddr(h *netlink.Handle, l netlink.Link, v VIP) error {
+	ok, err := hasAddr(h, l, v)
+	if err != nil || ok {
+		return err
+	}
+	a := &netlink.Addr{IPNet: v.ipnet()}
+	if v.Addr.Is6() {
+		// Every node holds the address: duplicate address detection
+		// would find the others and leave it tentative forever.
+		a.Flags = unix.IFA_F_NODAD
+	}
+	if err := h.AddrAdd(l, a); err != nil && !errors.Is(err, unix.EEXIST) {
+		return fmt.Errorf("add address %s to %s: %w", v.ipnet(), v.Link, err)
+	}
+	return nil
+}
+
+// delAddr removes v's address from its link; absent is fine.
+// Equivalent to: ip addr del VIP/PREFIX dev LINK
+func delAddr(h *netlink.Handle, l netlink.Link, v VIP) error {
+	ok, err := hasAddr(h, l, v)
+	if err != nil || !ok {
+		return err
+	}
+	if err := h.AddrDel(l, &netlink.Addr{IPNet: v.ipnet()}); err != nil && !errors.Is(err, unix.EADDRNOTAVAIL) {
+		return fmt.Errorf("delete address %s from %s: %w", v.ipnet(), v.Link, err)
+	}
+	return nil
+}

@@ -1,0 +1,114 @@
+package clusterip
+
+import (
+	"encoding/binary"
+	"math/bits"
+	"net/netip"
+)
+
+// BucketOf returns the bucket the nftables backend puts a connection from
+// src in, for the default hash (source address . source port), as the
+// kernel computes `jhash ip saddr . tcp sport mod n seed seed`.
+func BucketOf(src netip.AddrPort, seed uint32, n uint16) Bucket {
+	return bucketOf(src, seed, n, HashSourcePort)
+}
+
+// BucketOf returns the bucket a connection from src lands in for v, with
+// v's hash mode. Both backends agree: in HashSourceIP mode the nftables
+// backend hashes exactly as the iptables cluster match does.
+func (v VIP) BucketOf(src netip.AddrPort) Bucket {
+	return bucketOf(src, v.Seed, v.Buckets, v.Hash)
+}
+
+func bucketOf(src netip.AddrPort, seed uint32, n uint16, mode HashMode) Bucket {
+	a := src.Addr().Unmap()
+	var key []byte
+	switch {
+	case mode == HashSourceIP && a.Is4():
+		// xt_cluster: jhash_1word(ntohl(saddr), seed); jhash over 4 bytes
+		// equals jhash_1word of the little-endian word, so reverse them.
+		b := a.As4()
+		key = []byte{b[3], b[2], b[1], b[0]}
+	case mode == HashSourceIP:
+		// xt_cluster: jhash2(saddr as 4 host-order words) == jhash(16 bytes).
+		b := a.As16()
+		key = b[:]
+	default:
+		// nft loads saddr into one register and the 2-byte sport into the
+		// next 32-bit register, zero-padded: saddr . sport . 00 00.
+		key = append(a.AsSlice(), 0, 0, 0, 0)
+		binary.BigEndian.PutUint16(key[len(key)-4:], src.Port())
+	}
+	return Bucket(scale(jhash(key, seed), n))
+}
+
+// scale maps h onto [0, n) as the kernel's reciprocal_scale: (h*n)>>32.
+func scale(h uint32, n uint16) uint32 {
+	return uint32((uint64(h) * uint64(n)) >> 32)
+}
+
+// jhash is the kernel's jhash() (Bob Jenkins' lookup3 hashlittle, words
+// read little-endian as on x86), include/linux/jhash.h.
+func jhash(k []byte, initval uint32) uint32 {
+	const jhashInitval = 0xdeadbeef
+	l := len(k)
+	a := jhashInitval + uint32(l) + initval
+	b, c := a, a
+	for l > 12 {
+		a += binary.LittleEndian.Uint32(k[0:])
+		b += binary.LittleEndian.Uint32(k[4:])
+		c += binary.LittleEndian.Uint32(k[8:])
+		a, b, c = jhashMix(a, b, c)
+		k = k[12:]
+		l -= 12
+	}
+	if l == 0 {
+		return c
+	}
+	var tail [12]byte
+	copy(tail[:], k)
+	a += binary.LittleEndian.Uint32(tail[0:])
+	b += binary.LittleEndian.Uint32(tail[4:])
+	c += binary.LittleEndian.Uint32(tail[8:])
+	return jhashFinal(a, b, c)
+}
+
+func jhashMix(a, b, c uint32) (uint32, uint32, uint32) {
+	a -= c
+	a ^= bits.RotateLeft32(c, 4)
+	c += b
+	b -= a
+	b ^= bits.RotateLeft32(a, 6)
+	a += c
+	c -= b
+	c ^= bits.RotateLeft32(b, 8)
+	b += a
+	a -= c
+	a ^= bits.RotateLeft32(c, 16)
+	c += b
+	b -= a
+	b ^= bits.RotateLeft32(a, 19)
+	a += c
+	c -= b
+	c ^= bits.RotateLeft32(b, 4)
+	b += a
+	return a, b, c
+}
+
+func jhashFinal(a, b, c uint32) uint32 {
+	c ^= b
+	c -= bits.RotateLeft32(b, 14)
+	a ^= c
+	a -= bits.RotateLeft32(c, 11)
+	b ^= a
+	b -= bits.RotateLeft32(a, 25)
+	c ^= b
+	c -= bits.RotateLeft32(b, 16)
+	a ^= c
+	a -= bits.RotateLeft32(c, 4)
+	b ^= a
+	b -= bits.RotateLeft32(a, 14)
+	c ^= b
+	c -= bits.RotateLeft32(b, 24)
+	return c
+}

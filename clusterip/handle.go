@@ -1,0 +1,401 @@
+package clusterip
+
+import (
+	"errors"
+	"fmt"
+	"os/exec"
+	"slices"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Plane programs VIPs into the kernel of one network namespace.
+// Its methods are safe for concurrent use, also across processes: every
+// change to a VIP runs under a per-VIP file lock.
+type Plane struct {
+	nsFd    int    // -1: the caller's namespace
+	nsIno   uint64 // inode of the namespace, for lock names (0: caller's)
+	runDir  string
+	want    Backend
+	grace   time.Duration
+	poll    time.Duration
+	be      backendImpl
+	iptPath string // iptables binary dir override (tests); "" = PATH
+}
+
+// Option configures a Plane.
+type Option func(*Plane)
+
+// WithNetNS binds the plane to the network namespace open as fd (e.g. a
+// netns.NsHandle). The caller keeps fd open for the plane's life.
+func WithNetNS(fd int) Option { return func(p *Plane) { p.nsFd = fd } }
+
+// WithBackend chooses the backend (default BackendAuto).
+func WithBackend(b Backend) Option { return func(p *Plane) { p.want = b } }
+
+// WithRunDir sets the directory of the per-VIP lock files (default
+// DefaultRunDir). All processes managing one node's VIPs must share it.
+func WithRunDir(dir string) Option { return func(p *Plane) { p.runDir = dir } }
+
+// WithDrainGrace sets how long Release of the last bucket waits for
+// tracked connections to close before removing the address (default
+// DefaultDrainGrace; 0 removes it at once).
+func WithDrainGrace(d time.Duration) Option { return func(p *Plane) { p.grace = d } }
+
+// New returns a Plane. With BackendAuto it probes the kernel once and picks
+// nftables when it accepts the bucket objects, else xtcluster.
+func New(opts ...Option) (*Plane, error) {
+	p := &Plane{nsFd: -1, runDir: DefaultRunDir, grace: DefaultDrainGrace, poll: 100 * time.Millisecond}
+	for _, o := range opts {
+		o(p)
+	}
+	if _, ok := backendNames[p.want]; !ok {
+		return nil, &FieldError{"backend", p.want.String(), "unknown backend"}
+	}
+	if p.nsFd >= 0 {
+		var st unix.Stat_t
+		if err := unix.Fstat(p.nsFd, &st); err != nil {
+			return nil, fmt.Errorf("netns fd %d: %w", p.nsFd, err)
+		}
+		p.nsIno = st.Ino
+	}
+	switch p.want {
+	case BackendNFTables:
+		p.be = nftBackend{p}
+	case BackendXTCluster:
+		p.be = &xtBackend{p: p}
+	default:
+		if err := p.probeNFT(); err == nil {
+			p.be = nftBackend{p}
+		} else if _, lerr := exec.LookPath("iptables"); lerr == nil {
+			p.be = &xtBackend{p: p}
+		} else {
+			return nil, fmt.Errorf("choose backend: nftables unusable (%v) and no iptables: %w", err, lerr)
+		}
+	}
+	return p, nil
+}
+
+// Backend returns the backend the plane uses.
+func (p *Plane) Backend() Backend { return p.be.kind() }
+
+// Ensure creates or repairs everything v needs except the address and the
+// cluster MAC, which come with the first owned bucket: the node sysctls,
+// the link tables (pkttype fix, ARP/ND answers with the cluster MAC) and
+// the backend's bucket objects, keeping buckets already owned. Idempotent:
+// a second call is a no-op; after a crash it repairs partial state.
+// A changed setting (buckets, seed, MAC…) rebuilds the objects in one
+// batch, keeping owned buckets that are still in range.
+func (p *Plane) Ensure(v VIP) error {
+	if err := v.Validate(p.be.kind()); err != nil {
+		return err
+	}
+	unlock, err := p.lock(v)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	return p.ensureLocked(v)
+}
+
+func (p *Plane) ensureLocked(v VIP) error {
+	h, err := p.netlink()
+	if err != nil {
+		return fmt.Errorf("ensure %s: %w", v, err)
+	}
+	defer h.Close()
+	l, err := linkOf(h, v)
+	if err != nil {
+		return err
+	}
+	if err := p.ensureSysctls(v); err != nil {
+		return fmt.Errorf("ensure %s: %w", v, err)
+	}
+	if err := p.ensureNFT(v, p.be.kind()); err != nil {
+		return fmt.Errorf("ensure %s: %w", v, err)
+	}
+	if err := p.be.ensure(v); err != nil {
+		return fmt.Errorf("ensure %s: %w", v, err)
+	}
+	owned, err := p.be.owned(v)
+	if err != nil {
+		return fmt.Errorf("ensure %s: %w", v, err)
+	}
+	if len(owned) > 0 {
+		// Repair a crash between the owned-set change and the address.
+		if err := joinMAC(h, l, v); err != nil {
+			return fmt.Errorf("ensure %s: %w", v, err)
+		}
+		if err := addAddr(h, l, v); err != nil {
+			return fmt.Errorf("ensure %s: %w", v, err)
+		}
+	}
+	return nil
+}
+
+// Own makes this node accept new connections of buckets bs (one atomic
+// kernel transaction) and, with the first bucket, puts the address and
+// the cluster MAC on the link. It ensures v first. Owning an owned bucket
+// is a no-op. Equivalent to: nft add element ip loadshare-… owned { 3, 7 }
+func (p *Plane) Own(v VIP, bs ...Bucket) error {
+	if err := v.Validate(p.be.kind()); err != nil {
+		return err
+	}
+	if err := v.checkBuckets(bs); err != nil {
+		return err
+	}
+	unlock, err := p.lock(v)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	if err := p.ensureLocked(v); err != nil {
+		return err
+	}
+	cur, err := p.be.owned(v)
+	if err != nil {
+		return fmt.Errorf("own buckets %v of %s: %w", bs, v, err)
+	}
+	var add []Bucket
+	for _, b := range sortedBuckets(bs) {
+		if !slices.Contains(cur, b) {
+			add = append(add, b)
+		}
+	}
+	if len(add) > 0 {
+		if err := p.be.setOwned(v, cur, add, nil); err != nil {
+			return fmt.Errorf("own buckets %v of %s: %w", add, v, err)
+		}
+	}
+	h, err := p.netlink()
+	if err != nil {
+		return err
+	}
+	defer h.Close()
+	l, err := linkOf(h, v)
+	if err != nil {
+		return err
+	}
+	if err := joinMAC(h, l, v); err != nil {
+		return fmt.Errorf("own buckets of %s: %w", v, err)
+	}
+	if err := addAddr(h, l, v); err != nil {
+		return fmt.Errorf("own buckets of %s: %w", v, err)
+	}
+	return nil
+}
+
+// Release stops accepting new connections of buckets bs (one atomic
+// transaction); connections this node already tracks keep being answered.
+// Releasing a bucket not owned is a no-op.
+//
+// Releasing the node's last bucket would remove the address, and with it
+// every connection still served. So the set is emptied at once (no new
+// connections), the address, cluster MAC and established-connection rule
+// stay, and Release waits until conntrack shows no open connection to the
+// VIP or the drain grace (WithDrainGrace) ends; the lock is not held while
+// waiting. Then, if no bucket was owned meanwhile, the address and MAC go.
+// If connections were still open, the release is complete and the
+// returned error is a *DrainError (errors.Is(err, ErrDrainCut)).
+func (p *Plane) Release(v VIP, bs ...Bucket) error {
+	if err := v.Validate(p.be.kind()); err != nil {
+		return err
+	}
+	if err := v.checkBuckets(bs); err != nil {
+		return err
+	}
+	unlock, err := p.lock(v)
+	if err != nil {
+		return err
+	}
+	present, err := p.be.present(v)
+	if err != nil {
+		unlock()
+		return fmt.Errorf("release buckets %v of %s: %w", bs, v, err)
+	}
+	var cur []Bucket
+	if present {
+		if err := p.ensureLocked(v); err != nil {
+			unlock()
+			return err
+		}
+		if cur, err = p.be.owned(v); err != nil {
+			unlock()
+			return fmt.Errorf("release buckets %v of %s: %w", bs, v, err)
+		}
+		var del []Bucket
+		for _, b := range sortedBuckets(bs) {
+			if slices.Contains(cur, b) {
+				del = append(del, b)
+			}
+		}
+		if len(del) > 0 {
+			if err := p.be.setOwned(v, cur, nil, del); err != nil {
+				unlock()
+				return fmt.Errorf("release buckets %v of %s: %w", del, v, err)
+			}
+			cur = slices.DeleteFunc(cur, func(b Bucket) bool { return slices.Contains(del, b) })
+		}
+	}
+	if len(cur) > 0 {
+		unlock()
+		return nil
+	}
+	// Nothing owned here any more: drain, then remove address and MAC.
+	unlock()
+	return p.drainAndDrop(v)
+}
+
+// drainAndDrop waits for v's tracked connections (up to the grace), then
+// removes the address and MAC unless a bucket was owned in the meantime.
+func (p *Plane) drainAndDrop(v VIP) error {
+	h, err := p.netlink()
+	if err != nil {
+		return err
+	}
+	defer h.Close()
+	l, err := linkOf(h, v)
+	if err != nil {
+		return err
+	}
+	if ok, err := hasAddr(h, l, v); err != nil || !ok {
+		if err == nil {
+			err = leaveMAC(h, l, v)
+		}
+		return err
+	}
+	start := time.Now()
+	remaining := 0
+	for {
+		remaining, err = tracked(h, v)
+		if err != nil {
+			return fmt.Errorf("drain %s: %w", v, err)
+		}
+		if remaining == 0 || time.Since(start) >= p.grace {
+			break
+		}
+		time.Sleep(p.poll)
+	}
+	unlock, err := p.lock(v)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	if present, err := p.be.present(v); err != nil {
+		return err
+	} else if present {
+		if cur, err := p.be.owned(v); err != nil {
+			return err
+		} else if len(cur) > 0 {
+			return nil // owned again while draining: the address stays
+		}
+	}
+	if err := delAddr(h, l, v); err != nil {
+		return err
+	}
+	if err := leaveMAC(h, l, v); err != nil {
+		return err
+	}
+	if remaining > 0 {
+		return &DrainError{VIP: v, Remaining: remaining, Grace: time.Since(start).Round(time.Millisecond)}
+	}
+	return nil
+}
+
+// Owned returns the buckets this node owns for v, sorted. The kernel is
+// the truth: it reads the owned set (or the cluster rule), not a file.
+// A VIP without kernel objects returns ErrNotEnsured (wrapped).
+func (p *Plane) Owned(v VIP) ([]Bucket, error) {
+	if err := v.Validate(p.be.kind()); err != nil {
+		return nil, err
+	}
+	ok, err := p.be.present(v)
+	if err != nil {
+		return nil, fmt.Errorf("owned buckets of %s: %w", v, err)
+	}
+	if !ok {
+		return nil, fmt.Errorf("owned buckets of %s: %w", v, ErrNotEnsured)
+	}
+	bs, err := p.be.owned(v)
+	if err != nil {
+		return nil, fmt.Errorf("owned buckets of %s: %w", v, err)
+	}
+	return bs, nil
+}
+
+// Counters returns per-bucket counters of traffic to v accepted on this
+// node, for every bucket 0..N-1 (xtcluster: ErrUnsupported).
+func (p *Plane) Counters(v VIP) (map[Bucket]Counter, error) {
+	if err := v.Validate(p.be.kind()); err != nil {
+		return nil, err
+	}
+	ok, err := p.be.present(v)
+	if err != nil {
+		return nil, fmt.Errorf("counters of %s: %w", v, err)
+	}
+	if !ok {
+		return nil, fmt.Errorf("counters of %s: %w", v, ErrNotEnsured)
+	}
+	m, err := p.be.counters(v)
+	if err != nil {
+		return nil, fmt.Errorf("counters of %s: %w", v, err)
+	}
+	return m, nil
+}
+
+// State says how far this node serves bucket b of v.
+func (p *Plane) State(v VIP, b Bucket) (ServeState, error) {
+	if err := v.Validate(p.be.kind()); err != nil {
+		return NotServed, err
+	}
+	if err := v.checkBuckets([]Bucket{b}); err != nil {
+		return NotServed, err
+	}
+	st, err := p.StatusOf(v)
+	if errors.Is(err, ErrNotEnsured) {
+		return NotServed, nil
+	}
+	if err != nil {
+		return NotServed, err
+	}
+	if slices.Contains(st.Owned, b) && st.Address && st.MACJoined {
+		return FullyServed, nil
+	}
+	return PartlyServed, nil
+}
+
+// Remove deletes everything Ensure and Own added for v: the address, the
+// cluster MAC, the tables (or iptables chain). It does not wait for
+// connections (Release the buckets first to drain). The node sysctls stay
+// (other VIPs may need them; they are harmless). Absent objects are fine.
+func (p *Plane) Remove(v VIP) error {
+	if err := v.Validate(p.be.kind()); err != nil {
+		return err
+	}
+	unlock, err := p.lock(v)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	h, err := p.netlink()
+	if err != nil {
+		return err
+	}
+	defer h.Close()
+	if l, err := linkOf(h, v); err == nil {
+		if err := delAddr(h, l, v); err != nil {
+			return fmt.Errorf("remove %s: %w", v, err)
+		}
+		if err := leaveMAC(h, l, v); err != nil {
+			return fmt.Errorf("remove %s: %w", v, err)
+		}
+	}
+	if err := p.be.remove(v); err != nil {
+		return fmt.Errorf("remove %s: %w", v, err)
+	}
+	if err := p.removeNFT(v); err != nil {
+		return fmt.Errorf("remove %s: %w", v, err)
+	}
+	return nil
+}

@@ -1,0 +1,39 @@
+package clusterip
+
+import (
+	"fmt"
+	"runtime"
+
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+)
+
+// inNS runs f on an OS thread inside the plane's network namespace (the
+// caller's when the plane has none). The thread is discarded afterwards
+// (the goroutine exits locked), so no thread is ever handed back to the
+// Go runtime in the wrong namespace. Needed for what has no netlink handle
+// bound to a namespace: /proc/sys/net, ioctls, exec of iptables.
+func (p *Plane) inNS(f func() error) error {
+	if p.nsFd < 0 {
+		return f()
+	}
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread() // never unlocked: the thread dies with the goroutine
+		if err := unix.Setns(p.nsFd, unix.CLONE_NEWNET); err != nil {
+			errc <- fmt.Errorf("enter netns fd %d: %w", p.nsFd, err)
+			return
+		}
+		errc <- f()
+	}()
+	return <-errc
+}
+
+// netlink returns a handle bound to the plane's namespace; Close it.
+func (p *Plane) netlink() (*netlink.Handle, error) {
+	if p.nsFd < 0 {
+		return netlink.NewHandle()
+	}
+	return netlink.NewHandleAt(netns.NsHandle(p.nsFd))
+}
