@@ -1,0 +1,10 @@
+// Package dpbench measures what the shared VIP costs a short request/response
+// connection, against a client talking to one server directly, a client that
+// spreads over the servers itself, and haproxy in TCP mode.
+//
+// The benchmark (BenchmarkDataPlane, run by `make bench`) and its harness test
+// build a namespace lab of three servers and a client on one switch; they need
+// root and the haproxy binary and skip, saying why, without them. This package
+// holds the pure parts (server, load loop, statistics, report); the lab is in
+// the _test.go files.
+package dpbench
