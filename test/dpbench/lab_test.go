@@ -12,8 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/loadshare/loadshare/clusterip"
 	"github.com/loadshare/loadshare/test/nstest"
-	"github.com/vishvananda/netlink"
 )
 
 // The lab's names and addresses (this package's share: netns prefix lsdb-,
@@ -35,14 +35,9 @@ var (
 	clientAddr = netip.MustParseAddr("10.202.0.50")
 	// Two VIPs side by side, so that 16 and 1024 buckets interleave without
 	// reprogramming between rounds.
-	vip16   = vipConf{Addr: netip.MustParseAddr("10.202.0.100"), Buckets: 16}
-	vip1024 = vipConf{Addr: netip.MustParseAddr("10.202.0.101"), Buckets: 1024}
+	vip16   = clusterip.VIP{Addr: netip.MustParseAddr("10.202.0.100"), Link: "eth0", Buckets: 16, Seed: seed}
+	vip1024 = clusterip.VIP{Addr: netip.MustParseAddr("10.202.0.101"), Link: "eth0", Buckets: 1024, Seed: seed}
 )
-
-type vipConf struct {
-	Addr    netip.Addr
-	Buckets uint16
-}
 
 // ownerOf is the lab's even spread: bucket b belongs to server b mod 3.
 func ownerOf(b int) int { return b % len(serverNames) }
@@ -51,6 +46,7 @@ func ownerOf(b int) int { return b % len(serverNames) }
 type variant struct {
 	name string
 	dsts []netip.AddrPort
+	vip  *clusterip.VIP // the VIP variants' VIP, to predict each connection's server
 }
 
 type lab struct {
@@ -74,13 +70,6 @@ func newLab(tb testing.TB) *lab {
 	for i, name := range serverNames {
 		ns := nstest.New(tb, "lsdb-"+name)
 		sw.Plug(tb, ns, "eth0", nil, netip.PrefixFrom(serverAddrs[i], 24))
-		// Without arp_announce=2 a server's own ARP requests would carry the
-		// VIP as sender and re-point the client at that server's MAC.
-		for _, k := range []string{"net.ipv4.conf.all.arp_announce", "net.ipv4.conf.eth0.arp_announce"} {
-			if err := ns.Sysctl(k, "2"); err != nil {
-				tb.Fatalf("%s: sysctl %s=2: %v", ns.Name, k, err)
-			}
-		}
 		var ln net.Listener
 		if err := ns.Do(func() (err error) {
 			ln, err = net.Listen("tcp", fmt.Sprintf("0.0.0.0:%d", svcPort))
@@ -115,11 +104,11 @@ func (l *lab) variants() []variant {
 		spread = append(spread, ap(a, svcPort))
 	}
 	return []variant{
-		{"a-direct", []netip.AddrPort{ap(serverAddrs[0], svcPort)}},
-		{"b-spread", spread},
-		{"c-vip16", []netip.AddrPort{ap(vip16.Addr, svcPort)}},
-		{"c-vip1024", []netip.AddrPort{ap(vip1024.Addr, svcPort)}},
-		{"d-haproxy", []netip.AddrPort{ap(serverAddrs[0], haproxyPort)}},
+		{"a-direct", []netip.AddrPort{ap(serverAddrs[0], svcPort)}, nil},
+		{"b-spread", spread, nil},
+		{"c-vip16", []netip.AddrPort{ap(vip16.Addr, svcPort)}, &vip16},
+		{"c-vip1024", []netip.AddrPort{ap(vip1024.Addr, svcPort)}, &vip1024},
+		{"d-haproxy", []netip.AddrPort{ap(serverAddrs[0], haproxyPort)}, nil},
 	}
 }
 
@@ -200,67 +189,33 @@ listen lb
 	tb.Fatalf("haproxy not answering on %s after 5 s", dst)
 }
 
-// programVIPs puts the VIPs on every server, each server owning the buckets
-// ownerOf gives it.
-//
-// TEMPORARY: the reference ruleset (vip-stateful.nft + arp-mcast.nft) loaded
-// with nft -f, until package clusterip's API lands.
-func (l *lab) programVIPs(tb testing.TB, vips ...vipConf) {
+// programVIPs puts the VIPs on every server through package clusterip (the
+// product's nftables backend), each server owning the buckets ownerOf gives
+// it, and removes them when tb ends.
+func (l *lab) programVIPs(tb testing.TB, vips ...clusterip.VIP) {
 	tb.Helper()
-	l.dp = "reference nft ruleset (nft -f), not clusterip"
 	for i, ns := range l.servers {
-		nl := ns.Netlink(tb)
-		eth, err := nl.LinkByName("eth0")
+		p, err := clusterip.New(clusterip.WithNetNS(int(ns.Handle)), clusterip.WithBackend(clusterip.BackendNFTables),
+			clusterip.WithRunDir(tb.TempDir()), clusterip.WithDrainGrace(0))
 		if err != nil {
-			tb.Fatal(err)
+			tb.Fatalf("%s: clusterip.New: %v", ns.Name, err)
 		}
-		var daddrs, arp []string
-		var tables strings.Builder
+		l.dp = "clusterip " + p.Backend().String()
 		for _, v := range vips {
-			if err := nl.AddrAdd(eth, &netlink.Addr{IPNet: &net.IPNet{IP: v.Addr.AsSlice(), Mask: net.CIDRMask(32, 32)}}); err != nil {
-				tb.Fatalf("%s: add %s: %v", ns.Name, v.Addr, err)
-			}
-			daddrs = append(daddrs, v.Addr.String())
-			a := v.Addr.As4()
-			arp = append(arp, fmt.Sprintf("arp saddr ip %s arp saddr ether set 01:00:5e:%02x:%02x:%02x", v.Addr, a[1]&0x7f, a[2], a[3]))
-			var owned []string
+			var owned []clusterip.Bucket
 			for b := range int(v.Buckets) {
 				if ownerOf(b) == i {
-					owned = append(owned, fmt.Sprint(b))
+					owned = append(owned, clusterip.Bucket(b))
 				}
 			}
-			hash := fmt.Sprintf("jhash ip saddr . tcp sport mod %d seed %#x", v.Buckets, seed)
-			fmt.Fprintf(&tables, `table ip lsdb_vip_%[1]d {
-	set owned { typeof %[2]s; elements = { %[3]s } }
-	chain pre {
-		type filter hook prerouting priority -150; policy accept;
-		ip daddr %[4]s jump svc
-	}
-	chain svc {
-		ct state established,related accept
-		tcp flags & (fin|syn|rst|ack) == syn %[2]s @owned accept
-		drop
-	}
-}
-`, a[3], hash, strings.Join(owned, ", "), v.Addr)
-		}
-		rules := fmt.Sprintf(`table netdev lsdb_vip {
-	chain in {
-		type filter hook ingress device "eth0" priority -500; policy accept;
-		ip daddr { %s } meta pkttype set host
-	}
-}
-table arp lsdb_vipmac {
-	chain out {
-		type filter hook output priority 0;
-		%s
-	}
-}
-%s`, strings.Join(daddrs, ", "), strings.Join(arp, "\n\t\t"), tables.String())
-		cmd := ns.Command("nft", "-f", "-")
-		cmd.Stdin = strings.NewReader(rules)
-		if out, err := cmd.CombinedOutput(); err != nil {
-			tb.Fatalf("%s: nft -f: %v: %s\n%s", ns.Name, err, out, rules)
+			tb.Cleanup(func() {
+				if err := p.Remove(v); err != nil {
+					tb.Errorf("%s: Remove %s: %v", ns.Name, v, err)
+				}
+			})
+			if err := p.Own(v, owned...); err != nil {
+				tb.Fatalf("%s: Own %s %d of %d buckets: %v", ns.Name, v, len(owned), v.Buckets, err)
+			}
 		}
 	}
 }
