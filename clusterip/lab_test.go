@@ -81,7 +81,17 @@ func serve(t *testing.T, ns *nstest.NS, name string) {
 		t.Fatalf("%s: listen: %v", ns.Name, err)
 	}
 	var wg sync.WaitGroup
-	t.Cleanup(func() { ln.Close(); wg.Wait() })
+	var mu sync.Mutex
+	conns := map[net.Conn]bool{}
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		for c := range conns {
+			c.Close() // connections cut off by a test (address gone) would wait for their deadline
+		}
+		mu.Unlock()
+		wg.Wait()
+	})
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
@@ -90,10 +100,18 @@ func serve(t *testing.T, ns *nstest.NS, name string) {
 			if err != nil {
 				return
 			}
+			mu.Lock()
+			conns[c] = true
+			mu.Unlock()
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				defer c.Close()
+				defer func() {
+					c.Close()
+					mu.Lock()
+					delete(conns, c)
+					mu.Unlock()
+				}()
 				c.SetDeadline(time.Now().Add(60 * time.Second))
 				if _, err := io.WriteString(c, name+"\n"); err != nil {
 					return

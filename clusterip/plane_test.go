@@ -1,22 +1,133 @@
 package clusterip
 
 import (
+	"errors"
+	"fmt"
+	"math"
 	"net/netip"
+	"strings"
 	"testing"
+	"time"
 )
 
-func TestSmoke(t *testing.T) {
-	l := newLab(t, "sm", BackendNFTables)
-	v := VIP{Addr: vip4, Link: "eth0", Buckets: 3, Seed: 0x5eed}
-	for i, p := range l.planes {
-		if err := p.Own(v, Bucket(i)); err != nil {
-			t.Fatalf("own: %v", err)
+// assign owns buckets on the lab's servers: owners[i] are server i's.
+func (l *lab) assign(t *testing.T, v VIP, owners [][]Bucket) {
+	t.Helper()
+	for i, bs := range owners {
+		if err := l.planes[i].Own(v, bs...); err != nil {
+			t.Fatalf("%s: Own(%v): %v", l.names[i], bs, err)
 		}
 	}
-	t.Log(nftJSON(t, l.servers[0]))
-	for port := 30000; port < 30010; port++ {
-		src := netip.AddrPortFrom(netip.MustParseAddr(labClient), uint16(port))
-		who, err := l.ask(src, netip.AddrPortFrom(vip4, labPort))
-		t.Logf("port %d bucket %d -> %q %v", port, v.BucketOf(src), who, err)
+	t.Cleanup(func() {
+		for i, p := range l.planes {
+			if err := p.Remove(v); err != nil {
+				t.Errorf("%s: Remove: %v", l.names[i], err)
+			}
+		}
+	})
+}
+
+// checkShare makes n connections from consecutive source ports and checks
+// that each is answered by the server owning its predicted bucket, and
+// that each server's share matches its owned buckets' share.
+func (l *lab) checkShare(t *testing.T, v VIP, src netip.Addr, owners [][]Bucket, n int) {
+	t.Helper()
+	owner := map[Bucket]string{}
+	for i, bs := range owners {
+		for _, b := range bs {
+			owner[b] = l.names[i]
+		}
+	}
+	got := map[string]int{}
+	wrong := 0
+	for i := range n {
+		s := netip.AddrPortFrom(src, uint16(20000+i))
+		b := v.BucketOf(s)
+		who, err := l.ask(s, netip.AddrPortFrom(v.Addr, labPort))
+		if err != nil || who != owner[b] {
+			if wrong++; wrong <= 5 {
+				t.Errorf("connection from %s (bucket %d): answered by %q (%v), want %s", s, b, who, err, owner[b])
+			}
+			continue
+		}
+		got[who]++
+	}
+	if wrong > 0 {
+		t.Fatalf("%d of %d connections not answered by their bucket's owner", wrong, n)
+	}
+	// Each connection is a Bernoulli trial with p = owned/N if the hash
+	// spreads evenly; allow 5 standard deviations (a false alarm about
+	// once in 1.7 million runs per server).
+	for i, bs := range owners {
+		p := float64(len(bs)) / float64(v.Buckets)
+		want := p * float64(n)
+		tol := 5 * math.Sqrt(float64(n)*p*(1-p))
+		if d := math.Abs(float64(got[l.names[i]]) - want); d > tol {
+			t.Errorf("%s answered %d of %d connections, want %.0f ± %.0f (owns %d of %d buckets)",
+				l.names[i], got[l.names[i]], n, want, tol, len(bs), v.Buckets)
+		}
+	}
+	t.Logf("shares over %d connections: %v", n, got)
+}
+
+func span(from, to int) []Bucket {
+	var out []Bucket
+	for b := from; b < to; b++ {
+		out = append(out, Bucket(b))
+	}
+	return out
+}
+
+var shareOwners = [][]Bucket{span(0, 8), span(8, 12), span(12, 16)}
+
+func TestShareIPv4(t *testing.T) {
+	l := newLab(t, "v4", BackendNFTables)
+	v := VIP{Addr: vip4, Link: "eth0", Buckets: 16, Seed: 0x5eed}
+	l.assign(t, v, shareOwners)
+	l.checkShare(t, v, netip.MustParseAddr(labClient), shareOwners, 1000)
+
+	// The kernel's counters agree with the predicted buckets.
+	total := uint64(0)
+	for i, p := range l.planes {
+		cs, err := p.Counters(v)
+		if err != nil {
+			t.Fatalf("Counters: %v", err)
+		}
+		for b, c := range cs {
+			if c.NewConns > 0 && !contains(shareOwners[i], b) {
+				t.Errorf("%s: bucket %d not owned but counted %d new connections", l.names[i], b, c.NewConns)
+			}
+			total += c.NewConns
+		}
+	}
+	if total != 1000 {
+		t.Errorf("new connections counted over all servers = %d, want 1000", total)
+	}
+	// nft -j (an independent reader) sees our table and owned set.
+	js := nftJSON(t, l.servers[1])
+	for _, want := range []string{`"name": "owned"`, `"elem": [8, 9, 10, 11]`, `"seed": 24301`, `01:00:5e:49:00:64`} {
+		if !strings.Contains(js, want) {
+			t.Errorf("nft -j list ruleset of s2 lacks %s", want)
+		}
 	}
 }
+
+func TestShareIPv6(t *testing.T) {
+	l := newLab(t, "v6", BackendNFTables)
+	v := VIP{Addr: vip6, Link: "eth0", Buckets: 16, Seed: 0x5eed}
+	l.assign(t, v, shareOwners)
+	l.checkShare(t, v, cli6, shareOwners, 1000)
+}
+
+func contains(bs []Bucket, b Bucket) bool {
+	for _, x := range bs {
+		if x == b {
+			return true
+		}
+	}
+	return false
+}
+
+var _ = errors.New
+var _ = fmt.Sprint
+var _ = time.Second
