@@ -1,15 +1,20 @@
 package dpbench
 
 import (
+	"errors"
+	"net"
 	"net/netip"
 	"testing"
+
+	"github.com/loadshare/loadshare/clusterip"
+	"github.com/vishvananda/netlink"
 )
 
 // TestHarness proves that every variant the benchmark measures reaches the
 // servers it claims to: direct hits one server, client-side spreading hits
 // the server it dialed, the VIPs and haproxy spread over all three, VIP
 // connections arrive with the client's own address (no proxy hop) and
-// haproxy's with haproxy's.
+// haproxy's with haproxy's; the no-flood control hits only its one server.
 func TestHarness(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds a namespace lab with haproxy; skipped in -short")
@@ -18,7 +23,14 @@ func TestHarness(t *testing.T) {
 	const n = 60
 	for _, v := range l.variants() {
 		t.Run(v.name, func(t *testing.T) {
+			counted := map[string]*clusterip.VIP{"c-vip16": &vip16, "c-vip1024": &vip1024, "e-vip-noflood": &vipSolo}[v.name]
+			before := l.newConns(t, counted)
 			conns, _ := l.run(t, v, n)
+			// The product's own counters: every connection accepted as new
+			// by exactly one node.
+			if got := l.newConns(t, counted) - before; counted != nil && got != n {
+				t.Errorf("%s: clusterip counted %d new connections over all servers, want %d (one per connection)", v.name, got, n)
+			}
 			by := map[string]int{}
 			for i, c := range conns {
 				if c.Err != nil {
@@ -58,8 +70,15 @@ func TestHarness(t *testing.T) {
 				}
 			}
 			t.Logf("%s: answers %v", v.name, by)
+			if v.vip != nil {
+				// The client must reach the VIP at the cluster MAC (flooded to
+				// every server), not at one server's MAC.
+				if mac := l.clientNeigh(t, v.vip.Addr); mac.String() != v.vip.ClusterMAC().String() {
+					t.Errorf("client resolves %s to %s, want the cluster MAC %s", v.vip.Addr, mac, v.vip.ClusterMAC())
+				}
+			}
 			switch v.name {
-			case "a-direct":
+			case "a-direct", "e-vip-noflood":
 				if by[serverNames[0]] != n {
 					t.Errorf("direct: answers %v, want all %d from %s", by, n, serverNames[0])
 				}
@@ -75,4 +94,43 @@ func TestHarness(t *testing.T) {
 			}
 		})
 	}
+}
+
+// newConns sums v's new-connection counters over the servers that have v
+// (0 for v nil).
+func (l *lab) newConns(t *testing.T, v *clusterip.VIP) uint64 {
+	t.Helper()
+	var sum uint64
+	if v == nil {
+		return 0
+	}
+	for i, p := range l.planes {
+		m, err := p.Counters(*v)
+		if errors.Is(err, clusterip.ErrNotEnsured) {
+			continue
+		}
+		if err != nil {
+			t.Fatalf("%s: Counters(%s): %v", serverNames[i], v, err)
+		}
+		for _, c := range m {
+			sum += c.NewConns
+		}
+	}
+	return sum
+}
+
+// clientNeigh returns the MAC the client's neighbour table holds for a.
+func (l *lab) clientNeigh(t *testing.T, a netip.Addr) net.HardwareAddr {
+	t.Helper()
+	nl := l.client.Netlink(t)
+	neighs, err := nl.NeighList(0, netlink.FAMILY_V4)
+	if err != nil {
+		t.Fatalf("%s: list neighbours: %v", l.client.Name, err)
+	}
+	for _, n := range neighs {
+		if n.IP.Equal(a.AsSlice()) {
+			return n.HardwareAddr
+		}
+	}
+	return nil
 }

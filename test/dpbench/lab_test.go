@@ -14,6 +14,7 @@ import (
 
 	"github.com/loadshare/loadshare/clusterip"
 	"github.com/loadshare/loadshare/test/nstest"
+	"github.com/vishvananda/netlink"
 )
 
 // The lab's names and addresses (this package's share: netns prefix lsdb-,
@@ -37,6 +38,11 @@ var (
 	// reprogramming between rounds.
 	vip16   = clusterip.VIP{Addr: netip.MustParseAddr("10.202.0.100"), Link: "eth0", Buckets: 16, Seed: seed}
 	vip1024 = clusterip.VIP{Addr: netip.MustParseAddr("10.202.0.101"), Link: "eth0", Buckets: 1024, Seed: seed}
+	// A control, not the product's setup: a VIP on the first server only,
+	// owning all its buckets, which the client reaches at that server's own
+	// MAC (a permanent neighbour entry), so its frames are not flooded. It
+	// costs the bucket rules alone; c-vip16 minus it is the flooding.
+	vipSolo = clusterip.VIP{Addr: netip.MustParseAddr("10.202.0.102"), Link: "eth0", Buckets: 16, Seed: seed}
 )
 
 // ownerOf is the lab's even spread: bucket b belongs to server b mod 3.
@@ -50,6 +56,7 @@ type variant struct {
 }
 
 type lab struct {
+	planes  []*clusterip.Plane // one per server
 	servers []*nstest.NS
 	client  *nstest.NS
 	dp      string // what programs the VIPs, for the report
@@ -93,6 +100,7 @@ func newLab(tb testing.TB) *lab {
 		}
 	}
 	l.programVIPs(tb, vip16, vip1024)
+	l.programSolo(tb, vipSolo)
 	l.startHAProxy(tb, haproxy)
 	return l
 }
@@ -109,6 +117,7 @@ func (l *lab) variants() []variant {
 		{"c-vip16", []netip.AddrPort{ap(vip16.Addr, svcPort)}, &vip16},
 		{"c-vip1024", []netip.AddrPort{ap(vip1024.Addr, svcPort)}, &vip1024},
 		{"d-haproxy", []netip.AddrPort{ap(serverAddrs[0], haproxyPort)}, nil},
+		{"e-vip-noflood", []netip.AddrPort{ap(vipSolo.Addr, svcPort)}, nil},
 	}
 }
 
@@ -201,6 +210,7 @@ func (l *lab) programVIPs(tb testing.TB, vips ...clusterip.VIP) {
 			tb.Fatalf("%s: clusterip.New: %v", ns.Name, err)
 		}
 		l.dp = "clusterip " + p.Backend().String()
+		l.planes = append(l.planes, p)
 		for _, v := range vips {
 			var owned []clusterip.Bucket
 			for b := range int(v.Buckets) {
@@ -217,5 +227,38 @@ func (l *lab) programVIPs(tb testing.TB, vips ...clusterip.VIP) {
 				tb.Fatalf("%s: Own %s %d of %d buckets: %v", ns.Name, v, len(owned), v.Buckets, err)
 			}
 		}
+	}
+}
+
+// programSolo puts v on the first server only, owning every bucket, and
+// pins the client's neighbour entry for it to that server's own MAC.
+func (l *lab) programSolo(tb testing.TB, v clusterip.VIP) {
+	tb.Helper()
+	all := make([]clusterip.Bucket, v.Buckets)
+	for b := range all {
+		all[b] = clusterip.Bucket(b)
+	}
+	p, ns := l.planes[0], l.servers[0]
+	tb.Cleanup(func() {
+		if err := p.Remove(v); err != nil {
+			tb.Errorf("%s: Remove %s: %v", ns.Name, v, err)
+		}
+	})
+	if err := p.Own(v, all...); err != nil {
+		tb.Fatalf("%s: Own %s all %d buckets: %v", ns.Name, v, v.Buckets, err)
+	}
+	eth, err := ns.Netlink(tb).LinkByName("eth0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	cnl := l.client.Netlink(tb)
+	ceth, err := cnl.LinkByName("eth0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	// Equivalent to: ip neigh replace VIP lladdr MAC dev eth0 nud permanent
+	if err := cnl.NeighSet(&netlink.Neigh{LinkIndex: ceth.Attrs().Index, Family: netlink.FAMILY_V4,
+		State: netlink.NUD_PERMANENT, IP: v.Addr.AsSlice(), HardwareAddr: eth.Attrs().HardwareAddr}); err != nil {
+		tb.Fatalf("%s: pin neighbour %s to %s: %v", l.client.Name, v.Addr, eth.Attrs().HardwareAddr, err)
 	}
 }
