@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -26,15 +27,26 @@ func (l *Lab) initDB(node string) error {
 	if err != nil {
 		return err
 	}
-	if err := chownR(data, my); err != nil {
+	// A private tmpdir: temporary tables in a shared /tmp were seen to vanish
+	// under a concurrent bootstrap (Unknown table 'mysql.tmp_user_sys').
+	tmp := filepath.Join(l.dir(node), "tmp")
+	if err := os.MkdirAll(tmp, 0o750); err != nil {
 		return err
+	}
+	for _, d := range []string{data, tmp} {
+		if err := chownR(d, my); err != nil {
+			return err
+		}
 	}
 	cmd := exec.Command("mariadb-install-db", "--no-defaults", "--datadir="+data, "--user=mysql",
 		"--auth-root-authentication-method=socket", "--skip-test-db",
-		"--innodb-log-file-size=4M", "--innodb-buffer-pool-size=16M")
+		"--innodb-log-file-size=4M", "--innodb-buffer-pool-size=16M", "--tmpdir="+tmp)
 	if out, err := cmd.CombinedOutput(); err != nil {
-		os.WriteFile(filepath.Join(l.dir(node), "mariadb-install.out"), out, 0o644)
-		return fmt.Errorf("node %s: running %v: %w", node, cmd.Args, err)
+		lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+		if len(lines) > 40 {
+			lines = lines[len(lines)-40:]
+		}
+		return fmt.Errorf("node %s: running %v: %w: %s", node, cmd.Args, err, strings.Join(lines, " | "))
 	}
 	init := fmt.Sprintf("CREATE USER IF NOT EXISTS '%s'@'%%' IDENTIFIED BY '%s';\nGRANT ALL PRIVILEGES ON *.* TO '%s'@'%%';\n",
 		DBUser, DBPassword, DBUser)
@@ -54,7 +66,7 @@ func (l *Lab) StartDB(ctx context.Context, node string) error {
 		argv, err := l.nsenterArgv(node, "mariadbd", "--no-defaults", "--user=mysql",
 			"--datadir=/var/lib/mysql", "--socket=/run/mysqld/mysqld.sock",
 			"--pid-file=/run/mysqld/mysqld.pid", "--port="+strconv.Itoa(DBPort), "--bind-address=0.0.0.0",
-			"--skip-name-resolve", "--log-error=/var/lib/mysql/mariadbd.err",
+			"--skip-name-resolve", "--log-error=/var/lib/mysql/mariadbd.err", "--tmpdir="+filepath.Join(l.dir(node), "tmp"),
 			"--init-file="+filepath.Join(l.dir(node), "init.sql"), "--server-id="+strconv.Itoa(i+1),
 			"--innodb-buffer-pool-size=16M", "--innodb-log-file-size=4M", "--performance-schema=OFF",
 			"--max-connections=500")
