@@ -17,10 +17,12 @@ import (
 // DialClient opens a connection from inside the client namespace (the socket
 // is created there; the caller's goroutine stays where it was).
 func (l *Lab) DialClient(ctx context.Context, network, addr string) (net.Conn, error) {
-	return l.dialIn(ctx, "client", network, addr)
+	return l.Dial(ctx, "client", network, addr)
 }
 
-func (l *Lab) dialIn(ctx context.Context, host, network, addr string) (net.Conn, error) {
+// Dial opens a connection from inside host's network namespace (a node name
+// or "client"); the socket is made there, the caller's goroutine stays put.
+func (l *Lab) Dial(ctx context.Context, host, network, addr string) (net.Conn, error) {
 	h, err := netns.GetFromName(l.Netns(host))
 	if err != nil {
 		return nil, fmt.Errorf("open netns %s: %w", l.Netns(host), err)
@@ -52,7 +54,7 @@ func (l *Lab) db(from string, addr netip.Addr) *sql.DB {
 	cfg.ReadTimeout = 5 * time.Second
 	cfg.WriteTimeout = 5 * time.Second
 	cfg.DialFunc = func(ctx context.Context, network, a string) (net.Conn, error) {
-		return l.dialIn(ctx, from, network, a)
+		return l.Dial(ctx, from, network, a)
 	}
 	conn, err := mysql.NewConnector(cfg)
 	if err != nil {
