@@ -14,8 +14,9 @@ func BucketOf(src netip.AddrPort, seed uint32, n uint16) Bucket {
 }
 
 // BucketOf returns the bucket a connection from src lands in for v, with
-// v's hash mode. Both backends agree: in HashSourceIP mode the nftables
-// backend hashes exactly as the iptables cluster match does.
+// v's hash mode. Both backends agree (xtcluster is IPv4 only): in
+// HashSourceIP mode the nftables backend hashes exactly as the iptables
+// cluster match does.
 func (v VIP) BucketOf(src netip.AddrPort) Bucket {
 	return bucketOf(src, v.Seed, v.Buckets, v.Hash)
 }
@@ -24,15 +25,11 @@ func bucketOf(src netip.AddrPort, seed uint32, n uint16, mode HashMode) Bucket {
 	a := src.Addr().Unmap()
 	var key []byte
 	switch {
-	case mode == HashSourceIP && a.Is4():
-		// xt_cluster: jhash_1word(ntohl(saddr), seed); jhash over 4 bytes
-		// equals jhash_1word of the little-endian word, so reverse them.
-		b := a.As4()
-		key = []byte{b[3], b[2], b[1], b[0]}
 	case mode == HashSourceIP:
-		// xt_cluster: jhash2(saddr as 4 host-order words) == jhash(16 bytes).
-		b := a.As16()
-		key = b[:]
+		// xt_cluster: jhash_1word(saddr as stored, a __be32 read as a host
+		// word), which equals jhash over the 4 address bytes, as nft's
+		// `jhash ip saddr`; IPv6: jhash over the 16 bytes (nftables only).
+		key = a.AsSlice()
 	default:
 		// nft loads saddr into one register and the 2-byte sport into the
 		// next 32-bit register, zero-padded: saddr . sport . 00 00.

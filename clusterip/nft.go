@@ -149,11 +149,7 @@ func hashExprs(v VIP) []expr.Any {
 		e = append(e, &expr.Payload{DestRegister: 2, Base: expr.PayloadBaseNetworkHeader, Offset: 8, Len: 16})
 		length = 16
 	}
-	switch {
-	case v.Hash == HashSourceIP && v.Addr.Is4():
-		// xt_cluster hashes ntohl(saddr) as one word: swap to match it.
-		e = append(e, &expr.Byteorder{SourceRegister: 2, DestRegister: 2, Op: expr.ByteorderNtoh, Len: 4, Size: 4})
-	case v.Hash == HashSourcePort:
+	if v.Hash == HashSourcePort {
 		// The port goes to the 32-bit register right after the address
 		// (zero-padded to 4 bytes), as nft does for `saddr . tcp sport`:
 		// NFT_REG_2 is words 8..11; word 9 is NFT_REG32_05 (13), word 12 is NFT_REG_3.

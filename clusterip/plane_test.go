@@ -2,7 +2,12 @@ package clusterip
 
 import (
 	"errors"
+	"net"
+	"os/exec"
+
 	"fmt"
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 	"math"
 	"net/netip"
 	"strings"
@@ -32,6 +37,19 @@ func (l *lab) assign(t *testing.T, v VIP, owners [][]Bucket) {
 // that each server's share matches its owned buckets' share.
 func (l *lab) checkShare(t *testing.T, v VIP, src netip.Addr, owners [][]Bucket, n int) {
 	t.Helper()
+	var srcs []netip.AddrPort
+	for i := range n {
+		srcs = append(srcs, netip.AddrPortFrom(src, uint16(20000+i)))
+	}
+	l.checkShareFrom(t, v, srcs, n, owners)
+}
+
+// checkShareFrom connects from each of srcs; trials is the number of
+// independent hash inputs among them (distinct addresses when the hash is
+// on the source address only).
+func (l *lab) checkShareFrom(t *testing.T, v VIP, srcs []netip.AddrPort, trials int, owners [][]Bucket) {
+	t.Helper()
+	n := len(srcs)
 	owner := map[Bucket]string{}
 	for i, bs := range owners {
 		for _, b := range bs {
@@ -40,8 +58,7 @@ func (l *lab) checkShare(t *testing.T, v VIP, src netip.Addr, owners [][]Bucket,
 	}
 	got := map[string]int{}
 	wrong := 0
-	for i := range n {
-		s := netip.AddrPortFrom(src, uint16(20000+i))
+	for _, s := range srcs {
 		b := v.BucketOf(s)
 		who, err := l.ask(s, netip.AddrPortFrom(v.Addr, labPort))
 		if err != nil || who != owner[b] {
@@ -58,10 +75,12 @@ func (l *lab) checkShare(t *testing.T, v VIP, src netip.Addr, owners [][]Bucket,
 	// Each connection is a Bernoulli trial with p = owned/N if the hash
 	// spreads evenly; allow 5 standard deviations (a false alarm about
 	// once in 1.7 million runs per server).
+	// With trials < n, connections come in equal groups sharing one input.
+	group := float64(n) / float64(trials)
 	for i, bs := range owners {
 		p := float64(len(bs)) / float64(v.Buckets)
 		want := p * float64(n)
-		tol := 5 * math.Sqrt(float64(n)*p*(1-p))
+		tol := 5 * group * math.Sqrt(float64(trials)*p*(1-p))
 		if d := math.Abs(float64(got[l.names[i]]) - want); d > tol {
 			t.Errorf("%s answered %d of %d connections, want %.0f ± %.0f (owns %d of %d buckets)",
 				l.names[i], got[l.names[i]], n, want, tol, len(bs), v.Buckets)
@@ -117,6 +136,74 @@ func TestShareIPv6(t *testing.T) {
 	v := VIP{Addr: vip6, Link: "eth0", Buckets: 16, Seed: 0x5eed}
 	l.assign(t, v, shareOwners)
 	l.checkShare(t, v, cli6, shareOwners, 1000)
+}
+
+// addClients puts n extra addresses on the client (hash-on-address tests
+// need many sources) and returns them.
+func (l *lab) addClients(t *testing.T, v6 bool, n int) []netip.Addr {
+	t.Helper()
+	h := l.client.Netlink(t)
+	link, err := h.LinkByName("eth0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []netip.Addr
+	for i := range n {
+		var a netip.Addr
+		var bitsLen int
+		if v6 {
+			a = netip.AddrFrom16([16]byte{0xfd, 0, 0x02, 0x01, 12: 0, 13: 1, 14: byte(i >> 8), 15: byte(i)})
+			bitsLen = 128
+		} else {
+			a = netip.AddrFrom4([4]byte{10, 201, 4 + byte(i>>8), byte(i)})
+			bitsLen = 32
+		}
+		addr := &netlink.Addr{IPNet: &net.IPNet{IP: a.AsSlice(), Mask: net.CIDRMask(bitsLen, bitsLen)}}
+		if v6 {
+			addr.Flags = unix.IFA_F_NODAD
+		}
+		if err := h.AddrAdd(link, addr); err != nil {
+			t.Fatalf("client: add %s: %v", a, err)
+		}
+		out = append(out, a)
+	}
+	return out
+}
+
+// srcsFrom makes ports connections from each address.
+func srcsFrom(addrs []netip.Addr, ports int) []netip.AddrPort {
+	var out []netip.AddrPort
+	for _, a := range addrs {
+		for p := range ports {
+			out = append(out, netip.AddrPortFrom(a, uint16(20000+p)))
+		}
+	}
+	return out
+}
+
+var xtOwners = [][]Bucket{span(0, 4), span(4, 6), span(6, 8)}
+
+// TestShareXTCluster: the iptables cluster match, hashing the source
+// address only; BucketOf predicts each connection's node.
+func TestShareXTCluster(t *testing.T) {
+	if _, err := exec.LookPath("iptables"); err != nil {
+		t.Skip("iptables not installed")
+	}
+	l := newLab(t, "xt", BackendXTCluster)
+	v := VIP{Addr: vip4, Link: "eth0", Buckets: 8, Seed: 0x5eed, Hash: HashSourceIP}
+	l.assign(t, v, xtOwners)
+	clients := l.addClients(t, false, 400)
+	l.checkShareFrom(t, v, srcsFrom(clients, 3), 400, xtOwners)
+}
+
+// TestShareSourceIPNFT: the nftables backend's source-address mode hashes
+// exactly as the cluster match (same BucketOf).
+func TestShareSourceIPNFT(t *testing.T) {
+	l := newLab(t, "si", BackendNFTables)
+	v := VIP{Addr: vip4, Link: "eth0", Buckets: 8, Seed: 0x5eed, Hash: HashSourceIP}
+	l.assign(t, v, xtOwners)
+	clients := l.addClients(t, false, 400)
+	l.checkShareFrom(t, v, srcsFrom(clients, 2), 400, xtOwners)
 }
 
 func contains(bs []Bucket, b Bucket) bool {

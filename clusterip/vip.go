@@ -17,9 +17,9 @@ const (
 	// HashSourcePort hashes source address and source port (nft
 	// `jhash ip saddr . tcp sport`): clients behind one NAT address spread.
 	HashSourcePort HashMode = iota
-	// HashSourceIP hashes the source address only, exactly as the iptables
-	// cluster match does (jhash_1word(ntohl(saddr)) for IPv4): all
-	// connections of one client land on one node. The only mode of
+	// HashSourceIP hashes the source address only (nft `jhash ip saddr`),
+	// which for IPv4 is exactly what the iptables cluster match computes:
+	// all connections of one client land on one node. The only mode of
 	// BackendXTCluster.
 	HashSourceIP
 )
@@ -192,6 +192,12 @@ func (v VIP) Validate(backend Backend) error {
 	if backend == BackendXTCluster {
 		if v.Buckets > xtMaxBuckets {
 			return &FieldError{"buckets", fmt.Sprint(v.Buckets), fmt.Sprintf("backend xtcluster allows at most %d", xtMaxBuckets)}
+		}
+		if v.Addr.Is6() {
+			// xt_cluster hashes jhash2(saddr, NF_CT_TUPLE_L3SIZE/4 = 1 word):
+			// only the first 32 bits of an IPv6 source, so every client in
+			// one /32 lands in one bucket (measured on this kernel).
+			return &FieldError{"addr", v.Addr.String(), "backend xtcluster hashes only the first 32 bits of IPv6 sources; use nftables for IPv6"}
 		}
 		if v.Hash != HashSourceIP {
 			return &FieldError{"hash", v.Hash.String(), "backend xtcluster hashes the source address only (hash=sourceip)"}
