@@ -1,0 +1,285 @@
+package agents
+
+// What the attribute agents (mysql_monitor and server_load) share: the
+// state file that marks an instance running and remembers what it
+// published, publishing only on change, and where both come from.
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/loadshare/loadshare/agents/ocf"
+	"github.com/loadshare/loadshare/crm"
+	"github.com/loadshare/loadshare/loadmon"
+)
+
+// Environment the attribute agents read besides OCF_RESKEY_*.
+const (
+	// envRunDir is the OCF run directory for state files (ocf-shellfuncs
+	// sets HA_RSCTMP); defaultRunDir when unset.
+	envRunDir     = "HA_RSCTMP"
+	defaultRunDir = "/run/resource-agents"
+	// envAttrd names the attrd_updater to run, or "none" to publish nothing
+	// (values are still computed, kept in the state file and logged at
+	// debug level). For benchmarks and tests without a running Pacemaker;
+	// never set it on a cluster node.
+	envAttrd = "LOADSHARE_ATTRD_UPDATER"
+)
+
+// republishAfter: a value unchanged this long is written again, so an
+// attribute lost by attrd (or deleted by hand) comes back without a restart.
+const republishAfter = 10 * time.Minute
+
+// attrEnv is how an attribute agent reaches the outside: attrd and the
+// run directory. Tests give fakes; newAttrEnv reads the process environment.
+type attrEnv struct {
+	attrs  crm.Attrs // nil: publish nothing (envAttrd=none)
+	runDir string
+	now    func() time.Time
+}
+
+func newAttrEnv() attrEnv {
+	e := attrEnv{runDir: os.Getenv(envRunDir), now: time.Now}
+	if e.runDir == "" {
+		e.runDir = defaultRunDir
+	}
+	switch path := os.Getenv(envAttrd); path {
+	case "none":
+	case "":
+		e.attrs = &crm.AttrdUpdater{}
+	default:
+		e.attrs = &crm.AttrdUpdater{Path: path}
+	}
+	return e
+}
+
+// attrState is an instance's state file: it exists from start to stop.
+type attrState struct {
+	Published   map[string]string `json:"published"`             // attribute → value we last wrote
+	PublishedAt time.Time         `json:"published_at"`          // last write of any attribute
+	Reason      string            `json:"reason,omitempty"`      // mysql_monitor: why the last value was what it was
+	Model       *loadmon.State    `json:"model,omitempty"`       // server_load: the load model between monitors
+	Probe       string            `json:"probe_error,omitempty"` // server_load: last database probe error, logged once
+}
+
+// statePath is the instance's state file: one per agent and instance, so
+// two clones on a node never share one.
+func (e attrEnv) statePath(p ocf.Params) string {
+	name := strings.NewReplacer("/", "_", string(os.PathSeparator), "_").Replace(p.Instance)
+	return filepath.Join(e.runDir, "loadshare-"+p.Agent+"-"+name+".state")
+}
+
+// load returns the state, or ocf.ErrNotRunning when there is no state file
+// (never started, stopped, or the node rebooted: /run is a tmpfs).
+func (e attrEnv) load(p ocf.Params) (*attrState, error) {
+	b, err := os.ReadFile(e.statePath(p))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, ocf.ErrNotRunning
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read state: %w", err)
+	}
+	var st attrState
+	if err := json.Unmarshal(b, &st); err != nil {
+		// A torn or foreign file: start afresh rather than fail the monitor.
+		p.Log.Warn("state file unreadable, starting afresh", "path", e.statePath(p), "err", err)
+		return &attrState{}, nil
+	}
+	return &st, nil
+}
+
+// save writes the state atomically (temporary file, then rename).
+func (e attrEnv) save(p ocf.Params, st *attrState) error {
+	if err := os.MkdirAll(e.runDir, 0o755); err != nil {
+		return fmt.Errorf("create run dir: %w", err)
+	}
+	b, err := json.Marshal(st)
+	if err != nil {
+		return err
+	}
+	path := e.statePath(p)
+	tmp, err := os.CreateTemp(e.runDir, filepath.Base(path)+".*")
+	if err != nil {
+		return fmt.Errorf("write state: %w", err)
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(b); err != nil {
+		tmp.Close()
+		return fmt.Errorf("write state: %w", err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("write state: %w", err)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return fmt.Errorf("write state: %w", err)
+	}
+	return nil
+}
+
+// remove deletes the state file; a missing one is fine.
+func (e attrEnv) remove(p ocf.Params) error {
+	err := os.Remove(e.statePath(p))
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("remove state: %w", err)
+	}
+	return nil
+}
+
+// publish writes each attribute whose value differs from what the state
+// says we published (or all, with force, or when the last write is older
+// than republishAfter); "" deletes the attribute. It records what it wrote
+// in st and returns the names it changed.
+func (e attrEnv) publish(ctx context.Context, p ocf.Params, st *attrState, values map[string]string, delay time.Duration, force bool) ([]string, error) {
+	if st.Published == nil {
+		st.Published = map[string]string{}
+	}
+	stale := e.now().Sub(st.PublishedAt) > republishAfter
+	var changed []string
+	for _, name := range sortedKeys(values) {
+		v := values[name]
+		old, had := st.Published[name]
+		if !force && !stale && old == v && (had || v == "") {
+			continue
+		}
+		if e.attrs == nil {
+			p.Log.Debug("not publishing ("+envAttrd+"=none)", "attribute", name, "value", v)
+		} else if v == "" {
+			if err := e.attrs.Delete(ctx, name); err != nil {
+				return changed, fmt.Errorf("delete attribute %s: %w", name, err)
+			}
+		} else if err := e.attrs.Set(ctx, name, v, delay); err != nil {
+			return changed, fmt.Errorf("publish %s=%s: %w", name, v, err)
+		}
+		st.Published[name] = v
+		if old != v {
+			changed = append(changed, name)
+		}
+	}
+	if force || stale || len(changed) > 0 {
+		st.PublishedAt = e.now()
+	}
+	return changed, nil
+}
+
+// unpublish deletes the attributes on stop. A failure is logged, not
+// returned: a failed stop gets the node fenced, and attrd being away (the
+// only likely cause) means Pacemaker is going down on this node anyway.
+func (e attrEnv) unpublish(ctx context.Context, p ocf.Params, names ...string) {
+	if e.attrs == nil {
+		return
+	}
+	for _, n := range names {
+		if err := e.attrs.Delete(ctx, n); err != nil {
+			p.Log.Warn("could not delete attribute on stop", "attribute", n, "err", err)
+		}
+	}
+}
+
+func sortedKeys(m map[string]string) []string {
+	return slices.Sorted(maps.Keys(m))
+}
+
+// Parameters both agents use to reach MySQL; explicit parameters override
+// the defaults file, as the mysql CLI's options override its option files.
+// There is deliberately no password parameter: instance parameters are
+// readable by anyone who can read the CIB.
+func mysqlParams(forLoad bool) []ocf.Param {
+	what := "the server to watch"
+	if forLoad {
+		what = "the server whose Threads_running and Threads_connected count as load (optional: without defaults_file or socket, the database components are left out)"
+	}
+	return []ocf.Param{
+		{Name: "defaults_file", ShortDesc: "MySQL option file with the credentials",
+			LongDesc: "Path of a MySQL option file whose [client] section (user, password, host, port, socket) says how to reach " + what + ", as mysql --defaults-file reads it. Keep it mode 0600; the password is never passed on a command line."},
+		{Name: "user", ShortDesc: "MySQL user (overrides defaults_file)",
+			LongDesc: "MySQL user to log in as; overrides user= of defaults_file. Its password can only come from defaults_file."},
+		{Name: "socket", ShortDesc: "unix socket (overrides defaults_file)",
+			LongDesc: "Unix socket of the server; overrides socket= of defaults_file. Used unless host names a remote host. Default from defaults_file, else " + loadmon.DefaultSocket + "."},
+		{Name: "host", ShortDesc: "TCP host (overrides defaults_file)",
+			LongDesc: "Host to connect to over TCP; overrides host= of defaults_file. Empty or localhost means the unix socket."},
+		{Name: "port", Type: ocf.Integer, ShortDesc: "TCP port (overrides defaults_file)",
+			LongDesc: "TCP port; overrides port= of defaults_file. Default 3306.",
+			Check: func(v string) error {
+				if n := atoi(v); n < 1 || n > 65535 {
+					return errors.New("not a TCP port (1..65535)")
+				}
+				return nil
+			}},
+		{Name: "connect_timeout", Type: ocf.Integer, Default: "5", ShortDesc: "seconds to connect and query",
+			LongDesc: "Seconds one probe (connect and query together) may take; it is also kept under half of the monitor operation's timeout, so a hung server becomes an attribute value, not a timed-out monitor.",
+			Check:    positive},
+	}
+}
+
+// mysqlProbe builds the probe from the parameters; enabled is false when
+// neither defaults_file nor socket nor host is set and optional is true.
+func mysqlProbe(p ocf.Params, optional bool) (m *loadmon.MySQL, enabled bool, err error) {
+	var c loadmon.Conn
+	if f := p.String("defaults_file"); f != "" {
+		if c, err = loadmon.ReadDefaultsFile(f, "loadshare"); err != nil {
+			return nil, false, &ocf.ParamError{Param: "defaults_file", Value: f, Reason: err.Error(), Local: true}
+		}
+	} else if optional && !p.IsSet("socket") && !p.IsSet("host") {
+		return nil, false, nil
+	}
+	if p.IsSet("user") {
+		c.User = p.String("user")
+	}
+	if p.IsSet("socket") {
+		c.Socket = p.String("socket")
+	}
+	if p.IsSet("host") {
+		c.Host = p.String("host")
+	}
+	if p.IsSet("port") {
+		c.Port = int(p.Int("port"))
+	}
+	if c.User == "" {
+		c.User = "root"
+	}
+	return &loadmon.MySQL{Conn: c, Timeout: time.Duration(p.Int("connect_timeout")) * time.Second}, true, nil
+}
+
+// probeTimeout keeps a probe under half of what is left of the operation,
+// leaving the rest for attrd_updater and the state file.
+func probeTimeout(ctx context.Context, want time.Duration) time.Duration {
+	if dl, ok := ctx.Deadline(); ok {
+		if left := time.Until(dl) / 2; left < want {
+			return max(left, 100*time.Millisecond)
+		}
+	}
+	return want
+}
+
+func positive(v string) error {
+	if atoi(v) < 1 {
+		return errors.New("must be at least 1")
+	}
+	return nil
+}
+
+func nonNegative(v string) error {
+	if atoi(v) < 0 {
+		return errors.New("must not be negative")
+	}
+	return nil
+}
+
+// atoi reads a value the framework already checked to be an integer.
+func atoi(v string) int {
+	n, err := strconv.Atoi(v)
+	if err != nil {
+		return -1
+	}
+	return n
+}

@@ -1,0 +1,296 @@
+package agents
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/loadshare/loadshare/agents/ocf"
+	"github.com/loadshare/loadshare/crm"
+	"github.com/loadshare/loadshare/loadmon"
+	"github.com/loadshare/loadshare/test/mariadbtest"
+)
+
+// fakeAttrs is attrd in memory: the transport faked, so tests see exactly
+// which calls an agent made. The real attrd_updater is crm's and the lab's.
+type fakeAttrs struct {
+	mu    sync.Mutex
+	vals  map[string]string
+	calls []string
+	err   error // returned by Set and Delete when set
+}
+
+var _ crm.Attrs = (*fakeAttrs)(nil)
+
+func (f *fakeAttrs) Set(_ context.Context, name, value string, delay time.Duration) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls = append(f.calls, fmt.Sprintf("set %s=%s delay=%s", name, value, delay))
+	if f.err != nil {
+		return f.err
+	}
+	if f.vals == nil {
+		f.vals = map[string]string{}
+	}
+	f.vals[name] = value
+	return nil
+}
+
+func (f *fakeAttrs) Get(_ context.Context, name string) (string, bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	v, ok := f.vals[name]
+	return v, ok && v != "", nil
+}
+
+func (f *fakeAttrs) Delete(_ context.Context, name string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls = append(f.calls, "delete "+name)
+	if f.err != nil {
+		return f.err
+	}
+	delete(f.vals, name)
+	return nil
+}
+
+func (f *fakeAttrs) value(name string) string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.vals[name]
+}
+
+// takeCalls returns the calls since the last takeCalls.
+func (f *fakeAttrs) takeCalls() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	c := f.calls
+	f.calls = nil
+	return c
+}
+
+// named registers an agent instance under a fresh name, so a test can run it
+// through the real framework (ocf.Main: env parsing, validation, exit codes,
+// logging) with fakes injected.
+type named struct {
+	ocf.Agent
+	name string
+}
+
+func (n named) Meta() ocf.Meta { m := n.Agent.Meta(); m.Name = n.name; return m }
+
+func (n named) Validate(ctx context.Context, p ocf.Params) error {
+	if v, ok := n.Agent.(ocf.Validator); ok {
+		return v.Validate(ctx, p)
+	}
+	return nil
+}
+
+var testAgents atomic.Int64
+
+func register(a ocf.Agent, base string) string {
+	name := fmt.Sprintf("%s_test%d", base, testAgents.Add(1))
+	ocf.Register(name, func() ocf.Agent { return named{a, name} })
+	return name
+}
+
+var stderrMu sync.Mutex
+
+// runMain runs one action through ocf.Main and returns its exit code and
+// what it logged (stderr, as pacemaker-execd would capture it).
+func runMain(t *testing.T, name, action string, env map[string]string) (int, string) {
+	t.Helper()
+	f, err := os.CreateTemp(t.TempDir(), "stderr")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	stderrMu.Lock()
+	saved := os.Stderr
+	os.Stderr = f
+	code := ocf.Main(name, []string{action}, envList(env))
+	os.Stderr = saved
+	stderrMu.Unlock()
+	b, _ := os.ReadFile(f.Name())
+	return code, string(b)
+}
+
+func reskeys(kv ...string) map[string]string {
+	env := map[string]string{"OCF_RESOURCE_INSTANCE": "mysqlmon", "OCF_RESKEY_CRM_meta_timeout": "20000"}
+	for i := 0; i+1 < len(kv); i += 2 {
+		env["OCF_RESKEY_"+kv[i]] = kv[i+1]
+	}
+	return env
+}
+
+func wantCode(t *testing.T, what string, got, want int, log string) {
+	t.Helper()
+	if got != want {
+		t.Fatalf("%s: exit %d (%s), want %d (%s); log:\n%s", what, got, ocf.ExitCode(got), want, ocf.ExitCode(want), log)
+	}
+}
+
+func TestMySQLMonitorAgainstMariaDB(t *testing.T) {
+	srv := mariadbtest.Start(t, mariadbtest.Options{})
+	srv.CreateUser(t, "mon", "pw", "SLAVE MONITOR ON *.*")
+	attrs := &fakeAttrs{}
+	runDir := t.TempDir()
+	a := &mysqlMonitor{env: attrEnv{attrs: attrs, runDir: runDir, now: time.Now}}
+	name := register(a, "mysql_monitor")
+	good := reskeys("defaults_file", srv.DefaultsFile("mon", "pw"), "dampen", "3")
+
+	code, log := runMain(t, name, "monitor", good)
+	wantCode(t, "monitor before start", code, 7, log)
+
+	code, log = runMain(t, name, "start", good)
+	wantCode(t, "start", code, 0, log)
+	if got, want := attrs.takeCalls(), []string{"set writable_monit=1 delay=3s"}; !equal(got, want) {
+		t.Errorf("start: attrd calls %q, want %q", got, want)
+	}
+	code, log = runMain(t, name, "monitor", good)
+	wantCode(t, "monitor", code, 0, log)
+	if calls := attrs.takeCalls(); len(calls) != 0 || log != "" {
+		t.Errorf("unchanged monitor: attrd calls %q, log %q; want none and silence", calls, log)
+	}
+
+	srv.SQL(t, "SET GLOBAL read_only=1")
+	code, log = runMain(t, name, "monitor", good)
+	wantCode(t, "monitor with read_only=1", code, 0, log)
+	if v := attrs.value(attrWritable); v != "0" || !strings.Contains(log, "read_only=ON") {
+		t.Errorf("read_only=1: writable_monit=%q, log %q; want 0 and a line saying read_only=ON", v, log)
+	}
+	srv.SQL(t, "SET GLOBAL read_only=0")
+	code, log = runMain(t, name, "monitor", good)
+	wantCode(t, "monitor with read_only=0", code, 0, log)
+	if v := attrs.value(attrWritable); v != "1" {
+		t.Errorf("read_only=0 again: writable_monit=%q, want 1", v)
+	}
+
+	wrong := reskeys("defaults_file", srv.DefaultsFile("mon", "wrong"), "dampen", "3")
+	code, log = runMain(t, name, "monitor", wrong)
+	wantCode(t, "monitor with a wrong password", code, 0, log)
+	if v := attrs.value(attrWritable); v != "0" || !strings.Contains(log, "access denied") || strings.Contains(log, "wrong") {
+		t.Errorf("wrong password: writable_monit=%q, log %q; want 0, a line saying access denied, no password", v, log)
+	}
+	attrs.takeCalls()
+	code, log = runMain(t, name, "monitor", wrong)
+	if calls := attrs.takeCalls(); code != 0 || len(calls) != 0 || log != "" {
+		t.Errorf("wrong password, second monitor: exit %d, attrd calls %q, log %q; want 0, none, silence", code, calls, log)
+	}
+
+	srv.Stop()
+	code, log = runMain(t, name, "monitor", good)
+	wantCode(t, "monitor with the server stopped", code, 0, log)
+	if v := attrs.value(attrWritable); v != "0" || !strings.Contains(log, "probe failed: down") {
+		t.Errorf("server stopped: writable_monit=%q, log %q; want 0 and a line saying down", v, log)
+	}
+	srv.Restart()
+	code, log = runMain(t, name, "monitor", good)
+	wantCode(t, "monitor after restart", code, 0, log)
+	if v := attrs.value(attrWritable); v != "1" {
+		t.Errorf("server back: writable_monit=%q, want 1", v)
+	}
+
+	// attrd failing is not database health: the monitor fails, saying so.
+	attrs.err = errors.New("attrd gone")
+	srv.SQL(t, "SET GLOBAL read_only=1")
+	code, log = runMain(t, name, "monitor", good)
+	wantCode(t, "monitor with attrd failing", code, 1, log)
+	if !strings.Contains(log, "publish writable_monit=0: attrd gone") {
+		t.Errorf("attrd failing: log %q lacks the reason", log)
+	}
+	attrs.err = nil
+
+	code, log = runMain(t, name, "stop", good)
+	wantCode(t, "stop", code, 0, log)
+	if v, ok, _ := attrs.Get(context.Background(), attrWritable); ok {
+		t.Errorf("after stop writable_monit=%q is still set", v)
+	}
+	if m, _ := filepath.Glob(filepath.Join(runDir, "*")); len(m) != 0 {
+		t.Errorf("after stop the run dir holds %v", m)
+	}
+	code, log = runMain(t, name, "monitor", good)
+	wantCode(t, "monitor after stop", code, 7, log)
+	code, log = runMain(t, name, "stop", good)
+	wantCode(t, "stop after stop", code, 0, log)
+}
+
+func TestMySQLMonitorValidate(t *testing.T) {
+	a := &mysqlMonitor{env: attrEnv{attrs: &fakeAttrs{}, runDir: t.TempDir(), now: time.Now}}
+	name := register(a, "mysql_monitor")
+	for _, tc := range []struct {
+		env  map[string]string
+		want int
+		msg  string
+	}{
+		{reskeys("defaults_file", "/nonexistent/my.cnf"), 2, `parameter defaults_file="/nonexistent/my.cnf"`},
+		{reskeys("max_lag", "-1"), 6, `parameter max_lag="-1": must not be negative`},
+		{reskeys("port", "70000"), 6, `parameter port="70000": not a TCP port`},
+		{reskeys("socket", "/run/x.sock", "replica_ok", "yes"), 0, ""},
+	} {
+		code, log := runMain(t, name, "validate-all", tc.env)
+		if code != tc.want || !strings.Contains(log, tc.msg) {
+			t.Errorf("validate-all with %v: exit %d, log %q; want %d and %q", tc.env, code, log, tc.want, tc.msg)
+		}
+	}
+}
+
+func TestJudge(t *testing.T) {
+	const maxLag = 30 * time.Second
+	replica := func(io, sql bool, lag int) *loadmon.Replica {
+		r := &loadmon.Replica{IORunning: io, SQLRunning: sql, IOState: "Yes", LagKnown: lag >= 0, Lag: time.Duration(lag) * time.Second}
+		if !io {
+			r.IOState = "Connecting"
+		}
+		if !sql {
+			r.LastError = "Duplicate entry"
+		}
+		return r
+	}
+	ro := loadmon.Status{ReadOnly: true}
+	withReplica := func(st loadmon.Status, r *loadmon.Replica) loadmon.Status { st.Replica = r; return st }
+	for _, tc := range []struct {
+		name      string
+		st        loadmon.Status
+		err       error
+		replicaOK bool
+		want      verdict
+	}{
+		{"writable primary", loadmon.Status{}, nil, false, verdict{1, 1, "0", "writable"}},
+		{"read_only", ro, nil, false, verdict{0, 1, "0", "read_only=ON"}},
+		{"super_read_only", loadmon.Status{SuperReadOnly: true}, nil, false, verdict{0, 1, "0", "super_read_only=ON"}},
+		{"down", loadmon.Status{}, &loadmon.ProbeError{Kind: loadmon.ErrDown}, false, verdict{0, 0, "", "probe failed: down"}},
+		{"access denied", loadmon.Status{}, &loadmon.ProbeError{Kind: loadmon.ErrAccessDenied}, true, verdict{0, 0, "", "probe failed: access denied"}},
+		{"in-sync replica, replica_ok", withReplica(ro, replica(true, true, 3)), nil, true, verdict{1, 1, "0", "replica in sync (lag 3s ≤ max_lag 30s)"}},
+		{"in-sync replica, not replica_ok", withReplica(ro, replica(true, true, 3)), nil, false, verdict{0, 1, "0", "read_only=ON"}},
+		{"lagging replica", withReplica(ro, replica(true, true, 45)), nil, true, verdict{0, 0, "40", "read_only=ON, replica not in sync: lag 45s > max_lag 30s"}},
+		{"SQL thread stopped", withReplica(ro, replica(true, false, -1)), nil, true, verdict{0, 0, "", "read_only=ON, replica not in sync: SQL thread stopped (Duplicate entry)"}},
+		{"IO thread connecting", withReplica(ro, replica(false, true, -1)), nil, true, verdict{0, 0, "", "read_only=ON, replica not in sync: IO thread Connecting"}},
+		{"read-only, no replica", ro, nil, true, verdict{0, 1, "0", "read_only=ON and not a replica"}},
+		{"writable replica", withReplica(loadmon.Status{}, replica(true, false, -1)), nil, true, verdict{1, 0, "", "writable"}},
+		{"replica status unreadable", loadmon.Status{ReadOnly: true, ReplicaErr: errors.New("denied")}, nil, true, verdict{0, 1, "", "read_only=ON, replica status unreadable: denied"}},
+	} {
+		if got := judge(tc.st, tc.err, maxLag, tc.replicaOK); got != tc.want {
+			t.Errorf("%s: judge = %+v, want %+v", tc.name, got, tc.want)
+		}
+	}
+}
+
+func equal(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,223 @@
+package agents
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/loadshare/loadshare/agents/ocf"
+	"github.com/loadshare/loadshare/loadmon"
+)
+
+// attrLoad is the attribute server_load publishes: 0..100 in coarse steps.
+const attrLoad = "server_load"
+
+func init() {
+	ocf.Register("server_load", func() ocf.Agent {
+		return &serverLoad{env: newAttrEnv(), host: &loadmon.Host{}, sleep: sleepCtx}
+	})
+}
+
+// serverLoad is ocf:loadshare:server_load: it publishes the node's load
+// from package loadmon's model. The model's state lives in the state file
+// between monitors, since every monitor is a new process.
+type serverLoad struct {
+	env   attrEnv
+	host  hostSampler
+	sleep func(context.Context, time.Duration) error
+}
+
+// hostSampler is loadmon.Host; tests replay recorded samples instead.
+type hostSampler interface {
+	Sample(ctx context.Context) (loadmon.HostSample, error)
+}
+
+// startSettle is how long start waits between its two host samples, so the
+// first published value already includes CPU time over an interval.
+const startSettle = time.Second
+
+// weightParams map parameter names to the model's weights (percent).
+var weightParams = []struct {
+	name, desc string
+	def        float64
+	set        func(*loadmon.Weights, float64)
+}{
+	{"weight_cpu", "CPU busy time over the monitor interval", loadmon.DefaultWeights.CPU, func(w *loadmon.Weights, v float64) { w.CPU = v }},
+	{"weight_load", "1-minute load average per core (full at 2 per core)", loadmon.DefaultWeights.Load, func(w *loadmon.Weights, v float64) { w.Load = v }},
+	{"weight_iowait", "CPU time waiting for I/O (full at 30 %)", loadmon.DefaultWeights.IOWait, func(w *loadmon.Weights, v float64) { w.IOWait = v }},
+	{"weight_memory", "memory pressure: PSI some avg10 (full at 20 %), else available memory under 20 %", loadmon.DefaultWeights.Memory, func(w *loadmon.Weights, v float64) { w.Memory = v }},
+	{"weight_db_threads", "database Threads_running per core (full at 2 per core)", loadmon.DefaultWeights.DBThreads, func(w *loadmon.Weights, v float64) { w.DBThreads = v }},
+	{"weight_db_connections", "database Threads_connected / max_connections", loadmon.DefaultWeights.DBConnections, func(w *loadmon.Weights, v float64) { w.DBConnections = v }},
+}
+
+func (a *serverLoad) Meta() ocf.Meta {
+	params := []ocf.Param{
+		{Name: "dampen", Type: ocf.Integer, Default: "10", ShortDesc: "attrd dampening, seconds",
+			LongDesc: "attrd_updater --delay: seconds attrd waits for further changes before writing " + attrLoad + " to the CIB; 0 writes at once.",
+			Check:    nonNegative},
+		{Name: "step", Type: ocf.Integer, Default: strconv.Itoa(loadmon.DefaultStep), ShortDesc: "published value's step, points",
+			LongDesc: attrLoad + " is a multiple of this many points (0..100). Coarse on purpose: each distinct value is a CIB write, a placement run and a new Prometheus series in ha_cluster_exporter.",
+			Check: func(v string) error {
+				if n := atoi(v); n < 1 || n > 50 {
+					return errors.New("must be 1..50")
+				}
+				return nil
+			}},
+		{Name: "hysteresis", Type: ocf.Integer, Default: strconv.Itoa(int(loadmon.DefaultHysteresis)), ShortDesc: "points beyond half a step before the value moves",
+			LongDesc: "The published value moves only when the smoothed load is more than step/2 plus this many points away from it, so noise around a step boundary never flips it.",
+			Check:    nonNegative},
+		{Name: "half_life", Type: ocf.Integer, Default: strconv.Itoa(int(loadmon.DefaultHalfLife / time.Second)), ShortDesc: "smoothing half-life, seconds",
+			LongDesc: "Half-life of the exponential moving average of the load: a step change of the load is half reflected after this many seconds.",
+			Check:    positive},
+	}
+	for _, w := range weightParams {
+		params = append(params, ocf.Param{Name: w.name, Type: ocf.Integer, Default: strconv.Itoa(int(w.def*100 + 0.5)),
+			ShortDesc: "weight of " + w.desc,
+			LongDesc:  "Relative weight (percent) of " + w.desc + " in " + attrLoad + ". Only ratios matter; 0 leaves the component out. Components unknown in a sample (database not configured or not answering, CPU before the second sample) are left out and the rest renormalised.",
+			Check:     nonNegative})
+	}
+	params = append(params, mysqlParams(true)...)
+	return ocf.Meta{
+		Name:      "server_load",
+		ShortDesc: "publishes the node's load (" + attrLoad + ", 0..100 in coarse steps)",
+		LongDesc: "Run as a clone, one instance per node. Every monitor samples the host (CPU, load per core, iowait, memory pressure) and, when configured, the local database (Threads_running, Threads_connected), " +
+			"combines them with weights into one load 0..100, smooths it (median of 3, then an exponential moving average), quantizes it to steps with hysteresis, and publishes the node attribute " + attrLoad + " through attrd_updater only when it changed. " +
+			"The model's state is kept between monitors in a state file under HA_RSCTMP (default " + defaultRunDir + "). Stop deletes the attribute.",
+		Params: params,
+		Actions: []ocf.Action{
+			{Name: "start", Timeout: 20 * time.Second},
+			{Name: "stop", Timeout: 20 * time.Second},
+			{Name: "monitor", Timeout: 20 * time.Second, Interval: 10 * time.Second},
+			{Name: "meta-data", Timeout: 5 * time.Second},
+			{Name: "validate-all", Timeout: 20 * time.Second},
+		},
+	}
+}
+
+func (a *serverLoad) Validate(_ context.Context, p ocf.Params) error {
+	if _, _, err := mysqlProbe(p, true); err != nil {
+		return err
+	}
+	if a.model(p).Weights == (loadmon.Weights{}) {
+		return &ocf.ParamError{Param: "weight_cpu", Value: p.String("weight_cpu"), Reason: "all weights are 0: nothing to measure"}
+	}
+	return nil
+}
+
+// model builds the load model from the parameters.
+func (a *serverLoad) model(p ocf.Params) loadmon.Model {
+	m := loadmon.Model{
+		HalfLife:   time.Duration(p.Int("half_life")) * time.Second,
+		StepSize:   int(p.Int("step")),
+		Hysteresis: float64(p.Int("hysteresis")),
+	}
+	for _, w := range weightParams {
+		w.set(&m.Weights, float64(p.Int(w.name))/100)
+	}
+	return m
+}
+
+func (a *serverLoad) Start(ctx context.Context, p ocf.Params) error {
+	st, err := a.env.load(p)
+	if errors.Is(err, ocf.ErrNotRunning) {
+		st, err = &attrState{}, nil
+	}
+	if err != nil {
+		return err
+	}
+	if err := a.env.save(p, st); err != nil { // running from here on
+		return err
+	}
+	// Two samples a moment apart, so the first value knows the CPU share.
+	if st.Model == nil {
+		if err := a.step(ctx, p, st); err != nil {
+			return err
+		}
+		if err := a.sleep(ctx, startSettle); err != nil {
+			return fmt.Errorf("wait between start samples: %w", err)
+		}
+	}
+	return a.update(ctx, p, st, true)
+}
+
+func (a *serverLoad) Monitor(ctx context.Context, p ocf.Params) error {
+	st, err := a.env.load(p)
+	if err != nil {
+		return err
+	}
+	return a.update(ctx, p, st, false)
+}
+
+func (a *serverLoad) Stop(ctx context.Context, p ocf.Params) error {
+	a.env.unpublish(ctx, p, attrLoad)
+	return a.env.remove(p)
+}
+
+// step feeds one sample into the model held in st.
+func (a *serverLoad) step(ctx context.Context, p ocf.Params, st *attrState) error {
+	hs, err := a.host.Sample(ctx)
+	if err != nil {
+		return fmt.Errorf("sample host: %w", err)
+	}
+	s := loadmon.Sample{HostSample: hs}
+	if probe, ok, err := mysqlProbe(p, true); err != nil {
+		return err
+	} else if ok {
+		probe.Timeout = probeTimeout(ctx, probe.Timeout)
+		status, err := probe.Sample(ctx)
+		probeErr := ""
+		if err != nil {
+			// The database's health is mysql_monitor's business; here it
+			// only drops the database components. Said once per change.
+			probeErr = err.Error()
+			if probeErr != st.Probe {
+				p.Log.Info("database not probed, its load left out", "err", err)
+			}
+		} else {
+			s.DB = loadmon.DBLoadOf(status)
+		}
+		st.Probe = probeErr
+	}
+	var prev loadmon.State
+	if st.Model != nil {
+		prev = *st.Model
+	}
+	next := a.model(p).Step(prev, s)
+	st.Model = &next
+	return nil
+}
+
+// update samples, steps the model and publishes server_load if it changed.
+func (a *serverLoad) update(ctx context.Context, p ocf.Params, st *attrState, force bool) error {
+	if err := a.step(ctx, p, st); err != nil {
+		return err
+	}
+	m := st.Model
+	values := map[string]string{attrLoad: strconv.Itoa(m.Value)}
+	changed, err := a.env.publish(ctx, p, st, values, time.Duration(p.Int("dampen"))*time.Second, force)
+	if err != nil {
+		return err
+	}
+	if len(changed) > 0 {
+		c := m.Components
+		p.Log.Info("server load changed", attrLoad, m.Value, "smoothed", round1(m.Smoothed), "raw", round1(m.Raw),
+			"cpu", round1(c.CPU), "load", round1(c.Load), "iowait", round1(c.IOWait), "memory", round1(c.Memory),
+			"db_threads", round1(c.DBThreads), "db_connections", round1(c.DBConnections))
+	}
+	return a.env.save(p, st)
+}
+
+func round1(x float64) string { return strconv.FormatFloat(x, 'f', 2, 64) }
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
