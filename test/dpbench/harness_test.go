@@ -11,21 +11,31 @@ import (
 )
 
 // TestHarness proves that every variant the benchmark measures reaches the
-// servers it claims to: direct hits one server, client-side spreading hits
-// the server it dialed, the VIPs and haproxy spread over all three, VIP
+// servers it claims to, for the line server and for MariaDB: direct hits
+// one server, client-side spreading hits the server it dialed, the VIPs
+// and haproxy spread over all three, each VIP connection is answered by
+// the owner of its bucket and counted as new by exactly one node, VIP
 // connections arrive with the client's own address (no proxy hop) and
 // haproxy's with haproxy's; the no-flood control hits only its one server.
 func TestHarness(t *testing.T) {
 	if testing.Short() {
-		t.Skip("builds a namespace lab with haproxy; skipped in -short")
+		t.Skip("builds a namespace lab with haproxy (and MariaDB); skipped in -short")
 	}
 	l := newLab(t)
+	t.Run("line", func(t *testing.T) { l.checkVariants(t, lineProto) })
+	t.Run("mariadb", func(t *testing.T) {
+		l.startDB(t)
+		l.checkVariants(t, l.mariadbProto())
+	})
+}
+
+func (l *lab) checkVariants(t *testing.T, p proto) {
 	const n = 60
-	for _, v := range l.variants() {
+	for _, v := range l.variants(p) {
 		t.Run(v.name, func(t *testing.T) {
 			counted := map[string]*clusterip.VIP{"c-vip16": &vip16, "c-vip1024": &vip1024, "e-vip-noflood": &vipSolo}[v.name]
 			before := l.newConns(t, counted)
-			conns, _ := l.run(t, v, n)
+			conns, _ := l.run(t, p, v, n)
 			// The product's own counters: every connection accepted as new
 			// by exactly one node.
 			if got := l.newConns(t, counted) - before; counted != nil && got != n {
@@ -40,20 +50,7 @@ func TestHarness(t *testing.T) {
 				if c.Local.Addr() != clientAddr {
 					t.Errorf("connection %d to %s left from %s, want the client %s", i, c.Dst, c.Local, clientAddr)
 				}
-				peer, err := netip.ParseAddrPort(c.Peer)
-				if err != nil {
-					t.Fatalf("connection %d to %s: server %q reported peer %q: %v", i, c.Dst, c.Server, c.Peer, err)
-				}
-				switch v.name {
-				case "d-haproxy":
-					if peer.Addr() != serverAddrs[0] {
-						t.Errorf("via haproxy: server %s saw peer %s, want haproxy's address %s", c.Server, peer, serverAddrs[0])
-					}
-				default:
-					if peer != c.Local {
-						t.Errorf("%s: server %s saw peer %s, want the client's own %s (no hop)", c.Dst, c.Server, peer, c.Local)
-					}
-				}
+				checkPeer(t, p, v, c)
 				switch v.name {
 				case "a-direct", "b-spread":
 					want := ""
@@ -80,7 +77,7 @@ func TestHarness(t *testing.T) {
 			switch v.name {
 			case "a-direct", "e-vip-noflood":
 				if by[serverNames[0]] != n {
-					t.Errorf("direct: answers %v, want all %d from %s", by, n, serverNames[0])
+					t.Errorf("%s: answers %v, want all %d from %s", v.name, by, n, serverNames[0])
 				}
 			default:
 				// b and haproxy: round robin, n/3 each. VIPs: buckets 6/5/5 (or
@@ -93,6 +90,28 @@ func TestHarness(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// checkPeer checks where the server saw c come from: via haproxy from
+// haproxy's address, otherwise from the client's own address (and port,
+// where the protocol reports it).
+func checkPeer(t *testing.T, p proto, v variant, c Conn) {
+	t.Helper()
+	want := c.Local.String()
+	switch {
+	case v.name == "d-haproxy":
+		want = serverAddrs[0].String()
+		if p.peerPort {
+			if ap, err := netip.ParseAddrPort(c.Peer); err == nil {
+				c.Peer = ap.Addr().String()
+			}
+		}
+	case !p.peerPort:
+		want = c.Local.Addr().String()
+	}
+	if c.Peer != want {
+		t.Errorf("%s: server %s saw the connection from %q, want %q", c.Dst, c.Server, c.Peer, want)
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/loadshare/loadshare/clusterip"
+	"github.com/loadshare/loadshare/test/mariadbtest"
 	"github.com/loadshare/loadshare/test/nstest"
 	"github.com/vishvananda/netlink"
 )
@@ -20,8 +21,6 @@ import (
 // The lab's names and addresses (this package's share: netns prefix lsdb-,
 // 10.202.0.0/24).
 const (
-	svcPort     = 8080 // the small server, in every server namespace
-	haproxyPort = 8081 // haproxy, in the first server namespace
 	seed        = 0x5eed
 	connTimeout = 3 * time.Second // one connection, connect to reply
 )
@@ -44,6 +43,30 @@ var (
 	// costs the bucket rules alone; c-vip16 minus it is the flooding.
 	vipSolo = clusterip.VIP{Addr: netip.MustParseAddr("10.202.0.102"), Link: "eth0", Buckets: 16, Seed: seed}
 )
+
+// proto is what the client speaks to the servers.
+type proto struct {
+	name        string
+	port        int // the servers' port
+	haproxyPort int // haproxy's port in front of them
+	exchange    func(ctx context.Context, dst netip.AddrPort, timeout time.Duration) Conn
+	peerPort    bool // Conn.Peer holds the port too (MariaDB's USER() has the host only)
+}
+
+// lineProto is the small line server each server namespace runs.
+var lineProto = proto{name: "line", port: 8080, haproxyPort: 8081, exchange: LineExchange, peerPort: true}
+
+// mariadbPorts are MariaDB's and haproxy's ports in front of it.
+var mariadbPorts = proto{name: "mariadb", port: 3306, haproxyPort: 3307}
+
+// mariadbProto logs in to MariaDB and runs SELECT 1 (startDB first).
+func (l *lab) mariadbProto() proto {
+	p := mariadbPorts
+	p.exchange = MySQLExchange(dbUser, dbPassword, l.client.Do)
+	return p
+}
+
+const dbUser, dbPassword = "bench", "bench"
 
 // ownerOf is the lab's even spread: bucket b belongs to server b mod 3.
 func ownerOf(b int) int { return b % len(serverNames) }
@@ -79,7 +102,7 @@ func newLab(tb testing.TB) *lab {
 		sw.Plug(tb, ns, "eth0", nil, netip.PrefixFrom(serverAddrs[i], 24))
 		var ln net.Listener
 		if err := ns.Do(func() (err error) {
-			ln, err = net.Listen("tcp", fmt.Sprintf("0.0.0.0:%d", svcPort))
+			ln, err = net.Listen("tcp", fmt.Sprintf("0.0.0.0:%d", lineProto.port))
 			return err
 		}); err != nil {
 			tb.Fatalf("%s: listen: %v", ns.Name, err)
@@ -105,7 +128,8 @@ func newLab(tb testing.TB) *lab {
 	return l
 }
 
-func (l *lab) variants() []variant {
+func (l *lab) variants(p proto) []variant {
+	svcPort, haproxyPort := p.port, p.haproxyPort
 	ap := func(a netip.Addr, port int) netip.AddrPort { return netip.AddrPortFrom(a, uint16(port)) }
 	var spread []netip.AddrPort
 	for _, a := range serverAddrs {
@@ -123,11 +147,11 @@ func (l *lab) variants() []variant {
 
 // run makes n connections of v from the client namespace, 4 at a time,
 // bounded by a minute.
-func (l *lab) run(tb testing.TB, v variant, n int) ([]Conn, time.Duration) {
+func (l *lab) run(tb testing.TB, p proto, v variant, n int) ([]Conn, time.Duration) {
 	tb.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	conns, elapsed, err := Load{Dsts: v.dsts, N: n, Workers: 4, Timeout: connTimeout, Enter: l.client.Do}.Run(ctx)
+	conns, elapsed, err := Load{Dsts: v.dsts, N: n, Workers: 4, Timeout: connTimeout, Enter: l.client.Do, Exchange: p.exchange}.Run(ctx)
 	if err != nil {
 		tb.Fatalf("%s: %v", v.name, err)
 	}
@@ -147,12 +171,13 @@ defaults
 	timeout connect 3s
 	timeout client 5s
 	timeout server 5s
-listen lb
-	bind %s:%d
-	balance roundrobin
-`, serverAddrs[0], haproxyPort)
-	for i, a := range serverAddrs {
-		fmt.Fprintf(&cfg, "\tserver %s %s:%d\n", serverNames[i], a, svcPort)
+`)
+	// No health checks: they would add connections of their own.
+	for _, p := range []proto{lineProto, mariadbPorts} {
+		fmt.Fprintf(&cfg, "listen %s\n\tbind %s:%d\n\tbalance roundrobin\n", p.name, serverAddrs[0], p.haproxyPort)
+		for i, a := range serverAddrs {
+			fmt.Fprintf(&cfg, "\tserver %s %s:%d\n", serverNames[i], a, p.port)
+		}
 	}
 	path := filepath.Join(dir, "haproxy.cfg")
 	if err := os.WriteFile(path, []byte(cfg.String()), 0o644); err != nil {
@@ -175,7 +200,7 @@ listen lb
 		<-exited
 		logf.Close()
 	})
-	dst := netip.AddrPortFrom(serverAddrs[0], haproxyPort)
+	dst := netip.AddrPortFrom(serverAddrs[0], uint16(lineProto.haproxyPort))
 	for range 100 {
 		select {
 		case err := <-exited:
@@ -185,7 +210,7 @@ listen lb
 		}
 		var c Conn
 		if err := l.client.Do(func() error { // from the client namespace, never the root one
-			c = once(context.Background(), dst, time.Second, make([]byte, 0, 128))
+			c = LineExchange(context.Background(), dst, time.Second)
 			return nil
 		}); err != nil {
 			tb.Fatal(err)
@@ -260,5 +285,19 @@ func (l *lab) programSolo(tb testing.TB, v clusterip.VIP) {
 	if err := cnl.NeighSet(&netlink.Neigh{LinkIndex: ceth.Attrs().Index, Family: netlink.FAMILY_V4,
 		State: netlink.NUD_PERMANENT, IP: v.Addr.AsSlice(), HardwareAddr: eth.Attrs().HardwareAddr}); err != nil {
 		tb.Fatalf("%s: pin neighbour %s to %s: %v", l.client.Name, v.Addr, eth.Attrs().HardwareAddr, err)
+	}
+}
+
+// startDB starts a private MariaDB in every server namespace (server_id
+// i+1, port 3306 on every address, the VIPs included) with a user for the
+// client; they stop when tb ends. It skips without mariadbd.
+func (l *lab) startDB(tb testing.TB) {
+	tb.Helper()
+	for i, ns := range l.servers {
+		db := mariadbtest.Start(tb, mariadbtest.Options{TCP: true, Bind: "0.0.0.0", Port: mariadbPorts.port,
+			ServerID: i + 1, Command: ns.Command,
+			// 4 client workers; keep the threads for reuse, as a busy server would.
+			Args: []string{"--thread-cache-size=16"}})
+		db.CreateUser(tb, dbUser, dbPassword)
 	}
 }

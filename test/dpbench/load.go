@@ -76,6 +76,9 @@ type Load struct {
 	// Enter runs f with the calling thread in the client's network namespace
 	// (nstest.NS.Do); sockets f creates live there.
 	Enter func(f func() error) error
+	// Exchange makes one connection to dst on the calling thread; nil means
+	// LineExchange (one line out, one line back).
+	Exchange func(ctx context.Context, dst netip.AddrPort, timeout time.Duration) Conn
 }
 
 // Run makes the connections and returns them in order with the wall time
@@ -96,14 +99,17 @@ func (l Load) Run(ctx context.Context) ([]Conn, time.Duration, error) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			exchange := l.Exchange
+			if exchange == nil {
+				exchange = LineExchange
+			}
 			errs[w] = l.Enter(func() error {
-				buf := make([]byte, 0, 128)
 				for ctx.Err() == nil {
 					i := int(next.Add(1)) - 1
 					if i >= l.N {
 						return nil
 					}
-					conns[i] = once(ctx, l.Dsts[i%len(l.Dsts)], l.Timeout, buf)
+					conns[i] = exchange(ctx, l.Dsts[i%len(l.Dsts)], l.Timeout)
 				}
 				return nil
 			})
@@ -122,8 +128,9 @@ func (l Load) Run(ctx context.Context) ([]Conn, time.Duration, error) {
 
 var request = []byte("who\n")
 
-// once makes one connection on the calling thread.
-func once(ctx context.Context, dst netip.AddrPort, timeout time.Duration, buf []byte) Conn {
+// LineExchange makes one connection to a Serve server on the calling
+// thread: connect, send one line, read the reply line, close.
+func LineExchange(ctx context.Context, dst netip.AddrPort, timeout time.Duration) Conn {
 	r := Conn{Dst: dst}
 	d := net.Dialer{Timeout: timeout}
 	start := time.Now()
@@ -142,7 +149,7 @@ func once(ctx context.Context, dst netip.AddrPort, timeout time.Duration, buf []
 		r.Err = fmt.Errorf("write to %s: %w", dst, err)
 		return r
 	}
-	line, err := readLine(c, buf[:0])
+	line, err := readLine(c, make([]byte, 0, 128))
 	r.Request = time.Since(start)
 	if err != nil {
 		r.Err = fmt.Errorf("read from %s: %w", dst, err)
