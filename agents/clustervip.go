@@ -1,0 +1,443 @@
+package agents
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"net"
+	"net/netip"
+	"os"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/loadshare/loadshare/agents/ocf"
+	"github.com/loadshare/loadshare/clusterip"
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+)
+
+func init() { ocf.Register("clustervip", func() ocf.Agent { return &clusterVIP{} }) }
+
+// clusterVIP is ocf:loadshare:clustervip: instance K of a globally-unique
+// clone owns bucket K of the VIP, and clone-max is the bucket count. All of
+// the kernel work is package clusterip's; this file maps parameters to a
+// clusterip.VIP and actions to Ensure/Own/Release/Owned.
+type clusterVIP struct {
+	vip      clusterip.VIP
+	backend  clusterip.Backend // as configured (may be auto)
+	grace    time.Duration     // drain grace, clipped to the operation's deadline
+	resolved bool
+	plane    *clusterip.Plane // nil until planeFor
+}
+
+const clusterVIPLongDesc = `
+One bucket of a virtual IP address served by every node at once. Run it as a
+globally-unique clone: clone-max is the number of hash buckets, and instance K
+(Pacemaker's rsc:K) owns bucket K on the node it runs on. A node answers the
+new connections whose source hashes into a bucket it owns; the address and
+the cluster MAC are on a node while it owns at least one bucket.
+
+Every node must use the same ip, hash, hash_seed and clone-max (Pacemaker
+gives all instances the same parameters). Set resource-stickiness=0 on the
+clone so that instances spread again after a node comes back, and
+clone-node-max=clone-max so that one node can hold every bucket.`
+
+func (a *clusterVIP) Meta() ocf.Meta {
+	return ocf.Meta{
+		Version:   "1.0",
+		ShortDesc: "One hash bucket of a shared virtual IP (globally-unique clone)",
+		LongDesc:  clusterVIPLongDesc,
+		Params: []ocf.Param{
+			{Name: "ip", Required: true, Unique: true,
+				ShortDesc: "Virtual IPv4 or IPv6 address",
+				LongDesc:  "The shared virtual address, e.g. 192.0.2.10 or 2001:db8::10."},
+			{Name: "cidr_netmask", Type: ocf.Integer,
+				ShortDesc: "Prefix length of the address",
+				LongDesc: "Prefix length the address is added with (e.g. 24). Default: the prefix of the " +
+					"interface address whose subnet holds ip, else a host prefix (32 or 128).",
+				Check: func(v string) error {
+					if n, _ := strconv.Atoi(v); n < 1 || n > 128 {
+						return errors.New("must be 1..32 (IPv4) or 1..128 (IPv6)")
+					}
+					return nil
+				}},
+			{Name: "nic", ShortDesc: "Network interface",
+				LongDesc: "Interface that receives the VIP's frames. Default: the interface the routing table " +
+					"uses to reach ip (the one holding ip when it is already configured)."},
+			{Name: "mac", ShortDesc: "Cluster MAC address",
+				LongDesc: "The MAC all nodes answer ARP/neighbour solicitations for ip with. Default: derived " +
+					"from ip (multicast: 01:00:5e:... for IPv4, 33:33:... for IPv6; unicast: 02:bf:...). " +
+					"The switch must flood it to every node.",
+				Check: func(v string) error {
+					if _, err := net.ParseMAC(v); err != nil {
+						return errors.New("not a MAC address (like 01:00:5e:00:00:01)")
+					}
+					return nil
+				}},
+			{Name: "mac_mode", Default: "multicast", ShortDesc: "multicast or unicast cluster MAC",
+				LongDesc: "multicast: a multicast MAC the nodes join (switch must flood it, e.g. IGMP snooping " +
+					"off or the node ports as multicast router ports). unicast: a MAC no NIC uses, which " +
+					"switches flood as unknown unicast with no configuration.",
+				Check: func(v string) error { _, err := clusterip.ParseMACMode(v); return reason(err) }},
+			{Name: "hash", Default: "sourceip-sourceport", ShortDesc: "Fields hashed into a bucket",
+				LongDesc: "sourceip-sourceport: source address and port (clients behind one NAT address spread " +
+					"over nodes). sourceip: source address only (one client always on one node; the only " +
+					"mode of backend xtcluster).",
+				Check: func(v string) error { _, err := clusterip.ParseHashMode(v); return reason(err) }},
+			{Name: "backend", Default: "auto", ShortDesc: "Kernel mechanism: auto, nftables or xtcluster",
+				LongDesc: "nftables: jhash and a set of owned buckets (up to " + strconv.Itoa(clusterip.MaxBuckets) +
+					" buckets). xtcluster: the iptables cluster match (hash=sourceip, at most 32 buckets). " +
+					"auto: nftables when the kernel supports it, else xtcluster.",
+				Check: func(v string) error { _, err := clusterip.ParseBackend(v); return reason(err) }},
+			{Name: "hash_seed", Type: ocf.Integer,
+				ShortDesc: "Hash seed (1..4294967295), the same on every node",
+				LongDesc: "Seed of the bucket hash. Must be non-zero and the same on every node. Default: " +
+					"derived from ip (FNV-1a of its text form).",
+				Check: func(v string) error {
+					if n, err := strconv.ParseUint(v, 10, 32); err != nil || n == 0 {
+						return errors.New("must be 1..4294967295")
+					}
+					return nil
+				}},
+			{Name: "drain_grace", Type: ocf.Integer, Default: strconv.Itoa(int(clusterip.DefaultDrainGrace / time.Second)),
+				ShortDesc: "Seconds the last bucket's stop waits for open connections",
+				LongDesc: "When a node releases its last bucket of the VIP, new connections go elsewhere at " +
+					"once, but the address stays until the node's open connections to it have closed or " +
+					"this many seconds have passed (0: remove it at once). Keep it below the stop " +
+					"timeout; a stop never waits past its own deadline.",
+				Check: func(v string) error {
+					if n, _ := strconv.Atoi(v); n < 0 {
+						return errors.New("must be 0 or more seconds")
+					}
+					return nil
+				}},
+		},
+		Actions: []ocf.Action{
+			{Name: "start", Timeout: 20 * time.Second},
+			{Name: "stop", Timeout: clusterip.DefaultDrainGrace + 5*time.Second},
+			{Name: "monitor", Timeout: 20 * time.Second, Interval: 10 * time.Second},
+		},
+	}
+}
+
+// reason turns a clusterip parse error into the bare reason a ParamError
+// carries (the framework names the parameter and value itself).
+func reason(err error) error {
+	var fe *clusterip.FieldError
+	if errors.As(err, &fe) {
+		return errors.New(fe.Reason)
+	}
+	return err
+}
+
+// Validate checks the clone meta and resolves the VIP; it reads the routing
+// table and links but changes nothing.
+func (a *clusterVIP) Validate(ctx context.Context, p ocf.Params) error {
+	c := p.Clone
+	switch {
+	case !c.IsClone:
+		return fmt.Errorf("clustervip runs as a clone: configure it as a clone with meta globally-unique=true and clone-max=<buckets>: %w", ocf.ErrConfigured)
+	case !c.GloballyUnique:
+		return fmt.Errorf("clone meta globally-unique=false: each instance owns its own bucket, so set meta globally-unique=true on the clone: %w", ocf.ErrConfigured)
+	case c.Max < 1:
+		return fmt.Errorf("clone meta clone-max=%d: set clone-max to the number of buckets (at least 1): %w", c.Max, ocf.ErrConfigured)
+	case c.Instance >= c.Max:
+		return fmt.Errorf("clone instance %d is outside clone-max=%d: %w", c.Instance, c.Max, ocf.ErrConfigured)
+	}
+	if c.NodeMax != 0 && c.NodeMax < c.Max && (p.Action == "validate-all" || p.Action == "start") {
+		p.Log.Warn("clone-node-max is below clone-max: with nodes down some buckets cannot run anywhere and their clients get no answer; set clone-node-max=clone-max",
+			"clone_node_max", c.NodeMax, "clone_max", c.Max)
+	}
+	if err := a.resolve(ctx, p); err != nil {
+		return err
+	}
+	if p.Action == "validate-all" || p.Action == "start" {
+		// Checks clone-max against the limits of the backend auto picks.
+		_, err := a.planeFor()
+		return err
+	}
+	return nil
+}
+
+// resolve builds the clusterip.VIP from the parameters and this node's links.
+func (a *clusterVIP) resolve(ctx context.Context, p ocf.Params) error {
+	if a.resolved {
+		return nil
+	}
+	ipText := p.String("ip")
+	addr, err := netip.ParseAddr(ipText)
+	if err != nil {
+		return &ocf.ParamError{Param: "ip", Value: ipText, Reason: "not an IP address"}
+	}
+	v := clusterip.VIP{Addr: addr, Prefix: int(p.Int("cidr_netmask"))}
+	if v.Hash, err = clusterip.ParseHashMode(p.String("hash")); err != nil {
+		return paramErr(err)
+	}
+	if v.MACMode, err = clusterip.ParseMACMode(p.String("mac_mode")); err != nil {
+		return paramErr(err)
+	}
+	if s := p.String("mac"); s != "" {
+		v.MAC, _ = net.ParseMAC(s) // checked by the declaration
+	}
+	backend, err := clusterip.ParseBackend(p.String("backend"))
+	if err != nil {
+		return paramErr(err)
+	}
+	if p.IsSet("hash_seed") {
+		v.Seed = uint32(p.Int("hash_seed"))
+	} else {
+		v.Seed = seedOf(addr)
+	}
+	if p.Clone.Max > 65535 {
+		return fmt.Errorf("clone meta clone-max=%d: at most %d buckets; lower clone-max: %w", p.Clone.Max, clusterip.MaxBuckets, ocf.ErrConfigured)
+	}
+	v.Buckets = uint16(p.Clone.Max)
+
+	nl, err := netlink.NewHandle()
+	if err != nil {
+		return fmt.Errorf("netlink: %w", err)
+	}
+	defer nl.Close()
+	var link netlink.Link
+	if v.Link, link, err = findNIC(nl, p.String("nic"), addr); err != nil {
+		return err
+	}
+	if !p.IsSet("cidr_netmask") {
+		v.Prefix = coveringPrefix(nl, link, addr)
+	}
+	if err := v.Validate(backend); err != nil {
+		return paramErr(err)
+	}
+	// The stop of the last bucket waits for open connections, but never
+	// past the operation's own deadline: a stop that times out gets the
+	// node fenced.
+	grace := time.Duration(p.Int("drain_grace")) * time.Second
+	if dl, ok := ctx.Deadline(); ok {
+		if left := time.Until(dl) - time.Second; grace > left {
+			grace = max(left, 0)
+		}
+	}
+	a.vip, a.backend, a.grace, a.resolved = v, backend, grace, true
+	return nil
+}
+
+// planeFor returns the plane for the configured backend. With backend=auto,
+// clusterip.New probes the kernel (one batch that adds and deletes a probe
+// table, ~10 ms) and picks the backend whose limits then apply to the VIP.
+func (a *clusterVIP) planeFor() (*clusterip.Plane, error) {
+	if a.plane != nil {
+		return a.plane, nil
+	}
+	pl, err := clusterip.New(clusterip.WithBackend(a.backend), clusterip.WithDrainGrace(a.grace))
+	if err != nil {
+		return nil, kernelErr(err)
+	}
+	if err := a.vip.Validate(pl.Backend()); err != nil {
+		return nil, paramErr(err)
+	}
+	a.plane = pl
+	return pl, nil
+}
+
+// seedOf is the default hash seed: the same on every node for one ip,
+// different for two VIPs, never zero.
+func seedOf(addr netip.Addr) uint32 {
+	h := fnv.New32a()
+	h.Write([]byte(addr.String()))
+	if s := h.Sum32(); s != 0 {
+		return s
+	}
+	return 1
+}
+
+// findNIC returns the interface for addr: nic when given (it must exist on
+// this node), else the interface already holding addr (after a start the
+// route to addr is the local one, through lo), else the one the routing
+// table sends addr to. Equivalent to: ip route get ADDR.
+func findNIC(nl *netlink.Handle, nic string, addr netip.Addr) (string, netlink.Link, error) {
+	if nic != "" {
+		l, err := nl.LinkByName(nic)
+		if err != nil {
+			return "", nil, &ocf.ParamError{Param: "nic", Value: nic, Reason: "no such interface on this node", Local: true}
+		}
+		return nic, l, nil
+	}
+	links, err := nl.LinkList()
+	if err != nil {
+		return "", nil, fmt.Errorf("list links: %w", err)
+	}
+	for _, l := range links {
+		if l.Attrs().Flags&net.FlagLoopback != 0 {
+			continue
+		}
+		addrs, _ := nl.AddrList(l, family(addr))
+		for _, a := range addrs {
+			if ip, ok := netip.AddrFromSlice(a.IP); ok && ip.Unmap() == addr {
+				return l.Attrs().Name, l, nil
+			}
+		}
+	}
+	routes, err := nl.RouteGet(addr.AsSlice())
+	if err == nil && len(routes) > 0 {
+		if l, lerr := nl.LinkByIndex(routes[0].LinkIndex); lerr == nil && l.Attrs().Flags&net.FlagLoopback == 0 {
+			return l.Attrs().Name, l, nil
+		}
+	}
+	reason := "not given, and no route to ip on this node"
+	if err != nil {
+		reason += ": " + err.Error()
+	}
+	return "", nil, &ocf.ParamError{Param: "nic", Value: "", Reason: reason, Local: true}
+}
+
+func family(a netip.Addr) int {
+	if a.Is4() {
+		return netlink.FAMILY_V4
+	}
+	return netlink.FAMILY_V6
+}
+
+// coveringPrefix is the prefix length of link's address whose subnet holds
+// addr (other than addr itself), like IPaddr2's findif; 0 (a host prefix)
+// when there is none.
+func coveringPrefix(nl *netlink.Handle, link netlink.Link, addr netip.Addr) int {
+	addrs, err := nl.AddrList(link, family(addr))
+	if err != nil {
+		return 0
+	}
+	for _, a := range addrs {
+		ip, ok := netip.AddrFromSlice(a.IP)
+		if !ok || ip.Unmap() == addr {
+			continue
+		}
+		ones, _ := a.Mask.Size()
+		if pfx, err := ip.Unmap().Prefix(ones); err == nil && pfx.Contains(addr) {
+			return ones
+		}
+	}
+	return 0
+}
+
+// paramErr maps a clusterip field error to the OCF parameter it came from.
+func paramErr(err error) error {
+	var fe *clusterip.FieldError
+	if !errors.As(err, &fe) {
+		return err
+	}
+	switch fe.Field {
+	case "buckets":
+		return fmt.Errorf("clone meta clone-max=%s: %s; lower clone-max or use backend=nftables: %w", fe.Value, fe.Reason, ocf.ErrConfigured)
+	case "link":
+		return &ocf.ParamError{Param: "nic", Value: fe.Value, Reason: fe.Reason, Local: true}
+	}
+	name := map[string]string{"addr": "ip", "prefix": "cidr_netmask", "seed": "hash_seed"}[fe.Field]
+	if name == "" {
+		name = fe.Field // hash, mac, mac_mode, backend: same names
+	}
+	return &ocf.ParamError{Param: name, Value: fe.Value, Reason: fe.Reason}
+}
+
+// kernelErr classifies a data-plane error for Pacemaker.
+func kernelErr(err error) error {
+	switch {
+	case errors.Is(err, clusterip.ErrUnsupported):
+		return fmt.Errorf("%w: %w", err, ocf.ErrInstalled)
+	case errors.Is(err, unix.EPERM), errors.Is(err, os.ErrPermission):
+		return fmt.Errorf("%w: %w", err, ocf.ErrPerm)
+	}
+	return paramErr(err)
+}
+
+// Start ensures the VIP's kernel objects and owns this instance's bucket.
+func (a *clusterVIP) Start(ctx context.Context, p ocf.Params) error {
+	if err := a.resolve(ctx, p); err != nil {
+		return err
+	}
+	pl, err := a.planeFor()
+	if err != nil {
+		return err
+	}
+	b := clusterip.Bucket(p.Clone.Instance)
+	if err := pl.Ensure(a.vip); err != nil {
+		return kernelErr(err)
+	}
+	if err := pl.Own(a.vip, b); err != nil {
+		return kernelErr(err)
+	}
+	return nil
+}
+
+// Stop releases this instance's bucket. Rules already gone (reboot, flush)
+// mean the bucket is not owned: success.
+func (a *clusterVIP) Stop(ctx context.Context, p ocf.Params) error {
+	if err := a.resolve(ctx, p); err != nil {
+		return err
+	}
+	pl, err := a.planeFor()
+	if err != nil {
+		return err
+	}
+	err = pl.Release(a.vip, clusterip.Bucket(p.Clone.Instance))
+	var de *clusterip.DrainError
+	switch {
+	case errors.Is(err, clusterip.ErrNotEnsured):
+		return nil
+	case errors.As(err, &de):
+		p.Log.Warn("released the last bucket with connections still open", "err", err)
+		return nil
+	}
+	return kernelErr(err)
+}
+
+// Monitor reports whether exactly this instance's bucket is owned here:
+// the kernel's owned set is the truth, not a state file.
+//
+// It reads the set without clusterip.New's backend probe and without
+// StatusOf, which dumps the conntrack table (~10 ms even when empty): a
+// recurring monitor of every instance on every node must stay cheap. With
+// backend=auto the VIP is looked for under nftables first, then xtcluster.
+func (a *clusterVIP) Monitor(ctx context.Context, p ocf.Params) error {
+	if err := a.resolve(ctx, p); err != nil {
+		return err
+	}
+	b := clusterip.Bucket(p.Clone.Instance)
+	owned, err := a.owned()
+	switch {
+	case errors.Is(err, clusterip.ErrNotEnsured):
+		return fmt.Errorf("VIP %s not set up here: %w", a.vip, ocf.ErrNotRunning)
+	case err != nil:
+		return kernelErr(err)
+	case !slices.Contains(owned, b):
+		return fmt.Errorf("bucket %d of %s not owned here: %w", b, a.vip, ocf.ErrNotRunning)
+	}
+	return nil
+}
+
+func (a *clusterVIP) owned() ([]clusterip.Bucket, error) {
+	try := []clusterip.Backend{a.backend}
+	if a.backend == clusterip.BackendAuto {
+		try = []clusterip.Backend{clusterip.BackendNFTables, clusterip.BackendXTCluster}
+	}
+	var err error
+	for i, be := range try {
+		var pl *clusterip.Plane
+		if pl, err = clusterip.New(clusterip.WithBackend(be)); err != nil {
+			continue
+		}
+		var owned []clusterip.Bucket
+		if owned, err = pl.Owned(a.vip); err == nil {
+			return owned, nil
+		}
+		if i+1 < len(try) {
+			continue // auto: absent (or unusable) here, so try the next backend
+		}
+		if a.backend == clusterip.BackendAuto {
+			// Neither backend holds the VIP; a backend that cannot even
+			// be read here holds nothing either.
+			return nil, fmt.Errorf("owned buckets of %s: %v: %w", a.vip, err, clusterip.ErrNotEnsured)
+		}
+	}
+	return nil, err
+}

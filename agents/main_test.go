@@ -1,0 +1,196 @@
+package agents
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/loadshare/loadshare/agents/ocf"
+	"github.com/loadshare/loadshare/test/nstest"
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+)
+
+// Test helpers shared by every agent's tests in this package: the real
+// loadshare binary linked under each agent's name, a namespace with a veth
+// pair, and a way to run one agent action inside it.
+
+var bin struct {
+	once sync.Once
+	dir  string // holds loadshare and a link per registered agent; 0755 so nobody can run meta-data
+	err  error
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if bin.dir != "" {
+		os.RemoveAll(bin.dir)
+	}
+	os.Exit(code)
+}
+
+// agentPath builds ./cmd/loadshare once per test binary (go build -o
+// <tmp>/loadshare) and returns the link <tmp>/<name> to it, the way make
+// install links the agents under /usr/lib/ocf/resource.d/loadshare.
+func agentPath(t testing.TB, name string) string {
+	t.Helper()
+	bin.once.Do(func() {
+		goTool := filepath.Join(runtime.GOROOT(), "bin", "go")
+		dir, err := os.MkdirTemp("", "lsag-bin-")
+		if err != nil {
+			bin.err = err
+			return
+		}
+		bin.dir = dir
+		// ocf-tester runs "su nobody -c '<agent> meta-data'".
+		if err := os.Chmod(dir, 0o755); err != nil {
+			bin.err = err
+			return
+		}
+		cmd := exec.Command(goTool, "build", "-o", filepath.Join(dir, "loadshare"), "github.com/loadshare/loadshare/cmd/loadshare")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			bin.err = fmt.Errorf("go build ./cmd/loadshare: %v\n%s", err, out)
+			return
+		}
+		for _, n := range ocf.Names() {
+			if err := os.Symlink("loadshare", filepath.Join(dir, n)); err != nil {
+				bin.err = err
+				return
+			}
+		}
+	})
+	if bin.err != nil {
+		t.Fatal(bin.err)
+	}
+	p := filepath.Join(bin.dir, name)
+	if _, err := os.Stat(p); err != nil {
+		t.Fatalf("agent %s: %v", name, err)
+	}
+	return p
+}
+
+// Addresses of the agent tests (this package's range: 10.203.0.0/24,
+// fd00:203::/64; namespace names start with lsag-).
+var (
+	nodeAddr4 = netip.MustParsePrefix("10.203.0.1/24")
+	nodeAddr6 = netip.MustParsePrefix("fd00:203::1/64")
+)
+
+// newNodeNS returns namespace name with a veth pair eth0 <-> peer0 (this
+// kernel has no dummy links), both up, eth0 holding 10.203.0.1/24 and
+// fd00:203::1/64: the one network interface of a database node.
+func newNodeNS(t testing.TB, name string) *nstest.NS {
+	t.Helper()
+	ns := nstest.New(t, name)
+	nl := ns.Netlink(t)
+	veth := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "eth0"}, PeerName: "peer0"}
+	if err := nl.LinkAdd(veth); err != nil {
+		t.Fatalf("%s: add veth eth0/peer0: %v", name, err)
+	}
+	for _, n := range []string{"eth0", "peer0"} {
+		l, err := nl.LinkByName(n)
+		if err == nil {
+			err = nl.LinkSetUp(l)
+		}
+		if err != nil {
+			t.Fatalf("%s: %s up: %v", name, n, err)
+		}
+	}
+	eth0, err := nl.LinkByName("eth0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []netip.Prefix{nodeAddr4, nodeAddr6} {
+		a := &netlink.Addr{IPNet: &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}}
+		if p.Addr().Is6() {
+			a.Flags = unix.IFA_F_NODAD
+		}
+		if err := nl.AddrAdd(eth0, a); err != nil {
+			t.Fatalf("%s: add %s: %v", name, p, err)
+		}
+	}
+	return ns
+}
+
+// agentRun is one finished agent action.
+type agentRun struct {
+	code           int
+	stdout, stderr string
+}
+
+// runIn runs "path action" inside ns with exactly env (plus PATH), forking
+// from a thread inside the namespace (no ip netns exec in between).
+func runIn(t testing.TB, ns *nstest.NS, path, action string, env map[string]string) agentRun {
+	t.Helper()
+	cmd := agentCmd(path, action, env)
+	var o, e bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &o, &e
+	err := ns.Do(cmd.Run)
+	var ee *exec.ExitError
+	code := 0
+	switch {
+	case errors.As(err, &ee):
+		code = ee.ExitCode()
+	case err != nil:
+		t.Fatalf("run %s %s: %v", path, action, err)
+	}
+	return agentRun{code, o.String(), e.String()}
+}
+
+func agentCmd(path, action string, env map[string]string) *exec.Cmd {
+	cmd := exec.Command(path, action)
+	cmd.Env = envList(env)
+	return cmd
+}
+
+func envList(env map[string]string) []string {
+	l := []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin"}
+	for k, v := range env {
+		l = append(l, k+"="+v)
+	}
+	sort.Strings(l)
+	return l
+}
+
+// TestAgentsMetaDataDTD validates every registered agent's meta-data, as the
+// binary prints it, against Debian's ra-api-1.dtd.
+func TestAgentsMetaDataDTD(t *testing.T) {
+	const dtd = "/usr/share/resource-agents/ra-api-1.dtd"
+	xmllint, err := exec.LookPath("xmllint")
+	if err != nil {
+		t.Skip("xmllint not installed (Debian package libxml2-utils)")
+	}
+	if _, err := os.Stat(dtd); err != nil {
+		t.Skipf("%s missing (Debian package resource-agents): %v", dtd, err)
+	}
+	names := ocf.Names()
+	if len(names) == 0 {
+		t.Fatal("no agent registered")
+	}
+	for _, name := range names {
+		t.Run(name, func(t *testing.T) {
+			out, err := ocf.MetaDataOf(name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cmd := exec.Command(xmllint, "--noout", "--dtdvalid", dtd, "-")
+			cmd.Stdin = bytes.NewReader(out)
+			if msg, err := cmd.CombinedOutput(); err != nil {
+				t.Fatalf("xmllint --dtdvalid %s: %v\n%s\nmeta-data:\n%s", dtd, err, msg, out)
+			}
+			if !strings.Contains(string(out), `<resource-agent name="`+name+`"`) {
+				t.Errorf("meta-data of %s names another agent:\n%s", name, out)
+			}
+		})
+	}
+}
