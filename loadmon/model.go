@@ -116,6 +116,11 @@ func (m Model) Step(prev State, s Sample) State {
 	c := m.components(prev, s)
 	raw := m.Weights.combine(c)
 
+	if prev.Valid && prev.Components.CPU < 0 && c.CPU >= 0 {
+		// The first sample lacked the CPU share (it needs two): start the
+		// filter and the average afresh rather than from a partial value.
+		prev = State{}
+	}
 	recent := append(slices.Clone(prev.Recent), raw)
 	if len(recent) > 3 {
 		recent = recent[len(recent)-3:]

@@ -161,7 +161,10 @@ func (m *MySQL) Sample(ctx context.Context) (Status, error) {
 	cfg.User, cfg.Passwd = m.Conn.User, m.Conn.Password
 	cfg.Net, cfg.Addr = m.Conn.Network()
 	cfg.Timeout = timeout
-	cfg.ReadTimeout, cfg.WriteTimeout = timeout, timeout
+	// I/O deadlines only as a backstop, later than ctx: when ctx ends first
+	// the failure is known to be a timeout (the driver reports both as
+	// "invalid connection").
+	cfg.ReadTimeout, cfg.WriteTimeout = timeout+time.Second, timeout+time.Second
 	cfg.MultiStatements = true
 	cfg.Logger = nopLogger{} // the driver would print to stderr; we return errors instead
 	cfg.DialFunc = func(ctx context.Context, network, addr string) (net.Conn, error) {
@@ -409,8 +412,9 @@ func classify(ctx context.Context, err error) ErrorKind {
 		}
 		return ErrOther
 	}
+	deadline, ok := ctx.Deadline()
 	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, os.ErrDeadlineExceeded) ||
-		ctx.Err() == context.DeadlineExceeded {
+		ctx.Err() == context.DeadlineExceeded || ok && !time.Now().Before(deadline) {
 		return ErrTimeout
 	}
 	var dns *net.DNSError
