@@ -16,6 +16,10 @@ import (
 //	→ quantized to StepSize points, moved only when the smoothed value leaves
 //	  the current step by more than Hysteresis points.
 //
+// The price of hysteresis is a dead band: a steady load is published within
+// StepSize/2 + Hysteresis points (4.5 by default) of its smoothed value,
+// depending on where it came from.
+//
 // The published value is coarse on purpose: every change is a CIB write and
 // a placement run in Pacemaker, and ha_cluster_exporter exports each distinct
 // attribute value as a separate Prometheus series
