@@ -147,4 +147,6 @@ func TestServerLoadWithMariaDB(t *testing.T) {
 	}
 }
 
-func paramsFor(agent, instance string) ocf.Params { return ocf.Params{Agent: agent, Instance: instance} }
+func paramsFor(agent, instance string) ocf.Params {
+	return ocf.Params{Agent: agent, Instance: instance}
+}
