@@ -8,6 +8,18 @@ import (
 	"time"
 )
 
+func TestQuantile(t *testing.T) {
+	x := []float64{4, 1, 3, 2}
+	for _, tc := range []struct{ q, want float64 }{{0, 1}, {0.25, 1.75}, {0.5, 2.5}, {1, 4}} {
+		if got := quantile(x, tc.q); got != tc.want {
+			t.Errorf("quantile(%v, %v) = %v, want %v", x, tc.q, got, tc.want)
+		}
+	}
+	if got := quantile(nil, 0.5); !math.IsNaN(got) {
+		t.Errorf("quantile(nil, 0.5) = %v, want NaN", got)
+	}
+}
+
 func TestPercentile(t *testing.T) {
 	var d []time.Duration
 	for i := 1; i <= 100; i++ {
@@ -64,7 +76,9 @@ func TestAccSummary(t *testing.T) {
 
 func TestChecks(t *testing.T) {
 	sum := func(p50 time.Duration, rate float64) Summary {
-		return Summary{RequestP50: p50, Rate: rate}
+		// Three rounds around the pooled p50: -5%, 0, +5%.
+		rounds := []time.Duration{p50 * 95 / 100, p50, p50 * 105 / 100}
+		return Summary{RequestP50: p50, Rate: rate, RoundP50: rounds}
 	}
 	us := time.Microsecond
 	direct, spread := sum(100*us, 1000), sum(100*us, 1000)
@@ -85,6 +99,16 @@ func TestChecks(t *testing.T) {
 	free := Checks(direct, spread, sum(101*us, 900), sum(101*us, 900), sum(90*us, 600))
 	if c := free[1]; !math.IsNaN(c.Value) || c.Met {
 		t.Errorf("haproxy faster than direct: %s = %v met=%v, want NaN, not met", c.Metric, c.Value, c.Met)
+	}
+	// 1024 buckets 3% slower in pooled p50, but rounds scattered around 1.
+	v16 := Summary{RequestP50: 100, RoundP50: []time.Duration{100, 100, 100, 100}}
+	v1024 := Summary{RequestP50: 103, RoundP50: []time.Duration{90, 98, 104, 112}}
+	if c := Checks(direct, spread, v16, v1024, haproxy)[3]; !c.Met {
+		t.Errorf("per-round ratios 0.90..1.12: %s = %v, target %s: not met", c.Metric, c.Value, c.Target)
+	}
+	v1024.RoundP50 = []time.Duration{102, 103, 104, 103}
+	if c := Checks(direct, spread, v16, v1024, haproxy)[3]; c.Met {
+		t.Errorf("every round 2-4%% slower: %s = %v, target %s: met", c.Metric, c.Value, c.Target)
 	}
 	var b strings.Builder
 	WriteTable(&b, []string{"s1", "s2"}, []Summary{{Name: "x", ByServer: map[string]int{"s1": 3}}}, bad)
