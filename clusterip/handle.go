@@ -130,6 +130,27 @@ func (p *Plane) ensureLocked(v VIP) error {
 		if err := addAddr(h, l, v); err != nil {
 			return fmt.Errorf("ensure %s: %w", v, err)
 		}
+		return nil
+	}
+	// Nothing owned but the address is up: a Release is draining, or one
+	// was killed mid-release. Repair only the latter, and only when no
+	// connection still needs the address (else the next Release drains).
+	if ok, err := hasAddr(h, l, v); err != nil || !ok {
+		return err
+	}
+	unlockDrain, free, err := p.noDrainer(v)
+	if err != nil || !free {
+		return err
+	}
+	defer unlockDrain()
+	if n, err := tracked(h, v); err != nil || n > 0 {
+		return err
+	}
+	if err := delAddr(h, l, v); err != nil {
+		return fmt.Errorf("ensure %s: %w", v, err)
+	}
+	if err := leaveMAC(h, l, v); err != nil {
+		return fmt.Errorf("ensure %s: %w", v, err)
 	}
 	return nil
 }
@@ -243,12 +264,20 @@ func (p *Plane) Release(v VIP, bs ...Bucket) error {
 		return nil
 	}
 	// Nothing owned here any more: drain, then remove address and MAC.
+	// The drain marker is taken before the lock is let go, so no Ensure
+	// mistakes the kept address for a crash's leftover.
+	unlockDrain, err := p.drainMarker(v)
 	unlock()
+	if err != nil {
+		return err
+	}
+	defer unlockDrain()
 	return p.drainAndDrop(v)
 }
 
 // drainAndDrop waits for v's tracked connections (up to the grace), then
 // removes the address and MAC unless a bucket was owned in the meantime.
+// The caller holds the drain marker.
 func (p *Plane) drainAndDrop(v VIP) error {
 	h, err := p.netlink()
 	if err != nil {
