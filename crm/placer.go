@@ -1,0 +1,170 @@
+package crm
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Attributes the probes write and placement reads.
+const (
+	AttrWritable = "writable_monit" // 1: MySQL accepts writes on the node
+	AttrLoad     = "server_load"    // 0–100, coarse steps
+)
+
+// AttrChange names one node's own_* attribute to set to 1 or delete.
+type AttrChange struct {
+	Node, Name string
+}
+
+// Plan is one placer round: the targets, the owner of every bucket, and
+// the own_* attribute writes that get Pacemaker there. Sets go first,
+// deletes after: while both the old and the new owner hold own_K the
+// bucket stays where it runs (the running node wins a tie of scores), so
+// the only move is the one the delete causes (measured with crm_simulate,
+// docs/placement.md).
+type Plan struct {
+	Nodes   []Node // the placement input read from the status
+	Targets []Assignment
+	Owners  Placement
+	Running Placement
+	Set     []AttrChange
+	Delete  []AttrChange
+}
+
+// Empty reports a plan that writes nothing.
+func (p Plan) Empty() bool { return len(p.Set) == 0 && len(p.Delete) == 0 }
+
+// Moves is how many running buckets the plan sends to another node.
+func (p Plan) Moves() int { return p.Running.Moves(p.Owners) }
+
+// PlanFrom computes a placer round from the cluster status (crm_mon): each
+// node's membership, writable_monit and server_load, the own_* claims
+// (a node's claim count is its previous target, for hysteresis) and where
+// the buckets run. Pure: every node computes the same plan from the same
+// status.
+func PlanFrom(st *Status, spec Spec, p Policy) Plan {
+	spec = spec.norm()
+	n := spec.Buckets
+	prefix := "own_" + spec.Name + "_"
+	claims := make([][]string, n) // bucket → claiming nodes, sorted
+	var nodes []Node
+	for _, ns := range st.Nodes {
+		node := Node{
+			Name:     ns.Name,
+			Online:   ns.Online && !ns.Standby && !ns.Maintenance && !ns.Unclean,
+			Writable: ns.Attrs[AttrWritable] == "1",
+			Load:     -1,
+		}
+		if v, err := strconv.Atoi(ns.Attrs[AttrLoad]); err == nil {
+			node.Load = v
+		}
+		for name, v := range ns.Attrs {
+			if !strings.HasPrefix(name, prefix) || v != "1" {
+				continue
+			}
+			if k, err := strconv.Atoi(name[len(prefix):]); err == nil && k >= 0 && k < n {
+				claims[k] = append(claims[k], ns.Name)
+			}
+		}
+		nodes = append(nodes, node)
+	}
+	running := make(Placement, n)
+	for k := range running {
+		if r, ok := st.Resource(spec.Resource(k)); ok && len(r.Nodes) == 1 {
+			running[k] = r.Nodes[0]
+		}
+	}
+	// A bucket claimed twice (a round cut between its sets and deletes)
+	// counts for the node it runs on, else the first by name.
+	prev := make(Placement, n)
+	for k, cs := range claims {
+		sort.Strings(cs)
+		for _, c := range cs {
+			if c == running[k] {
+				prev[k] = c
+			}
+		}
+		if prev[k] == "" && len(cs) > 0 {
+			prev[k] = cs[0]
+		}
+	}
+	counts := prev.Counts()
+	for i := range nodes {
+		nodes[i].Prev = counts[nodes[i].Name]
+	}
+	targets := Target(nodes, n, p)
+	owners := Assign(targets, n, prev, running)
+	plan := Plan{Nodes: nodes, Targets: targets, Owners: owners, Running: running}
+	for k, cs := range claims {
+		has := false
+		for _, c := range cs {
+			if c == owners[k] {
+				has = true
+			} else {
+				plan.Delete = append(plan.Delete, AttrChange{Node: c, Name: spec.OwnAttr(k)})
+			}
+		}
+		if owners[k] != "" && !has {
+			plan.Set = append(plan.Set, AttrChange{Node: owners[k], Name: spec.OwnAttr(k)})
+		}
+	}
+	return plan
+}
+
+// AttrsFor returns the Attrs of one node (an AttrdUpdater with Node set).
+type AttrsFor func(node string) Attrs
+
+// Apply writes a plan: every set, then every delete.
+// Equivalent to: attrd_updater -N NODE -n own_vip_K -U 1 ...; attrd_updater -N NODE -n own_vip_K -D ...
+func (p Plan) Apply(ctx context.Context, attrs AttrsFor) error {
+	for _, c := range p.Set {
+		if err := attrs(c.Node).Set(ctx, c.Name, "1", 0); err != nil {
+			return fmt.Errorf("give bucket attribute %s to %s: %w", c.Name, c.Node, err)
+		}
+	}
+	for _, c := range p.Delete {
+		if err := attrs(c.Node).Delete(ctx, c.Name); err != nil {
+			return fmt.Errorf("take bucket attribute %s from %s: %w", c.Name, c.Node, err)
+		}
+	}
+	return nil
+}
+
+// Attrd is the AttrsFor of the live cluster: attrd_updater -N NODE.
+func Attrd(node string) Attrs { return &AttrdUpdater{Node: node} }
+
+// LocalNode returns this node's cluster name. Equivalent to: crm_node -n
+func LocalNode(ctx context.Context) (string, error) {
+	out, err := runTool(ctx, nil, "crm_node", "-n")
+	if err != nil {
+		return "", err
+	}
+	return strings.TrimSpace(string(out)), nil
+}
+
+// Place runs one placer round on the live cluster. With onlyDC it does
+// nothing (and says so in skipped) unless this node is the DC, so that one
+// node writes at a time: run it from every node's server_load monitor.
+func Place(ctx context.Context, spec Spec, p Policy, onlyDC bool) (plan Plan, skipped string, err error) {
+	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	st, err := ReadStatus(ctx)
+	if err != nil {
+		return Plan{}, "", fmt.Errorf("read cluster status: %w", err)
+	}
+	if onlyDC {
+		me, err := LocalNode(ctx)
+		if err != nil {
+			return Plan{}, "", fmt.Errorf("name this node: %w", err)
+		}
+		if st.DC != me {
+			return Plan{}, fmt.Sprintf("this node (%s) is not the DC (%q)", me, st.DC), nil
+		}
+	}
+	plan = PlanFrom(st, spec, p)
+	return plan, "", plan.Apply(ctx, Attrd)
+}
