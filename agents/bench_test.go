@@ -1,0 +1,132 @@
+package agents
+
+import (
+	"bufio"
+	"bytes"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/loadshare/loadshare/test/nstest"
+)
+
+const ipaddr2 = "/usr/lib/ocf/resource.d/heartbeat/IPaddr2"
+
+// BenchmarkMonitorVsIPaddr2 compares the wall time of one recurring-monitor
+// call of clustervip (one bucket owned) with one of ocf:heartbeat:IPaddr2
+// (address configured), both started the way pacemaker-execd starts them
+// (fork+exec of the agent with its OCF environment) in the same namespace,
+// interleaved over rounds. ratio = median(clustervip) / median(IPaddr2);
+// target ≤ 0.1. It also counts the processes each monitor starts (fork,
+// clone without CLONE_THREAD, vfork; counted with strace -f when present).
+func BenchmarkMonitorVsIPaddr2(b *testing.B) {
+	if _, err := os.Stat(ipaddr2); err != nil {
+		b.Skipf("IPaddr2 missing (Debian package resource-agents): %v", err)
+	}
+	ns := newNodeNS(b, "lsag-bench")
+	path := agentPath(b, "clustervip")
+
+	vip := vipEnv("10.203.0.110", 0, 1)
+	ipa := map[string]string{
+		"OCF_ROOT":                     "/usr/lib/ocf",
+		"OCF_RESOURCE_INSTANCE":        "ipa",
+		"OCF_RESKEY_ip":                "10.203.0.111",
+		"OCF_RESKEY_cidr_netmask":      "24",
+		"OCF_RESKEY_nic":               "eth0",
+		"OCF_RESKEY_CRM_meta_timeout":  "20000",
+		"OCF_RESKEY_CRM_meta_interval": "10000",
+	}
+	vip["OCF_RESKEY_CRM_meta_interval"] = "10000"
+	for _, s := range []struct {
+		path string
+		env  map[string]string
+	}{{path, vip}, {ipaddr2, ipa}} {
+		if r := runIn(b, ns, s.path, "start", s.env); r.code != 0 {
+			b.Fatalf("%s start = %d: %s", s.path, r.code, r.stderr)
+		}
+		b.Cleanup(func() { runIn(b, ns, s.path, "stop", s.env) })
+		if r := runIn(b, ns, s.path, "monitor", s.env); r.code != 0 {
+			b.Fatalf("%s monitor = %d: %s", s.path, r.code, r.stderr)
+		}
+	}
+
+	timeOne := func(p string, env map[string]string) time.Duration {
+		cmd := agentCmd(p, "monitor", env)
+		start := time.Now()
+		if err := ns.Do(cmd.Run); err != nil {
+			b.Fatalf("%s monitor: %v", p, err)
+		}
+		return time.Since(start)
+	}
+	const rounds = 20
+	var ours, theirs []time.Duration
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		for r := 0; r < rounds; r++ {
+			if r%2 == 0 {
+				ours = append(ours, timeOne(path, vip))
+				theirs = append(theirs, timeOne(ipaddr2, ipa))
+			} else {
+				theirs = append(theirs, timeOne(ipaddr2, ipa))
+				ours = append(ours, timeOne(path, vip))
+			}
+		}
+	}
+	b.StopTimer()
+	mo, mt := median(ours), median(theirs)
+	b.ReportMetric(float64(mo)/float64(mt), "ratio")
+	b.ReportMetric(float64(mo)/1e6, "clustervip-ms")
+	b.ReportMetric(float64(mt)/1e6, "ipaddr2-ms")
+	if n, ok := countProcs(b, ns, path, vip); ok {
+		b.ReportMetric(float64(n), "clustervip-procs")
+	}
+	if n, ok := countProcs(b, ns, ipaddr2, ipa); ok {
+		b.ReportMetric(float64(n), "ipaddr2-procs")
+	}
+}
+
+func median(ds []time.Duration) time.Duration {
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	return s[len(s)/2]
+}
+
+// countProcs runs one monitor under strace -f and counts the processes it
+// starts: fork, vfork and clone/clone3 calls without CLONE_THREAD (Go's
+// runtime threads are not processes).
+func countProcs(b *testing.B, ns *nstest.NS, path string, env map[string]string) (int, bool) {
+	strace, err := exec.LookPath("strace")
+	if err != nil {
+		b.Logf("strace not installed: process counts not reported")
+		return 0, false
+	}
+	out := filepath.Join(b.TempDir(), "trace")
+	cmd := exec.Command(strace, "-f", "-qq", "-e", "trace=fork,vfork,clone,clone3", "-e", "signal=none", "-o", out, path, "monitor")
+	cmd.Env = envList(env)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := ns.Do(cmd.Run); err != nil {
+		b.Fatalf("strace %s monitor: %v: %s", path, err, stderr.String())
+	}
+	f, err := os.Open(out)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	n := 0
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		l := sc.Text()
+		if strings.Contains(l, "CLONE_THREAD") || strings.Contains(l, "= -1 ") {
+			continue
+		}
+		if strings.Contains(l, "fork(") || strings.Contains(l, "clone(") || strings.Contains(l, "clone3(") {
+			n++
+		}
+	}
+	return n, true
+}
