@@ -4,7 +4,8 @@
 //
 // The benchmark (BenchmarkDataPlane, run by `make bench`) and its harness test
 // build a namespace lab of three servers and a client on one switch; they need
-// root and the haproxy binary and skip, saying why, without them. This package
-// holds the pure parts (server, load loop, statistics, report); the lab is in
-// the _test.go files.
+// root and the haproxy binary and skip, saying why, without them; the
+// MariaDB parts also need mariadbd. This package holds the parts that need
+// no lab (line server, MySQL exchange, load loop, statistics, report); the
+// lab is in the _test.go files.
 package dpbench

@@ -57,17 +57,17 @@ func readLine(c net.Conn, buf []byte) ([]byte, error) {
 type Conn struct {
 	Dst     netip.AddrPort
 	Local   netip.AddrPort // the client's address and port
-	Server  string         // name in the reply
+	Server  string         // which server answered (name in the reply, or "s"+server_id)
 	Peer    string         // address the server saw the connection come from
 	Connect time.Duration  // dial start .. connection established
-	Request time.Duration  // dial start .. reply line read
+	Request time.Duration  // dial start .. reply read
 	Err     error
 }
 
 // Load is one bounded load run: N connections, Workers at a time, the i-th
 // connection to Dsts[i % len(Dsts)], each bounded by Timeout, all by the
-// context. Each connection connects, sends one line, reads the reply line,
-// and closes.
+// context. Each connection is one Exchange: connect, one request, the
+// reply, close.
 type Load struct {
 	Dsts    []netip.AddrPort
 	N       int
