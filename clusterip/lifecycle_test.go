@@ -69,6 +69,16 @@ func TestLifecycle(t *testing.T) {
 		}
 	}
 	p1 := l.planes[0]
+	// Ensure set the node sysctls inside the namespace.
+	for _, k := range []string{"all", "eth0"} {
+		if got := strings.TrimSpace(run(t, s1, "sysctl", "-n", "net.ipv4.conf."+k+".arp_announce")); got != "2" {
+			t.Errorf("net.ipv4.conf.%s.arp_announce = %s after Ensure, want 2", k, got)
+		}
+	}
+	// auto picks nftables where the kernel takes its objects.
+	if pa, err := New(WithNetNS(int(s1.Handle)), WithRunDir(t.TempDir())); err != nil || pa.Backend() != BackendNFTables {
+		t.Errorf("New(auto) backend = %v, %v; want nftables", pa, err)
+	}
 	if st, err := p1.State(v4, 0); err != nil || st != PartlyServed {
 		t.Errorf("State(v4, 0) before Own = %s, %v; want partly-served", st, err)
 	}

@@ -4,8 +4,6 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
-	"io"
-	"net"
 	"net/netip"
 	"slices"
 	"strings"
@@ -136,7 +134,8 @@ func TestMoveKeepsConnection(t *testing.T) {
 	if answers["s1"] != n || n < 8 {
 		t.Fatalf("long-lived connection answered by %v over %d messages, want all by s1", answers, n)
 	}
-	t.Logf("long-lived connection: %d messages, all answered by s1 while bucket %d moved s1→s2→s3", n, b)
+	loose, _ := l.planes[1].TCPLoose()
+	t.Logf("long-lived connection: %d messages, all answered by s1 while bucket %d moved s1→s2→s3 (nf_conntrack_tcp_loose=%d on the new owners)", n, b, loose)
 }
 
 // TestReleaseLastBucketDrains releases a node's last bucket under a live
@@ -257,6 +256,3 @@ func countAddr(t *testing.T, h *netlink.Handle, v VIP) int {
 	}
 	return n
 }
-
-var _ = io.EOF
-var _ = net.IPv4len

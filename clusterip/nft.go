@@ -1,7 +1,6 @@
 package clusterip
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
@@ -657,8 +656,6 @@ func (p *Plane) probeNFT() error {
 	c.DelTable(t)
 	return c.Flush()
 }
-
-var _ = binary.BigEndian
 
 // nfARPOut is NF_ARP_OUT (linux/netfilter_arp.h); x/sys/unix lacks it.
 const nfARPOut = 1

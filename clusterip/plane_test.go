@@ -1,18 +1,15 @@
 package clusterip
 
 import (
-	"errors"
 	"net"
 	"os/exec"
 
-	"fmt"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 	"math"
 	"net/netip"
 	"strings"
 	"testing"
-	"time"
 )
 
 // assign owns buckets on the lab's servers: owners[i] are server i's.
@@ -214,7 +211,3 @@ func contains(bs []Bucket, b Bucket) bool {
 	}
 	return false
 }
-
-var _ = errors.New
-var _ = fmt.Sprint
-var _ = time.Second
