@@ -55,9 +55,9 @@ type Action struct {
 // Transition is what the scheduler decided in one run.
 type Transition struct {
 	Actions []Action
-	Moves   int // a running resource moved to another node
-	Starts  int // a stopped resource started
-	Stops   int // a running resource stopped
+	Moves   int      // a running resource moved to another node
+	Starts  int      // a stopped resource started
+	Stops   int      // a running resource stopped
 	Blocked []Action // wanted but not allowed (e.g. a start without quorum); not applied
 }
 

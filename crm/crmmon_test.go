@@ -1,0 +1,103 @@
+package crm
+
+import (
+	"os"
+	"path/filepath"
+	"reflect"
+	"testing"
+)
+
+func readFixture(t *testing.T, name string) *Status {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("testdata", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := ParseStatus(b)
+	if err != nil {
+		t.Fatalf("ParseStatus(%s): %v", name, err)
+	}
+	return st
+}
+
+// crm_mon-lab-real.xml: a real 3-node cluster (test/lab), n3 stopped, a
+// globally-unique Dummy clone of 3.
+func TestParseStatusRealCluster(t *testing.T) {
+	st := readFixture(t, "crm_mon-lab-real.xml")
+	if st.DC != "n2" {
+		t.Errorf("DC = %q, want n2", st.DC)
+	}
+	n2, ok := st.Node("n2")
+	if !ok || !n2.Online || n2.ID != "2" || n2.Attrs["server_load"] != "42" {
+		t.Errorf("node n2 = %+v, want online id 2 server_load 42", n2)
+	}
+	if n3, _ := st.Node("n3"); n3.Online {
+		t.Errorf("n3 online, want offline")
+	}
+	want := []Resource{
+		{ID: "d:0", Agent: "ocf:pacemaker:Dummy", Role: "Started", Nodes: []string{"n1"}, Clone: "dc"},
+		{ID: "d:1", Agent: "ocf:pacemaker:Dummy", Role: "Started", Nodes: []string{"n2"}, Clone: "dc"},
+		{ID: "d:2", Agent: "ocf:pacemaker:Dummy", Role: "Started", Nodes: []string{"n1"}, Clone: "dc"},
+	}
+	if !reflect.DeepEqual(st.Resources, want) {
+		t.Errorf("Resources = %+v\nwant %+v", st.Resources, want)
+	}
+}
+
+// crm_mon-3nodes.xml, crm_mon-node-failed.xml: crm_mon on CIBs made by
+// crm_simulate (6 bucket primitives, an anonymous clone; n2 not writable;
+// then n3 failed).
+func TestParseStatusSimulated(t *testing.T) {
+	st := readFixture(t, "crm_mon-3nodes.xml")
+	if len(st.Nodes) != 3 || st.DC != "" {
+		t.Fatalf("nodes %d DC %q, want 3 and none", len(st.Nodes), st.DC)
+	}
+	n1, _ := st.Node("n1")
+	if n1.Attrs["server_load"] != "35" || n1.Attrs["writable_monit"] != "1" || n1.Attrs["own_0"] != "1" {
+		t.Errorf("n1 attrs = %v", n1.Attrs)
+	}
+	n2, _ := st.Node("n2")
+	if n2.Attrs["writable_monit"] != "0" {
+		t.Errorf("n2 writable_monit = %q, want 0", n2.Attrs["writable_monit"])
+	}
+	var clone []string
+	for _, r := range st.Resources {
+		if r.Clone == "server_load-clone" {
+			clone = append(clone, r.Nodes...)
+		}
+	}
+	if !reflect.DeepEqual(clone, []string{"n1", "n2", "n3"}) {
+		t.Errorf("server_load-clone runs on %v, want n1 n2 n3", clone)
+	}
+	r, ok := st.Resource("vip_5")
+	if !ok || !reflect.DeepEqual(r.Nodes, []string{"n3"}) {
+		t.Errorf("vip_5 = %+v, want on n3 (own_5 there, n3 writable)", r)
+	}
+
+	st = readFixture(t, "crm_mon-node-failed.xml")
+	if n3, _ := st.Node("n3"); n3.Online {
+		t.Error("n3 online after failing")
+	}
+	counts := map[string]int{}
+	stopped := 0
+	for _, r := range st.Resources {
+		if r.Clone != "" {
+			continue
+		}
+		if len(r.Nodes) == 0 {
+			stopped++
+		}
+		for _, n := range r.Nodes {
+			counts[n]++
+		}
+	}
+	if stopped != 0 || counts["n1"] != 6 {
+		t.Errorf("after n3 failed: counts %v stopped %d, want all 6 on n1 (n2 not writable)", counts, stopped)
+	}
+}
+
+func TestParseStatusErrors(t *testing.T) {
+	if _, err := ParseStatus([]byte("<pacemaker-result><nodes>")); err == nil {
+		t.Error("ParseStatus of truncated XML: no error")
+	}
+}
