@@ -10,6 +10,7 @@ import (
 	"os"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/loadshare/loadshare/agents/ocf"
@@ -328,7 +329,11 @@ func paramErr(err error) error {
 	}
 	switch fe.Field {
 	case "buckets":
-		return fmt.Errorf("clone meta clone-max=%s: %s; lower clone-max or use backend=nftables: %w", fe.Value, fe.Reason, ocf.ErrConfigured)
+		fix := "lower clone-max"
+		if strings.Contains(fe.Reason, "xtcluster") {
+			fix += " or use backend=nftables"
+		}
+		return fmt.Errorf("clone meta clone-max=%s: %s; %s: %w", fe.Value, fe.Reason, fix, ocf.ErrConfigured)
 	case "link":
 		return &ocf.ParamError{Param: "nic", Value: fe.Value, Reason: fe.Reason, Local: true}
 	}

@@ -97,6 +97,7 @@ func TestClusterVIPValidate(t *testing.T) {
 		{"not globally unique", "validate-all", vipEnv(ip, 0, 4, "OCF_RESKEY_CRM_meta_globally_unique", "false"), ocf.ExitErrConfigured, "set meta globally-unique=true"},
 		{"instance beyond clone-max", "validate-all", vipEnv(ip, 4, 4), ocf.ExitErrConfigured, "outside clone-max=4"},
 		{"xtcluster clone-max too big", "validate-all", vipEnv(ip, 0, 64, "OCF_RESKEY_backend", "xtcluster", "OCF_RESKEY_hash", "sourceip"), ocf.ExitErrConfigured, "clone-max=64: backend xtcluster allows at most 32; lower clone-max or use backend=nftables"},
+		{"nftables clone-max too big", "validate-all", vipEnv(ip, 0, 5000, "OCF_RESKEY_backend", "nftables"), ocf.ExitErrConfigured, "clone-max=5000: must be at most 4096; lower clone-max: "},
 		{"xtcluster port hash", "validate-all", vipEnv(ip, 0, 4, "OCF_RESKEY_backend", "xtcluster"), ocf.ExitErrConfigured, `parameter hash="sourceip-sourceport"`},
 		{"bad ip", "validate-all", vipEnv("10.203.0.300", 0, 4), ocf.ExitErrConfigured, `parameter ip="10.203.0.300": not an IP address`},
 		{"missing ip", "validate-all", vipEnv("", 0, 4), ocf.ExitErrConfigured, `parameter ip="": required`},
