@@ -1,0 +1,364 @@
+package crm
+
+import (
+	"context"
+	"fmt"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+)
+
+// Severity of a Problem.
+type Severity int
+
+const (
+	Warning Severity = iota // works, but not as loadshare intends
+	Error                   // buckets will be dark, misplaced or never start
+)
+
+func (s Severity) String() string {
+	if s == Error {
+		return "error"
+	}
+	return "warning"
+}
+
+// Problem is one thing wrong with a configuration, in operator words.
+type Problem struct {
+	Severity Severity
+	Object   string // resource, constraint or property id; "" for the whole CIB
+	Message  string // what is wrong and what follows from it
+	Fix      string // what to do
+}
+
+func (p Problem) String() string {
+	s := p.Severity.String() + ": "
+	if p.Object != "" {
+		s += p.Object + ": "
+	}
+	s += p.Message
+	if p.Fix != "" {
+		s += " Fix: " + p.Fix
+	}
+	return s
+}
+
+var bucketRE = regexp.MustCompile(`^(.+)_([0-9]+)$`)
+
+// resolved is a primitive with its template applied.
+type resolved struct {
+	id     string
+	agent  string // class:provider:type
+	params map[string]string
+	meta   map[string]string
+}
+
+// Check reads a CIB (cibadmin -Q, or a file) and reports what keeps
+// loadshare's placement from working: bucket primitives and their
+// numbering, the buckets parameter, resource-stickiness, the two location
+// rules, a clustervip clone's meta, the attribute agents, fencing and
+// quorum. It does not run crm_verify (Verify does).
+func Check(cib []byte) ([]Problem, error) {
+	doc, err := parseElem(cib)
+	if err != nil {
+		return nil, err
+	}
+	cfg := doc.child("configuration")
+	if doc.Name == "configuration" {
+		cfg = doc
+	}
+	if cfg == nil {
+		return nil, fmt.Errorf("check CIB: no <configuration> element")
+	}
+	var out []Problem
+	add := func(sev Severity, obj, msg, fix string) {
+		out = append(out, Problem{Severity: sev, Object: obj, Message: msg, Fix: fix})
+	}
+	res := cfg.child("resources")
+	templates := map[string]*elem{}
+	for _, t := range res.children("template") {
+		templates[t.attr("id")] = t
+	}
+	defaults := map[string]string{}
+	for _, rd := range cfg.path("rsc_defaults").children("meta_attributes") {
+		for _, nv := range rd.children("nvpair") {
+			defaults[nv.attr("name")] = nv.attr("value")
+		}
+	}
+	resolve := func(p *elem) resolved {
+		r := resolved{id: p.attr("id"), params: map[string]string{}, meta: map[string]string{}}
+		src := p
+		if t := templates[p.attr("template")]; t != nil {
+			src = t
+			for k, v := range t.nvpairs("instance_attributes") {
+				r.params[k] = v
+			}
+			for k, v := range t.nvpairs("meta_attributes") {
+				r.meta[k] = v
+			}
+		}
+		r.agent = src.attr("class") + ":" + src.attr("provider") + ":" + src.attr("type")
+		if src.attr("class") != "ocf" {
+			r.agent = src.attr("class") + ":" + src.attr("type")
+		}
+		for k, v := range p.nvpairs("instance_attributes") {
+			r.params[k] = v
+		}
+		for k, v := range p.nvpairs("meta_attributes") {
+			r.meta[k] = v
+		}
+		return r
+	}
+	stickiness := func(meta map[string]string) (string, bool) {
+		if v, ok := meta["resource-stickiness"]; ok {
+			return v, true
+		}
+		v, ok := defaults["resource-stickiness"]
+		return v, ok
+	}
+
+	// Bucket primitives, grouped by name prefix.
+	groups := map[string][]resolved{}
+	agents := map[string]bool{}
+	for _, p := range res.all("primitive") {
+		r := resolve(p)
+		agents[r.agent] = true
+		if r.agent != "ocf:loadshare:clustervip" {
+			continue
+		}
+		if isClone(res, p) {
+			continue
+		}
+		m := bucketRE.FindStringSubmatch(r.id)
+		if m == nil {
+			add(Error, r.id, "a clustervip primitive whose name does not end in _BUCKET: the placer cannot give it to a node.",
+				"name bucket primitives NAME_0 … NAME_{N-1} (loadshare crm generates them)")
+			continue
+		}
+		groups[m[1]] = append(groups[m[1]], r)
+	}
+	names := make([]string, 0, len(groups))
+	for n := range groups {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	cons := cfg.child("constraints")
+	for _, name := range names {
+		g := groups[name]
+		n := len(g)
+		seen := map[int]bool{}
+		for _, r := range g {
+			k, _ := strconv.Atoi(bucketRE.FindStringSubmatch(r.id)[2])
+			seen[k] = true
+			if b := r.params["bucket"]; b != strconv.Itoa(k) {
+				add(Error, r.id, fmt.Sprintf("parameter bucket=%q, but the name says bucket %d: the kernel would serve the wrong slice of clients.", b, k),
+					fmt.Sprintf("set bucket=%d", k))
+			}
+			if b := r.params["buckets"]; b != strconv.Itoa(n) {
+				add(Error, r.id, fmt.Sprintf("parameter buckets=%q, but %s has %d bucket primitives: nodes would hash clients into a different number of buckets than exist.", b, name, n),
+					fmt.Sprintf("set buckets=%d (on the template) or add/remove bucket primitives", n))
+			}
+			v, explicit := stickiness(r.meta)
+			s, err := strconv.Atoi(v)
+			switch {
+			case !explicit:
+				add(Warning, r.id, fmt.Sprintf("resource-stickiness is not set (0): while a bucket moves, its old and new owner tie and Pacemaker may move it twice."),
+					fmt.Sprintf("set meta resource-stickiness=%d on the template", Stickiness))
+			case err != nil || v == "INFINITY" || v == "+INFINITY" || s >= OwnScore:
+				add(Error, r.id, fmt.Sprintf("resource-stickiness=%s is not below the owner score %d: buckets never move to the node the placer gives them to.", v, OwnScore),
+					fmt.Sprintf("set resource-stickiness=%d", Stickiness))
+			case s >= WritableScore:
+				add(Error, r.id, fmt.Sprintf("resource-stickiness=%s is not below the writable score %d: a bucket stays on a node whose MySQL is not writable.", v, WritableScore),
+					fmt.Sprintf("set resource-stickiness=%d", Stickiness))
+			case s <= 0:
+				add(Warning, r.id, fmt.Sprintf("resource-stickiness=%s: while a bucket moves, its old and new owner tie and Pacemaker may move it twice (measured with crm_simulate).", v),
+					fmt.Sprintf("set resource-stickiness=%d", Stickiness))
+			}
+		}
+		var missing []string
+		for k := 0; k < n; k++ {
+			if !seen[k] {
+				missing = append(missing, strconv.Itoa(k))
+			}
+		}
+		if len(missing) > 0 {
+			add(Error, name, fmt.Sprintf("bucket primitives are not numbered 0…%d: missing %s; clients hashing into those buckets get no answer.", n-1, strings.Join(missing, ",")),
+				"regenerate the configuration with loadshare crm")
+		}
+		probe := name + "_0"
+		if !hasRule(cons, probe, "own_"+name+"_%1", OwnScore) {
+			add(Error, name, fmt.Sprintf("no location rule gives bucket K to the node with own_%s_K=1 (score %d): the placer's targets are never enforced.", name, OwnScore),
+				fmt.Sprintf("add: location %s-own /^%s_([0-9]+)$/ rule %d: own_%s_%%1 eq 1 and writable_monit eq 1", name, name, OwnScore, name))
+		}
+		if !hasRule(cons, probe, "writable_monit", WritableScore) {
+			add(Error, name, fmt.Sprintf("no location rule prefers writable nodes (writable_monit eq 1, score %d): a failed owner's buckets may land on a node whose MySQL is not writable.", WritableScore),
+				fmt.Sprintf("add: location %s-writable /^%s_[0-9]+$/ rule %d: writable_monit eq 1", name, name, WritableScore))
+		}
+	}
+
+	// The design's other shape: a globally-unique clone of clustervip.
+	for _, c := range res.children("clone") {
+		p := c.child("primitive")
+		if p == nil || resolve(p).agent != "ocf:loadshare:clustervip" {
+			continue
+		}
+		meta := c.nvpairs("meta_attributes")
+		id := c.attr("id")
+		if meta["globally-unique"] != "true" {
+			add(Error, id, "clone of clustervip without globally-unique=true: all instances are the same bucket.", "set meta globally-unique=true")
+		}
+		cm, _ := strconv.Atoi(meta["clone-max"])
+		if b := resolve(p).params["buckets"]; b != "" && b != meta["clone-max"] {
+			add(Error, id, fmt.Sprintf("clone-max=%q differs from parameter buckets=%q: some buckets have no instance.", meta["clone-max"], b), "set clone-max to the number of buckets")
+		}
+		if cm > 0 && meta["clone-node-max"] != meta["clone-max"] {
+			add(Error, id, fmt.Sprintf("clone-node-max=%q is not clone-max=%d: with nodes down some buckets cannot run anywhere (dark).", meta["clone-node-max"], cm), fmt.Sprintf("set clone-node-max=%d", cm))
+		}
+		if v, ok := stickiness(meta); !ok || v != "0" {
+			add(Error, id, "clone without resource-stickiness=0 (clones default to 1): after a node recovers, instances stay piled on the survivors.", "set meta resource-stickiness=0")
+		}
+		add(Warning, id, "buckets as a clone cannot follow load: location rules cannot name clone instances, and utilization leaves buckets dark when a node fails (docs/placement.md).",
+			"use per-bucket primitives: loadshare crm")
+	}
+	if len(groups) > 0 {
+		for _, a := range []string{"ocf:loadshare:mysql_monitor", "ocf:loadshare:server_load"} {
+			if !agents[a] {
+				add(Warning, "", fmt.Sprintf("no %s resource: its node attribute is never written, so placement cannot see it.", a),
+					"add the clone (loadshare crm generates it)")
+			}
+		}
+	}
+
+	props := map[string]string{}
+	for _, ps := range cfg.path("crm_config").children("cluster_property_set") {
+		for _, nv := range ps.children("nvpair") {
+			props[nv.attr("name")] = nv.attr("value")
+		}
+	}
+	if v := strings.ToLower(props["stonith-enabled"]); v == "false" || v == "0" || v == "no" {
+		add(Warning, "stonith-enabled", "fencing is off: a node that hangs instead of dying keeps answering for its buckets while the survivors answer for them too.",
+			"configure a fencing device and set stonith-enabled=true (test clusters only may run without)")
+	}
+	if props["no-quorum-policy"] == "ignore" {
+		add(Warning, "no-quorum-policy", "no-quorum-policy=ignore: both halves of a split cluster serve every bucket.", "use stop (the default) with fencing")
+	}
+	if v := strings.ToLower(props["symmetric-cluster"]); v == "false" {
+		add(Warning, "symmetric-cluster", "symmetric-cluster=false: buckets may run only where a rule scores above 0, so with no writable node they all stop.", "")
+	}
+	return out, nil
+}
+
+func isClone(res, p *elem) bool {
+	for _, c := range res.all("clone") {
+		for _, ch := range c.Children {
+			if ch == p {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// hasRule reports a rsc_location applying to rsc (by rsc or rsc-pattern)
+// with a rule of score at least score whose expressions name attr.
+func hasRule(cons *elem, rsc, attr string, score int) bool {
+	for _, l := range cons.children("rsc_location") {
+		if l.attr("rsc") != rsc {
+			pat := l.attr("rsc-pattern")
+			re, err := regexp.Compile(pat)
+			if pat == "" || err != nil || !re.MatchString(rsc) {
+				continue
+			}
+		}
+		for _, r := range l.children("rule") {
+			s, err := strconv.Atoi(r.attr("score"))
+			if r.attr("score") == "INFINITY" || r.attr("score") == "+INFINITY" {
+				s, err = 1000000, nil
+			}
+			if err != nil || s < score {
+				continue
+			}
+			for _, e := range r.all("expression") {
+				if e.attr("attribute") == attr {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
+// Verify runs Pacemaker's crm_verify on a CIB file (file != "") or on the
+// live cluster, and returns its findings as problems in operator words.
+// Equivalent to: crm_verify -V -x FILE (or -L)
+func Verify(ctx context.Context, file string) ([]Problem, error) {
+	argv := []string{"crm_verify", "-V", "-L"}
+	if file != "" {
+		argv = []string{"crm_verify", "-V", "-x", file}
+	}
+	out, err := runTool(ctx, nil, argv...)
+	te, _ := err.(*ToolError)
+	if err != nil && te == nil {
+		return nil, err
+	}
+	text := string(out)
+	if te != nil {
+		text += "\n" + strings.ReplaceAll(te.Stderr, "; ", "\n")
+		if file == "" && (te.IsNotConnected() || strings.Contains(te.Stderr, "CIB query failed")) {
+			return nil, fmt.Errorf("no running cluster on this node to check (use --file): %w", err)
+		}
+	}
+	return explainVerify(text), nil
+}
+
+// explainVerify turns crm_verify's lines into problems; known messages get
+// operator words, others pass as they are.
+func explainVerify(text string) []Problem {
+	var out []Problem
+	seen := map[string]bool{}
+	for _, line := range strings.Split(text, "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || seen[line] {
+			continue
+		}
+		seen[line] = true
+		p := Problem{Severity: Error, Message: line}
+		switch {
+		case strings.Contains(line, "-V may provide more details"),
+			strings.Contains(line, "Either configure some or disable STONITH"),
+			strings.Contains(line, "Clusters with shared data need STONITH"),
+			strings.Contains(line, "Errors found during check"),
+			strings.Contains(line, "Warnings found during check"),
+			strings.Contains(line, "CIB did not pass schema validation"),
+			strings.HasPrefix(line, "... ("):
+			continue
+		case strings.Contains(line, "no STONITH resources have been defined"):
+			p.Message = "no fencing device is configured, so Pacemaker starts nothing."
+			p.Fix = "configure a stonith resource (on a test cluster only: crm configure property stonith-enabled=false)"
+		case strings.Contains(line, "references an unknown ID"):
+			p.Message = "a constraint names a resource that does not exist: " + afterColon(line)
+			p.Fix = "fix the id or delete the constraint"
+		case strings.Contains(line, "Relax-NG validity error"), strings.Contains(line, "validity error"):
+			p.Message = "the configuration does not follow Pacemaker's schema: " + afterColon(line)
+			p.Fix = "correct the element named (crm configure edit shows it)"
+		case strings.Contains(line, "warning:"):
+			p.Severity = Warning
+			p.Message = afterColon(line)
+		case strings.Contains(line, "error:"):
+			p.Message = afterColon(line)
+		}
+		out = append(out, p)
+	}
+	return out
+}
+
+// afterColon drops crm_verify's "(function) error:" / "file:line: element x:" prefixes.
+func afterColon(line string) string {
+	for _, marker := range []string{"error:", "warning:", "validity error :", "Relax-NG validity error :"} {
+		if i := strings.LastIndex(line, marker); i >= 0 {
+			return strings.TrimSpace(line[i+len(marker):])
+		}
+	}
+	return line
+}

@@ -1,0 +1,105 @@
+package crm
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestCheck(t *testing.T) {
+	good, err := testSpec(4, "n1", "n2", "n3").XML()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		edit func(string) string
+		want []string // substrings of problem strings, in order; none for a clean CIB
+	}{
+		{"generated", func(s string) string { return s }, nil},
+		{"stickiness 0", func(s string) string {
+			return strings.Replace(s, `name="resource-stickiness" value="1"`, `name="resource-stickiness" value="0"`, 1)
+		}, []string{"warning: vip_0: resource-stickiness=0", "warning: vip_1", "warning: vip_2", "warning: vip_3"}},
+		{"stickiness high", func(s string) string {
+			return strings.Replace(s, `name="resource-stickiness" value="1"`, `name="resource-stickiness" value="INFINITY"`, 1)
+		}, []string{"error: vip_0: resource-stickiness=INFINITY is not below the owner score", "error: vip_1", "error: vip_2", "error: vip_3"}},
+		{"no own rule", func(s string) string { return strings.Replace(s, `own_vip_%1`, `own_%1`, 1) },
+			[]string{"error: vip: no location rule gives bucket K"}},
+		{"buckets param", func(s string) string {
+			return strings.Replace(s, `name="buckets" value="4"`, `name="buckets" value="5"`, 1)
+		}, []string{`error: vip_0: parameter buckets="5"`, "vip_1", "vip_2", "vip_3"}},
+		{"missing bucket", func(s string) string {
+			i := strings.Index(s, `<primitive id="vip_2"`)
+			j := strings.Index(s[i:], "</primitive>") + i + len("</primitive>")
+			return s[:i] + s[j:]
+		}, []string{"vip_0: parameter buckets=\"4\", but vip has 3", "vip_1", "vip_3", "error: vip: bucket primitives are not numbered 0…2: missing 2"}},
+		{"fencing off", func(s string) string {
+			return strings.Replace(s, `<cluster_property_set id="cib-bootstrap-options"/>`,
+				`<cluster_property_set id="cib-bootstrap-options"><nvpair id="x" name="stonith-enabled" value="false"/></cluster_property_set>`, 1)
+		}, []string{"warning: stonith-enabled: fencing is off"}},
+		{"clone shape", func(s string) string {
+			return strings.Replace(s, `</resources>`, `<clone id="vipc"><meta_attributes id="vm"><nvpair id="vm1" name="clone-max" value="8"/></meta_attributes>`+
+				`<primitive id="vipx" class="ocf" provider="loadshare" type="clustervip"><instance_attributes id="vxi"><nvpair id="vxb" name="buckets" value="8"/></instance_attributes></primitive></clone></resources>`, 1)
+		}, []string{"error: vipc: clone of clustervip without globally-unique=true", "error: vipc: clone-node-max=\"\" is not clone-max=8", "error: vipc: clone without resource-stickiness=0", "warning: vipc: buckets as a clone cannot follow load"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ps, err := Check([]byte(tt.edit(string(good))))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, p := range ps {
+				got = append(got, p.String())
+			}
+			if len(got) != len(tt.want) {
+				t.Fatalf("Check: %d problems, want %d:\n%s", len(got), len(tt.want), strings.Join(got, "\n"))
+			}
+			for i, w := range tt.want {
+				if !strings.Contains(got[i], w) {
+					t.Errorf("problem %d = %q, want it to contain %q", i, got[i], w)
+				}
+			}
+		})
+	}
+}
+
+func TestVerify(t *testing.T) {
+	if _, err := exec.LookPath("crm_verify"); err != nil {
+		t.Skip("crm_verify not installed (Debian package pacemaker-cli-utils)")
+	}
+	good, err := testSpec(4, "n1").XML()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	write := func(name, s string) string {
+		f := filepath.Join(dir, name)
+		if err := os.WriteFile(f, []byte(s), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return f
+	}
+	ps, err := Verify(context.Background(), write("nofence.xml", string(good)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ps) != 1 || !strings.Contains(ps[0].Message, "no fencing device is configured") {
+		t.Errorf("Verify(no fencing) = %v, want one problem about fencing", ps)
+	}
+	bad := strings.Replace(string(good), `rsc-pattern="^vip_[0-9]+$"`, `rsc="nosuch"`, 1)
+	ps, err = Verify(context.Background(), write("bad.xml", bad))
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, p := range ps {
+		found = found || strings.Contains(p.String(), `a constraint names a resource that does not exist: IDREF attribute rsc references an unknown ID "nosuch"`)
+	}
+	if !found {
+		t.Errorf("Verify(bad constraint) = %v, want the unknown resource explained", ps)
+	}
+}
