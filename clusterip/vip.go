@@ -189,6 +189,14 @@ func (v VIP) Validate(backend Backend) error {
 			return &FieldError{"mac", v.MAC.String(), "broadcast MAC"}
 		}
 	}
+	if m := v.ClusterMAC(); v.MACMode == MACMulticast && kernelJoinedMAC(m) {
+		from := ""
+		if len(v.MAC) == 0 {
+			from = " (derived from addr " + v.Addr.String() + ")"
+		}
+		return &FieldError{"mac", m.String(), "collides with a multicast MAC the kernel joins for its own groups" + from +
+			"; leaving it would break IGMP/ND: give another mac"}
+	}
 	if backend == BackendXTCluster {
 		if v.Buckets > xtMaxBuckets {
 			return &FieldError{"buckets", fmt.Sprint(v.Buckets), fmt.Sprintf("backend xtcluster allows at most %d", xtMaxBuckets)}
@@ -204,6 +212,35 @@ func (v VIP) Validate(backend Backend) error {
 		}
 	}
 	return nil
+}
+
+// kernelJoinedMAC reports whether m is a group MAC hosts join by
+// themselves: all-hosts/all-routers/IGMPv3/mDNS/LLMNR (224.0.0.1, .2, .22,
+// .251, .252), IPv6 all-nodes/all-routers/MLDv2/mDNS/DHCP and any
+// solicited-node MAC (33:33:ff:xx:xx:xx). The cluster MAC is joined and
+// left through the same per-link list, so leaving one of these would drop
+// the kernel's own membership.
+func kernelJoinedMAC(m net.HardwareAddr) bool {
+	if len(m) != 6 {
+		return false
+	}
+	switch {
+	case m[0] == 0x01 && m[1] == 0x00 && m[2] == 0x5e && m[3] == 0 && m[4] == 0:
+		switch m[5] {
+		case 0x01, 0x02, 0x16, 0xfb, 0xfc:
+			return true
+		}
+	case m[0] == 0x33 && m[1] == 0x33 && m[2] == 0xff:
+		return true
+	case m[0] == 0x33 && m[1] == 0x33 && m[2] == 0 && m[3] == 0 && m[4] == 0:
+		switch m[5] {
+		case 0x01, 0x02, 0x16, 0xfb:
+			return true
+		}
+	case m[0] == 0x33 && m[1] == 0x33 && m[2] == 0 && m[3] == 1 && m[4] == 0:
+		return m[5] == 0x02 || m[5] == 0x03 // DHCPv6 agents and servers
+	}
+	return false
 }
 
 // checkBuckets reports the first bucket out of range for v.

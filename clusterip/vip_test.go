@@ -20,7 +20,7 @@ func TestValidate(t *testing.T) {
 		reason  string
 	}{
 		{"valid", ok, BackendAuto, "", ""},
-		{"valid ipv6", with(func(v *VIP) { v.Addr = netip.MustParseAddr("fd00::1") }), BackendNFTables, "", ""},
+		{"valid ipv6", with(func(v *VIP) { v.Addr = netip.MustParseAddr("fd00::100") }), BackendNFTables, "", ""},
 		{"no address", with(func(v *VIP) { v.Addr = netip.Addr{} }), BackendAuto, "addr", "not an IP address"},
 		{"multicast address", with(func(v *VIP) { v.Addr = netip.MustParseAddr("224.0.0.1") }), BackendAuto, "addr", "not a unicast"},
 		{"mapped address", with(func(v *VIP) { v.Addr = netip.MustParseAddr("::ffff:10.0.0.1") }), BackendAuto, "addr", "IPv4-mapped"},
@@ -37,9 +37,14 @@ func TestValidate(t *testing.T) {
 		{"unicast mac in multicast mode", with(func(v *VIP) { v.MAC = mac("02:00:00:00:00:01") }), BackendAuto, "mac", "multicast mode"},
 		{"multicast mac in unicast mode", with(func(v *VIP) { v.MACMode = MACUnicast; v.MAC = mac("01:00:5e:00:00:01") }), BackendAuto, "mac", "unicast mode"},
 		{"operator multicast mac", with(func(v *VIP) { v.MAC = mac("03:00:00:00:00:01") }), BackendAuto, "", ""},
+		{"derived mac is all-hosts", with(func(v *VIP) { v.Addr = netip.MustParseAddr("10.0.0.1") }), BackendAuto, "mac", "kernel joins"},
+		{"derived mac is solicited-node", with(func(v *VIP) { v.Addr = netip.MustParseAddr("fd00::ff00:1") }), BackendAuto, "mac", "kernel joins"},
+		{"given mac is mDNS", with(func(v *VIP) { v.MAC = mac("01:00:5e:00:00:fb") }), BackendAuto, "mac", "kernel joins"},
+		{"unicast mode avoids the collision", with(func(v *VIP) { v.Addr = netip.MustParseAddr("10.0.0.1"); v.MACMode = MACUnicast }), BackendAuto, "", ""},
 		{"xtcluster 33 buckets", with(func(v *VIP) { v.Buckets = 33; v.Hash = HashSourceIP }), BackendXTCluster, "buckets", "at most 32"},
 		{"xtcluster port hash", ok, BackendXTCluster, "hash", "sourceip"},
-		{"xtcluster ipv6", with(func(v *VIP) { v.Addr = netip.MustParseAddr("fd00::1"); v.Hash = HashSourceIP }), BackendXTCluster, "addr", "first 32 bits"},
+		{"xtcluster ipv6", with(func(v *VIP) { v.Addr = netip.MustParseAddr("fd00::100"); v.Hash = HashSourceIP }), BackendXTCluster, "addr", "first 32 bits"},
+		{"derived mac is all-nodes", with(func(v *VIP) { v.Addr = netip.MustParseAddr("fd00::1") }), BackendAuto, "mac", "kernel joins"},
 		{"xtcluster valid", with(func(v *VIP) { v.Buckets = 32; v.Hash = HashSourceIP }), BackendXTCluster, "", ""},
 	}
 	for _, tt := range tests {
