@@ -209,3 +209,28 @@ func TestLifecycle(t *testing.T) {
 		t.Errorf("Remove deleted someone else's address")
 	}
 }
+
+// TestEnsureReconfigure: Ensure with other settings rebuilds the objects in
+// one batch, keeping the owned buckets still in range; connections then
+// follow the new hash.
+func TestEnsureReconfigure(t *testing.T) {
+	l := newLab(t, "rc", BackendNFTables)
+	v := VIP{Addr: vip4, Link: "eth0", Buckets: 8, Seed: 5}
+	l.assign(t, v, [][]Bucket{{0, 1, 5}, {2, 3, 6}, {4, 7}})
+	w := v
+	w.Buckets, w.Seed = 4, 6
+	for i, p := range l.planes {
+		if err := p.Ensure(w); err != nil {
+			t.Fatalf("%s: Ensure(new settings): %v", l.names[i], err)
+		}
+	}
+	got, err := l.planes[0].Owned(w)
+	if err != nil || !slices.Equal(got, []Bucket{0, 1}) {
+		t.Fatalf("owned after shrinking to 4 buckets = %v, %v; want [0 1]", got, err)
+	}
+	st, err := l.planes[0].StatusOf(w)
+	if err != nil || st.VIP.Buckets != 4 || st.VIP.Seed != 6 {
+		t.Fatalf("status after reconfigure = %+v, %v", st, err)
+	}
+	l.checkShare(t, w, netip.MustParseAddr(labClient), [][]Bucket{{0, 1}, {2, 3}, nil}, 100)
+}

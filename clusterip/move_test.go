@@ -174,6 +174,35 @@ func TestReleaseLastBucketDrains(t *testing.T) {
 		t.Errorf("after the drain: address %v, MAC joined %v; want both gone", st.Address, st.MACJoined)
 	}
 
+	// Owned again during the drain: Release ends without removing the address.
+	if err := s1.Own(v, 0); err != nil {
+		t.Fatal(err)
+	}
+	ll = l.startLongLived(t, portIn(t, v, client, 0, 32000), dst)
+	time.Sleep(200 * time.Millisecond)
+	go func() { relErr <- s1.Release(v, 0) }()
+	time.Sleep(400 * time.Millisecond)
+	// Pacemaker moves bucket 1 from s2 to s1 meanwhile.
+	if err := l.planes[1].Release(v, 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := s1.Own(v, 1); err != nil {
+		t.Fatal(err)
+	}
+	ll.finish()
+	if err := <-relErr; err != nil {
+		t.Fatalf("Release whose drain saw a new bucket owned: %v", err)
+	}
+	if st, _ := s1.StatusOf(v); !st.Address || !slices.Equal(st.Owned, []Bucket{1}) {
+		t.Errorf("after a drain interrupted by Own: address %v, owned %v; want true, [1]", st.Address, st.Owned)
+	}
+	if err := s1.Release(v, 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.planes[1].Own(v, 1); err != nil {
+		t.Fatal(err)
+	}
+
 	// Cut: the connection outlives the grace; Release says so.
 	if err := s1.Own(v, 0); err != nil {
 		t.Fatal(err)
