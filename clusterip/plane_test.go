@@ -119,6 +119,18 @@ func TestShareIPv4(t *testing.T) {
 	if total != 1000 {
 		t.Errorf("new connections counted over all servers = %d, want 1000", total)
 	}
+	// Packets: each connection's SYN plus its established packets (ACK,
+	// FIN…), so more packets than connections, and bytes to match.
+	for i, p := range l.planes {
+		cs, _ := p.Counters(v)
+		var pk, by, nc uint64
+		for _, c := range cs {
+			pk, by, nc = pk+c.Packets, by+c.Bytes, nc+c.NewConns
+		}
+		if pk < 3*nc || by < 40*pk {
+			t.Errorf("%s: counters %d packets, %d bytes for %d new connections; want ≥3 packets (SYN, ACK, FIN) of ≥40 bytes each", l.names[i], pk, by, nc)
+		}
+	}
 	// nft -j (an independent reader) sees our table and owned set.
 	js := nftJSON(t, l.servers[1])
 	for _, want := range []string{`"name": "owned"`, `"elem": [8, 9, 10, 11]`, `"seed": 24301`, `01:00:5e:49:00:64`} {
