@@ -194,3 +194,61 @@ func TestAgentsMetaDataDTD(t *testing.T) {
 		})
 	}
 }
+
+// TestAgentsWithPacemakerTools checks that the tools operators use read
+// every agent as installed under /usr/lib/ocf/resource.d/loadshare:
+// crmsh's "crm ra info" parses its meta-data (crmsh rejects, for example,
+// an XML declaration with an encoding) and crm_resource --validate runs
+// clustervip's validate-all through Pacemaker's own executor code. The
+// provider directory is bind-mounted in a private mount namespace inside a
+// test network namespace, so nothing outside the test changes.
+func TestAgentsWithPacemakerTools(t *testing.T) {
+	for _, tool := range []string{"crm", "crm_resource", "unshare"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("%s not installed (Debian packages crmsh, pacemaker-cli-utils, util-linux)", tool)
+		}
+	}
+	ns := newNodeNS(t, "lsag-pcmk")
+	rd := t.TempDir()
+	if err := os.Chmod(rd, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(filepath.Join(rd, "loadshare"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range ocf.Names() {
+		target := filepath.Join(filepath.Dir(agentPath(t, name)), "loadshare")
+		if err := os.Symlink(target, filepath.Join(rd, "loadshare", name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	inMountNS := func(script string) (string, error) {
+		cmd := ns.Command("unshare", "-m", "sh", "-c",
+			`mount --make-rprivate / && mount --bind "$0" /usr/lib/ocf/resource.d && `+script, rd)
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	for _, name := range ocf.Names() {
+		t.Run(name, func(t *testing.T) {
+			out, err := inMountNS("crm ra info ocf:loadshare:" + name)
+			if err != nil || strings.Contains(out, "ERROR") {
+				t.Fatalf("crm ra info ocf:loadshare:%s: %v\n%s", name, err, out)
+			}
+			for _, p := range ocf.New(name).Meta().Params {
+				if !strings.Contains(out, "\n"+p.Name) {
+					t.Errorf("crm ra info ocf:loadshare:%s does not list parameter %s:\n%s", name, p.Name, out)
+				}
+			}
+		})
+	}
+	out, err := inMountNS("crm_resource --validate --class ocf --provider loadshare --agent clustervip " +
+		"--option ip=10.203.0.120 --option CRM_meta_clone=1 --option CRM_meta_clone_max=4 --option CRM_meta_globally_unique=true")
+	if err != nil || !strings.Contains(out, "returned 0 (ok)") {
+		t.Errorf("crm_resource --validate clustervip: %v\n%s", err, out)
+	}
+	out, err = inMountNS("crm_resource --validate --class ocf --provider loadshare --agent clustervip " +
+		"--option ip=10.203.0.120 --option CRM_meta_clone=1 --option CRM_meta_clone_max=4 --option CRM_meta_globally_unique=false")
+	if err == nil || !strings.Contains(out, "set meta globally-unique=true") {
+		t.Errorf("crm_resource --validate of a clone that is not globally unique: want failure naming the fix, got %v\n%s", err, out)
+	}
+}

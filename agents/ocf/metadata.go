@@ -170,7 +170,10 @@ func MetaData(m Meta, hasPromote bool) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("meta-data of %s: %w", m.Name, err)
 	}
-	head := xml.Header[:len(xml.Header)-1] + "\n<!DOCTYPE resource-agent SYSTEM \"ra-api-1.dtd\">\n"
+	// No encoding declaration (UTF-8 is XML's default): crmsh parses the
+	// text with lxml, which rejects a decoded string that declares one
+	// ("crm ra info": "Cannot parse meta-data XML").
+	head := "<?xml version=\"1.0\"?>\n<!DOCTYPE resource-agent SYSTEM \"ra-api-1.dtd\">\n"
 	return append(append([]byte(head), out...), '\n'), nil
 }
 

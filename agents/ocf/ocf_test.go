@@ -329,7 +329,7 @@ func TestMetaDataContent(t *testing.T) {
 	}
 	s := string(out)
 	for _, want := range []string{
-		`<!DOCTYPE resource-agent SYSTEM "ra-api-1.dtd">`,
+		"<?xml version=\"1.0\"?>\n<!DOCTYPE resource-agent SYSTEM \"ra-api-1.dtd\">\n",
 		`<resource-agent name="ocftest" version="0.1">`,
 		`<parameter name="state" unique="1" required="1">`,
 		`<content type="integer" default="3"></content>`,
