@@ -1,0 +1,280 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"os/exec"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/loadshare/loadshare/crm"
+)
+
+func init() {
+	register(command{
+		name:    "crm",
+		summary: "Pacemaker configuration: generate | check | place",
+		run:     runCrm,
+	})
+}
+
+const crmUsage = `usage: loadshare crm [generate] --ip ADDR --buckets N [flags]   print the configuration
+       loadshare crm check [--file CIB.xml]                       check a live or file CIB
+       loadshare crm place [--name vip] [--dry-run] [--only-dc]   one placer round
+
+generate prints the whole configuration of one shared VIP: one primitive per
+bucket (NAME_0 … NAME_{N-1}, from the rsc_template NAME-bucket), the
+location rules that give bucket K to the node with own_NAME_K=1, and the
+mysql_monitor / server_load clones. Load it with
+  loadshare crm --ip 192.0.2.10 --buckets 64 > vip.crm && crm configure load update vip.crm
+
+check runs crm_verify (live: crm_verify -L; with --file: crm_verify -x) and
+loadshare's own checks, and explains each problem. Exit status 1 on errors.
+
+place reads the cluster status (crm_mon), computes every node's bucket
+target from writable_monit and server_load, and writes the own_* attributes
+(attrd_updater -N) that move buckets there. Run it on every node from the
+server_load monitor with --only-dc: only the DC writes.`
+
+func runCrm(args []string, stdout, stderr io.Writer) error {
+	sub := "generate"
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		sub, args = args[0], args[1:]
+	}
+	switch sub {
+	case "generate":
+		return crmGenerate(args, stdout, stderr)
+	case "check":
+		return crmCheck(args, stdout, stderr)
+	case "place":
+		return crmPlace(args, stdout, stderr)
+	case "help":
+		fmt.Fprintln(stdout, crmUsage)
+		return nil
+	}
+	return fmt.Errorf("unknown crm command %q (generate, check, place): %w", sub, errUsage)
+}
+
+func newFlags(name string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprintln(stderr, crmUsage); fs.PrintDefaults() }
+	return fs
+}
+
+func parseFlags(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return fmt.Errorf("%w: %w", errUsage, err)
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q: %w", fs.Arg(0), errUsage)
+	}
+	return nil
+}
+
+func crmGenerate(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("crm", stderr)
+	ip := fs.String("ip", "", "the shared VIP (IPv4 or IPv6)")
+	buckets := fs.Int("buckets", 0, "hash buckets, one primitive each (1–1024)")
+	name := fs.String("name", "vip", "resource prefix: primitives NAME_0 …")
+	nic := fs.String("nic", "", "interface (default: the agent picks the route's)")
+	mask := fs.Int("cidr-netmask", 0, "prefix length (default: the agent's choice)")
+	seed := fs.Uint("seed", 0, "hash seed (default: the agent derives it from the ip)")
+	nodes := fs.String("nodes", "", "comma-separated node names (the XML gets a <nodes> section)")
+	format := fs.String("format", "crmsh", "crmsh or xml (a whole CIB, for crm_verify -x / crm_simulate -x)")
+	noAgents := fs.Bool("no-attribute-agents", false, "leave out the mysql_monitor and server_load clones")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	addr, err := netip.ParseAddr(*ip)
+	if err != nil {
+		return fmt.Errorf("--ip=%q: not an IP address: %w", *ip, errUsage)
+	}
+	if *seed > 0xffffffff {
+		return fmt.Errorf("--seed=%d: must be below 2^32: %w", *seed, errUsage)
+	}
+	s := crm.Spec{Name: *name, IP: addr, NIC: *nic, CIDRNetmask: *mask, Buckets: *buckets, Seed: uint32(*seed),
+		AttributeAgents: !*noAgents}
+	if *nodes != "" {
+		s.Nodes = strings.Split(*nodes, ",")
+	}
+	if err := s.Validate(); err != nil {
+		return fmt.Errorf("%w: %w", errUsage, err)
+	}
+	switch *format {
+	case "crmsh":
+		out, err := s.Crmsh()
+		if err != nil {
+			return err
+		}
+		_, err = io.WriteString(stdout, out)
+		return err
+	case "xml":
+		out, err := s.XML()
+		if err != nil {
+			return err
+		}
+		_, err = stdout.Write(out)
+		return err
+	}
+	return fmt.Errorf("--format=%q: want crmsh or xml: %w", *format, errUsage)
+}
+
+// errProblems: check found errors (exit status 1, the list is printed).
+var errProblems = errors.New("configuration has errors")
+
+func crmCheck(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("crm check", stderr)
+	file := fs.String("file", "", "CIB XML file (default: the live cluster, cibadmin -Q)")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	var cib []byte
+	var err error
+	if *file != "" {
+		cib, err = os.ReadFile(*file)
+	} else {
+		cib, err = cibQuery(ctx)
+	}
+	if err != nil {
+		return err
+	}
+	problems, err := crm.Verify(ctx, *file)
+	if err != nil {
+		return err
+	}
+	own, err := crm.Check(cib)
+	if err != nil {
+		return err
+	}
+	problems = append(problems, own...)
+	errs := 0
+	for _, p := range problems {
+		fmt.Fprintln(stdout, p)
+		if p.Severity == crm.Error {
+			errs++
+		}
+	}
+	if len(problems) == 0 {
+		fmt.Fprintln(stdout, "ok: crm_verify and loadshare's checks found nothing")
+	}
+	if errs > 0 {
+		return fmt.Errorf("%d error(s): %w", errs, errProblems)
+	}
+	return nil
+}
+
+// cibQuery reads the live CIB. Equivalent to: cibadmin -Q
+func cibQuery(ctx context.Context) ([]byte, error) {
+	out, err := exec.CommandContext(ctx, "cibadmin", "-Q").Output()
+	if err != nil {
+		var ee *exec.ExitError
+		stderr := ""
+		if errors.As(err, &ee) {
+			stderr = strings.TrimSpace(string(ee.Stderr))
+		}
+		return nil, fmt.Errorf("running cibadmin -Q (no cluster on this node? use --file): %w: %s", err, stderr)
+	}
+	return out, nil
+}
+
+var bucketResRE = regexp.MustCompile(`^(.+)_([0-9]+)$`)
+
+// bucketsIn counts the bucket primitives NAME_K crm_mon lists.
+func bucketsIn(st *crm.Status, name string) int {
+	n := 0
+	for _, r := range st.Resources {
+		if m := bucketResRE.FindStringSubmatch(r.ID); m != nil && m[1] == name && r.Clone == "" {
+			n++
+		}
+	}
+	return n
+}
+
+func policyFlags(fs *flag.FlagSet) func() (crm.Policy, error) {
+	d := crm.DefaultPolicy
+	idle := fs.Int("idle-load", d.IdleLoad, "server_load at or below which a node counts as idle")
+	full := fs.Int("full-load", d.FullLoad, "server_load at or above which a node has no spare capacity")
+	minShare := fs.Int("min-share", d.MinShare, "spare capacity (load points) a saturated writable node still counts with")
+	minB := fs.Int("min-buckets", d.MinBuckets, "floor of a node's target (0: none)")
+	maxB := fs.Int("max-buckets", d.MaxBuckets, "ceiling of a node's target (0: none)")
+	hyst := fs.Int("hysteresis", d.Hysteresis, "buckets: targets stand while every node's ideal is within this many")
+	return func() (crm.Policy, error) {
+		p := crm.Policy{IdleLoad: *idle, FullLoad: *full, MinShare: *minShare, MinBuckets: *minB, MaxBuckets: *maxB, Hysteresis: *hyst}
+		if err := p.Validate(); err != nil {
+			return p, fmt.Errorf("%w: %w", errUsage, err)
+		}
+		return p, nil
+	}
+}
+
+func crmPlace(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("crm place", stderr)
+	name := fs.String("name", "vip", "resource prefix of the bucket primitives")
+	dry := fs.Bool("dry-run", false, "print the plan, write nothing")
+	onlyDC := fs.Bool("only-dc", false, "do nothing unless this node is the DC")
+	file := fs.String("file", "", "plan from a CIB file (implies --dry-run)")
+	policy := policyFlags(fs)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	p, err := policy()
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if *file != "" {
+		*dry = true
+		os.Setenv("CIB_file", *file)
+	}
+	st, err := crm.ReadStatus(ctx)
+	if err != nil {
+		return fmt.Errorf("read cluster status: %w", err)
+	}
+	if *onlyDC {
+		me, err := crm.LocalNode(ctx)
+		if err != nil {
+			return err
+		}
+		if st.DC != me {
+			fmt.Fprintf(stdout, "nothing to do: this node (%s) is not the DC (%q)\n", me, st.DC)
+			return nil
+		}
+	}
+	spec := crm.Spec{Name: *name, Buckets: bucketsIn(st, *name)}
+	if spec.Buckets == 0 {
+		return fmt.Errorf("no bucket primitives %s_0 … in the cluster status", *name)
+	}
+	plan := crm.PlanFrom(st, spec, p)
+	printPlan(stdout, plan)
+	if *dry || plan.Empty() {
+		return nil
+	}
+	return plan.Apply(ctx, crm.Attrd)
+}
+
+func printPlan(w io.Writer, plan crm.Plan) {
+	counts := plan.Running.Counts()
+	for _, a := range plan.Targets {
+		fmt.Fprintf(w, "%-16s target %3d  running %3d\n", a.Node, a.Buckets, counts[a.Node])
+	}
+	fmt.Fprintf(w, "set %d, delete %d own attributes; %d bucket(s) move\n", len(plan.Set), len(plan.Delete), plan.Moves())
+	for _, c := range plan.Set {
+		fmt.Fprintf(w, "  set    %s %s=1\n", c.Node, c.Name)
+	}
+	for _, c := range plan.Delete {
+		fmt.Fprintf(w, "  delete %s %s\n", c.Node, c.Name)
+	}
+}

@@ -1,0 +1,86 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/loadshare/loadshare/crm"
+)
+
+func TestCrmGenerate(t *testing.T) {
+	var out, errOut bytes.Buffer
+	if code := cli([]string{"crm", "--ip", "192.0.2.10", "--buckets", "4", "--nodes", "n1,n2,n3"}, &out, &errOut); code != 0 {
+		t.Fatalf("crm generate: exit %d: %s", code, errOut.String())
+	}
+	for _, want := range []string{"primitive vip_3 @vip-bucket params bucket=3\n", "location vip-own /^vip_([0-9]+)$/", "clone server_load-clone"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("crm generate output lacks %q:\n%s", want, out.String())
+		}
+	}
+	out.Reset()
+	errOut.Reset()
+	if code := cli([]string{"crm", "--ip", "nope", "--buckets", "4"}, &out, &errOut); code != 2 {
+		t.Errorf("crm --ip nope: exit %d, want 2 (usage)", code)
+	}
+	if code := cli([]string{"crm", "--ip", "192.0.2.10", "--buckets", "0"}, &out, &errOut); code != 2 || !strings.Contains(errOut.String(), "buckets=0: must be 1–1024") {
+		t.Errorf("crm --buckets 0: exit %d, stderr %q", code, errOut.String())
+	}
+}
+
+func TestCrmCheckFile(t *testing.T) {
+	if _, err := exec.LookPath("crm_verify"); err != nil {
+		t.Skip("crm_verify not installed (Debian package pacemaker-cli-utils)")
+	}
+	var out, errOut bytes.Buffer
+	if code := cli([]string{"crm", "--ip", "192.0.2.10", "--buckets", "4", "--format", "xml"}, &out, &errOut); code != 0 {
+		t.Fatalf("crm --format xml: exit %d: %s", code, errOut.String())
+	}
+	f := filepath.Join(t.TempDir(), "cib.xml")
+	if err := os.WriteFile(f, out.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out.Reset()
+	if code := cli([]string{"crm", "check", "--file", f}, &out, &errOut); code != 1 || !strings.Contains(out.String(), "no fencing device is configured") {
+		t.Errorf("crm check (no fencing): exit %d, stdout %q, want 1 and the fencing explained", code, out.String())
+	}
+}
+
+func TestBuildStatus(t *testing.T) {
+	b, err := os.ReadFile("../../crm/testdata/crm_mon-3nodes.xml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := crm.ParseStatus(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := buildStatus(st, "vip", crm.DefaultPolicy)
+	if v.Buckets != 6 || len(v.Nodes) != 3 || len(v.Unowned) != 0 {
+		t.Fatalf("buildStatus = %+v", v)
+	}
+	got := map[string]nodeView{}
+	for _, n := range v.Nodes {
+		got[n.Name] = n
+	}
+	// n2 is not writable: no target; n1 and n3 share by spare capacity.
+	if got["n2"].Target != 0 || got["n1"].Target+got["n3"].Target != 6 || len(got["n3"].Owned) != 3 {
+		t.Errorf("nodes = %+v", v.Nodes)
+	}
+	if _, err := json.Marshal(v); err != nil {
+		t.Error(err)
+	}
+}
+
+func TestRanges(t *testing.T) {
+	if got := ranges([]int{7, 0, 1, 2, 5, 8}); got != "0-2,5,7-8" {
+		t.Errorf("ranges = %q, want 0-2,5,7-8", got)
+	}
+	if got := ranges(nil); got != "-" {
+		t.Errorf("ranges(nil) = %q", got)
+	}
+}
