@@ -68,6 +68,9 @@ func TestAccSummary(t *testing.T) {
 	if s.ByServer["s1"] != 2 || s.ByServer["s2"] != 1 {
 		t.Errorf("ByServer = %v, want s1:2 s2:1", s.ByServer)
 	}
+	if len(s.RoundRate) != 2 || s.RoundRate[0] != 2 || s.RoundRate[1] != 1 {
+		t.Errorf("RoundRate = %v, want [2 1]", s.RoundRate)
+	}
 	// Round p50s 2 ms and 4 ms: half the range (1 ms) over their median (2 ms).
 	if s.Noise != 0.5 {
 		t.Errorf("Noise = %v, want 0.5", s.Noise)
@@ -78,7 +81,7 @@ func TestChecks(t *testing.T) {
 	sum := func(p50 time.Duration, rate float64) Summary {
 		// Three rounds around the pooled p50: -5%, 0, +5%.
 		rounds := []time.Duration{p50 * 95 / 100, p50, p50 * 105 / 100}
-		return Summary{RequestP50: p50, Rate: rate, RoundP50: rounds}
+		return Summary{RequestP50: p50, Rate: rate, RoundP50: rounds, RoundRate: []float64{rate, rate, rate}}
 	}
 	us := time.Microsecond
 	direct, spread := sum(100*us, 1000), sum(100*us, 1000)
@@ -109,6 +112,12 @@ func TestChecks(t *testing.T) {
 	v1024.RoundP50 = []time.Duration{102, 103, 104, 103}
 	if c := Checks(direct, spread, v16, v1024, haproxy)[3]; c.Met {
 		t.Errorf("every round 2-4%% slower: %s = %v, target %s: met", c.Metric, c.Value, c.Target)
+	}
+	// A burst in one round moves the pooled rate, not the median.
+	vip, hap := sum(100*us, 900), sum(200*us, 600)
+	vip.RoundRate, vip.Rate = []float64{900, 900, 90}, 630
+	if c := Checks(direct, spread, vip, vip, hap)[2]; c.Value != 1.5 || c.Pooled != 1.05 || !c.Met {
+		t.Errorf("rate with one slow round: median %v pooled %v met %v, want 1.5, 1.05, met", c.Value, c.Pooled, c.Met)
 	}
 	var b strings.Builder
 	WriteTable(&b, []string{"s1", "s2"}, []Summary{{Name: "x", ByServer: map[string]int{"s1": 3}}}, bad)
