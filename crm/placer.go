@@ -149,6 +149,7 @@ func LocalNode(ctx context.Context) (string, error) {
 // Place runs one placer round on the live cluster. With onlyDC it does
 // nothing (and says so in skipped) unless this node is the DC, so that one
 // node writes at a time: run it from every node's server_load monitor.
+// spec needs only Name; Buckets 0 means count the primitives.
 func Place(ctx context.Context, spec Spec, p Policy, onlyDC bool) (plan Plan, skipped string, err error) {
 	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
@@ -165,6 +166,27 @@ func Place(ctx context.Context, spec Spec, p Policy, onlyDC bool) (plan Plan, sk
 			return Plan{}, fmt.Sprintf("this node (%s) is not the DC (%q)", me, st.DC), nil
 		}
 	}
+	if spec.Buckets == 0 {
+		spec.Buckets = BucketsIn(st, spec.Name)
+	}
+	if spec.Buckets == 0 {
+		return Plan{}, fmt.Sprintf("no bucket primitives %s_0 … in the cluster status", spec.norm().Name), nil
+	}
 	plan = PlanFrom(st, spec, p)
 	return plan, "", plan.Apply(ctx, Attrd)
+}
+
+// BucketsIn counts the bucket primitives NAME_K (not clone instances) in a
+// status: the bucket count of that VIP.
+func BucketsIn(st *Status, name string) int {
+	if name == "" {
+		name = "vip"
+	}
+	n := 0
+	for _, r := range st.Resources {
+		if m := bucketRE.FindStringSubmatch(r.ID); m != nil && m[1] == name && r.Clone == "" {
+			n++
+		}
+	}
+	return n
 }

@@ -9,7 +9,6 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
-	"regexp"
 	"strings"
 	"time"
 
@@ -189,19 +188,6 @@ func cibQuery(ctx context.Context) ([]byte, error) {
 	return out, nil
 }
 
-var bucketResRE = regexp.MustCompile(`^(.+)_([0-9]+)$`)
-
-// bucketsIn counts the bucket primitives NAME_K crm_mon lists.
-func bucketsIn(st *crm.Status, name string) int {
-	n := 0
-	for _, r := range st.Resources {
-		if m := bucketResRE.FindStringSubmatch(r.ID); m != nil && m[1] == name && r.Clone == "" {
-			n++
-		}
-	}
-	return n
-}
-
 func policyFlags(fs *flag.FlagSet) func() (crm.Policy, error) {
 	d := crm.DefaultPolicy
 	idle := fs.Int("idle-load", d.IdleLoad, "server_load at or below which a node counts as idle")
@@ -253,7 +239,7 @@ func crmPlace(args []string, stdout, stderr io.Writer) error {
 			return nil
 		}
 	}
-	spec := crm.Spec{Name: *name, Buckets: bucketsIn(st, *name)}
+	spec := crm.Spec{Name: *name, Buckets: crm.BucketsIn(st, *name)}
 	if spec.Buckets == 0 {
 		return fmt.Errorf("no bucket primitives %s_0 … in the cluster status", *name)
 	}

@@ -110,7 +110,7 @@ func runStatus(args []string, stdout, stderr io.Writer) error {
 
 // buildStatus is the pure part: crm_mon status → view.
 func buildStatus(st *crm.Status, name string, p crm.Policy) statusView {
-	spec := crm.Spec{Name: name, Buckets: bucketsIn(st, name)}
+	spec := crm.Spec{Name: name, Buckets: crm.BucketsIn(st, name)}
 	v := statusView{Name: name, Buckets: spec.Buckets, DC: st.DC, Unowned: []int{}}
 	plan := crm.PlanFrom(st, spec, p)
 	target := map[string]int{}
