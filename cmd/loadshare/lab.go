@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/netip"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -33,6 +34,8 @@ const labUsage = `usage: loadshare lab COMMAND [flags]
   exec NODE CMD...     run CMD inside a node (n1, n2, …) or in the client namespace (client)
   demo [--keep]        up, client load on the VIP, load/break/recover one node, down
   start|stop|crash N   start, stop gracefully, or kill -9 one node
+  load [-n N] [ADDR]   N new MariaDB connections from the client to ADDR (default: the VIP),
+                       each asking which node answered (SELECT @@hostname)
 
 The lab runs as root: nodes are network+mount+UTS namespaces PREFIXn1…,
 joined by a bridge in PREFIXsw, client PREFIXc1; state in --state.
@@ -86,8 +89,10 @@ func runLab(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stdout, "try: loadshare lab exec n1 crm_mon -1A; loadshare lab down\n")
 		return nil
 	}
-	if err := fs.Parse(rest); err != nil {
-		return fmt.Errorf("%w: %w", errUsage, err)
+	if sub != "load" {
+		if err := fs.Parse(rest); err != nil {
+			return fmt.Errorf("%w: %w", errUsage, err)
+		}
 	}
 	if sub == "down" {
 		l, err := lab.Open(*state, log)
@@ -112,6 +117,8 @@ func runLab(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	switch sub {
+	case "load":
+		return labLoad(ctx, l, rest, stdout, stderr)
 	case "status":
 		return lab.WriteStatus(ctx, l, stdout)
 	case "exec":
@@ -151,4 +158,33 @@ func runLab(args []string, stdout, stderr io.Writer) error {
 		return nil
 	}
 	return fmt.Errorf("unknown lab command %q: %w", sub, errUsage)
+}
+
+func labLoad(ctx context.Context, l *lab.Lab, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("lab load", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	n := fs.Int("n", 300, "connections (bounded)")
+	c := fs.Int("c", 8, "concurrent connections")
+	timeout := fs.Duration("timeout", 60*time.Second, "give up after this long")
+	if err := fs.Parse(args); err != nil {
+		return fmt.Errorf("%w: %w", errUsage, err)
+	}
+	addr := l.VIP()
+	if fs.NArg() > 0 {
+		a, err := netip.ParseAddr(fs.Arg(0))
+		if err != nil {
+			return fmt.Errorf("address %q: %w", fs.Arg(0), err)
+		}
+		addr = a
+	}
+	if *n < 1 || *n > 100000 || *c < 1 || *c > 256 {
+		return fmt.Errorf("-n %d -c %d: n must be 1..100000, c 1..256: %w", *n, *c, errUsage)
+	}
+	t0 := time.Now()
+	s := l.Load(ctx, addr, *n, *c, *timeout)
+	fmt.Fprintf(stdout, "%d connections to %s:%d in %s: %s\n", *n, addr, lab.DBPort, time.Since(t0).Round(time.Millisecond), s)
+	if s.LastErr != nil {
+		fmt.Fprintf(stdout, "last error: %v\n", s.LastErr)
+	}
+	return nil
 }

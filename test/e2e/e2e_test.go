@@ -12,6 +12,8 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -217,4 +219,20 @@ func scrape(hc *http.Client, url string) (map[string]bool, error) {
 		}
 	}
 	return lines, sc.Err()
+}
+
+// buildLoadshare builds cmd/loadshare into a temporary directory: the lab
+// installs it into every node as OCF provider loadshare.
+func buildLoadshare(t *testing.T) string {
+	t.Helper()
+	goTool, err := exec.LookPath("go")
+	if err != nil {
+		goTool = filepath.Join(runtime.GOROOT(), "bin", "go")
+	}
+	bin := filepath.Join(t.TempDir(), "loadshare")
+	cmd := exec.Command(goTool, "build", "-o", bin, "github.com/loadshare/loadshare/cmd/loadshare")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("build loadshare: %v\n%s", err, out)
+	}
+	return bin
 }

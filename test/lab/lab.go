@@ -287,27 +287,72 @@ func (l *Lab) build() error {
 	if err := addBridge(sw); err != nil {
 		return err
 	}
-	hosts := append(l.Nodes(), "client")
-	for i, h := range hosts {
-		ns := l.Netns(h)
-		if err := createNetns(ns); err != nil {
+	for _, h := range append(l.Nodes(), "client") {
+		if err := l.powerOn(h); err != nil {
 			return err
-		}
-		if err := plug(sw, fmt.Sprintf("p%d", i+1), ns, netip.PrefixFrom(l.Addr(h), 24)); err != nil {
-			return err
-		}
-		if h == "client" {
-			continue
-		}
-		// A node must never answer ARP for, or source ARP from, an address
-		// (the VIP) with its own MAC: clients would stick to one node.
-		for _, k := range []string{"net.ipv4.conf.all.arp_announce", "net.ipv4.conf.eth0.arp_announce"} {
-			if err := sysctlIn(ns, k, "2"); err != nil {
-				return err
-			}
 		}
 	}
 	return nil
+}
+
+// port is the bridge port of host: p1… for the nodes, p0 for the client.
+func (l *Lab) port(host string) string {
+	i, err := l.index(host)
+	if err != nil {
+		return "p0"
+	}
+	return fmt.Sprintf("p%d", i+1)
+}
+
+// powerOn gives host a fresh network namespace plugged into the bridge, as
+// a machine that boots: no addresses but its own, no rules.
+func (l *Lab) powerOn(host string) error {
+	ns, sw, port := l.Netns(host), l.Netns("switch"), l.port(host)
+	if netnsExists(ns) {
+		return nil
+	}
+	// A port left from before (its namespace not yet freed) goes first.
+	if nl, err := handleIn(sw); err == nil {
+		if old, err := nl.LinkByName(port); err == nil {
+			nl.LinkDel(old)
+		}
+		nl.Close()
+	}
+	if err := createNetns(ns); err != nil {
+		return err
+	}
+	if err := plug(sw, port, ns, netip.PrefixFrom(l.Addr(host), 24)); err != nil {
+		return err
+	}
+	if host == "client" {
+		return nil
+	}
+	// A node must never answer ARP for, or source ARP from, an address
+	// (the VIP) with its own MAC: clients would stick to one node.
+	for _, k := range []string{"net.ipv4.conf.all.arp_announce", "net.ipv4.conf.eth0.arp_announce"} {
+		if err := sysctlIn(ns, k, "2"); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// powerOff cuts node off the bridge and drops its network namespace with
+// every address, rule and socket in it, as a machine that goes dark: a
+// crashed node must not keep answering (with resets) for its old VIP
+// buckets. Its processes must be gone already.
+func (l *Lab) powerOff(node string) error {
+	ns := l.Netns(node)
+	if nl, err := handleIn(l.Netns("switch")); err == nil {
+		if p, err := nl.LinkByName(l.port(node)); err == nil {
+			if err := nl.LinkDel(p); err != nil {
+				nl.Close()
+				return fmt.Errorf("%s: unplug %s: %w", node, l.port(node), err)
+			}
+		}
+		nl.Close()
+	}
+	return deleteNetns(ns)
 }
 
 // privateDirs are bind-mounted from the node's state directory over the

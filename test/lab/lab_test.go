@@ -217,8 +217,10 @@ func assertGone(t *testing.T, l *Lab) {
 	}
 	out, _ := exec.Command("ip", "netns", "list").Output()
 	for _, line := range strings.Split(string(out), "\n") {
-		if strings.HasPrefix(line, l.Config().Prefix) {
-			t.Errorf("ip netns list still shows %s", line)
+		for _, h := range append(l.Nodes(), "client", "switch") {
+			if f := strings.Fields(line); len(f) > 0 && f[0] == l.Netns(h) {
+				t.Errorf("ip netns list still shows %s", line)
+			}
 		}
 	}
 	mi, _ := os.ReadFile("/proc/self/mountinfo")

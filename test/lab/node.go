@@ -30,6 +30,11 @@ hostname "$N"
 for d in ` + "etc/corosync var/lib/corosync var/lib/pacemaker var/log/pacemaker var/log/cluster var/lib/mysql" + `; do
   mount --bind "$R/$(echo "$d" | tr / _)" "/$d"
 done
+# This mount namespace is a private copy of the root's, /run/netns/* bind
+# mounts included: detach them, or they would keep every other node's
+# network namespace alive after it is dropped (a crashed node's kernel state
+# must go with it).
+for m in $(awk '$5 ~ "^/run/netns" {print $5}' /proc/self/mountinfo | sort -r); do umount -l "$m" 2>/dev/null || true; done
 mount -t tmpfs -o mode=755 tmpfs /run        # corosync pid lock, /run/crm, agents' state
 mount -t tmpfs -o mode=1777 tmpfs /dev/shm   # libqb IPC ring buffers
 mkdir -p /run/mysqld /run/resource-agents
@@ -160,6 +165,9 @@ func (l *Lab) Start(ctx context.Context, node string) error {
 		return err
 	}
 	r := l.dir(node)
+	if err := l.powerOn(node); err != nil {
+		return fmt.Errorf("start node %s: %w", node, err)
+	}
 	if !l.Running(node) {
 		for _, d := range []daemon{holder, corosync, pacemakerd, mariadbd} {
 			os.Remove(l.pidFile(node, d))
@@ -226,17 +234,26 @@ func (l *Lab) Stop(ctx context.Context, node string) error {
 	stopPid(l.Pid(node, string(pacemakerd)), ns, 60*time.Second)
 	stopPid(l.Pid(node, string(corosync)), ns, 20*time.Second)
 	stopPid(l.Pid(node, string(mariadbd)), ns, 30*time.Second)
-	return killNetns(ns)
+	if err := killNetns(ns); err != nil {
+		return err
+	}
+	return l.powerOff(node)
 }
 
-// Crash kills node at once: SIGKILL to every process in its network
-// namespace (corosync, pacemakerd and its children, resource agents,
-// MariaDB, the namespace holder). Equivalent to: kill -9 $(ip netns pids NS)
+// Crash kills node at once, as a power cut: SIGKILL to every process in
+// its network namespace (corosync, pacemakerd and its children, resource
+// agents, MariaDB, the namespace holder; equivalent to
+// kill -9 $(ip netns pids NS)), then its network namespace is unplugged
+// and dropped, with the VIP address and rules its kernel held. Start
+// boots it again with a fresh one.
 func (l *Lab) Crash(node string) error {
 	if _, err := l.index(node); err != nil {
 		return err
 	}
-	return killNetns(l.Netns(node))
+	if err := killNetns(l.Netns(node)); err != nil {
+		return err
+	}
+	return l.powerOff(node)
 }
 
 // Memory returns the proportional set size (bytes) of all processes of node.

@@ -1,0 +1,296 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/loadshare/loadshare/test/lab"
+)
+
+const buckets = 12
+
+// vipLab is a lab running the loadshare service: agents installed from a
+// fresh build, the VIP clone and the attribute agents configured.
+type vipLab struct {
+	*lab.Lab
+	t *testing.T
+}
+
+// waitSpread waits until the kernels of the nodes own want[i] buckets each
+// (node order n1, n2, …), every bucket exactly once and as Pacemaker says.
+func (v vipLab) waitSpread(d time.Duration, want ...int) time.Duration {
+	v.t.Helper()
+	return waitFor(v.t, d, fmt.Sprintf("buckets spread %v", want), func() (bool, string) {
+		tb, err := v.Buckets(context.Background(), v.viewer(), buckets)
+		if err != nil {
+			return false, err.Error()
+		}
+		got := tb.Counts(v.Nodes())
+		if !slices.Equal(got, want) {
+			return false, fmt.Sprintf("spread %v\n%s", got, tb)
+		}
+		if err := tb.Check(); err != nil {
+			return false, err.Error()
+		}
+		return true, ""
+	})
+}
+
+// viewer is a running node to ask crm_mon on.
+func (v vipLab) viewer() string {
+	for _, n := range v.Nodes() {
+		if v.Running(n) {
+			return n
+		}
+	}
+	return "n1"
+}
+
+// answerAll makes n connections to the VIP from the client and requires
+// every one answered, by exactly the nodes in owners.
+func (v vipLab) answerAll(n int, owners ...string) lab.Spread {
+	v.t.Helper()
+	s := v.Load(context.Background(), v.VIP(), n, 8, 60*time.Second)
+	if s.Errors != 0 || s.Total() != n {
+		v.t.Fatalf("%d connections to the VIP: %s (last error %v), want all answered", n, s, s.LastErr)
+	}
+	var got []string
+	for h := range s.Answers {
+		got = append(got, h)
+	}
+	slices.Sort(got)
+	slices.Sort(owners)
+	if !slices.Equal(got, owners) {
+		v.t.Fatalf("%d connections to the VIP answered by %s, want exactly %v", n, s, owners)
+	}
+	v.t.Logf("%d connections to the VIP: %s", n, s)
+	return s
+}
+
+func (v vipLab) waitAttr(node, name, want string) time.Duration {
+	v.t.Helper()
+	return waitFor(v.t, 30*time.Second, fmt.Sprintf("%s %s=%s", node, name, want), func() (bool, string) {
+		c, err := v.Cluster(context.Background(), v.viewer())
+		if err != nil {
+			return false, err.Error()
+		}
+		got, _ := c.Attr(node, name)
+		return got == want, fmt.Sprintf("%s=%q", name, got)
+	})
+}
+
+// session is a long-lived MariaDB session over the VIP running a query
+// every 100 ms, recording failures and which node answered.
+type session struct {
+	stop   chan struct{}
+	done   chan struct{}
+	mu     sync.Mutex
+	node   string
+	hosts  map[string]int
+	errs   []error
+	cancel context.CancelFunc
+}
+
+func startSession(t *testing.T, l *lab.Lab) *session {
+	t.Helper()
+	db := l.DB(l.VIP())
+	ctx, cancel := context.WithCancel(context.Background())
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		cancel()
+		t.Fatalf("long-lived session to the VIP: %v", err)
+	}
+	s := &session{stop: make(chan struct{}), done: make(chan struct{}), hosts: map[string]int{}, cancel: cancel}
+	if err := conn.QueryRowContext(ctx, "SELECT @@hostname").Scan(&s.node); err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	go func() {
+		defer close(s.done)
+		defer db.Close()
+		defer conn.Close()
+		tk := time.NewTicker(100 * time.Millisecond)
+		defer tk.Stop()
+		for i := 0; i < 20000; i++ { // bounded: at most ~33 minutes
+			select {
+			case <-s.stop:
+				return
+			case <-tk.C:
+			}
+			qctx, qc := context.WithTimeout(ctx, 3*time.Second)
+			var h string
+			err := conn.QueryRowContext(qctx, "SELECT @@hostname").Scan(&h)
+			qc()
+			s.mu.Lock()
+			if err != nil {
+				s.errs = append(s.errs, err)
+			} else {
+				s.hosts[h]++
+			}
+			s.mu.Unlock()
+		}
+	}()
+	return s
+}
+
+func (s *session) close() (hosts map[string]int, errs []error) {
+	close(s.stop)
+	<-s.done
+	s.cancel()
+	return s.hosts, s.errs
+}
+
+// TestVIP runs the shared VIP on the real cluster: the initial spread, 1000
+// connections each answered once, a node's MariaDB killed (its buckets
+// leave) and restarted (they return), a node crash (failover) and rejoin,
+// and the seed article's scenario (two of three nodes fail and recover and
+// the instances spread back), while a long-lived session to a node that is
+// never removed keeps working.
+func TestVIP(t *testing.T) {
+	bin := buildLoadshare(t)
+	l := newLab(t, lab.Config{Agents: bin})
+	ctx := context.Background()
+
+	t0 := time.Now()
+	if err := l.ConfigureService(ctx, "n1", buckets); err != nil {
+		t.Fatal(err)
+	}
+	// The first answered connection: the VIP works on some node.
+	first := waitFor(t, 60*time.Second, "first answered VIP connection", func() (bool, string) {
+		actx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		defer cancel()
+		db := l.DB(l.VIP())
+		defer db.Close()
+		h, err := l.Ask(actx, db)
+		return err == nil && h != "", fmt.Sprint(err)
+	})
+	t.Logf("service configured → first answered VIP connection: %s (lab start → quorum %s before)",
+		first.Round(time.Millisecond), l.QuorumAfter.Round(time.Millisecond))
+
+	t.Run("initial spread", func(t *testing.T) {
+		v := vipLab{l, t}
+		for _, n := range l.Nodes() {
+			v.waitAttr(n, "writable_monit", "1")
+		}
+		v.waitSpread(60*time.Second, 4, 4, 4)
+		t.Logf("service configured → spread 4/4/4 in all kernels: %s", time.Since(t0).Round(time.Millisecond))
+		v.answerAll(1000, l.Nodes()...)
+	})
+	if t.Failed() {
+		return
+	}
+
+	long := startSession(t, l)
+	t.Logf("long-lived session over the VIP is served by %s", long.node)
+	// Victims: nodes other than the long-lived session's server.
+	var others []string
+	for _, n := range l.Nodes() {
+		if n != long.node {
+			others = append(others, n)
+		}
+	}
+	spread := func(zero ...string) []int {
+		live := len(l.Nodes()) - len(zero)
+		var w []int
+		for _, n := range l.Nodes() {
+			if slices.Contains(zero, n) {
+				w = append(w, 0)
+			} else {
+				w = append(w, buckets/live)
+			}
+		}
+		return w
+	}
+	without := func(gone ...string) []string {
+		var r []string
+		for _, n := range l.Nodes() {
+			if !slices.Contains(gone, n) {
+				r = append(r, n)
+			}
+		}
+		return r
+	}
+
+	t.Run("mariadb killed and restarted", func(t *testing.T) {
+		v := vipLab{l, t}
+		victim := others[0]
+		t0 := time.Now()
+		if err := l.KillDB(victim); err != nil {
+			t.Fatal(err)
+		}
+		d := v.waitAttr(victim, "writable_monit", "0")
+		t.Logf("MariaDB killed on %s → writable_monit=0: %s", victim, d.Round(time.Millisecond))
+		v.waitSpread(60*time.Second, spread(victim)...)
+		t.Logf("MariaDB killed on %s → all its buckets moved away: %s", victim, time.Since(t0).Round(time.Millisecond))
+		v.answerAll(1000, without(victim)...)
+		t0 = time.Now()
+		if err := l.StartDB(ctx, victim); err != nil {
+			t.Fatal(err)
+		}
+		v.waitAttr(victim, "writable_monit", "1")
+		v.waitSpread(60*time.Second, spread()...)
+		t.Logf("MariaDB restarted on %s → spread back: %s", victim, time.Since(t0).Round(time.Millisecond))
+		v.answerAll(1000, l.Nodes()...)
+	})
+
+	t.Run("node crash failover and rejoin", func(t *testing.T) {
+		v := vipLab{l, t}
+		victim := others[1]
+		t0 := time.Now()
+		if err := l.Crash(victim); err != nil {
+			t.Fatal(err)
+		}
+		v.waitSpread(60*time.Second, spread(victim)...)
+		t.Logf("failover: %s killed → its buckets owned by the survivors: %s", victim, time.Since(t0).Round(time.Millisecond))
+		v.answerAll(1000, without(victim)...)
+		t0 = time.Now()
+		if err := l.Start(ctx, victim); err != nil {
+			t.Fatal(err)
+		}
+		v.waitSpread(90*time.Second, spread()...)
+		t.Logf("%s restarted → spread back: %s", victim, time.Since(t0).Round(time.Millisecond))
+		v.answerAll(1000, l.Nodes()...)
+	})
+
+	hosts, errs := long.close()
+	if len(errs) > 0 || len(hosts) != 1 || hosts[long.node] == 0 {
+		t.Errorf("long-lived session on %s: answers %v, %d errors (first: %v); want every query answered by %s",
+			long.node, hosts, len(errs), firstErr(errs), long.node)
+	} else {
+		t.Logf("long-lived session on %s: %d queries every 100 ms, all answered, through both rebalances", long.node, hosts[long.node])
+	}
+
+	t.Run("two of three nodes fail and recover", func(t *testing.T) {
+		v := vipLab{l, t}
+		survivor := l.Nodes()[0]
+		failed := l.Nodes()[1:]
+		for _, n := range failed {
+			if err := l.Crash(n); err != nil {
+				t.Fatal(err)
+			}
+		}
+		v.waitSpread(60*time.Second, spread(failed...)...)
+		v.answerAll(300, survivor)
+		t0 := time.Now()
+		for _, n := range failed {
+			if err := l.Start(ctx, n); err != nil {
+				t.Fatal(err)
+			}
+		}
+		v.waitSpread(90*time.Second, spread()...)
+		t.Logf("two failed nodes restarted → spread back to %v, not piled on %s: %s", spread(), survivor, time.Since(t0).Round(time.Millisecond))
+		v.answerAll(1000, l.Nodes()...)
+	})
+}
+
+func firstErr(errs []error) error {
+	if len(errs) == 0 {
+		return nil
+	}
+	return errs[0]
+}
+
