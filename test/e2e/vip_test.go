@@ -293,4 +293,3 @@ func firstErr(errs []error) error {
 	}
 	return errs[0]
 }
-

@@ -241,4 +241,3 @@ func (l *Lab) KernelOwned(node string) ([]int, error) {
 	sort.Ints(owned)
 	return owned, nil
 }
-
