@@ -145,6 +145,10 @@ func TestShareIPv6(t *testing.T) {
 	v := VIP{Addr: vip6, Link: "eth0", Buckets: 16, Seed: 0x5eed}
 	l.assign(t, v, shareOwners)
 	l.checkShare(t, v, cli6, shareOwners, 1000)
+	// The neighbour advertisements carried the cluster MAC.
+	if got := l.clientNeigh(t, v.Addr); got != "33:33:00:00:01:00" {
+		t.Errorf("client's neighbour entry for %s = %q, want the cluster MAC 33:33:00:00:01:00", v, got)
+	}
 }
 
 // addClients puts n extra addresses on the client (hash-on-address tests
