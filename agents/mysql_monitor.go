@@ -118,6 +118,7 @@ func (a *mysqlMonitor) check(ctx context.Context, p ocf.Params, st *attrState, f
 	if p.Bool("publish_lag") {
 		values[attrLag] = v.lag
 	}
+	before := st.PublishedAt
 	changed, err := a.env.publish(ctx, p, st, values, time.Duration(p.Int("dampen"))*time.Second, force)
 	if err != nil {
 		return err
@@ -134,6 +135,9 @@ func (a *mysqlMonitor) check(ctx context.Context, p ocf.Params, st *attrState, f
 		} else {
 			p.Log.Info("database writable", args...)
 		}
+	}
+	if st.PublishedAt.Equal(before) && v.reason == st.Reason {
+		return nil // nothing new: the state file stays as it is
 	}
 	st.Reason = v.reason
 	return a.env.save(p, st)

@@ -223,7 +223,10 @@ func wrongDialect(n uint16) bool {
 
 // dialect is the query text one server family understands. The status
 // SELECT always yields, in order: read_only, super_read_only,
-// max_connections, Threads_running, Threads_connected.
+// max_connections, Threads_running, Threads_connected. The counters come
+// from scalar subqueries, not a FROM clause: MariaDB 10.11 answers
+// @@GLOBAL.read_only with 0 in a SELECT ... FROM information_schema.GLOBAL_STATUS,
+// whatever its value (TestMySQLSampleMariaDB caught it).
 type dialect struct {
 	flavor  Flavor
 	status  string

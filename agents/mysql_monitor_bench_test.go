@@ -1,0 +1,277 @@
+package agents
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/loadshare/loadshare/test/mariadbtest"
+)
+
+// The real binary, as Pacemaker runs it: one process per action, attrd via
+// a stand-in attrd_updater (no Pacemaker here) or not at all
+// (LOADSHARE_ATTRD_UPDATER=none, for the benchmark).
+
+// fakeAttrdScript writes an attrd_updater stand-in that keeps each
+// attribute in dir/attr.NAME ("-D" empties it) and returns its path.
+func fakeAttrdScript(t testing.TB, dir string) string {
+	t.Helper()
+	path := filepath.Join(dir, "attrd_updater")
+	script := `#!/bin/sh
+dir=$(dirname "$0")
+name= cmd= val=
+while [ $# -gt 0 ]; do
+  case "$1" in
+    -n) name=$2; shift;;
+    -U|-B) cmd=U; val=$2; shift;;
+    -d|-N) shift;;
+    -Q) cmd=Q;;
+    -D) cmd=D;;
+  esac
+  shift
+done
+case $cmd in
+  U) printf %s "$val" > "$dir/attr.$name";;
+  D) : > "$dir/attr.$name";;
+  Q) printf 'name="%s" host="n1" value="%s"\n' "$name" "$(cat "$dir/attr.$name" 2>/dev/null)";;
+esac
+`
+	if err := os.WriteFile(path, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func readAttr(t testing.TB, dir, name string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(dir, "attr."+name))
+	if errors.Is(err, os.ErrNotExist) {
+		return "<unset>"
+	}
+	return string(b)
+}
+
+func runBinary(t testing.TB, path, action string, env map[string]string) agentRun {
+	t.Helper()
+	cmd := agentCmd(path, action, env)
+	var o, e bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &o, &e
+	err := cmd.Run()
+	var ee *exec.ExitError
+	code := 0
+	switch {
+	case errors.As(err, &ee):
+		code = ee.ExitCode()
+	case err != nil:
+		t.Fatalf("run %s %s: %v", path, action, err)
+	}
+	return agentRun{code, o.String(), e.String()}
+}
+
+// generalLog records every command the server receives in mysql.general_log
+// until the returned function stops it and returns, per client thread, the
+// command types seen (Connect, Query, Quit, ...), the caller's own excluded.
+func generalLog(t testing.TB, srv *mariadbtest.Server) func() [][]string {
+	t.Helper()
+	srv.SQL(t, "SET GLOBAL general_log=0; SET GLOBAL log_output='TABLE'; TRUNCATE mysql.general_log; SET GLOBAL general_log=1")
+	return func() [][]string {
+		rows := srv.SQL(t, "SELECT thread_id, command_type FROM mysql.general_log WHERE thread_id <> CONNECTION_ID() ORDER BY event_time")
+		srv.SQL(t, "SET GLOBAL general_log=0")
+		byThread := map[string][]string{}
+		var order []string
+		for _, r := range rows {
+			if _, seen := byThread[r[0]]; !seen {
+				order = append(order, r[0])
+			}
+			byThread[r[0]] = append(byThread[r[0]], r[1])
+		}
+		var out [][]string
+		for _, id := range order {
+			out = append(out, byThread[id])
+		}
+		return out
+	}
+}
+
+// commands counts, over all threads, the commands that are request/response
+// round trips after the handshake (everything but Connect and Quit).
+func commands(threads [][]string) (conns, queries int) {
+	for _, th := range threads {
+		for _, c := range th {
+			switch c {
+			case "Connect":
+				conns++
+			case "Quit":
+			default:
+				queries++
+			}
+		}
+	}
+	return conns, queries
+}
+
+func TestMySQLMonitorBinary(t *testing.T) {
+	srv := mariadbtest.Start(t, mariadbtest.Options{})
+	srv.CreateUser(t, "mon", "pw", "SLAVE MONITOR ON *.*")
+	dir := t.TempDir()
+	env := map[string]string{
+		envAttrd:                      fakeAttrdScript(t, dir),
+		envRunDir:                     filepath.Join(dir, "run"),
+		"OCF_ROOT":                    "/usr/lib/ocf",
+		"OCF_RESOURCE_INSTANCE":       "mysqlmon",
+		"OCF_RESKEY_defaults_file":    srv.DefaultsFile("mon", "pw"),
+		"OCF_RESKEY_replica_ok":       "true",
+		"OCF_RESKEY_publish_lag":      "true",
+		"OCF_RESKEY_CRM_meta_timeout": "20000",
+	}
+	path := agentPath(t, "mysql_monitor")
+	if r := runBinary(t, path, "start", env); r.code != 0 {
+		t.Fatalf("start: exit %d: %s", r.code, r.stderr)
+	}
+	if v := readAttr(t, dir, attrWritable); v != "1" {
+		t.Errorf("after start writable_monit=%s, want 1", v)
+	}
+	if v := readAttr(t, dir, attrLag); v != "0" {
+		t.Errorf("after start replication_lag=%s, want 0 (no replica)", v)
+	}
+
+	// One monitor = one connection and ONE query, seen by the server.
+	stop := generalLog(t, srv)
+	r := runBinary(t, path, "monitor", env)
+	threads := stop()
+	if r.code != 0 || r.stderr != "" {
+		t.Errorf("monitor: exit %d, stderr %q; want 0 and silence", r.code, r.stderr)
+	}
+	if conns, queries := commands(threads); conns != 1 || queries != 1 {
+		t.Errorf("one monitor made %d connections and %d query round trips (%v), want 1 and 1", conns, queries, threads)
+	}
+
+	srv.SQL(t, "SET GLOBAL read_only=1")
+	if r := runBinary(t, path, "monitor", env); r.code != 0 || !strings.Contains(r.stderr, "read_only=ON") {
+		t.Errorf("monitor with read_only=1: exit %d, stderr %q; want 0 and the reason", r.code, r.stderr)
+	}
+	if v := readAttr(t, dir, attrWritable); v != "0" {
+		t.Errorf("read_only=1: writable_monit=%s, want 0", v)
+	}
+	if r := runBinary(t, path, "stop", env); r.code != 0 {
+		t.Fatalf("stop: exit %d: %s", r.code, r.stderr)
+	}
+	if v := readAttr(t, dir, attrWritable); v != "" {
+		t.Errorf("after stop writable_monit=%q, want deleted", v)
+	}
+	if r := runBinary(t, path, "monitor", env); r.code != 7 {
+		t.Errorf("monitor after stop: exit %d, want 7 (OCF_NOT_RUNNING)", r.code)
+	}
+
+	// server_load through the same binary, attrd stand-in and run dir.
+	lpath := agentPath(t, "server_load")
+	lenv := map[string]string{envAttrd: env[envAttrd], envRunDir: env[envRunDir], "OCF_RESOURCE_INSTANCE": "load",
+		"OCF_RESKEY_defaults_file": env["OCF_RESKEY_defaults_file"], "OCF_RESKEY_CRM_meta_timeout": "20000"}
+	if r := runBinary(t, lpath, "start", lenv); r.code != 0 {
+		t.Fatalf("server_load start: exit %d: %s", r.code, r.stderr)
+	}
+	if v, err := strconv.Atoi(readAttr(t, dir, attrLoad)); err != nil || v < 0 || v > 100 || v%5 != 0 {
+		t.Errorf("server_load after start = %q, want a multiple of 5 in 0..100", readAttr(t, dir, attrLoad))
+	}
+	if r := runBinary(t, lpath, "monitor", lenv); r.code != 0 {
+		t.Errorf("server_load monitor: exit %d: %s", r.code, r.stderr)
+	}
+	if r := runBinary(t, lpath, "stop", lenv); r.code != 0 || readAttr(t, dir, attrLoad) != "" {
+		t.Errorf("server_load stop: exit %d, server_load=%q; want 0 and deleted", r.code, readAttr(t, dir, attrLoad))
+	}
+}
+
+// BenchmarkMonitorVsHeartbeatMysql compares one monitor of mysql_monitor
+// (the real binary, a new process as Pacemaker runs it, replica status
+// included) with one monitor of ocf:heartbeat:mysql at OCF_CHECK_LEVEL=10
+// against the same running MariaDB, interleaved. attrd_updater needs a
+// running Pacemaker, so mysql_monitor runs with LOADSHARE_ATTRD_UPDATER=none
+// (it computes and records the value, and publishes nothing; publishing is
+// one attrd_updater process, and only when the value changed).
+//
+// Metrics: ratio (our wall time / heartbeat's; target ≤ 0.1), each side's
+// ms/op, and each side's connections and query round trips per check as the
+// server's general log counts them (target for ours: exactly 1 query).
+func BenchmarkMonitorVsHeartbeatMysql(b *testing.B) {
+	const heartbeat = "/usr/lib/ocf/resource.d/heartbeat/mysql"
+	if _, err := os.Stat(heartbeat); err != nil {
+		b.Skipf("%s missing (Debian package resource-agents): %v", heartbeat, err)
+	}
+	client, err := exec.LookPath("mariadb")
+	if err != nil {
+		b.Skip("mariadb client missing (Debian package mariadb-client)")
+	}
+	srv := mariadbtest.Start(b, mariadbtest.Options{})
+	srv.CreateUser(b, "mon", "pw", "SLAVE MONITOR ON *.*")
+	srv.CreateUser(b, "hbtest", "pw", "SELECT ON mysql.*")
+	dir := b.TempDir()
+	cnf := filepath.Join(dir, "my.cnf")
+	os.WriteFile(cnf, []byte("[mysqld]\n"), 0o644)
+
+	hbEnv := map[string]string{
+		"OCF_ROOT": "/usr/lib/ocf", "OCF_RESOURCE_INSTANCE": "mysql", "OCF_CHECK_LEVEL": "10",
+		"HA_RSCTMP": filepath.Join(dir, "hbrun"), "OCF_RESKEY_CRM_meta_interval": "10000",
+		"OCF_RESKEY_binary": "/usr/sbin/mariadbd", "OCF_RESKEY_client_binary": client,
+		"OCF_RESKEY_config": cnf, "OCF_RESKEY_datadir": srv.DataDir,
+		"OCF_RESKEY_user": "root", "OCF_RESKEY_group": "root",
+		"OCF_RESKEY_pid": srv.PidFile, "OCF_RESKEY_socket": srv.Socket,
+		"OCF_RESKEY_test_user": "hbtest", "OCF_RESKEY_test_passwd": "pw", "OCF_RESKEY_test_table": "mysql.user",
+	}
+	os.MkdirAll(hbEnv["HA_RSCTMP"], 0o755)
+	ourEnv := map[string]string{
+		envAttrd: "none", envRunDir: filepath.Join(dir, "run"),
+		"OCF_RESOURCE_INSTANCE": "mysqlmon", "OCF_RESKEY_CRM_meta_interval": "10000", "OCF_RESKEY_CRM_meta_timeout": "20000",
+		"OCF_RESKEY_defaults_file": srv.DefaultsFile("mon", "pw"), "OCF_RESKEY_replica_ok": "true",
+	}
+	ours := agentPath(b, "mysql_monitor")
+	if r := runBinary(b, ours, "start", ourEnv); r.code != 0 {
+		b.Fatalf("mysql_monitor start: exit %d: %s", r.code, r.stderr)
+	}
+
+	// Round trips, once each, with the general log on (off while timing).
+	count := func(path string, env map[string]string) (int, int) {
+		stop := generalLog(b, srv)
+		r := runBinary(b, path, "monitor", env)
+		threads := stop()
+		if r.code != 0 {
+			b.Fatalf("%s monitor: exit %d: %s%s", path, r.code, r.stdout, r.stderr)
+		}
+		return commands(threads)
+	}
+	ourConns, ourQueries := count(ours, ourEnv)
+	hbConns, hbQueries := count(heartbeat, hbEnv)
+
+	rounds := max(b.N, 20)
+	var ourTime, hbTime time.Duration
+	b.ResetTimer()
+	for i := 0; i < rounds; i++ {
+		t0 := time.Now()
+		if r := runBinary(b, ours, "monitor", ourEnv); r.code != 0 {
+			b.Fatalf("mysql_monitor monitor: exit %d: %s", r.code, r.stderr)
+		}
+		t1 := time.Now()
+		if r := runBinary(b, heartbeat, "monitor", hbEnv); r.code != 0 {
+			b.Fatalf("heartbeat mysql monitor: exit %d: %s%s", r.code, r.stdout, r.stderr)
+		}
+		ourTime += t1.Sub(t0)
+		hbTime += time.Since(t1)
+	}
+	b.StopTimer()
+	ms := func(d time.Duration) float64 { return float64(d) / float64(rounds) / float64(time.Millisecond) }
+	b.ReportMetric(float64(ourTime)/float64(hbTime), "ratio")
+	b.ReportMetric(ms(ourTime), "ours-ms/op")
+	b.ReportMetric(ms(hbTime), "heartbeat-ms/op")
+	b.ReportMetric(float64(ourQueries), "ours-roundtrips/op")
+	b.ReportMetric(float64(ourConns), "ours-conns/op")
+	b.ReportMetric(float64(hbQueries), "heartbeat-roundtrips/op")
+	b.ReportMetric(float64(hbConns), "heartbeat-conns/op")
+	if ourQueries != 1 {
+		b.Errorf("mysql_monitor made %d query round trips per monitor, want exactly 1", ourQueries)
+	}
+}
