@@ -1,0 +1,92 @@
+package agents
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/loadshare/loadshare/test/mariadbtest"
+)
+
+// TestMySQLMonitorReplica runs mysql_monitor against a second mariadbd
+// replicating from the first: in sync, lagging (MASTER_DELAY holds events
+// back while Seconds_Behind_Master grows), and with the SQL thread stopped.
+func TestMySQLMonitorReplica(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts two servers and waits for replication lag")
+	}
+	src := mariadbtest.Start(t, mariadbtest.Options{TCP: true, LogBin: true, ServerID: 1})
+	rep := mariadbtest.Start(t, mariadbtest.Options{ServerID: 2})
+	rep.CreateUser(t, "mon", "pw", "SLAVE MONITOR ON *.*")
+	rep.SQL(t, "SET GLOBAL read_only=1")
+	rep.ReplicateFrom(t, src)
+	src.SQL(t, "CREATE DATABASE d; CREATE TABLE d.t (i INT PRIMARY KEY)")
+	waitFor(t, 30*time.Second, "replica caught up", func() bool {
+		rows, err := rep.Query("SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA='d'")
+		return err == nil && rows[0][0] == "1"
+	})
+
+	attrs := &fakeAttrs{}
+	a := &mysqlMonitor{env: attrEnv{attrs: attrs, runDir: t.TempDir(), now: time.Now}}
+	name := register(a, "mysql_monitor")
+	env := reskeys("defaults_file", rep.DefaultsFile("mon", "pw"), "replica_ok", "true", "max_lag", "2",
+		"publish_readable", "true", "publish_lag", "true")
+	code, log := runMain(t, name, "start", env)
+	wantCode(t, "start", code, 0, log)
+	if w, r, l := attrs.value(attrWritable), attrs.value(attrReadable), attrs.value(attrLag); w != "1" || r != "1" || l != "0" {
+		t.Fatalf("in-sync replica: writable_monit=%s readable_monit=%s replication_lag=%s, want 1 1 0; log %s", w, r, l, log)
+	}
+	if !strings.Contains(log, "replica in sync") {
+		t.Errorf("in-sync replica: log %q does not say why it is writable", log)
+	}
+
+	// Lag: events held back 60 s; Seconds_Behind_Master climbs past max_lag.
+	rep.SQL(t, "STOP SLAVE; CHANGE MASTER TO MASTER_DELAY=60; START SLAVE")
+	src.SQL(t, "INSERT INTO d.t VALUES (1)")
+	var lagLog string
+	waitFor(t, 30*time.Second, "writable_monit=0 from lag", func() bool {
+		code, lagLog = runMain(t, name, "monitor", env)
+		wantCode(t, "monitor of a lagging replica", code, 0, lagLog)
+		return attrs.value(attrWritable) == "0"
+	})
+	if !strings.Contains(lagLog, "replica not in sync: lag") || !strings.Contains(lagLog, "> max_lag 2s") || attrs.value(attrReadable) != "0" {
+		t.Errorf("lagging replica: log %q, readable_monit=%s; want the lag named and readable 0", lagLog, attrs.value(attrReadable))
+	}
+
+	// SQL thread stopped: lag unknown, attribute deleted, reason logged.
+	rep.SQL(t, "STOP SLAVE; CHANGE MASTER TO MASTER_DELAY=0; START SLAVE IO_THREAD")
+	code, log = runMain(t, name, "monitor", env)
+	wantCode(t, "monitor with the SQL thread stopped", code, 0, log)
+	if w, r, l := attrs.value(attrWritable), attrs.value(attrReadable), attrs.value(attrLag); w != "0" || r != "0" || l != "" {
+		t.Errorf("SQL thread stopped: writable_monit=%s readable_monit=%s replication_lag=%q, want 0 0 and deleted", w, r, l)
+	}
+	if !strings.Contains(log, "SQL thread stopped") {
+		t.Errorf("SQL thread stopped: log %q does not say so", log)
+	}
+
+	// Healthy again.
+	rep.SQL(t, "START SLAVE SQL_THREAD")
+	waitFor(t, 30*time.Second, "writable_monit=1 after catching up", func() bool {
+		code, log = runMain(t, name, "monitor", env)
+		return code == 0 && attrs.value(attrWritable) == "1"
+	})
+	code, log = runMain(t, name, "stop", env)
+	wantCode(t, "stop", code, 0, log)
+	for _, n := range []string{attrWritable, attrReadable, attrLag} {
+		if _, ok, _ := attrs.Get(context.Background(), n); ok {
+			t.Errorf("after stop %s is still set", n)
+		}
+	}
+}
+
+func waitFor(t *testing.T, limit time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %s", what, limit)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+}
