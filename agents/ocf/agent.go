@@ -234,7 +234,11 @@ func run(name string, args []string, env map[string]string, stdout, stderr io.Wr
 		}
 	}
 	if err != nil {
-		return invalid(log, action, err)
+		code := invalid(log, action, err)
+		if code != ExitSuccess && code != ExitNotRunning {
+			exitReason(stderr, env, err)
+		}
+		return code
 	}
 
 	start := time.Now()
@@ -249,6 +253,7 @@ func run(name string, args []string, env map[string]string, stdout, stderr io.Wr
 		log.Debug("not running", "reason", err)
 	default:
 		log.Error(action+" failed", "err", err, "rc", code.String(), "took", time.Since(start))
+		exitReason(stderr, env, err)
 	}
 	return code
 }
@@ -270,6 +275,18 @@ func invalid(log *slog.Logger, action string, err error) ExitCode {
 	}
 	log.Error("invalid configuration", "err", err, "rc", code.String())
 	return code
+}
+
+// exitReason prints the one line Pacemaker shows as the failure's reason
+// (crm_mon's "exitreason"): pacemaker-execd takes it from the agent's stderr
+// by the prefix it passes in OCF_EXIT_REASON_PREFIX, as ocf-shellfuncs'
+// ocf_exit_reason does.
+func exitReason(w io.Writer, env map[string]string, err error) {
+	prefix := env["OCF_EXIT_REASON_PREFIX"]
+	if prefix == "" {
+		prefix = "ocf-exit-reason:"
+	}
+	fmt.Fprintf(w, "%s%s\n", prefix, strings.ReplaceAll(err.Error(), "\n", " "))
 }
 
 // margin is how much of the operation timeout is kept back, so an action

@@ -137,7 +137,7 @@ func TestExitCodes(t *testing.T) {
 		env    map[string]string
 		args   []string
 		want   ExitCode
-		stderr string // substring that must appear; "-" for empty stderr
+		stderr string // substring that must appear; "-" for empty stderr; "!x": x must not appear
 	}{
 		{"no action", env, nil, ExitErrArgs, "usage: ocftest"},
 		{"two actions", env, []string{"start", "stop"}, ExitErrArgs, "usage"},
@@ -156,6 +156,7 @@ func TestExitCodes(t *testing.T) {
 		{"local error validate", with(env, "OCF_RESKEY_fail", "local"), []string{"validate-all"}, ExitErrArgs, `parameter fail="local": not on this node`},
 		{"local error start", with(env, "OCF_RESKEY_fail", "local"), []string{"start"}, ExitErrArgs, "not on this node"},
 		{"local error stop succeeds", with(env, "OCF_RESKEY_fail", "local"), []string{"stop"}, ExitSuccess, "stop succeeds"},
+		{"no exit reason when stop succeeds", with(env, "OCF_RESKEY_fail", "local"), []string{"stop"}, ExitSuccess, "!ocf-exit-reason"},
 		{"local error monitor not running", with(env, "OCF_RESKEY_fail", "local"), []string{"monitor"}, ExitNotRunning, "not running here"},
 		{"installed start", with(env, "OCF_RESKEY_fail", "installed"), []string{"start"}, ExitErrInstalled, "not installed"},
 		{"installed probe", with(probe, "OCF_RESKEY_fail", "installed"), []string{"monitor"}, ExitNotRunning, "not installed"},
@@ -173,6 +174,8 @@ func TestExitCodes(t *testing.T) {
 		{"monitor after stop", env, []string{"monitor"}, ExitNotRunning, "-"},
 		{"start times out", with(env, "OCF_RESKEY_sleep_ms", "60000", "OCF_RESKEY_CRM_meta_timeout", "300"), []string{"start"}, ExitErrGeneric, "context deadline exceeded"},
 		{"start error is logged with agent, instance, action", with(env, "OCF_RESKEY_state", "/nonexistent/dir/state"), []string{"start"}, ExitErrGeneric, `agent=ocftest instance=t1 action=start`},
+		{"start error gives Pacemaker an exit reason", with(env, "OCF_RESKEY_state", "/nonexistent/dir/state"), []string{"start"}, ExitErrGeneric, "\nocf-exit-reason:open /nonexistent/dir/state: no such file or directory\n"},
+		{"exit reason prefix from Pacemaker", with(env, "OCF_RESKEY_fail", "configured", "OCF_EXIT_REASON_PREFIX", "why:"), []string{"start"}, ExitErrConfigured, "\nwhy:clone must be globally unique: not configured\n"},
 		{"undeclared parameter warned on start", with(env, "OCF_RESKEY_bogus", "1"), []string{"start"}, ExitSuccess, `params=bogus`},
 		{"undeclared parameter silent on monitor", with(env, "OCF_RESKEY_bogus", "1"), []string{"monitor"}, ExitSuccess, "-"},
 	}
@@ -182,6 +185,10 @@ func TestExitCodes(t *testing.T) {
 			t.Fatalf("%s: ocftest %v = %v, want %v; stderr:\n%s", s.name, s.args, r.code, s.want, r.stderr)
 		}
 		switch {
+		case strings.HasPrefix(s.stderr, "!"):
+			if strings.Contains(r.stderr, s.stderr[1:]) {
+				t.Errorf("%s: ocftest %v printed %q, want no %q", s.name, s.args, r.stderr, s.stderr[1:])
+			}
 		case s.stderr == "-" && r.stderr != "":
 			t.Errorf("%s: ocftest %v printed %q, want nothing", s.name, s.args, r.stderr)
 		case s.stderr != "-" && !strings.Contains(r.stderr+r.stdout, s.stderr):
