@@ -65,6 +65,7 @@ func runLab(args []string, stdout, stderr io.Writer) error {
 		fs.BoolVar(&cfg.NoDB, "no-db", false, "do not start MariaDB on the nodes")
 		agents := fs.String("agents", "self", `loadshare binary to install as OCF provider loadshare in every node ("self": this binary; "": none)`)
 		keep := fs.Bool("keep", false, "demo: leave the lab up at the end")
+		service := fs.Int("buckets", 12, "VIP buckets of the loadshare service (up: 0 leaves the cluster empty)")
 		if err := fs.Parse(rest); err != nil {
 			return fmt.Errorf("%w: %w", errUsage, err)
 		}
@@ -78,15 +79,21 @@ func runLab(args []string, stdout, stderr io.Writer) error {
 			cfg.Agents = exe
 		}
 		if sub == "demo" {
-			return lab.Demo(ctx, cfg, lab.DemoOptions{Keep: *keep, Out: stdout, Log: log})
+			_, err := lab.Demo(ctx, cfg, lab.DemoOptions{Keep: *keep, Out: stdout, Log: log, Buckets: *service})
+			return err
 		}
 		l, err := lab.Up(ctx, cfg, log)
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "lab up: %d nodes online with quorum after %s; VIP reserved %s\n",
-			cfg.Nodes, l.QuorumAfter.Round(time.Millisecond), l.VIP())
-		fmt.Fprintf(stdout, "try: loadshare lab exec n1 crm_mon -1A; loadshare lab down\n")
+		fmt.Fprintf(stdout, "lab up: %d nodes online with quorum after %s\n", cfg.Nodes, l.QuorumAfter.Round(time.Millisecond))
+		if *service > 0 && cfg.Agents != "" {
+			if err := l.ConfigureService(ctx, "n1", *service); err != nil {
+				return err
+			}
+			fmt.Fprintf(stdout, "service configured: VIP %s in %d buckets (clone of ocf:loadshare:clustervip), mysql_monitor, server_load\n", l.VIP(), *service)
+		}
+		fmt.Fprintf(stdout, "try: loadshare lab status; loadshare lab load; loadshare lab exec n1 crm_mon -1A; loadshare lab down\n")
 		return nil
 	}
 	if sub != "load" {

@@ -42,16 +42,17 @@ func (l *Lab) Dial(ctx context.Context, host, network, addr string) (net.Conn, e
 // the VIP), dialing from the client namespace. Every query that is not
 // inside a transaction may use a new connection: MaxIdleConns is 0.
 func (l *Lab) DB(addr netip.Addr) *sql.DB {
-	return l.db("client", addr)
+	return l.db("client", addr, 5*time.Second)
 }
 
-func (l *Lab) db(from string, addr netip.Addr) *sql.DB {
+// db dials from host; readTimeout bounds each read (0: none, for long queries).
+func (l *Lab) db(from string, addr netip.Addr, readTimeout time.Duration) *sql.DB {
 	cfg := mysql.NewConfig()
 	cfg.User, cfg.Passwd = DBUser, DBPassword
 	cfg.Net = "tcp"
 	cfg.Addr = netip.AddrPortFrom(addr, DBPort).String()
 	cfg.Timeout = 2 * time.Second
-	cfg.ReadTimeout = 5 * time.Second
+	cfg.ReadTimeout = readTimeout
 	cfg.WriteTimeout = 5 * time.Second
 	cfg.DialFunc = func(ctx context.Context, network, a string) (net.Conn, error) {
 		return l.Dial(ctx, from, network, a)

@@ -2,18 +2,360 @@ package lab
 
 import (
 	"context"
+	"database/sql"
+	"errors"
+	"fmt"
 	"io"
 	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"time"
 )
 
 // DemoOptions tune Demo.
 type DemoOptions struct {
-	Keep bool      // leave the lab up at the end
-	Out  io.Writer // progress lines and tables
-	Log  *slog.Logger
+	Keep    bool      // leave the lab up at the end
+	Out     io.Writer // progress lines and tables
+	Log     *slog.Logger
+	Buckets int           // VIP buckets; 12
+	Busy    time.Duration // how long one node's MariaDB is kept busy; 30 s
 }
 
-// Demo runs the lab demo.
-func Demo(ctx context.Context, cfg Config, o DemoOptions) error {
+// demo is one run of Demo: the lab and where it prints.
+type demo struct {
+	*Lab
+	ctx     context.Context
+	o       DemoOptions
+	t0      time.Time
+	phase   int
+	phases  int
+	buckets int
+	Metrics DemoMetrics
+}
+
+// DemoMetrics are the times the demo measures.
+type DemoMetrics struct {
+	Quorum      time.Duration // Up: start → every node online with quorum
+	FirstAnswer time.Duration // demo start → first VIP connection answered
+	WritableOff time.Duration // MariaDB killed → all the node's buckets elsewhere
+	Failover    time.Duration // node crashed → its buckets owned by the survivors
+	Rebalance   time.Duration // load attribute change → buckets moved (0: not measured)
+}
+
+func (d *demo) step(title string) {
+	d.phase++
+	fmt.Fprintf(d.o.Out, "\n== [%d/%d] %s  (t=%s)\n", d.phase, d.phases, title, time.Since(d.t0).Round(100*time.Millisecond))
+}
+
+func (d *demo) say(format string, a ...any) {
+	fmt.Fprintf(d.o.Out, "   "+format+"\n", a...)
+}
+
+// Demo is `loadshare lab demo`: the lab up, the loadshare service on it,
+// client load on the VIP, one node's database loaded and then killed (its
+// buckets leave) and recovered (they return), a node crash (failover),
+// then teardown unless Keep. Every loop in it is bounded in count and time.
+func Demo(ctx context.Context, cfg Config, o DemoOptions) (DemoMetrics, error) {
+	if o.Out == nil {
+		o.Out = io.Discard
+	}
+	if o.Buckets == 0 {
+		o.Buckets = 12
+	}
+	if o.Busy == 0 {
+		o.Busy = 30 * time.Second
+	}
+	d := &demo{ctx: ctx, o: o, t0: time.Now(), phases: 8, buckets: o.Buckets}
+	if cfg.Agents == "" {
+		return d.Metrics, errors.New("demo needs the loadshare binary to install as agents (Config.Agents)")
+	}
+	d.step("lab up: 3 nodes (corosync + pacemaker + MariaDB each) and a client, in namespaces")
+	l, err := Up(ctx, cfg, o.Log)
+	if err != nil {
+		return d.Metrics, err
+	}
+	d.Lab = l
+	d.Metrics.Quorum = l.QuorumAfter
+	d.say("all nodes online with quorum after %s", l.QuorumAfter.Round(time.Millisecond))
+	err = d.run()
+	if o.Keep {
+		fmt.Fprintf(o.Out, "\nlab kept up (--keep): loadshare lab status; loadshare lab exec n1 crm_mon -1A; loadshare lab down\n")
+	} else {
+		if derr := l.Down(); derr != nil {
+			err = errors.Join(err, derr)
+		}
+		fmt.Fprintf(o.Out, "\nlab torn down\n")
+	}
+	if err == nil {
+		d.summary()
+	}
+	return d.Metrics, err
+}
+
+func (d *demo) summary() {
+	m := d.Metrics
+	fmt.Fprintf(d.o.Out, "\nmeasured: start→quorum %s, start→first VIP answer %s, MariaDB killed→buckets moved %s, node crash→failover %s",
+		m.Quorum.Round(time.Millisecond), m.FirstAnswer.Round(time.Millisecond), m.WritableOff.Round(time.Millisecond), m.Failover.Round(time.Millisecond))
+	if m.Rebalance > 0 {
+		fmt.Fprintf(d.o.Out, ", load change→rebalance %s", m.Rebalance.Round(time.Millisecond))
+	}
+	fmt.Fprintln(d.o.Out)
+}
+
+func (d *demo) run() error {
+	ctx := d.ctx
+	nodes := d.Nodes()
+
+	d.step(fmt.Sprintf("service: agents from this binary, VIP %s as a clone of %d buckets (ocf:loadshare:clustervip), mysql_monitor and server_load clones", d.VIP(), d.buckets))
+	if err := d.ConfigureService(ctx, "n1", d.buckets); err != nil {
+		return err
+	}
+	if err := d.until(60*time.Second, "first answered VIP connection", func() (bool, error) {
+		actx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		defer cancel()
+		db := d.DB(d.VIP())
+		defer db.Close()
+		_, err := d.Ask(actx, db)
+		return err == nil, nil
+	}); err != nil {
+		return err
+	}
+	d.Metrics.FirstAnswer = time.Since(d.t0)
+	d.say("first VIP connection answered %s after the demo started", d.Metrics.FirstAnswer.Round(time.Millisecond))
+	even := d.spread()
+	if _, err := d.waitSpread(60*time.Second, even); err != nil {
+		return err
+	}
+	if err := d.attrsUntil(30*time.Second, func(c Cluster) bool {
+		for _, n := range nodes {
+			if v, _ := c.Attr(n, "writable_monit"); v != "1" {
+				return false
+			}
+			if _, ok := c.Attr(n, "server_load"); !ok {
+				return false
+			}
+		}
+		return true
+	}); err != nil {
+		return err
+	}
+	if err := d.showTables(); err != nil {
+		return err
+	}
+
+	d.step("client load: 1000 new connections to the VIP from the client namespace, each asking SELECT @@hostname")
+	d.load(1000)
+
+	busy := nodes[0]
+	d.step(fmt.Sprintf("load %s: 12 sessions of SELECT SLEEP(%d) on its MariaDB (Threads_running up), watch server_load", busy, int(d.o.Busy/time.Second)))
+	stopBusy := d.busy(busy, 12, d.o.Busy)
+	before, _ := d.attr(busy, "server_load")
+	t0 := time.Now()
+	last := before
+	d.say("%s server_load=%s", busy, before)
+	for time.Since(t0) < d.o.Busy-2*time.Second {
+		time.Sleep(time.Second)
+		v, err := d.attr(busy, "server_load")
+		if err != nil {
+			continue
+		}
+		if v != last {
+			tb, _ := d.Buckets(ctx, d.viewer(), d.buckets)
+			d.say("t+%-5s %s server_load=%-3s buckets per node %v", time.Since(t0).Round(time.Second), busy, v, tb.Counts(nodes))
+			last = v
+		}
+	}
+	if last == before {
+		d.say("server_load of %s did not change (%s)", busy, last)
+	}
+	if tb, err := d.Buckets(ctx, d.viewer(), d.buckets); err == nil && slices.Equal(tb.Counts(nodes), even) {
+		d.say("buckets stay %v: this configuration places by writable_monit only; load-proportional placement is the placer's (loadshare crm place)", even)
+	}
+	d.load(300)
+	stopBusy()
+
+	d.step(fmt.Sprintf("kill %s's MariaDB (SIGKILL): mysql_monitor sets writable_monit=0, all its buckets leave", busy))
+	t0 = time.Now()
+	if err := d.KillDB(busy); err != nil {
+		return err
+	}
+	if err := d.attrsUntil(30*time.Second, func(c Cluster) bool { v, _ := c.Attr(busy, "writable_monit"); return v == "0" }); err != nil {
+		return err
+	}
+	d.say("writable_monit=0 on %s after %s", busy, time.Since(t0).Round(time.Millisecond))
+	without := d.spread(busy)
+	if _, err := d.waitSpread(60*time.Second, without); err != nil {
+		return err
+	}
+	d.Metrics.WritableOff = time.Since(t0)
+	d.say("all of %s's buckets owned elsewhere after %s", busy, d.Metrics.WritableOff.Round(time.Millisecond))
+	d.showBuckets()
+	d.load(1000)
+
+	d.step(fmt.Sprintf("recover: start %s's MariaDB again; writable_monit=1, the spread returns", busy))
+	t0 = time.Now()
+	if err := d.StartDB(ctx, busy); err != nil {
+		return err
+	}
+	if _, err := d.waitSpread(60*time.Second, even); err != nil {
+		return err
+	}
+	d.say("spread back to %v after %s", even, time.Since(t0).Round(time.Millisecond))
+	d.load(1000)
+
+	victim := nodes[len(nodes)-1]
+	d.step(fmt.Sprintf("crash %s (kill -9 of all its processes, its network gone): failover, then restart", victim))
+	t0 = time.Now()
+	if err := d.Crash(victim); err != nil {
+		return err
+	}
+	if _, err := d.waitSpread(60*time.Second, d.spread(victim)); err != nil {
+		return err
+	}
+	d.Metrics.Failover = time.Since(t0)
+	d.say("failover: %s's buckets owned by the survivors %s after the crash", victim, d.Metrics.Failover.Round(time.Millisecond))
+	d.load(1000)
+	t0 = time.Now()
+	if err := d.Start(ctx, victim); err != nil {
+		return err
+	}
+	if _, err := d.waitSpread(90*time.Second, even); err != nil {
+		return err
+	}
+	d.say("%s back, spread %v after %s", victim, even, time.Since(t0).Round(time.Millisecond))
+
+	d.step("final state")
+	if err := d.showTables(); err != nil {
+		return err
+	}
+	d.load(1000)
 	return nil
+}
+
+// spread is the even bucket spread over the nodes not in down.
+func (d *demo) spread(down ...string) []int {
+	var up []int
+	live := len(d.Nodes()) - len(down)
+	w := make([]int, len(d.Nodes()))
+	for i, n := range d.Nodes() {
+		if !slices.Contains(down, n) {
+			up = append(up, i)
+		}
+	}
+	for k, i := range up {
+		w[i] = d.buckets / live
+		if k < d.buckets%live {
+			w[i]++
+		}
+	}
+	return w
+}
+
+func (d *demo) viewer() string {
+	for _, n := range d.Nodes() {
+		if d.Running(n) {
+			return n
+		}
+	}
+	return "n1"
+}
+
+// waitSpread waits until the kernels own want (any order of the counts
+// over the nodes is not enough: per node) with every bucket owned once.
+func (d *demo) waitSpread(limit time.Duration, want []int) (BucketTable, error) {
+	var tb BucketTable
+	err := d.until(limit, fmt.Sprintf("buckets spread %v", want), func() (bool, error) {
+		var err error
+		tb, err = d.Buckets(d.ctx, d.viewer(), d.buckets)
+		if err != nil {
+			return false, nil
+		}
+		return slices.Equal(tb.Counts(d.Nodes()), want) && tb.Check() == nil, nil
+	})
+	return tb, err
+}
+
+func (d *demo) until(limit time.Duration, what string, cond func() (bool, error)) error {
+	if err := poll(d.ctx, limit, cond); err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	return nil
+}
+
+func (d *demo) attr(node, name string) (string, error) {
+	c, err := d.Cluster(d.ctx, d.viewer())
+	if err != nil {
+		return "", err
+	}
+	v, _ := c.Attr(node, name)
+	return v, nil
+}
+
+func (d *demo) attrsUntil(limit time.Duration, cond func(Cluster) bool) error {
+	return d.until(limit, "node attributes", func() (bool, error) {
+		c, err := d.Cluster(d.ctx, d.viewer())
+		return err == nil && cond(c), nil
+	})
+}
+
+func (d *demo) showTables() error {
+	c, err := d.Cluster(d.ctx, d.viewer())
+	if err != nil {
+		return err
+	}
+	d.say("node attributes (as crm_mon -A shows them):")
+	var b strings.Builder
+	if err := WriteAttrs(&b, c); err != nil {
+		return err
+	}
+	for _, line := range strings.Split(strings.TrimRight(b.String(), "\n"), "\n") {
+		d.say("  %s", line)
+	}
+	d.showBuckets()
+	return nil
+}
+
+func (d *demo) showBuckets() {
+	tb, err := d.Buckets(d.ctx, d.viewer(), d.buckets)
+	if err != nil {
+		d.say("bucket table: %v", err)
+		return
+	}
+	check := "every bucket owned by exactly one node"
+	if err := tb.Check(); err != nil {
+		check = err.Error()
+	}
+	d.say("bucket table (kernel owned sets; %s):", check)
+	for _, line := range strings.Split(strings.TrimRight(tb.String(), "\n"), "\n") {
+		d.say("%s", line)
+	}
+}
+
+func (d *demo) load(n int) {
+	t0 := time.Now()
+	s := d.Load(d.ctx, d.VIP(), n, 8, 60*time.Second)
+	d.say("%d connections to %s:%d in %s → %s", n, d.VIP(), DBPort, time.Since(t0).Round(time.Millisecond), s)
+}
+
+// busy keeps n sessions of SELECT SLEEP on node's MariaDB (from the client,
+// to the node's own address) for at most dur; the returned func ends them.
+func (d *demo) busy(node string, n int, dur time.Duration) (stop func()) {
+	ctx, cancel := context.WithTimeout(d.ctx, dur)
+	db := d.db("client", d.Addr(node), 0) // SLEEP outlasts the usual read timeout
+	db.SetMaxIdleConns(n)
+	var wg sync.WaitGroup
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var r sql.NullInt64
+			_ = db.QueryRowContext(ctx, fmt.Sprintf("SELECT SLEEP(%d)", int(dur/time.Second))).Scan(&r)
+		}()
+	}
+	return func() {
+		cancel()
+		wg.Wait()
+		db.Close()
+	}
 }
