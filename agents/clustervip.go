@@ -26,6 +26,8 @@ func init() { ocf.Register("clustervip", func() ocf.Agent { return &clusterVIP{}
 // the kernel work is package clusterip's; this file maps parameters to a
 // clusterip.VIP and actions to Ensure/Own/Release/Owned.
 type clusterVIP struct {
+	bucket   int // the bucket this resource owns
+	buckets  int // the VIP's bucket count
 	vip      clusterip.VIP
 	backend  clusterip.Backend // as configured (may be auto)
 	grace    time.Duration     // drain grace, clipped to the operation's deadline
@@ -34,16 +36,19 @@ type clusterVIP struct {
 }
 
 const clusterVIPLongDesc = `
-One bucket of a virtual IP address served by every node at once. Run it as a
-globally-unique clone: clone-max is the number of hash buckets, and instance K
-(Pacemaker's rsc:K) owns bucket K on the node it runs on. A node answers the
-new connections whose source hashes into a bucket it owns; the address and
-the cluster MAC are on a node while it owns at least one bucket.
+One bucket of a virtual IP address served by every node at once. A node
+answers the new connections whose source hashes into a bucket it owns; the
+address and the cluster MAC are on a node while it owns at least one bucket.
 
-Every node must use the same ip, hash, hash_seed and clone-max (Pacemaker
-gives all instances the same parameters). Set resource-stickiness=0 on the
-clone so that instances spread again after a node comes back, and
-clone-node-max=clone-max so that one node can hold every bucket.`
+Run it either as a globally-unique clone (clone-max is the number of
+buckets, instance K owns bucket K; set resource-stickiness=0 so instances
+spread again after a node returns, and clone-node-max=clone-max so one node
+can hold every bucket), or as one primitive per bucket with parameters
+bucket=K and buckets=N, placed by location rules ("loadshare crm" generates
+that configuration).
+
+Every bucket of one VIP must use the same ip, hash, hash_seed and bucket
+count.`
 
 func (a *clusterVIP) Meta() ocf.Meta {
 	return ocf.Meta{
@@ -54,6 +59,21 @@ func (a *clusterVIP) Meta() ocf.Meta {
 			{Name: "ip", Required: true, Unique: true,
 				ShortDesc: "Virtual IPv4 or IPv6 address",
 				LongDesc:  "The shared virtual address, e.g. 192.0.2.10 or 2001:db8::10."},
+			{Name: "bucket", Type: ocf.Integer,
+				ShortDesc: "Bucket of a per-bucket primitive (0..buckets-1)",
+				LongDesc: "Only for one primitive per bucket (vip_0 … vip_N-1, as \"loadshare crm\" generates): " +
+					"the bucket this primitive owns. Leave unset in a clone: instance K owns bucket K.",
+				Check: vipNonNegative},
+			{Name: "buckets", Type: ocf.Integer,
+				ShortDesc: "Bucket count of a per-bucket primitive",
+				LongDesc: "Only for one primitive per bucket: the VIP's number of buckets, the same on every " +
+					"bucket primitive. In a clone it is clone-max (if given, it must equal clone-max).",
+				Check: func(v string) error {
+					if n, _ := strconv.Atoi(v); n < 1 {
+						return errors.New("must be at least 1")
+					}
+					return nil
+				}},
 			{Name: "cidr_netmask", Type: ocf.Integer,
 				ShortDesc: "Prefix length of the address",
 				LongDesc: "Prefix length the address is added with (e.g. 24). Default: the prefix of the " +
@@ -108,12 +128,7 @@ func (a *clusterVIP) Meta() ocf.Meta {
 					"once, but the address stays until the node's open connections to it have closed or " +
 					"this many seconds have passed (0: remove it at once). Keep it below the stop " +
 					"timeout; a stop never waits past its own deadline.",
-				Check: func(v string) error {
-					if n, _ := strconv.Atoi(v); n < 0 {
-						return errors.New("must be 0 or more seconds")
-					}
-					return nil
-				}},
+				Check: vipNonNegative},
 		},
 		Actions: []ocf.Action{
 			{Name: "start", Timeout: 20 * time.Second},
@@ -121,6 +136,13 @@ func (a *clusterVIP) Meta() ocf.Meta {
 			{Name: "monitor", Timeout: 20 * time.Second, Interval: 10 * time.Second},
 		},
 	}
+}
+
+func vipNonNegative(v string) error {
+	if n, _ := strconv.Atoi(v); n < 0 {
+		return errors.New("must be 0 or more")
+	}
+	return nil
 }
 
 // reason turns a clusterip parse error into the bare reason a ParamError
@@ -136,18 +158,11 @@ func reason(err error) error {
 // Validate checks the clone meta and resolves the VIP; it reads the routing
 // table and links but changes nothing.
 func (a *clusterVIP) Validate(ctx context.Context, p ocf.Params) error {
-	c := p.Clone
-	switch {
-	case !c.IsClone:
-		return fmt.Errorf("clustervip runs as a clone: configure it as a clone with meta globally-unique=true and clone-max=<buckets>: %w", ocf.ErrConfigured)
-	case !c.GloballyUnique:
-		return fmt.Errorf("clone meta globally-unique=false: each instance owns its own bucket, so set meta globally-unique=true on the clone: %w", ocf.ErrConfigured)
-	case c.Max < 1:
-		return fmt.Errorf("clone meta clone-max=%d: set clone-max to the number of buckets (at least 1): %w", c.Max, ocf.ErrConfigured)
-	case c.Instance >= c.Max:
-		return fmt.Errorf("clone instance %d is outside clone-max=%d: %w", c.Instance, c.Max, ocf.ErrConfigured)
+	if err := a.placement(p); err != nil {
+		return err
 	}
-	if c.NodeMax != 0 && c.NodeMax < c.Max && (p.Action == "validate-all" || p.Action == "start") {
+	c := p.Clone
+	if c.IsClone && c.NodeMax != 0 && c.NodeMax < c.Max && (p.Action == "validate-all" || p.Action == "start") {
 		p.Log.Warn("clone-node-max is below clone-max: with nodes down some buckets cannot run anywhere and their clients get no answer; set clone-node-max=clone-max",
 			"clone_node_max", c.NodeMax, "clone_max", c.Max)
 	}
@@ -159,6 +174,43 @@ func (a *clusterVIP) Validate(ctx context.Context, p ocf.Params) error {
 		_, err := a.planeFor()
 		return err
 	}
+	return nil
+}
+
+// placement sets which bucket this resource owns and how many there are.
+// Two shapes are supported:
+//   - a globally-unique clone: instance K owns bucket K of clone-max;
+//   - one primitive per bucket (vip_0 … vip_N-1, what "loadshare crm"
+//     generates so that location rules can place each bucket): parameters
+//     bucket=K and buckets=N.
+func (a *clusterVIP) placement(p ocf.Params) error {
+	c := p.Clone
+	if c.IsClone {
+		switch {
+		case !c.GloballyUnique:
+			return fmt.Errorf("clone meta globally-unique=false: each instance owns its own bucket, so set meta globally-unique=true on the clone: %w", ocf.ErrConfigured)
+		case c.Max < 1:
+			return fmt.Errorf("clone meta clone-max=%d: set clone-max to the number of buckets (at least 1): %w", c.Max, ocf.ErrConfigured)
+		case c.Instance >= c.Max:
+			return fmt.Errorf("clone instance %d is outside clone-max=%d: %w", c.Instance, c.Max, ocf.ErrConfigured)
+		case p.IsSet("bucket"):
+			return &ocf.ParamError{Param: "bucket", Value: p.String("bucket"),
+				Reason: "in a clone the instance number is the bucket: remove the parameter"}
+		case p.IsSet("buckets") && p.Int("buckets") != int64(c.Max):
+			return &ocf.ParamError{Param: "buckets", Value: p.String("buckets"),
+				Reason: fmt.Sprintf("differs from clone-max=%d: remove it or set clone-max to the number of buckets", c.Max)}
+		}
+		a.bucket, a.buckets = c.Instance, c.Max
+		return nil
+	}
+	if !p.IsSet("bucket") || !p.IsSet("buckets") {
+		return fmt.Errorf("clustervip owns one bucket of the VIP: run it as a globally-unique clone (meta globally-unique=true clone-max=<buckets>), or as one primitive per bucket with parameters bucket=K and buckets=N: %w", ocf.ErrConfigured)
+	}
+	n, k := p.Int("buckets"), p.Int("bucket")
+	if k >= n {
+		return &ocf.ParamError{Param: "bucket", Value: p.String("bucket"), Reason: fmt.Sprintf("must be 0..%d (buckets=%d)", n-1, n)}
+	}
+	a.bucket, a.buckets = int(k), int(n)
 	return nil
 }
 
@@ -191,10 +243,10 @@ func (a *clusterVIP) resolve(ctx context.Context, p ocf.Params) error {
 	} else {
 		v.Seed = seedOf(addr)
 	}
-	if p.Clone.Max > 65535 {
-		return fmt.Errorf("clone meta clone-max=%d: at most %d buckets; lower clone-max: %w", p.Clone.Max, clusterip.MaxBuckets, ocf.ErrConfigured)
+	if a.buckets > 65535 {
+		return fmt.Errorf("clone-max (or buckets)=%d: at most %d buckets; lower it: %w", a.buckets, clusterip.MaxBuckets, ocf.ErrConfigured)
 	}
-	v.Buckets = uint16(p.Clone.Max)
+	v.Buckets = uint16(a.buckets)
 
 	nl, err := netlink.NewHandle()
 	if err != nil {
@@ -333,7 +385,7 @@ func paramErr(err error) error {
 		if strings.Contains(fe.Reason, "xtcluster") {
 			fix += " or use backend=nftables"
 		}
-		return fmt.Errorf("clone meta clone-max=%s: %s; %s: %w", fe.Value, fe.Reason, fix, ocf.ErrConfigured)
+		return fmt.Errorf("clone-max (or buckets)=%s: %s; %s: %w", fe.Value, fe.Reason, fix, ocf.ErrConfigured)
 	case "link":
 		return &ocf.ParamError{Param: "nic", Value: fe.Value, Reason: fe.Reason, Local: true}
 	}
@@ -364,7 +416,7 @@ func (a *clusterVIP) Start(ctx context.Context, p ocf.Params) error {
 	if err != nil {
 		return err
 	}
-	b := clusterip.Bucket(p.Clone.Instance)
+	b := clusterip.Bucket(a.bucket)
 	if err := pl.Ensure(a.vip); err != nil {
 		return kernelErr(err)
 	}
@@ -384,7 +436,7 @@ func (a *clusterVIP) Stop(ctx context.Context, p ocf.Params) error {
 	if err != nil {
 		return err
 	}
-	err = pl.Release(a.vip, clusterip.Bucket(p.Clone.Instance))
+	err = pl.Release(a.vip, clusterip.Bucket(a.bucket))
 	var de *clusterip.DrainError
 	switch {
 	case errors.Is(err, clusterip.ErrNotEnsured):
@@ -407,7 +459,7 @@ func (a *clusterVIP) Monitor(ctx context.Context, p ocf.Params) error {
 	if err := a.resolve(ctx, p); err != nil {
 		return err
 	}
-	b := clusterip.Bucket(p.Clone.Instance)
+	b := clusterip.Bucket(a.bucket)
 	owned, err := a.owned()
 	switch {
 	case errors.Is(err, clusterip.ErrNotEnsured):

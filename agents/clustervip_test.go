@@ -42,6 +42,12 @@ func vipEnv(ip string, k, n int, extra ...string) map[string]string {
 	return env
 }
 
+// primEnv is the environment of a plain primitive (no clone meta).
+func primEnv(ip string, extra ...string) map[string]string {
+	return vipEnv(ip, 0, 1, append([]string{"OCF_RESKEY_CRM_meta_clone", "", "OCF_RESKEY_CRM_meta_clone_max", "",
+		"OCF_RESKEY_CRM_meta_clone_node_max", "", "OCF_RESKEY_CRM_meta_globally_unique", ""}, extra...)...)
+}
+
 // vipState reads what the kernel of ns holds for ip: owned buckets (nil when
 // the VIP has no objects) and whether the address is on eth0.
 func vipState(t testing.TB, ns *nstest.NS, ip string, n int) (owned []clusterip.Bucket, addr bool) {
@@ -93,11 +99,18 @@ func TestClusterVIPValidate(t *testing.T) {
 	}{
 		{"ok", "validate-all", vipEnv(ip, 0, 4), ocf.ExitSuccess, ""},
 		{"ok ipv6", "validate-all", vipEnv("fd00:203::100", 3, 4), ocf.ExitSuccess, ""},
-		{"not a clone", "validate-all", vipEnv(ip, 0, 4, "OCF_RESKEY_CRM_meta_clone", "", "OCF_RESKEY_CRM_meta_clone_max", ""), ocf.ExitErrConfigured, "globally-unique=true"},
+		{"neither clone nor bucket primitive", "validate-all", primEnv(ip), ocf.ExitErrConfigured, "run it as a globally-unique clone (meta globally-unique=true clone-max=<buckets>), or as one primitive per bucket with parameters bucket=K and buckets=N"},
+		{"bucket primitive", "validate-all", primEnv(ip, "OCF_RESKEY_bucket", "3", "OCF_RESKEY_buckets", "4"), ocf.ExitSuccess, ""},
+		{"bucket primitive without buckets", "validate-all", primEnv(ip, "OCF_RESKEY_bucket", "3"), ocf.ExitErrConfigured, "bucket=K and buckets=N"},
+		{"bucket beyond buckets", "validate-all", primEnv(ip, "OCF_RESKEY_bucket", "4", "OCF_RESKEY_buckets", "4"), ocf.ExitErrConfigured, `parameter bucket="4": must be 0..3 (buckets=4)`},
+		{"negative bucket", "validate-all", primEnv(ip, "OCF_RESKEY_bucket", "-1", "OCF_RESKEY_buckets", "4"), ocf.ExitErrConfigured, `parameter bucket="-1": must be 0 or more`},
+		{"bucket parameter in a clone", "validate-all", vipEnv(ip, 0, 4, "OCF_RESKEY_bucket", "1"), ocf.ExitErrConfigured, `parameter bucket="1": in a clone the instance number is the bucket`},
+		{"buckets differs from clone-max", "validate-all", vipEnv(ip, 0, 4, "OCF_RESKEY_buckets", "8"), ocf.ExitErrConfigured, `parameter buckets="8": differs from clone-max=4`},
+		{"buckets equal to clone-max", "validate-all", vipEnv(ip, 0, 4, "OCF_RESKEY_buckets", "4"), ocf.ExitSuccess, ""},
 		{"not globally unique", "validate-all", vipEnv(ip, 0, 4, "OCF_RESKEY_CRM_meta_globally_unique", "false"), ocf.ExitErrConfigured, "set meta globally-unique=true"},
 		{"instance beyond clone-max", "validate-all", vipEnv(ip, 4, 4), ocf.ExitErrConfigured, "outside clone-max=4"},
-		{"xtcluster clone-max too big", "validate-all", vipEnv(ip, 0, 64, "OCF_RESKEY_backend", "xtcluster", "OCF_RESKEY_hash", "sourceip"), ocf.ExitErrConfigured, "clone-max=64: backend xtcluster allows at most 32; lower clone-max or use backend=nftables"},
-		{"nftables clone-max too big", "validate-all", vipEnv(ip, 0, 5000, "OCF_RESKEY_backend", "nftables"), ocf.ExitErrConfigured, "clone-max=5000: must be at most 4096; lower clone-max: "},
+		{"xtcluster clone-max too big", "validate-all", vipEnv(ip, 0, 64, "OCF_RESKEY_backend", "xtcluster", "OCF_RESKEY_hash", "sourceip"), ocf.ExitErrConfigured, "clone-max (or buckets)=64: backend xtcluster allows at most 32; lower clone-max or use backend=nftables"},
+		{"nftables clone-max too big", "validate-all", vipEnv(ip, 0, 5000, "OCF_RESKEY_backend", "nftables"), ocf.ExitErrConfigured, "clone-max (or buckets)=5000: must be at most 4096; lower clone-max: "},
 		{"xtcluster port hash", "validate-all", vipEnv(ip, 0, 4, "OCF_RESKEY_backend", "xtcluster"), ocf.ExitErrConfigured, `parameter hash="sourceip-sourceport"`},
 		{"bad ip", "validate-all", vipEnv("10.203.0.300", 0, 4), ocf.ExitErrConfigured, `parameter ip="10.203.0.300": not an IP address`},
 		{"missing ip", "validate-all", vipEnv("", 0, 4), ocf.ExitErrConfigured, `parameter ip="": required`},
@@ -109,7 +122,7 @@ func TestClusterVIPValidate(t *testing.T) {
 		{"bad mac", "validate-all", vipEnv(ip, 0, 4, "OCF_RESKEY_mac", "zz"), ocf.ExitErrConfigured, `parameter mac="zz"`},
 		{"unicast mode with multicast mac", "validate-all", vipEnv(ip, 0, 4, "OCF_RESKEY_mac_mode", "unicast", "OCF_RESKEY_mac", "01:00:5e:01:02:03"), ocf.ExitErrConfigured, `parameter mac="01:00:5e:01:02:03": unicast mode needs a unicast MAC`},
 		{"bad backend", "validate-all", vipEnv(ip, 0, 4, "OCF_RESKEY_backend", "ipvs"), ocf.ExitErrConfigured, `parameter backend="ipvs"`},
-		{"not a clone: start refused", "start", vipEnv(ip, 0, 4, "OCF_RESKEY_CRM_meta_clone", "", "OCF_RESKEY_CRM_meta_clone_max", ""), ocf.ExitErrConfigured, "clustervip runs as a clone"},
+		{"not a clone: start refused", "start", primEnv(ip), ocf.ExitErrConfigured, "ocf-exit-reason:clustervip owns one bucket of the VIP"},
 		{"not a clone: monitor says not running", "monitor", vipEnv(ip, 0, 4, "OCF_RESKEY_CRM_meta_globally_unique", "false"), ocf.ExitNotRunning, "not running here"},
 		{"nic missing: stop succeeds", "stop", vipEnv(ip, 0, 4, "OCF_RESKEY_nic", "nosuch0"), ocf.ExitSuccess, "stop succeeds"},
 		{"node-max below max warns", "validate-all", vipEnv(ip, 0, 4, "OCF_RESKEY_CRM_meta_clone_node_max", "1"), ocf.ExitSuccess, "set clone-node-max=clone-max"},
@@ -144,12 +157,21 @@ func TestClusterVIPOCFTester(t *testing.T) {
 	}
 	ns := newNodeNS(t, "lsag-ocft")
 	path := agentPath(t, "clustervip")
-	for _, ip := range []string{"10.203.0.101", "fd00:203::101"} {
-		t.Run(ip, func(t *testing.T) {
-			cmd := ns.Command(tester, "-n", "vip:2",
-				"-o", "ip="+ip, "-o", "nic=eth0", "-o", "hash_seed=4242", "-o", "drain_grace=1",
-				"-o", "CRM_meta_clone=2", "-o", "CRM_meta_clone_max=4", "-o", "CRM_meta_clone_node_max=4",
-				"-o", "CRM_meta_globally_unique=true", path)
+	clone := []string{"-n", "vip:2", "-o", "CRM_meta_clone=2", "-o", "CRM_meta_clone_max=4",
+		"-o", "CRM_meta_clone_node_max=4", "-o", "CRM_meta_globally_unique=true"}
+	primitive := []string{"-n", "vip_2", "-o", "bucket=2", "-o", "buckets=4"}
+	for _, c := range []struct {
+		name, ip string
+		shape    []string
+	}{
+		{"clone/ipv4", "10.203.0.101", clone},
+		{"clone/ipv6", "fd00:203::101", clone},
+		{"primitive/ipv4", "10.203.0.105", primitive},
+	} {
+		ip := c.ip
+		t.Run(c.name, func(t *testing.T) {
+			args := append(slices.Clone(c.shape), "-o", "ip="+ip, "-o", "nic=eth0", "-o", "hash_seed=4242", "-o", "drain_grace=1", path)
+			cmd := ns.Command(tester, args...)
 			out, err := cmd.CombinedOutput()
 			if err != nil || !bytes.Contains(out, []byte("passed all tests")) {
 				t.Fatalf("%v: %v\n%s", cmd.Args, err, out)
