@@ -125,13 +125,16 @@ func (e *AttrdError) Unwrap() error { return e.Err }
 // Pacemaker's exit codes (crm_exit_t) that attrd_updater uses.
 const (
 	exitNotConnected = 102 // CRM_EX_DISCONNECT: no pacemaker-attrd to talk to
-	exitNoSuch       = 105 // CRM_EX_NOSUCH: no such attribute
+	exitNoSuch       = 105 // CRM_EX_NOSUCH: no such attribute (newer versions)
 )
 
-// IsNotExist reports whether the attribute does not exist: exit 105, or the
-// "does not exist" text older versions print. The one place that matches text.
+// IsNotExist reports whether the attribute does not exist. Pacemaker 2.1.5
+// (Debian 12) exits 78 for it, a code it uses for other failures too, and
+// says "Could not query value of NAME: attribute does not exist", so the
+// text decides; exit 105 (CRM_EX_NOSUCH) is taken too. The one place that
+// matches text.
 func (e *AttrdError) IsNotExist() bool {
-	return e.ExitCode == exitNoSuch || strings.Contains(e.Stderr, "does not exist")
+	return e.ExitCode == exitNoSuch || strings.Contains(e.Stderr, "attribute does not exist")
 }
 
 // IsNotConnected reports whether attrd was not reachable (Pacemaker not

@@ -14,7 +14,10 @@ import (
 // fakeAttrdUpdater writes a shell script that behaves like attrd_updater for
 // -n/-U/-B/-d/-Q/-D against files in dir, and logs each argv to dir/argv.
 // It fakes the transport (the command), not AttrdUpdater's logic; the real
-// command against a live attrd is checked by the cluster lab.
+// command against a live attrd is checked by the cluster lab. Outputs and
+// exit codes are those of Pacemaker 2.1.5's attrd_updater, as seen on a
+// one-node lab cluster: -Q of an unknown attribute exits 78 saying
+// "attribute does not exist"; after -D, -Q prints value="" and exits 0.
 func fakeAttrdUpdater(t *testing.T) (path, dir string) {
 	t.Helper()
 	dir = t.TempDir()
@@ -36,8 +39,8 @@ while [ $# -gt 0 ]; do
 done
 case $cmd in
   U) printf %s "$val" > "$dir/attr.$name";;
-  D) [ -e "$dir/attr.$name" ] && : > "$dir/attr.$name";;
-  Q) [ -e "$dir/attr.$name" ] || { echo "attrd_updater: Could not query value of $name: attribute does not exist" >&2; exit 105; }
+  D) : > "$dir/attr.$name";;
+  Q) [ -e "$dir/attr.$name" ] || { echo "attrd_updater: Could not query value of $name: attribute does not exist" >&2; exit 78; }
      printf 'name="%s" host="n1" value="%s"\n' "$name" "$(cat "$dir/attr.$name")";;
 esac
 `
