@@ -103,3 +103,25 @@ func TestVerify(t *testing.T) {
 		t.Errorf("Verify(bad constraint) = %v, want the unknown resource explained", ps)
 	}
 }
+
+// cib-lab-buckets.xml: the CIB of the real lab cluster running the
+// generated configuration with Dummy agents (stonith off, as in the lab).
+func TestCheckRealCIB(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("testdata", "cib-lab-buckets.xml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ps, err := Check(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ps) != 1 || ps[0].Object != "stonith-enabled" {
+		t.Errorf("Check(real lab CIB) = %v, want only the fencing warning", ps)
+	}
+	if _, err := exec.LookPath("crm_verify"); err != nil {
+		t.Skip("crm_verify not installed")
+	}
+	if ps, err := Verify(context.Background(), filepath.Join("testdata", "cib-lab-buckets.xml")); err != nil || len(ps) != 0 {
+		t.Errorf("Verify(real lab CIB) = %v, %v; want nothing", ps, err)
+	}
+}

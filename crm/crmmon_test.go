@@ -101,3 +101,27 @@ func TestParseStatusErrors(t *testing.T) {
 		t.Error("ParseStatus of truncated XML: no error")
 	}
 }
+
+// crm_mon-lab-buckets.xml: the real 3-node lab cluster running the
+// generated configuration (24 Dummy bucket primitives), after the placer
+// ran: every bucket runs where its own_vip_K says, 8/8/8, so a new placer
+// round has nothing to do.
+func TestParseStatusRealBuckets(t *testing.T) {
+	st := readFixture(t, "crm_mon-lab-buckets.xml")
+	spec := Spec{Buckets: BucketsIn(st, "vip")}
+	if spec.Buckets != 24 || st.DC == "" {
+		t.Fatalf("buckets %d DC %q, want 24 and a DC", spec.Buckets, st.DC)
+	}
+	plan := PlanFrom(st, spec, DefaultPolicy)
+	if !plan.Empty() || plan.Moves() != 0 {
+		t.Errorf("placer round on a settled real cluster: set %v delete %v", plan.Set, plan.Delete)
+	}
+	if got := plan.Running.Counts(); got["n1"] != 8 || got["n2"] != 8 || got["n3"] != 8 {
+		t.Errorf("running counts %v, want 8/8/8", got)
+	}
+	for k, n := range plan.Running {
+		if nd, _ := st.Node(n); nd.Attrs[spec.OwnAttr(k)] != "1" {
+			t.Errorf("bucket %d runs on %s, which lacks %s=1", k, n, spec.OwnAttr(k))
+		}
+	}
+}
