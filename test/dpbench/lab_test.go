@@ -86,8 +86,10 @@ type lab struct {
 }
 
 // newLab builds the namespace lab: three servers and a client on one switch,
-// a small server in each server namespace, the two VIPs, and haproxy in the
-// first server namespace. It skips when not root or haproxy is missing.
+// a line server in each server namespace, the 16- and 1024-bucket VIPs
+// (clusterip also sets the servers' arp_announce=2), the no-flood control
+// VIP, and haproxy in the first server namespace. It skips when not root or
+// haproxy is missing.
 func newLab(tb testing.TB) *lab {
 	tb.Helper()
 	nstest.SkipUnlessRoot(tb)
@@ -293,6 +295,16 @@ func (l *lab) programSolo(tb testing.TB, v clusterip.VIP) {
 // client; they stop when tb ends. It skips without mariadbd.
 func (l *lab) startDB(tb testing.TB) {
 	tb.Helper()
+	// A private TMPDIR for mariadb-install-db and mariadbd (both default
+	// their tmpdir to it): temporary tables in the shared /tmp were seen to
+	// vanish while other suites ran MariaDB ("Error on delete of
+	// '/tmp/#sql-temptable-…'"), and mariadbtest has no tmpdir option.
+	tmp, err := os.MkdirTemp("", "lsdb")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { os.RemoveAll(tmp) })
+	tb.Setenv("TMPDIR", tmp)
 	for i, ns := range l.servers {
 		db := mariadbtest.Start(tb, mariadbtest.Options{TCP: true, Bind: "0.0.0.0", Port: mariadbPorts.port,
 			ServerID: i + 1, Command: ns.Command,
