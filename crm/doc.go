@@ -1,5 +1,9 @@
 // Package crm talks to Pacemaker: node attributes through attrd_updater
-// (attrd.go), and the cluster's status and configuration through the crm
-// tools. It needs Pacemaker's command-line tools and, for live calls, a
-// running cluster node; it does not touch the kernel or MySQL.
+// (attrd.go), the cluster's status through crm_mon (crmmon.go), the
+// configuration loadshare needs (config.go, check.go), and bucket placement:
+// the pure target and assignment (placement.go), the placer that writes the
+// own_NAME_K attributes Pacemaker's location rules follow (placer.go), and
+// crm_simulate runs of Pacemaker's scheduler (simulate.go). Design:
+// docs/placement.md. It needs Pacemaker's command-line tools and, for live
+// calls, a running cluster node; it does not touch the kernel or MySQL.
 package crm
