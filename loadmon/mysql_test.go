@@ -179,3 +179,36 @@ func TestDialectFor(t *testing.T) {
 		t.Errorf("mysql8.query(true) = %q: want super_read_only and SHOW REPLICA STATUS", q)
 	}
 }
+
+// BenchmarkMySQLSample measures one probe in-process (connect, one query
+// with the replica status, close) against a private MariaDB, and reports the
+// round trips the probe counted on its connection.
+func BenchmarkMySQLSample(b *testing.B) {
+	srv := mariadbtest.Start(b, mariadbtest.Options{})
+	srv.CreateUser(b, "mon", "pw", "SLAVE MONITOR ON *.*")
+	c, err := ReadDefaultsFile(srv.DefaultsFile("mon", "pw"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	m := &MySQL{Conn: c, Replica: true}
+	rounds := max(b.N, 50)
+	var rt, hs int
+	b.ResetTimer()
+	start := time.Now()
+	for i := 0; i < rounds; i++ {
+		st, err := m.Sample(context.Background())
+		if err != nil {
+			b.Fatal(err)
+		}
+		rt += st.RoundTrips
+		hs += st.HandshakeRoundTrips
+	}
+	elapsed := time.Since(start)
+	b.StopTimer()
+	b.ReportMetric(float64(elapsed)/float64(rounds)/float64(time.Millisecond), "ms/sample")
+	b.ReportMetric(float64(rt)/float64(rounds), "query-roundtrips/sample")
+	b.ReportMetric(float64(hs)/float64(rounds), "handshake-roundtrips/sample")
+	if rt != rounds {
+		b.Errorf("%d query round trips in %d samples, want exactly one each", rt, rounds)
+	}
+}
