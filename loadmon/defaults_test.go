@@ -26,6 +26,8 @@ func TestReadDefaultsFile(t *testing.T) {
 			Conn{User: `x\qy`, Password: `a#b"c`, Socket: "/a b"}},
 		{"other groups ignored, last wins", "[mysqld]\nport=1\n[client]\nuser=a\nport=2\n[loadshare]\nuser=b\nport=3\n[client]\nport=4\n", []string{"loadshare"},
 			Conn{User: "b", Port: 4}},
+		{"as mariadbtest writes it", "[client]\npassword=\"pa'ss#\\\"w\\\\d ;x\"\n", nil,
+			Conn{Password: `pa'ss#"w\d ;x`}},
 		{"include", "[client]\nuser=u\n!include " + inc + "\n", nil,
 			Conn{User: "u", Socket: "/from/include"}},
 	} {

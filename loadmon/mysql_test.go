@@ -33,8 +33,8 @@ func TestMySQLSampleMariaDB(t *testing.T) {
 		name string
 		cnf  string
 	}{
-		{"socket", srv.DefaultsFile("mon", `"s3cret#x"`)}, // quoted: # would start a comment
-		{"tcp", srv.DefaultsFileTCP("mon", `"s3cret#x"`)},
+		{"socket", srv.DefaultsFile("mon", "s3cret#x")}, // written quoted: # would start a comment
+		{"tcp", srv.DefaultsFileTCP("mon", "s3cret#x")},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			st, err := probeOf(t, tc.cnf, true).Sample(ctx)
@@ -61,7 +61,7 @@ func TestMySQLSampleMariaDB(t *testing.T) {
 	}
 
 	srv.SQL(t, "SET GLOBAL read_only=1")
-	st, err := probeOf(t, srv.DefaultsFile("mon", `"s3cret#x"`), false).Sample(ctx)
+	st, err := probeOf(t, srv.DefaultsFile("mon", "s3cret#x"), false).Sample(ctx)
 	if err != nil || !st.ReadOnly || st.Writable() {
 		t.Errorf("after SET GLOBAL read_only=1: ReadOnly=%v Writable()=%v err=%v; want true, false, nil", st.ReadOnly, st.Writable(), err)
 	}
@@ -85,9 +85,9 @@ func TestMySQLSampleMariaDB(t *testing.T) {
 	}
 
 	srv.Stop()
-	_, err = probeOf(t, srv.DefaultsFile("mon", `"s3cret#x"`), false).Sample(ctx)
+	_, err = probeOf(t, srv.DefaultsFile("mon", "s3cret#x"), false).Sample(ctx)
 	wantKind(t, "stopped server, socket", err, ErrDown)
-	_, err = probeOf(t, srv.DefaultsFileTCP("mon", `"s3cret#x"`), false).Sample(ctx)
+	_, err = probeOf(t, srv.DefaultsFileTCP("mon", "s3cret#x"), false).Sample(ctx)
 	wantKind(t, "stopped server, tcp", err, ErrDown)
 	if !errors.Is(err, syscall.ECONNREFUSED) {
 		t.Errorf("stopped server over TCP: %v; want ECONNREFUSED in the chain", err)

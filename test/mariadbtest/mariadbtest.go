@@ -346,7 +346,8 @@ func (s *Server) CreateUser(t testing.TB, user, password string, grants ...strin
 }
 
 // DefaultsFile writes a MySQL option file with a [client] section (user,
-// password, socket) as the mysql CLI reads it, mode 0600, and returns its path.
+// password, socket) as the mysql CLI reads it, mode 0600, and returns its
+// path. The password is written quoted and escaped: any text works.
 func (s *Server) DefaultsFile(user, password string) string {
 	return s.writeDefaults(user, password, fmt.Sprintf("socket=%s\n", s.Socket))
 }
@@ -365,7 +366,10 @@ func (s *Server) writeDefaults(user, password, where string) string {
 		s.t.Fatal(err)
 	}
 	defer f.Close()
-	fmt.Fprintf(f, "[client]\nuser=%s\npassword=%s\n%s", user, password, where)
+	// Quoted and escaped, so that any password survives the option-file
+	// syntax ('#' would otherwise start a comment).
+	esc := strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(password)
+	fmt.Fprintf(f, "[client]\nuser=%s\npassword=\"%s\"\n%s", user, esc, where)
 	if err := f.Chmod(0o600); err != nil {
 		s.t.Fatal(err)
 	}

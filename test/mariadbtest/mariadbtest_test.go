@@ -10,16 +10,19 @@ import (
 	"time"
 )
 
+// pw has every character the option-file syntax treats specially.
+const pw = `pa'ss#"w\\d ;x`
+
 func TestStartQueryStopRestart(t *testing.T) {
 	s := Start(t, Options{TCP: true})
 	if got := s.SQL(t, "SELECT @@read_only, @@port"); len(got) != 1 || got[0][0] != "0" || got[0][1] != itoa(s.Port) {
 		t.Fatalf("SELECT @@read_only, @@port = %v, want [[0 %d]]", got, s.Port)
 	}
-	s.CreateUser(t, "mon", "pa'ss", "SELECT ON *.*")
+	s.CreateUser(t, "mon", pw, "SELECT ON *.*")
 
 	// The defaults file must work for the real mysql CLI, as an operator's would.
 	if _, err := exec.LookPath("mariadb"); err == nil {
-		for _, cnf := range []string{s.DefaultsFile("mon", "pa'ss"), s.DefaultsFileTCP("mon", "pa'ss")} {
+		for _, cnf := range []string{s.DefaultsFile("mon", pw), s.DefaultsFileTCP("mon", pw)} {
 			out, err := exec.Command("mariadb", "--defaults-file="+cnf, "-N", "-e", "SELECT CURRENT_USER()").CombinedOutput()
 			if err != nil || !strings.HasPrefix(string(out), "mon@") {
 				b, _ := os.ReadFile(cnf)
