@@ -125,3 +125,52 @@ func TestCheckRealCIB(t *testing.T) {
 		t.Errorf("Verify(real lab CIB) = %v, %v; want nothing", ps, err)
 	}
 }
+
+func TestScheduleRealCIB(t *testing.T) {
+	if _, err := exec.LookPath("crm_simulate"); err != nil {
+		t.Skip("crm_simulate not installed")
+	}
+	f := filepath.Join("testdata", "cib-lab-buckets.xml")
+	before, after, tr, err := Schedule(context.Background(), f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(tr.Actions) != 0 || len(before.Resources) != 24 || len(after) != 24 {
+		t.Fatalf("Schedule(settled real CIB): %d actions, %d/%d resources; want 0 and 24", len(tr.Actions), len(before.Resources), len(after))
+	}
+	// Take n3's own_* claims away (as the placer would move them to n1):
+	// the scheduler moves exactly those buckets to n1.
+	b, _ := os.ReadFile(f)
+	s := string(b)
+	moved := 0
+	for k := 0; k < 24; k++ {
+		name := Spec{}.OwnAttr(k)
+		if r, _ := before.Resource(Spec{}.Resource(k)); len(r.Nodes) == 1 && r.Nodes[0] == "n3" {
+			// the nvpair of n3's claim: id status-3-own_vip_K
+			old := `id="status-3-` + name + `" name="` + name + `" value="1"`
+			if !strings.Contains(s, old) {
+				t.Fatalf("fixture lacks %s", old)
+			}
+			s = strings.Replace(s, old, `id="status-3-`+name+`" name="`+name+`" value="0"`, 1)
+			s = strings.Replace(s, `<nvpair id="status-1-writable_monit"`, `<nvpair id="status-1-`+name+`" name="`+name+`" value="1"/><nvpair id="status-1-writable_monit"`, 1)
+			moved++
+		}
+	}
+	f2 := filepath.Join(t.TempDir(), "cib.xml")
+	if err := os.WriteFile(f2, []byte(s), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, after, tr, err = Schedule(context.Background(), f2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	on := map[string]int{}
+	for _, r := range after {
+		for _, n := range r.Nodes {
+			on[n]++
+		}
+	}
+	if tr.Moves != moved || on["n3"] != 0 || on["n1"] != 8+moved {
+		t.Errorf("after moving n3's claims to n1: %d moves (want %d), placement %v", tr.Moves, moved, on)
+	}
+}

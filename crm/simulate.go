@@ -392,3 +392,51 @@ func (s *Sim) Status(ctx context.Context) (*Status, error) {
 	}
 	return ParseStatus(out)
 }
+
+// Schedule asks Pacemaker's scheduler what it would do with a CIB (a file
+// written from `cibadmin -Q`, or one Spec.XML made) and returns the status
+// before and the resulting placement: every resource with the nodes it
+// would run on. It changes nothing. Equivalent to: crm_simulate -x FILE -R -A --output-as=xml
+func Schedule(ctx context.Context, file string) (before *Status, after []Resource, t Transition, err error) {
+	out, err := runTool(ctx, nil, "crm_simulate", "-x", file, "-R", "-A", "--output-as=xml")
+	if err != nil {
+		return nil, nil, Transition{}, err
+	}
+	if before, err = ParseStatus(out); err != nil {
+		return nil, nil, Transition{}, err
+	}
+	var r simResult
+	if err := xml.Unmarshal(out, &r); err != nil {
+		return nil, nil, Transition{}, fmt.Errorf("parse crm_simulate XML: %w", err)
+	}
+	at := map[string][]string{}
+	for _, res := range before.Resources {
+		at[res.ID] = res.Nodes
+	}
+	for _, a := range r.Actions {
+		act := Action{Action: a.Action, Resource: a.Resource, From: a.Source, To: a.Dest}
+		if a.Blocked {
+			act.To = a.Node
+			t.Blocked = append(t.Blocked, act)
+			continue
+		}
+		switch a.Action {
+		case "stop":
+			at[a.Resource] = nil
+			t.Stops++
+		case "start":
+			act.To = a.Node
+			at[a.Resource] = []string{a.Node}
+			t.Starts++
+		case "move", "migrate":
+			at[a.Resource] = []string{a.Dest}
+			t.Moves++
+		}
+		t.Actions = append(t.Actions, act)
+	}
+	for _, res := range before.Resources {
+		res.Nodes = at[res.ID]
+		after = append(after, res)
+	}
+	return before, after, t, nil
+}

@@ -9,6 +9,8 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"regexp"
 	"strings"
 	"time"
 
@@ -158,6 +160,11 @@ func crmCheck(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	problems = append(problems, own...)
+	dark, err := darkBuckets(ctx, cib)
+	if err != nil {
+		return err
+	}
+	problems = append(problems, dark...)
 	errs := 0
 	for _, p := range problems {
 		fmt.Fprintln(stdout, p)
@@ -173,6 +180,45 @@ func crmCheck(args []string, stdout, stderr io.Writer) error {
 	}
 	return nil
 }
+
+// darkBuckets asks the scheduler (crm_simulate -R) where the bucket
+// primitives would run with this CIB, and reports those that would run
+// nowhere while some node is online and writable.
+func darkBuckets(ctx context.Context, cib []byte) ([]crm.Problem, error) {
+	dir, err := os.MkdirTemp("", "loadshare-check-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	f := filepath.Join(dir, "cib.xml")
+	if err := os.WriteFile(f, cib, 0o600); err != nil {
+		return nil, err
+	}
+	before, after, _, err := crm.Schedule(ctx, f)
+	if err != nil {
+		return []crm.Problem{{Severity: crm.Warning, Message: "could not ask the scheduler where buckets would run: " + err.Error()}}, nil
+	}
+	writable := false
+	for _, n := range before.Nodes {
+		writable = writable || (n.Online && n.Attrs[crm.AttrWritable] == "1")
+	}
+	if !writable {
+		return nil, nil
+	}
+	var dark []string
+	for _, r := range after {
+		if r.Clone == "" && bucketName.MatchString(r.ID) && len(r.Nodes) == 0 {
+			dark = append(dark, r.ID)
+		}
+	}
+	if len(dark) == 0 {
+		return nil, nil
+	}
+	return []crm.Problem{{Severity: crm.Error, Message: fmt.Sprintf("%d bucket(s) would run nowhere although a node is writable: %s; their clients get no answer.", len(dark), strings.Join(dark, " ")),
+		Fix: "crm_simulate -L -s shows the scores; look for bans (-INFINITY) and failed resources (crm_resource --cleanup)"}}, nil
+}
+
+var bucketName = regexp.MustCompile(`^.+_[0-9]+$`)
 
 // cibQuery reads the live CIB. Equivalent to: cibadmin -Q
 func cibQuery(ctx context.Context) ([]byte, error) {

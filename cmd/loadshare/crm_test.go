@@ -84,3 +84,27 @@ func TestRanges(t *testing.T) {
 		t.Errorf("ranges(nil) = %q", got)
 	}
 }
+
+func TestCrmCheckDark(t *testing.T) {
+	if _, err := exec.LookPath("crm_simulate"); err != nil {
+		t.Skip("crm_simulate not installed")
+	}
+	b, err := os.ReadFile("../../crm/testdata/cib-lab-buckets.xml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ban := ""
+	for _, n := range []string{"n1", "n2", "n3"} {
+		ban += `<rsc_location id="ban-` + n + `" rsc="vip_3" node="` + n + `" score="-INFINITY"/>`
+	}
+	s := strings.Replace(string(b), "<constraints>", "<constraints>"+ban, 1)
+	f := filepath.Join(t.TempDir(), "cib.xml")
+	if err := os.WriteFile(f, []byte(s), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var out, errOut bytes.Buffer
+	code := cli([]string{"crm", "check", "--file", f}, &out, &errOut)
+	if code != 1 || !strings.Contains(out.String(), "error: 1 bucket(s) would run nowhere although a node is writable: vip_3") {
+		t.Errorf("crm check (vip_3 banned everywhere): exit %d, stdout:\n%s", code, out.String())
+	}
+}
