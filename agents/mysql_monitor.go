@@ -65,8 +65,14 @@ func (a *mysqlMonitor) Meta() ocf.Meta {
 	}
 }
 
-// Validate checks that the defaults file (if any) is readable here.
+// Validate checks that the defaults file (if any) is readable here, for
+// validate-all and start only: once running, a defaults file that went
+// away is the database's trouble (attribute 0, reason logged), and stop
+// must always run so that it deletes the attributes.
 func (a *mysqlMonitor) Validate(_ context.Context, p ocf.Params) error {
+	if !validatesFiles(p) {
+		return nil
+	}
 	_, _, err := mysqlProbe(p, false)
 	return err
 }
@@ -102,13 +108,13 @@ func (a *mysqlMonitor) Stop(ctx context.Context, p ocf.Params) error {
 
 // check probes the server and publishes what changed.
 func (a *mysqlMonitor) check(ctx context.Context, p ocf.Params, st *attrState, force bool) error {
-	probe, _, err := mysqlProbe(p, false)
-	if err != nil {
-		return err
+	var status loadmon.Status
+	probe, _, probeErr := mysqlProbe(p, false)
+	if probeErr == nil {
+		probe.Replica = p.Bool("replica_ok") || p.Bool("publish_readable") || p.Bool("publish_lag")
+		probe.Timeout = probeTimeout(ctx, probe.Timeout)
+		status, probeErr = probe.Sample(ctx)
 	}
-	probe.Replica = p.Bool("replica_ok") || p.Bool("publish_readable") || p.Bool("publish_lag")
-	probe.Timeout = probeTimeout(ctx, probe.Timeout)
-	status, probeErr := probe.Sample(ctx)
 
 	v := judge(status, probeErr, time.Duration(p.Int("max_lag"))*time.Second, p.Bool("replica_ok"))
 	values := map[string]string{attrWritable: strconv.Itoa(v.writable)}
@@ -154,9 +160,13 @@ type verdict struct {
 func judge(st loadmon.Status, err error, maxLag time.Duration, replicaOK bool) verdict {
 	if err != nil {
 		var pe *loadmon.ProbeError
+		var param *ocf.ParamError
 		kind := "error"
-		if errors.As(err, &pe) {
+		switch {
+		case errors.As(err, &pe):
 			kind = pe.Kind.String()
+		case errors.As(err, &param):
+			kind = "parameter " + param.Param
 		}
 		return verdict{reason: "probe failed: " + kind}
 	}

@@ -250,6 +250,13 @@ func mysqlProbe(p ocf.Params, optional bool) (m *loadmon.MySQL, enabled bool, er
 	return &loadmon.MySQL{Conn: c, Timeout: time.Duration(p.Int("connect_timeout")) * time.Second}, true, nil
 }
 
+// validatesFiles reports whether Validate should check files on this node:
+// for validate-all and start. A running instance whose files went away
+// reports it in its attribute, and stop must always run.
+func validatesFiles(p ocf.Params) bool {
+	return p.Action == "validate-all" || p.Action == "start"
+}
+
 // probeTimeout keeps a probe under half of what is left of the operation,
 // leaving the rest for attrd_updater and the state file.
 func probeTimeout(ctx context.Context, want time.Duration) time.Duration {

@@ -294,3 +294,35 @@ func equal(a, b []string) bool {
 	}
 	return true
 }
+
+// TestMySQLMonitorDefaultsFileGone: start refuses a missing defaults file,
+// but once running, losing it is reported in the attribute, and stop still
+// deletes the attributes.
+func TestMySQLMonitorDefaultsFileGone(t *testing.T) {
+	attrs := &fakeAttrs{}
+	a := &mysqlMonitor{env: attrEnv{attrs: attrs, runDir: t.TempDir(), now: time.Now}}
+	name := register(a, "mysql_monitor")
+	cnf := filepath.Join(t.TempDir(), "my.cnf")
+	os.WriteFile(cnf, []byte("[client]\nuser=mon\npassword=pw\nsocket=/nonexistent/mysqld.sock\n"), 0o600)
+	env := reskeys("defaults_file", cnf)
+
+	code, log := runMain(t, name, "start", env)
+	wantCode(t, "start with the server down", code, 0, log)
+	if v := attrs.value(attrWritable); v != "0" || !strings.Contains(log, "probe failed: down") {
+		t.Errorf("start with the server down: writable_monit=%q, log %q; want 0 and the reason", v, log)
+	}
+	os.Remove(cnf)
+	code, log = runMain(t, name, "monitor", env)
+	wantCode(t, "monitor without the defaults file", code, 0, log)
+	if !strings.Contains(log, "probe failed: parameter defaults_file") {
+		t.Errorf("defaults file gone: log %q does not say so", log)
+	}
+	attrs.takeCalls()
+	code, log = runMain(t, name, "stop", env)
+	wantCode(t, "stop without the defaults file", code, 0, log)
+	if calls := attrs.takeCalls(); len(calls) == 0 || calls[0] != "delete writable_monit" {
+		t.Errorf("stop without the defaults file: attrd calls %q, want the attributes deleted", calls)
+	}
+	code, log = runMain(t, name, "start", env)
+	wantCode(t, "start without the defaults file", code, 2, log)
+}

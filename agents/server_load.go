@@ -97,8 +97,10 @@ func (a *serverLoad) Meta() ocf.Meta {
 }
 
 func (a *serverLoad) Validate(_ context.Context, p ocf.Params) error {
-	if _, _, err := mysqlProbe(p, true); err != nil {
-		return err
+	if validatesFiles(p) {
+		if _, _, err := mysqlProbe(p, true); err != nil {
+			return err
+		}
 	}
 	if a.model(p).Weights == (loadmon.Weights{}) {
 		return &ocf.ParamError{Param: "weight_cpu", Value: p.String("weight_cpu"), Reason: "all weights are 0: nothing to measure"}
@@ -162,11 +164,12 @@ func (a *serverLoad) step(ctx context.Context, p ocf.Params, st *attrState) erro
 		return fmt.Errorf("sample host: %w", err)
 	}
 	s := loadmon.Sample{HostSample: hs}
-	if probe, ok, err := mysqlProbe(p, true); err != nil {
-		return err
-	} else if ok {
-		probe.Timeout = probeTimeout(ctx, probe.Timeout)
-		status, err := probe.Sample(ctx)
+	if probe, ok, err := mysqlProbe(p, true); err != nil || ok {
+		var status loadmon.Status
+		if err == nil {
+			probe.Timeout = probeTimeout(ctx, probe.Timeout)
+			status, err = probe.Sample(ctx)
+		}
 		probeErr := ""
 		if err != nil {
 			// The database's health is mysql_monitor's business; here it
