@@ -1,0 +1,50 @@
+package agents
+
+import (
+	"bytes"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+
+	"github.com/loadshare/loadshare/test/mariadbtest"
+)
+
+// TestAttributeAgentsOCFTester runs Debian's ocf-tester against the built
+// mysql_monitor and server_load with real parameters and a real MariaDB.
+// attrd is the stand-in attrd_updater (no Pacemaker here), passed in the
+// environment ocf-tester hands down to the agent.
+func TestAttributeAgentsOCFTester(t *testing.T) {
+	tester, err := exec.LookPath("ocf-tester")
+	if err != nil {
+		t.Skip("ocf-tester not installed (Debian package resource-agents)")
+	}
+	if _, err := exec.LookPath("xmllint"); err != nil {
+		t.Skip("xmllint not installed (Debian package libxml2-utils); ocf-tester needs it")
+	}
+	srv := mariadbtest.Start(t, mariadbtest.Options{})
+	srv.CreateUser(t, "mon", "pw", "SLAVE MONITOR ON *.*")
+	cnf := srv.DefaultsFile("mon", "pw")
+	dir := t.TempDir()
+	attrd := fakeAttrdScript(t, dir)
+	for _, c := range []struct {
+		agent, attr string
+		params      []string
+	}{
+		{"mysql_monitor", attrWritable, []string{"-o", "defaults_file=" + cnf, "-o", "replica_ok=true", "-o", "publish_readable=true", "-o", "publish_lag=true"}},
+		{"server_load", attrLoad, []string{"-o", "defaults_file=" + cnf}},
+	} {
+		t.Run(c.agent, func(t *testing.T) {
+			args := append([]string{"-n", c.agent + "_t"}, c.params...)
+			cmd := exec.Command(tester, append(args, agentPath(t, c.agent))...)
+			cmd.Env = append(os.Environ(), envAttrd+"="+attrd, envRunDir+"="+filepath.Join(dir, "run"))
+			out, err := cmd.CombinedOutput()
+			if err != nil || !bytes.Contains(out, []byte("passed all tests")) {
+				t.Fatalf("%v: %v\n%s", cmd.Args, err, out)
+			}
+			if v := readAttr(t, dir, c.attr); v != "" {
+				t.Errorf("after ocf-tester (ends stopped): %s=%q, want deleted", c.attr, v)
+			}
+		})
+	}
+}
