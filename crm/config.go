@@ -128,9 +128,9 @@ func (s Spec) Crmsh() (string, error) {
 		fmt.Fprintf(&b, "primitive %s @%s params bucket=%d\n", s.Resource(k), s.template(), k)
 	}
 	if s.AttributeAgents {
-		b.WriteString("primitive mysql_monitor ocf:loadshare:mysql_monitor \\\n\top monitor interval=5s timeout=15s\n")
+		b.WriteString("primitive mysql_monitor ocf:loadshare:mysql_monitor \\\n\top monitor interval=5s timeout=20s\n")
 		b.WriteString("clone mysql_monitor-clone mysql_monitor meta interleave=true\n")
-		b.WriteString("primitive server_load ocf:loadshare:server_load \\\n\top monitor interval=10s timeout=15s\n")
+		b.WriteString("primitive server_load ocf:loadshare:server_load \\\n\top monitor interval=10s timeout=20s\n")
 		b.WriteString("clone server_load-clone server_load meta interleave=true\n")
 	}
 	fmt.Fprintf(&b, "location %s-own /%s/ \\\n\trule %d: %s eq 1 and writable_monit eq 1\n",
@@ -196,7 +196,7 @@ func (s Spec) configuration() (*elem, error) {
 					newElem("nvpair", "id", a.name+"-clone-meta-interleave", "name", "interleave", "value", "true")),
 				newElem("primitive", "id", a.name, "class", "ocf", "provider", "loadshare", "type", a.name).add(
 					newElem("operations").add(
-						newElem("op", "id", a.name+"-monitor", "name", "monitor", "interval", a.interval, "timeout", "15s")))))
+						newElem("op", "id", a.name+"-monitor", "name", "monitor", "interval", a.interval, "timeout", "20s")))))
 		}
 	}
 	cons := newElem("constraints").add(

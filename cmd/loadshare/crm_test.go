@@ -108,3 +108,68 @@ func TestCrmCheckDark(t *testing.T) {
 		t.Errorf("crm check (vip_3 banned everywhere): exit %d, stdout:\n%s", code, out.String())
 	}
 }
+
+// TestCrmshLoadsGenerated loads the generated crmsh text with the real
+// crmsh into a CIB file, with this build's agents (their meta-data) bound
+// over /usr/lib/ocf/resource.d/loadshare in a private mount namespace.
+func TestCrmshLoadsGenerated(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: builds the binary and runs crmsh")
+	}
+	for _, tool := range []string{"crm", "unshare", "go"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("%s not installed", tool)
+		}
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("needs root for a private mount namespace")
+	}
+	const ocfDir = "/usr/lib/ocf/resource.d/loadshare"
+	if _, err := os.Stat(ocfDir); err != nil {
+		t.Skipf("%s missing (Pacemaker's OCF tree): %v", ocfDir, err)
+	}
+	dir := t.TempDir()
+	agents := filepath.Join(dir, "agents")
+	if err := os.Mkdir(agents, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(agents, "loadshare")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	for _, a := range []string{"clustervip", "mysql_monitor", "server_load"} {
+		if err := os.Symlink(bin, filepath.Join(agents, a)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var out, errOut bytes.Buffer
+	if code := cli([]string{"crm", "--ip", "192.0.2.10", "--buckets", "4"}, &out, &errOut); code != 0 {
+		t.Fatalf("crm generate: %s", errOut.String())
+	}
+	conf := filepath.Join(dir, "vip.crm")
+	cib := filepath.Join(dir, "cib.xml")
+	if err := os.WriteFile(conf, out.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	empty := `<cib validate-with="pacemaker-3.0" epoch="1" num_updates="0" admin_epoch="0"><configuration><crm_config/><nodes/><resources/><constraints/></configuration><status/></cib>`
+	if err := os.WriteFile(cib, []byte(empty), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// -F: crmsh refuses to commit on warnings, and it warns that the N
+	// primitives share ip while clustervip's meta-data marks ip unique.
+	script := "mount --bind " + agents + " " + ocfDir + " && crm -F configure load update " + conf + " && crm configure show"
+	cmd := exec.Command("unshare", "-m", "sh", "-c", script)
+	cmd.Env = append(os.Environ(), "CIB_file="+cib)
+	got, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("crmsh load: %v\n%s", err, got)
+	}
+	for _, want := range []string{"primitive vip_3 @vip-bucket", "params bucket=3", "location vip-own /^vip_([0-9]+)$/", "rule 100: own_vip_%1 eq 1 and writable_monit eq 1", "clone server_load-clone server_load"} {
+		if !strings.Contains(string(got), want) {
+			t.Errorf("crm configure show lacks %q:\n%s", want, got)
+		}
+	}
+	if strings.Contains(string(got), "no such resource agent") {
+		t.Errorf("crmsh did not find the agents:\n%s", got)
+	}
+}
