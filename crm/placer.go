@@ -52,6 +52,7 @@ func PlanFrom(st *Status, spec Spec, p Policy) Plan {
 	prefix := "own_" + spec.Name + "_"
 	claims := make([][]string, n) // bucket → claiming nodes, sorted
 	var nodes []Node
+	var stale []AttrChange
 	for _, ns := range st.Nodes {
 		node := Node{
 			Name:     ns.Name,
@@ -66,8 +67,12 @@ func PlanFrom(st *Status, spec Spec, p Policy) Plan {
 			if !strings.HasPrefix(name, prefix) || v != "1" {
 				continue
 			}
-			if k, err := strconv.Atoi(name[len(prefix):]); err == nil && k >= 0 && k < n {
+			k, err := strconv.Atoi(name[len(prefix):])
+			switch {
+			case err == nil && k >= 0 && k < n:
 				claims[k] = append(claims[k], ns.Name)
+			case err == nil && k >= n: // left from a larger bucket count
+				stale = append(stale, AttrChange{Node: ns.Name, Name: name})
 			}
 		}
 		nodes = append(nodes, node)
@@ -112,6 +117,13 @@ func PlanFrom(st *Status, spec Spec, p Policy) Plan {
 			plan.Set = append(plan.Set, AttrChange{Node: owners[k], Name: spec.OwnAttr(k)})
 		}
 	}
+	sort.Slice(stale, func(i, j int) bool {
+		if stale[i].Node != stale[j].Node {
+			return stale[i].Node < stale[j].Node
+		}
+		return stale[i].Name < stale[j].Name
+	})
+	plan.Delete = append(plan.Delete, stale...)
 	return plan
 }
 

@@ -53,6 +53,15 @@ func TestPlanFrom(t *testing.T) {
 			t.Errorf("plan = owners %v set %v delete %v", p.Owners, p.Set, p.Delete)
 		}
 	})
+	t.Run("claims beyond the bucket count are deleted", func(t *testing.T) {
+		a := live("a", "30", 0, 1)
+		a.Attrs["own_vip_9"] = "1"
+		st := statusOf([]NodeStatus{a, live("b", "30", 2, 3)}, "a", "a", "b", "b")
+		p := PlanFrom(st, spec, DefaultPolicy)
+		if len(p.Set) != 0 || !reflect.DeepEqual(p.Delete, []AttrChange{{"a", "own_vip_9"}}) {
+			t.Errorf("plan = set %v delete %v, want only own_vip_9 deleted", p.Set, p.Delete)
+		}
+	})
 	t.Run("double claim counts where it runs", func(t *testing.T) {
 		st := statusOf([]NodeStatus{live("a", "30", 0, 1, 2), live("b", "30", 2, 3)}, "a", "a", "a", "b")
 		p := PlanFrom(st, spec, DefaultPolicy)
