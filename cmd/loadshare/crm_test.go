@@ -134,9 +134,7 @@ func TestCrmshLoadsGenerated(t *testing.T) {
 		t.Fatal(err)
 	}
 	bin := filepath.Join(agents, "loadshare")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	buildBinary(t, bin)
 	for _, a := range []string{"clustervip", "mysql_monitor", "server_load"} {
 		if err := os.Symlink(bin, filepath.Join(agents, a)); err != nil {
 			t.Fatal(err)
@@ -157,7 +155,7 @@ func TestCrmshLoadsGenerated(t *testing.T) {
 	}
 	// -F: crmsh refuses to commit on warnings, and it warns that the N
 	// primitives share ip while clustervip's meta-data marks ip unique.
-	script := "mount --bind " + agents + " " + ocfDir + " && crm -F configure load update " + conf + " && crm configure show"
+	script := "mount --make-rprivate / && mount --bind " + agents + " " + ocfDir + " && crm -F configure load update " + conf + " && crm configure show"
 	cmd := exec.Command("unshare", "-m", "sh", "-c", script)
 	cmd.Env = append(os.Environ(), "CIB_file="+cib)
 	got, err := cmd.CombinedOutput()
@@ -171,5 +169,13 @@ func TestCrmshLoadsGenerated(t *testing.T) {
 	}
 	if strings.Contains(string(got), "no such resource agent") {
 		t.Errorf("crmsh did not find the agents:\n%s", got)
+	}
+}
+
+// buildBinary builds this command to path.
+func buildBinary(t *testing.T, path string) {
+	t.Helper()
+	if out, err := exec.Command("go", "build", "-o", path, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
 	}
 }

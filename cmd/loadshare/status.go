@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -34,6 +35,7 @@ type statusView struct {
 	Kernel    []kernelView `json:"kernel,omitempty"` // VIPs in this node's kernel
 	KernelOn  string       `json:"kernel_node"`      // the node the kernel view is from
 	KernelErr string       `json:"kernel_error,omitempty"`
+	CrmErr    string       `json:"pacemaker_error,omitempty"` // crm_mon failed (no cluster on this node)
 }
 
 type nodeView struct {
@@ -88,11 +90,21 @@ func runStatus(args []string, stdout, stderr io.Writer) error {
 	if *file != "" {
 		os.Setenv("CIB_file", *file)
 	}
-	st, err := crm.ReadStatus(ctx)
-	if err != nil {
-		return fmt.Errorf("read cluster status: %w", err)
+	st, crmErr := crm.ReadStatus(ctx)
+	if crmErr != nil && *file != "" {
+		return fmt.Errorf("read cluster status: %w", crmErr)
+	}
+	if crmErr != nil { // no cluster here: still show the kernel
+		st = &crm.Status{}
 	}
 	v := buildStatus(st, *name, p)
+	if crmErr != nil {
+		v.CrmErr = crmErr.Error()
+		var te *crm.ToolError
+		if errors.As(crmErr, &te) && te.IsNotConnected() {
+			v.CrmErr = "Pacemaker is not running on this node (" + v.CrmErr + ")"
+		}
+	}
 	if *file == "" {
 		v.KernelOn, _ = crm.LocalNode(ctx)
 		v.Kernel, v.KernelErr = kernelStatus()
@@ -102,16 +114,22 @@ func runStatus(args []string, stdout, stderr io.Writer) error {
 	if *output == "json" {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
-		return enc.Encode(v)
+		if err := enc.Encode(v); err != nil {
+			return err
+		}
+	} else {
+		printStatus(stdout, v)
 	}
-	printStatus(stdout, v)
+	if crmErr != nil {
+		return fmt.Errorf("read cluster status: %w", crmErr)
+	}
 	return nil
 }
 
 // buildStatus is the pure part: crm_mon status → view.
 func buildStatus(st *crm.Status, name string, p crm.Policy) statusView {
 	spec := crm.Spec{Name: name, Buckets: crm.BucketsIn(st, name)}
-	v := statusView{Name: name, Buckets: spec.Buckets, DC: st.DC, Unowned: []int{}}
+	v := statusView{Name: name, Buckets: spec.Buckets, DC: st.DC, Unowned: []int{}, Nodes: []nodeView{}}
 	plan := crm.PlanFrom(st, spec, p)
 	target := map[string]int{}
 	for _, a := range plan.Targets {
@@ -177,6 +195,33 @@ func kernelStatus() ([]kernelView, string) {
 }
 
 func printStatus(w io.Writer, v statusView) {
+	if v.CrmErr != "" {
+		fmt.Fprintf(w, "pacemaker: %s\n", v.CrmErr)
+	} else {
+		printNodes(w, v)
+	}
+	if v.KernelErr != "" {
+		fmt.Fprintf(w, "kernel: %s\n", v.KernelErr)
+		return
+	}
+	if len(v.Kernel) == 0 {
+		fmt.Fprintf(w, "kernel on %s: no VIP programmed\n", orDash(v.KernelOn))
+	}
+	for _, k := range v.Kernel {
+		var pk, nc uint64
+		for _, c := range k.Counters {
+			pk += c.Packets
+			nc += c.NewConns
+		}
+		fmt.Fprintf(w, "kernel on %s: %s owns %d/%d buckets %s; %d packets, %d new connections\n",
+			orDash(v.KernelOn), k.VIP, len(k.Owned), k.Buckets, ranges(k.Owned), pk, nc)
+		if k.Error != "" {
+			fmt.Fprintf(w, "  counters: %s\n", k.Error)
+		}
+	}
+}
+
+func printNodes(w io.Writer, v statusView) {
 	fmt.Fprintf(w, "%s: %d buckets, DC %s\n", v.Name, v.Buckets, orDash(v.DC))
 	fmt.Fprintf(w, "%-14s %-7s %-8s %-5s %-6s %-5s %s\n", "NODE", "ONLINE", "WRITABLE", "LOAD", "TARGET", "OWNED", "BUCKETS")
 	for _, n := range v.Nodes {
@@ -191,22 +236,6 @@ func printStatus(w io.Writer, v statusView) {
 	}
 	if v.Moves > 0 {
 		fmt.Fprintf(w, "placer would move %d bucket(s)\n", v.Moves)
-	}
-	if v.KernelErr != "" {
-		fmt.Fprintf(w, "kernel: %s\n", v.KernelErr)
-		return
-	}
-	for _, k := range v.Kernel {
-		var pk, nc uint64
-		for _, c := range k.Counters {
-			pk += c.Packets
-			nc += c.NewConns
-		}
-		fmt.Fprintf(w, "kernel on %s: %s owns %d/%d buckets %s; %d packets, %d new connections\n",
-			orDash(v.KernelOn), k.VIP, len(k.Owned), k.Buckets, ranges(k.Owned), pk, nc)
-		if k.Error != "" {
-			fmt.Fprintf(w, "  counters: %s\n", k.Error)
-		}
 	}
 }
 
