@@ -225,6 +225,31 @@ func TestSkewedLoad(t *testing.T) {
 	}
 }
 
+// TestSkewedLoad8: 8 nodes, 128 buckets, loads 10…80: the counts are the
+// targets exactly, reached with the minimal number of moves.
+func TestSkewedLoad8(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: 128 buckets on 8 nodes take a few seconds")
+	}
+	c := newCluster(t, 8, 128)
+	for i, n := range c.spec.Nodes {
+		c.attrs(n, 1, 10*(i+1))
+	}
+	c.transition()
+	before := c.counts()
+	plan := c.place()
+	if m, want := c.take(), minimalMoves(before, plan.Targets); m != want || m == 0 {
+		t.Errorf("even -> skewed moved %d buckets, want %d (> 0)", m, want)
+	}
+	got := c.counts()
+	for i := 1; i < len(c.spec.Nodes); i++ {
+		if a, b := got[c.spec.Nodes[i-1]], got[c.spec.Nodes[i]]; a < b {
+			t.Errorf("%s (load %d) holds %d < %s (load %d) holds %d", c.spec.Nodes[i-1], 10*i, a, c.spec.Nodes[i], 10*(i+1), b)
+		}
+	}
+	t.Logf("loads 10..80: %s", fmtCounts(got))
+}
+
 // TestLoadSteps: one node's load goes up and down in steps of 10; every
 // step moves exactly the buckets the new targets force, and the way down
 // ends where it started.
