@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
@@ -131,8 +132,11 @@ func (a *mysqlMonitor) check(ctx context.Context, p ocf.Params, st *attrState, f
 	}
 	// One line when the verdict or its reason changes: why it is 0 (or 1
 	// again). A healthy, unchanged monitor prints nothing.
-	if len(changed) > 0 || v.reason != st.Reason || force {
+	if slices.Contains(changed, attrWritable) || v.reason != st.Reason || force {
 		args := []any{"reason", v.reason, attrWritable, v.writable}
+		if r := status.Replica; r != nil && r.LagKnown {
+			args = append(args, "replica_lag", r.Lag) // not in reason: it would log every monitor
+		}
 		if v.writable == 0 {
 			if probeErr != nil {
 				args = append(args, "err", probeErr)
@@ -153,7 +157,7 @@ func (a *mysqlMonitor) check(ctx context.Context, p ocf.Params, st *attrState, f
 type verdict struct {
 	writable, readable int
 	lag                string // replication_lag value; "" deletes it
-	reason             string // short, for the log: why writable is what it is
+	reason             string // short and stable, for the log: why writable is what it is
 }
 
 // judge turns a probe's result into attribute values. Pure.
@@ -195,7 +199,7 @@ func judge(st loadmon.Status, err error, maxLag time.Duration, replicaOK bool) v
 	case r == nil:
 		v.reason = readOnlyReason(st) + " and not a replica"
 	case replicaHealthy:
-		v.writable, v.reason = 1, fmt.Sprintf("replica in sync (lag %s ≤ max_lag %s)", r.Lag, maxLag)
+		v.writable, v.reason = 1, fmt.Sprintf("replica in sync (lag within max_lag %s)", maxLag)
 	default:
 		v.reason = readOnlyReason(st) + ", replica not in sync: " + replicaProblem(r, maxLag)
 	}
@@ -226,5 +230,5 @@ func replicaProblem(r *loadmon.Replica, maxLag time.Duration) string {
 	case !r.LagKnown:
 		return "lag unknown"
 	}
-	return fmt.Sprintf("lag %s > max_lag %s", r.Lag, maxLag)
+	return fmt.Sprintf("lag over max_lag %s", maxLag)
 }

@@ -122,8 +122,13 @@ func Start(t testing.TB, opts Options) *Server {
 		}
 		os.RemoveAll(dir)
 	})
+	// A private tmpdir: concurrent bootstraps sharing /tmp were seen to lose
+	// each other's temporary tables (Unknown table 'mysql.tmp_user_sys').
+	if err := os.Mkdir(s.tmpDir(), 0o755); err != nil {
+		t.Fatal(err)
+	}
 	install := exec.Command(bins[1], "--no-defaults",
-		"--datadir="+s.DataDir, "--auth-root-authentication-method=normal",
+		"--datadir="+s.DataDir, "--tmpdir="+s.tmpDir(), "--auth-root-authentication-method=normal",
 		"--skip-test-db", "--innodb-log-file-size=4M", "--innodb-buffer-pool-size=16M")
 	if os.Geteuid() == 0 {
 		install.Args = append(install.Args, "--user=root")
@@ -153,6 +158,7 @@ func (s *Server) args() []string {
 		"--socket=" + s.Socket,
 		"--pid-file=" + s.PidFile,
 		"--log-error=" + s.ErrLog,
+		"--tmpdir=" + s.tmpDir(),
 		"--innodb-buffer-pool-size=16M",
 		"--innodb-log-file-size=4M",
 		"--innodb-flush-log-at-trx-commit=2",
@@ -174,6 +180,8 @@ func (s *Server) args() []string {
 	}
 	return append(a, s.opts.Args...)
 }
+
+func (s *Server) tmpDir() string { return filepath.Join(s.Dir, "tmp") }
 
 func (s *Server) start() error {
 	command := s.opts.Command
