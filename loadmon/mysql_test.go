@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"strings"
 	"syscall"
 	"testing"
@@ -211,4 +212,23 @@ func BenchmarkMySQLSample(b *testing.B) {
 	if rt != rounds {
 		b.Errorf("%d query round trips in %d samples, want exactly one each", rt, rounds)
 	}
+}
+
+// TestMySQLSampleDebianRoot: Debian's root@localhost is "IDENTIFIED VIA
+// mysql_native_password USING 'invalid' OR unix_socket". The probe, running
+// as OS root over the socket without a password (the agents' default: no
+// defaults_file, user root), gets in through unix_socket in one handshake
+// round trip.
+func TestMySQLSampleDebianRoot(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("unix_socket authentication as root needs to run as root")
+	}
+	srv := mariadbtest.Start(t, mariadbtest.Options{})
+	srv.SQL(t, "ALTER USER root@localhost IDENTIFIED VIA mysql_native_password USING 'invalid' OR unix_socket")
+	st, err := (&MySQL{Conn: Conn{User: "root", Socket: srv.Socket}}).Sample(context.Background())
+	if err != nil || st.HandshakeRoundTrips != 1 || st.RoundTrips != 1 {
+		t.Fatalf("Sample as root by unix_socket: %+v, %v; want success in 1+1 round trips", st, err)
+	}
+	_, err = (&MySQL{Conn: Conn{User: "nobody", Socket: srv.Socket}}).Sample(context.Background())
+	wantKind(t, "unknown user by socket", err, ErrAccessDenied)
 }
