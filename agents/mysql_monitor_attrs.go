@@ -202,7 +202,7 @@ func mysqlParams(forLoad bool) []ocf.Param {
 		{Name: "defaults_file", ShortDesc: "MySQL option file with the credentials",
 			LongDesc: "Path of a MySQL option file whose [client] section (user, password, host, port, socket) says how to reach " + what + ", as mysql --defaults-file reads it. Keep it mode 0600; the password is never passed on a command line."},
 		{Name: "user", ShortDesc: "MySQL user (overrides defaults_file)",
-			LongDesc: "MySQL user to log in as; overrides user= of defaults_file. Its password can only come from defaults_file."},
+			LongDesc: "MySQL user to log in as; overrides user= of defaults_file; root when neither says. Its password can only come from defaults_file. Debian's root@localhost logs in over the socket without a password (unix_socket) because the agent runs as root, so on Debian no defaults file is needed."},
 		{Name: "socket", ShortDesc: "unix socket (overrides defaults_file)",
 			LongDesc: "Unix socket of the server; overrides socket= of defaults_file. Used unless host names a remote host. Default from defaults_file, else " + loadmon.DefaultSocket + "."},
 		{Name: "host", ShortDesc: "TCP host (overrides defaults_file)",
