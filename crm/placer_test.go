@@ -2,8 +2,12 @@ package crm
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"net/netip"
 	"reflect"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -78,26 +82,57 @@ func TestPlanFrom(t *testing.T) {
 
 type recAttrs struct {
 	node string
+	mu   *sync.Mutex
 	log  *[]string
+	fail string // attribute whose Set fails
 }
 
 func (r recAttrs) Set(_ context.Context, name, value string, _ time.Duration) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if name == r.fail {
+		return errors.New("attrd down")
+	}
 	*r.log = append(*r.log, "set "+r.node+" "+name+"="+value)
 	return nil
 }
 func (r recAttrs) Get(context.Context, string) (string, bool, error) { return "", false, nil }
 func (r recAttrs) Delete(_ context.Context, name string) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	*r.log = append(*r.log, "delete "+r.node+" "+name)
 	return nil
 }
 
+// TestPlanApplyOrder: every set is written before any delete, and a failed
+// set stops the round before the deletes.
 func TestPlanApplyOrder(t *testing.T) {
+	var p Plan
+	for k := 0; k < 40; k++ {
+		p.Set = append(p.Set, AttrChange{"b", fmt.Sprintf("own_vip_%d", k)})
+		p.Delete = append(p.Delete, AttrChange{"a", fmt.Sprintf("own_vip_%d", k)})
+	}
+	var mu sync.Mutex
 	var log []string
-	p := Plan{Set: []AttrChange{{"b", "own_vip_1"}}, Delete: []AttrChange{{"a", "own_vip_1"}}}
-	if err := p.Apply(context.Background(), func(n string) Attrs { return recAttrs{n, &log} }); err != nil {
+	if err := p.Apply(context.Background(), func(n string) Attrs { return recAttrs{node: n, mu: &mu, log: &log} }); err != nil {
 		t.Fatal(err)
 	}
-	if want := []string{"set b own_vip_1=1", "delete a own_vip_1"}; !reflect.DeepEqual(log, want) {
-		t.Errorf("Apply wrote %v, want %v", log, want)
+	if len(log) != 80 {
+		t.Fatalf("Apply wrote %d changes, want 80", len(log))
+	}
+	for i, l := range log {
+		if (i < 40) != strings.HasPrefix(l, "set ") {
+			t.Fatalf("write %d is %q: sets and deletes interleaved: %v", i, l, log)
+		}
+	}
+	log = nil
+	err := p.Apply(context.Background(), func(n string) Attrs { return recAttrs{node: n, mu: &mu, log: &log, fail: "own_vip_7"} })
+	if err == nil || !strings.Contains(err.Error(), "give bucket attribute own_vip_7 to b: attrd down") {
+		t.Errorf("Apply with a failing set = %v", err)
+	}
+	for _, l := range log {
+		if strings.HasPrefix(l, "delete") {
+			t.Fatalf("Apply deleted after a failed set: %v", log)
+		}
 	}
 }
