@@ -196,7 +196,7 @@ func sortedKeys(m map[string]string) []string {
 func mysqlParams(forLoad bool) []ocf.Param {
 	what := "the server to watch"
 	if forLoad {
-		what = "the server whose Threads_running and Threads_connected count as load (optional: without defaults_file or socket, the database components are left out)"
+		what = "the server whose Threads_running and Threads_connected count as load (see probe_mysql)"
 	}
 	return []ocf.Param{
 		{Name: "defaults_file", ShortDesc: "MySQL option file with the credentials",
@@ -222,15 +222,16 @@ func mysqlParams(forLoad bool) []ocf.Param {
 }
 
 // mysqlProbe builds the probe from the parameters; enabled is false when
-// neither defaults_file nor socket nor host is set and optional is true.
+// the agent has a probe_mysql parameter and it is false.
 func mysqlProbe(p ocf.Params, optional bool) (m *loadmon.MySQL, enabled bool, err error) {
+	if optional && !p.Bool("probe_mysql") {
+		return nil, false, nil
+	}
 	var c loadmon.Conn
 	if f := p.String("defaults_file"); f != "" {
 		if c, err = loadmon.ReadDefaultsFile(f, "loadshare"); err != nil {
 			return nil, false, &ocf.ParamError{Param: "defaults_file", Value: f, Reason: err.Error(), Local: true}
 		}
-	} else if optional && !p.IsSet("socket") && !p.IsSet("host") {
-		return nil, false, nil
 	}
 	if p.IsSet("user") {
 		c.User = p.String("user")

@@ -78,11 +78,13 @@ func (a *serverLoad) Meta() ocf.Meta {
 			LongDesc:  "Relative weight (percent) of " + w.desc + " in " + attrLoad + ". Only ratios matter; 0 leaves the component out. Components unknown in a sample (database not configured or not answering, CPU before the second sample) are left out and the rest renormalised.",
 			Check:     nonNegative})
 	}
+	params = append(params, ocf.Param{Name: "probe_mysql", Type: ocf.Boolean, Default: "true", ShortDesc: "count the database's own load",
+		LongDesc: "Also probe the local MySQL/MariaDB (one connection, one query per monitor) for Threads_running and Threads_connected / max_connections. The connection comes from defaults_file, user, socket, host and port (default: root over " + loadmon.DefaultSocket + "). While the database does not answer, its components are left out, and that is logged once."})
 	params = append(params, mysqlParams(true)...)
 	return ocf.Meta{
 		Name:      "server_load",
 		ShortDesc: "publishes the node's load (" + attrLoad + ", 0..100 in coarse steps)",
-		LongDesc: "Run as a clone, one instance per node. Every monitor samples the host (CPU, load per core, iowait, memory pressure) and, when configured, the local database (Threads_running, Threads_connected), " +
+		LongDesc: "Run as a clone, one instance per node. Every monitor samples the host (CPU, load per core, iowait, memory pressure) and the local database (Threads_running, Threads_connected; see probe_mysql), " +
 			"combines them with weights into one load 0..100, smooths it (median of 3, then an exponential moving average), quantizes it to steps with hysteresis, and publishes the node attribute " + attrLoad + " through attrd_updater only when it changed. " +
 			"The model's state is kept between monitors in a state file under HA_RSCTMP (default " + defaultRunDir + "). Stop deletes the attribute.",
 		Params: params,

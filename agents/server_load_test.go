@@ -47,7 +47,7 @@ func TestServerLoadPublishesOnChange(t *testing.T) {
 	a := &serverLoad{env: attrEnv{attrs: attrs, runDir: runDir, now: time.Now}, host: host,
 		sleep: func(_ context.Context, d time.Duration) error { slept = append(slept, d); return nil }}
 	name := register(a, "server_load")
-	env := reskeys()
+	env := reskeys("probe_mysql", "false") // the host only: values below are exact
 	env["OCF_RESOURCE_INSTANCE"] = "load:0"
 
 	code, log := runMain(t, name, "monitor", env)
