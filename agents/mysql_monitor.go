@@ -19,9 +19,13 @@ const (
 	attrLag      = "replication_lag" // with publish_lag: seconds behind the source, in steps of lagStep
 )
 
-// lagStep coarsens replication_lag: every distinct value is a CIB write and
-// a new series in ha_cluster_exporter.
-const lagStep = 10 * time.Second
+// lagStep and lagCap coarsen replication_lag: every distinct value is a CIB
+// write and a new series in ha_cluster_exporter, so it moves in 10 s steps
+// and stops at 600 (meaning "600 s or more"): at most 61 values.
+const (
+	lagStep = 10 * time.Second
+	lagCap  = 600 * time.Second
+)
 
 func init() {
 	ocf.Register("mysql_monitor", func() ocf.Agent { return &mysqlMonitor{env: newAttrEnv()} })
@@ -45,7 +49,7 @@ func (a *mysqlMonitor) Meta() ocf.Meta {
 		ocf.Param{Name: "publish_readable", Type: ocf.Boolean, Default: "false", ShortDesc: "also publish " + attrReadable,
 			LongDesc: "Also publish " + attrReadable + ": 1 when the server answers and, if it is a replica, both replication threads run and its lag is at most max_lag; 0 otherwise."},
 		ocf.Param{Name: "publish_lag", Type: ocf.Boolean, Default: "false", ShortDesc: "also publish " + attrLag,
-			LongDesc: "Also publish " + attrLag + ": seconds behind the source rounded down to multiples of 10 (0 on a server that is no replica); deleted while the lag is unknown (a replication thread stopped, or the server down)."},
+			LongDesc: "Also publish " + attrLag + ": seconds behind the source rounded down to multiples of 10, at most 600 (meaning 600 or more; 0 on a server that is no replica); deleted while the lag is unknown (a replication thread stopped, or the server down)."},
 		ocf.Param{Name: "dampen", Type: ocf.Integer, Default: "5", ShortDesc: "attrd dampening, seconds",
 			LongDesc: "attrd_updater --delay: seconds attrd waits for further changes before writing the attributes to the CIB; 0 writes at once.",
 			Check:    nonNegative},
@@ -181,7 +185,7 @@ func judge(st loadmon.Status, err error, maxLag time.Duration, replicaOK bool) v
 		v.lag = ""
 	case r == nil:
 	case r.LagKnown:
-		v.lag = strconv.Itoa(int(r.Lag/lagStep) * int(lagStep/time.Second))
+		v.lag = strconv.Itoa(int(min(r.Lag, lagCap)/lagStep) * int(lagStep/time.Second))
 	default:
 		v.lag = ""
 	}

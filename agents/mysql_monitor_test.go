@@ -271,6 +271,7 @@ func TestJudge(t *testing.T) {
 		{"in-sync replica, replica_ok", withReplica(ro, replica(true, true, 3)), nil, true, verdict{1, 1, "0", "replica in sync (lag within max_lag 30s)"}},
 		{"in-sync replica, not replica_ok", withReplica(ro, replica(true, true, 3)), nil, false, verdict{0, 1, "0", "read_only=ON"}},
 		{"lagging replica", withReplica(ro, replica(true, true, 45)), nil, true, verdict{0, 0, "40", "read_only=ON, replica not in sync: lag over max_lag 30s"}},
+		{"far behind", withReplica(ro, replica(true, true, 7200)), nil, true, verdict{0, 0, "600", "read_only=ON, replica not in sync: lag over max_lag 30s"}},
 		{"SQL thread stopped", withReplica(ro, replica(true, false, -1)), nil, true, verdict{0, 0, "", "read_only=ON, replica not in sync: SQL thread stopped (Duplicate entry)"}},
 		{"IO thread connecting", withReplica(ro, replica(false, true, -1)), nil, true, verdict{0, 0, "", "read_only=ON, replica not in sync: IO thread Connecting"}},
 		{"read-only, no replica", ro, nil, true, verdict{0, 1, "0", "read_only=ON and not a replica"}},
