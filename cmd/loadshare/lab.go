@@ -66,11 +66,16 @@ func runLab(args []string, stdout, stderr io.Writer) error {
 		agents := fs.String("agents", "self", `loadshare binary to install as OCF provider loadshare in every node ("self": this binary; "": none)`)
 		keep := fs.Bool("keep", false, "demo: leave the lab up at the end")
 		service := fs.Int("buckets", 12, "VIP buckets of the loadshare service (up: 0 leaves the cluster empty)")
+		placement := fs.String("placement", "placer", "placer: loadshare crm configuration and placer; clone: a clone Pacemaker spreads evenly")
 		if err := fs.Parse(rest); err != nil {
 			return fmt.Errorf("%w: %w", errUsage, err)
 		}
 		cfg.StateDir = *state
 		cfg.Agents = *agents
+		how, err := lab.ParsePlacement(*placement)
+		if err != nil {
+			return fmt.Errorf("%w: %w", errUsage, err)
+		}
 		if cfg.Agents == "self" {
 			exe, err := os.Executable()
 			if err != nil {
@@ -79,7 +84,7 @@ func runLab(args []string, stdout, stderr io.Writer) error {
 			cfg.Agents = exe
 		}
 		if sub == "demo" {
-			_, err := lab.Demo(ctx, cfg, lab.DemoOptions{Keep: *keep, Out: stdout, Log: log, Buckets: *service})
+			_, err := lab.Demo(ctx, cfg, lab.DemoOptions{Keep: *keep, Out: stdout, Log: log, Buckets: *service, Placement: how})
 			return err
 		}
 		l, err := lab.Up(ctx, cfg, log)
@@ -88,10 +93,10 @@ func runLab(args []string, stdout, stderr io.Writer) error {
 		}
 		fmt.Fprintf(stdout, "lab up: %d nodes online with quorum after %s\n", cfg.Nodes, l.QuorumAfter.Round(time.Millisecond))
 		if *service > 0 && cfg.Agents != "" {
-			if err := l.ConfigureService(ctx, "n1", *service); err != nil {
+			if err := l.ConfigureService(ctx, "n1", *service, how); err != nil {
 				return err
 			}
-			fmt.Fprintf(stdout, "service configured: VIP %s in %d buckets (clone of ocf:loadshare:clustervip), mysql_monitor, server_load\n", l.VIP(), *service)
+			fmt.Fprintf(stdout, "service configured: VIP %s in %d buckets (placement %s), mysql_monitor, server_load\n", l.VIP(), *service, how)
 		}
 		fmt.Fprintf(stdout, "try: loadshare lab status; loadshare lab load; loadshare lab exec n1 crm_mon -1A; loadshare lab down\n")
 		return nil

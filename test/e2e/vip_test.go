@@ -152,11 +152,17 @@ func (s *session) close() (hosts map[string]int, errs []error) {
 // never removed keeps working.
 func TestVIP(t *testing.T) {
 	bin := buildLoadshare(t)
+	for _, how := range []lab.Placement{lab.ByPlacer, lab.ByClone} {
+		t.Run(how.String(), func(t *testing.T) { testVIP(t, bin, how) })
+	}
+}
+
+func testVIP(t *testing.T, bin string, how lab.Placement) {
 	l := newLab(t, lab.Config{Agents: bin})
 	ctx := context.Background()
 
 	t0 := time.Now()
-	if err := l.ConfigureService(ctx, "n1", buckets); err != nil {
+	if err := l.ConfigureService(ctx, "n1", buckets, how); err != nil {
 		t.Fatal(err)
 	}
 	// The first answered connection: the VIP works on some node.

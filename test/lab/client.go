@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/go-sql-driver/mysql"
@@ -147,4 +148,28 @@ func (l *Lab) Load(ctx context.Context, addr netip.Addr, n, concurrency int, tim
 		s.Answers[a.host]++
 	}
 	return s
+}
+
+// Busy keeps n sessions of SELECT SLEEP on node's MariaDB (from the client,
+// to the node's own address) for at most dur: Threads_running rises on that
+// node only, with no CPU burnt (the nodes share the machine's CPUs). The
+// returned func ends them and waits for them.
+func (l *Lab) Busy(ctx context.Context, node string, n int, dur time.Duration) (stop func()) {
+	ctx, cancel := context.WithTimeout(ctx, dur)
+	db := l.db("client", l.Addr(node), 0) // SLEEP outlasts the usual read timeout
+	db.SetMaxIdleConns(n)
+	var wg sync.WaitGroup
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var r sql.NullInt64
+			_ = db.QueryRowContext(ctx, fmt.Sprintf("SELECT SLEEP(%d)", int(dur/time.Second))).Scan(&r)
+		}()
+	}
+	return func() {
+		cancel()
+		wg.Wait()
+		db.Close()
+	}
 }

@@ -2,24 +2,23 @@ package lab
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 )
 
 // DemoOptions tune Demo.
 type DemoOptions struct {
-	Keep    bool      // leave the lab up at the end
-	Out     io.Writer // progress lines and tables
-	Log     *slog.Logger
-	Buckets int           // VIP buckets; 12
-	Busy    time.Duration // how long one node's MariaDB is kept busy; 30 s
+	Keep      bool      // leave the lab up at the end
+	Out       io.Writer // progress lines and tables
+	Log       *slog.Logger
+	Buckets   int           // VIP buckets; 12
+	Busy      time.Duration // how long one node's MariaDB is kept busy; 30 s
+	Placement Placement     // ByPlacer (default) or ByClone
 }
 
 // demo is one run of Demo: the lab and where it prints.
@@ -66,7 +65,10 @@ func Demo(ctx context.Context, cfg Config, o DemoOptions) (DemoMetrics, error) {
 	if o.Busy == 0 {
 		o.Busy = 30 * time.Second
 	}
-	d := &demo{ctx: ctx, o: o, t0: time.Now(), phases: 8, buckets: o.Buckets}
+	d := &demo{ctx: ctx, o: o, t0: time.Now(), phases: 9, buckets: o.Buckets}
+	if o.Placement == ByClone {
+		d.phases = 8
+	}
 	if cfg.Agents == "" {
 		return d.Metrics, errors.New("demo needs the loadshare binary to install as agents (Config.Agents)")
 	}
@@ -107,8 +109,12 @@ func (d *demo) run() error {
 	ctx := d.ctx
 	nodes := d.Nodes()
 
-	d.step(fmt.Sprintf("service: agents from this binary, VIP %s as a clone of %d buckets (ocf:loadshare:clustervip), mysql_monitor and server_load clones", d.VIP(), d.buckets))
-	if err := d.ConfigureService(ctx, "n1", d.buckets); err != nil {
+	how := "one ocf:loadshare:clustervip primitive per bucket from `loadshare crm`, placed by `loadshare crm place`"
+	if d.o.Placement == ByClone {
+		how = "a globally-unique clone of ocf:loadshare:clustervip spread by Pacemaker"
+	}
+	d.step(fmt.Sprintf("service: agents from this binary; VIP %s in %d buckets, %s; mysql_monitor and server_load clones", d.VIP(), d.buckets, how))
+	if err := d.ConfigureService(ctx, "n1", d.buckets, d.o.Placement); err != nil {
 		return err
 	}
 	if err := d.until(60*time.Second, "first answered VIP connection", func() (bool, error) {
@@ -149,31 +155,53 @@ func (d *demo) run() error {
 
 	busy := nodes[0]
 	d.step(fmt.Sprintf("load %s: 12 sessions of SELECT SLEEP(%d) on its MariaDB (Threads_running up), watch server_load", busy, int(d.o.Busy/time.Second)))
-	stopBusy := d.busy(busy, 12, d.o.Busy)
+	stopBusy := d.Busy(ctx, busy, 12, d.o.Busy)
 	before, _ := d.attr(busy, "server_load")
 	t0 := time.Now()
-	last := before
-	d.say("%s server_load=%s", busy, before)
-	for time.Since(t0) < d.o.Busy-2*time.Second {
-		time.Sleep(time.Second)
-		v, err := d.attr(busy, "server_load")
+	last, lastCounts := before, slices.Clone(even)
+	var attrAt, movedAt time.Time // last server_load change before the first move; the move
+	d.say("t+0s    %s server_load=%-3s buckets per node %v", busy, before, even)
+	for time.Since(t0) < d.o.Busy-time.Second {
+		time.Sleep(500 * time.Millisecond)
+		c, err := d.Cluster(ctx, d.viewer())
 		if err != nil {
 			continue
 		}
-		if v != last {
-			tb, _ := d.Buckets(ctx, d.viewer(), d.buckets)
-			d.say("t+%-5s %s server_load=%-3s buckets per node %v", time.Since(t0).Round(time.Second), busy, v, tb.Counts(nodes))
-			last = v
+		v, _ := c.Attr(busy, "server_load")
+		tb, err := d.Buckets(ctx, d.viewer(), d.buckets)
+		if err != nil {
+			continue
+		}
+		counts := tb.Counts(nodes)
+		if v != last || !slices.Equal(counts, lastCounts) {
+			d.say("t+%-5s %s server_load=%-3s buckets per node %v", time.Since(t0).Round(time.Second), busy, v, counts)
+			if v != last && movedAt.IsZero() {
+				attrAt = time.Now()
+			}
+			if !slices.Equal(counts, even) && movedAt.IsZero() {
+				movedAt = time.Now()
+			}
+			last, lastCounts = v, counts
 		}
 	}
-	if last == before {
-		d.say("server_load of %s did not change (%s)", busy, last)
-	}
-	if tb, err := d.Buckets(ctx, d.viewer(), d.buckets); err == nil && slices.Equal(tb.Counts(nodes), even) {
-		d.say("buckets stay %v: this configuration places by writable_monit only; load-proportional placement is the placer's (loadshare crm place)", even)
+	if !movedAt.IsZero() && !attrAt.IsZero() {
+		d.Metrics.Rebalance = movedAt.Sub(attrAt)
+		d.say("rebalance: server_load change → first bucket moved away from %s: %s (sampled every 0.5 s)", busy, d.Metrics.Rebalance.Round(time.Millisecond))
+	} else if d.o.Placement == ByClone {
+		d.say("buckets stay %v: the clone placement follows writable_monit only (use --placement placer for load)", even)
 	}
 	d.load(300)
 	stopBusy()
+	if d.o.Placement == ByPlacer {
+		d.step(fmt.Sprintf("load on %s ends: server_load falls, its buckets come back", busy))
+		t0 = time.Now()
+		if _, err := d.waitSpread(90*time.Second, even); err != nil {
+			return err
+		}
+		v, _ := d.attr(busy, "server_load")
+		d.say("spread back to %v after %s (%s server_load=%s)", even, time.Since(t0).Round(time.Millisecond), busy, v)
+		d.load(1000)
+	}
 
 	d.step(fmt.Sprintf("kill %s's MariaDB (SIGKILL): mysql_monitor sets writable_monit=0, all its buckets leave", busy))
 	t0 = time.Now()
@@ -336,26 +364,4 @@ func (d *demo) load(n int) {
 	t0 := time.Now()
 	s := d.Load(d.ctx, d.VIP(), n, 8, 60*time.Second)
 	d.say("%d connections to %s:%d in %s → %s", n, d.VIP(), DBPort, time.Since(t0).Round(time.Millisecond), s)
-}
-
-// busy keeps n sessions of SELECT SLEEP on node's MariaDB (from the client,
-// to the node's own address) for at most dur; the returned func ends them.
-func (d *demo) busy(node string, n int, dur time.Duration) (stop func()) {
-	ctx, cancel := context.WithTimeout(d.ctx, dur)
-	db := d.db("client", d.Addr(node), 0) // SLEEP outlasts the usual read timeout
-	db.SetMaxIdleConns(n)
-	var wg sync.WaitGroup
-	for range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			var r sql.NullInt64
-			_ = db.QueryRowContext(ctx, fmt.Sprintf("SELECT SLEEP(%d)", int(dur/time.Second))).Scan(&r)
-		}()
-	}
-	return func() {
-		cancel()
-		wg.Wait()
-		db.Close()
-	}
 }

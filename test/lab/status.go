@@ -42,12 +42,18 @@ func WriteStatus(ctx context.Context, l *Lab, w io.Writer) error {
 	return WriteAttrs(w, c)
 }
 
-// WriteAttrs prints a node × attribute table (crm_mon -A style) and, for
-// each clone prefix in the resources, how many instances run on each node.
+// WriteAttrs prints a node × attribute table (crm_mon -A style) with the
+// number of resources running on each node. The placer's own_NAME_K
+// attributes are summed into one column, OWN (buckets claimed).
 func WriteAttrs(w io.Writer, c Cluster) error {
 	names := map[string]bool{}
+	own := false
 	for _, n := range c.Nodes {
 		for k := range n.Attrs {
+			if strings.HasPrefix(k, "own_") {
+				own = true
+				continue
+			}
 			names[k] = true
 		}
 	}
@@ -56,12 +62,26 @@ func WriteAttrs(w io.Writer, c Cluster) error {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
+	head := append([]string{"NODE", "ONLINE"}, keys...)
+	if own {
+		head = append(head, "OWN")
+	}
+	head = append(head, "RESOURCES")
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintf(tw, "NODE\tONLINE\t%s\tRESOURCES\n", strings.Join(keys, "\t"))
+	fmt.Fprintln(tw, strings.Join(head, "\t"))
 	for _, n := range c.Nodes {
-		vals := make([]string, len(keys))
-		for i, k := range keys {
-			vals[i] = orDash(n.Attrs[k])
+		row := []string{n.Name, fmt.Sprint(n.Online)}
+		for _, k := range keys {
+			row = append(row, orDash(n.Attrs[k]))
+		}
+		if own {
+			claims := 0
+			for k, v := range n.Attrs {
+				if strings.HasPrefix(k, "own_") && v == "1" {
+					claims++
+				}
+			}
+			row = append(row, fmt.Sprint(claims))
 		}
 		running := 0
 		for _, r := range c.Resources {
@@ -69,7 +89,8 @@ func WriteAttrs(w io.Writer, c Cluster) error {
 				running++
 			}
 		}
-		fmt.Fprintf(tw, "%s\t%v\t%s\t%d\n", n.Name, n.Online, strings.Join(vals, "\t"), running)
+		row = append(row, fmt.Sprint(running))
+		fmt.Fprintln(tw, strings.Join(row, "\t"))
 	}
 	return tw.Flush()
 }

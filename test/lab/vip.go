@@ -2,7 +2,10 @@ package lab
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -11,22 +14,52 @@ import (
 	"github.com/vishvananda/netns"
 )
 
-// VIPResource is the id of the lab's VIP clone primitive: instances vip:0…
+// VIPResource is the resource name of the lab's VIP: clone instances vip:K
+// (ByClone), primitives vip_K (ByPlacer).
 const VIPResource = "vip"
 
-// ServiceConfig is the Pacemaker configuration the lab applies for the
-// shared VIP: the attribute agents (mysql_monitor, server_load) as clones
-// and the VIP as a globally-unique clone of clustervip, one instance per
-// bucket, resource-stickiness 0 (instances spread again after a node
-// returns), and a ban of nodes whose writable_monit is 0.
+// Placement says how the lab places the VIP's buckets.
+type Placement int
+
+const (
+	// ByPlacer is loadshare's placement: the configuration `loadshare crm`
+	// generates (one clustervip primitive per bucket, location rules on
+	// own_vip_K and writable_monit), with the placer (`loadshare crm place
+	// --only-dc`) run every 2 s on every node, which writes the own_vip_K
+	// attributes from writable_monit and server_load.
+	ByPlacer Placement = iota
+	// ByClone is a globally-unique clone of clustervip (instance K owns
+	// bucket K) that Pacemaker spreads evenly, with a ban of nodes whose
+	// writable_monit is 0: health-driven, not load-driven.
+	ByClone
+)
+
+func (p Placement) String() string {
+	if p == ByClone {
+		return "clone"
+	}
+	return "placer"
+}
+
+// ParsePlacement parses "placer" or "clone".
+func ParsePlacement(s string) (Placement, error) {
+	switch s {
+	case "placer":
+		return ByPlacer, nil
+	case "clone":
+		return ByClone, nil
+	}
+	return 0, fmt.Errorf("placement %q: must be placer or clone", s)
+}
+
+// attributeAgents are the mysql_monitor and server_load clones.
 //
 // The nodes of the lab share one kernel, so the host components of
 // server_load (CPU, load average, iowait, memory) are the same on every
 // node and say nothing about one node; the lab weighs only the per-node
-// database components (Threads_running, Threads_connected).
-func (l *Lab) ServiceConfig(buckets int) string {
-	vip := l.VIP().String()
-	return fmt.Sprintf(`<resources>
+// database components (Threads_running, Threads_connected), with a short
+// half-life and 2 s monitors so that the demo moves in seconds.
+const attributeAgents = `
   <clone id="mysql_monitor-clone">
     <meta_attributes id="mysql_monitor-clone-meta"><nvpair id="mysql_monitor-clone-interleave" name="interleave" value="true"/></meta_attributes>
     <primitive id="mysql_monitor" class="ocf" provider="loadshare" type="mysql_monitor">
@@ -55,7 +88,11 @@ func (l *Lab) ServiceConfig(buckets int) string {
       </instance_attributes>
       <operations><op id="server_load-monitor" name="monitor" interval="2s" timeout="10s"/></operations>
     </primitive>
-  </clone>
+  </clone>`
+
+// cloneConfig is the ByClone configuration: resources and constraints.
+func (l *Lab) cloneConfig(buckets int) (resources, constraints string) {
+	resources = fmt.Sprintf(`<resources>%[4]s
   <clone id="%[1]s-clone">
     <meta_attributes id="%[1]s-clone-meta">
       <nvpair id="%[1]s-clone-max" name="clone-max" value="%[2]d"/>
@@ -76,23 +113,68 @@ func (l *Lab) ServiceConfig(buckets int) string {
       </operations>
     </primitive>
   </clone>
-</resources>
-<constraints>
+</resources>`, VIPResource, buckets, l.VIP(), attributeAgents)
+	constraints = fmt.Sprintf(`<constraints>
   <rsc_location id="%[1]s-not-unwritable" rsc="%[1]s-clone">
     <rule id="%[1]s-not-unwritable-rule" score="-INFINITY">
       <expression id="%[1]s-not-unwritable-expr" attribute="writable_monit" operation="eq" value="0"/>
     </rule>
   </rsc_location>
-</constraints>`, VIPResource, buckets, vip)
+</constraints>`, VIPResource)
+	return resources, constraints
 }
 
-// ConfigureService applies ServiceConfig on a running cluster (through
-// node viewer): rsc_defaults resource-stickiness=0, no-quorum-policy=ignore
-// (so that the last node standing keeps serving, as in the seed article's
-// two-of-three failure; without fencing, a lab-only choice), then the
-// resources and constraints.
-// Equivalent to: cibadmin --replace -o resources/constraints
-func (l *Lab) ConfigureService(ctx context.Context, viewer string, buckets int) error {
+// placerConfig is the ByPlacer configuration: `loadshare crm` (the binary
+// installed in the nodes, run in viewer) generates the VIP's part; the
+// lab adds its attribute agents with the lab's parameters.
+func (l *Lab) placerConfig(ctx context.Context, viewer string, buckets int) (resources, constraints string, err error) {
+	out, err := l.Exec(ctx, viewer, agentBinary, "crm", "--ip", l.VIP().String(), "--buckets", strconv.Itoa(buckets),
+		"--cidr-netmask", "24", "--nic", "eth0", "--format", "xml", "--no-attribute-agents")
+	if err != nil {
+		return "", "", fmt.Errorf("generate the configuration with loadshare crm: %w", err)
+	}
+	x := string(out)
+	section := func(name string) (string, error) {
+		i, j := strings.Index(x, "<"+name+">"), strings.Index(x, "</"+name+">")
+		if i < 0 || j < i {
+			return "", fmt.Errorf("loadshare crm --format xml: no <%s> section", name)
+		}
+		return x[i : j+len(name)+3], nil
+	}
+	if resources, err = section("resources"); err != nil {
+		return "", "", err
+	}
+	if constraints, err = section("constraints"); err != nil {
+		return "", "", err
+	}
+	resources = strings.Replace(resources, "<resources>", "<resources>"+attributeAgents, 1)
+	return resources, constraints, nil
+}
+
+// agentBinary is the loadshare binary inside a node (Config.Agents, copied).
+const agentBinary = "/usr/lib/ocf/resource.d/loadshare/.loadshare"
+
+// ConfigureService configures the loadshare service on a running cluster
+// (through node viewer): the attribute agents and the VIP in buckets
+// buckets, placed as how says; rsc_defaults resource-stickiness=0 and
+// no-quorum-policy=ignore (so that the last node standing keeps serving,
+// as in the seed article's two-of-three failure: a lab-only choice, with
+// fencing disabled). The nodes need the agents (Config.Agents).
+// Equivalent to: cibadmin --replace -o resources / -o constraints
+func (l *Lab) ConfigureService(ctx context.Context, viewer string, buckets int, how Placement) error {
+	if l.cfg.Agents == "" {
+		return errors.New("configure service: the lab has no agents installed (Config.Agents)")
+	}
+	var res, cons string
+	switch how {
+	case ByClone:
+		res, cons = l.cloneConfig(buckets)
+	default:
+		var err error
+		if res, cons, err = l.placerConfig(ctx, viewer, buckets); err != nil {
+			return err
+		}
+	}
 	for _, a := range [][]string{
 		{"--type", "rsc_defaults", "--name", "resource-stickiness", "--update", "0"},
 		{"--type", "crm_config", "--name", "no-quorum-policy", "--update", "ignore"},
@@ -101,15 +183,51 @@ func (l *Lab) ConfigureService(ctx context.Context, viewer string, buckets int) 
 			return err
 		}
 	}
-	cfg := l.ServiceConfig(buckets)
-	i := strings.Index(cfg, "<constraints>")
-	if _, err := l.Exec(ctx, viewer, "cibadmin", "--replace", "-o", "resources", "--xml-text", cfg[:i]); err != nil {
+	if _, err := l.Exec(ctx, viewer, "cibadmin", "--replace", "-o", "resources", "--xml-text", res); err != nil {
 		return err
 	}
-	if _, err := l.Exec(ctx, viewer, "cibadmin", "--replace", "-o", "constraints", "--xml-text", cfg[i:]); err != nil {
+	if _, err := l.Exec(ctx, viewer, "cibadmin", "--replace", "-o", "constraints", "--xml-text", cons); err != nil {
 		return err
+	}
+	if err := os.WriteFile(filepath.Join(l.cfg.StateDir, "placement"), []byte(how.String()), 0o644); err != nil {
+		return err
+	}
+	if how == ByPlacer {
+		for _, n := range l.Nodes() {
+			if l.Running(n) {
+				if err := l.startPlacer(n); err != nil {
+					return err
+				}
+			}
+		}
 	}
 	return nil
+}
+
+// placement returns how the service was configured, if it was.
+func (l *Lab) placement() (Placement, bool) {
+	b, err := os.ReadFile(filepath.Join(l.cfg.StateDir, "placement"))
+	if err != nil {
+		return 0, false
+	}
+	p, err := ParsePlacement(strings.TrimSpace(string(b)))
+	return p, err == nil
+}
+
+// startPlacer runs the placer on node every 2 s, bounded (24 h), as the
+// lab daemon "placer"; with --only-dc only the DC's round writes.
+func (l *Lab) startPlacer(node string) error {
+	if l.Pid(node, string(placer)) != 0 {
+		return nil
+	}
+	loop := fmt.Sprintf(`i=0; while [ $i -lt 43200 ]; do %s crm place --only-dc >/dev/null 2>>%s; sleep 2; i=$((i+1)); done`,
+		agentBinary, filepath.Join(l.dir(node), "placer.err"))
+	argv, err := l.nsenterArgv(node, "/bin/sh", "-c", loop)
+	if err != nil {
+		return err
+	}
+	_, err = l.spawn(node, placer, argv)
+	return err
 }
 
 // BucketTable says which node owns which bucket of the VIP, as Pacemaker
@@ -187,7 +305,10 @@ func (l *Lab) Buckets(ctx context.Context, viewer string, buckets int) (BucketTa
 		return t, err
 	}
 	for _, r := range c.Resources {
-		id, ok := strings.CutPrefix(r.ID, VIPResource+":")
+		id, ok := strings.CutPrefix(r.ID, VIPResource+":") // clone instance vip:K
+		if !ok {
+			id, ok = strings.CutPrefix(r.ID, VIPResource+"_") // primitive vip_K
+		}
 		if !ok || !r.Active || r.Node == "" {
 			continue
 		}
@@ -240,4 +361,28 @@ func (l *Lab) KernelOwned(node string) ([]int, error) {
 	}
 	sort.Ints(owned)
 	return owned, nil
+}
+
+// Targets returns the placer's bucket target per node, as node computes it
+// now. Equivalent to: loadshare crm place --dry-run (inside node)
+func (l *Lab) Targets(ctx context.Context, node string) (map[string]int, error) {
+	out, err := l.Exec(ctx, node, agentBinary, "crm", "place", "--dry-run")
+	if err != nil {
+		return nil, err
+	}
+	t := map[string]int{}
+	for _, line := range strings.Split(string(out), "\n") {
+		f := strings.Fields(line)
+		if len(f) >= 3 && f[1] == "target" {
+			n, err := strconv.Atoi(f[2])
+			if err != nil {
+				return nil, fmt.Errorf("loadshare crm place --dry-run: line %q: %w", line, err)
+			}
+			t[f[0]] = n
+		}
+	}
+	if len(t) == 0 {
+		return nil, fmt.Errorf("loadshare crm place --dry-run printed no targets: %q", out)
+	}
+	return t, nil
 }

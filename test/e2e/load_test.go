@@ -1,0 +1,157 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/loadshare/loadshare/test/lab"
+)
+
+// bucketOwners returns bucket → node from the kernels.
+func bucketOwners(tb lab.BucketTable) map[int]string {
+	m := map[int]string{}
+	for n, bs := range tb.Kernel {
+		for _, b := range bs {
+			m[b] = n
+		}
+	}
+	return m
+}
+
+// TestLoadSpike runs loadshare's placement on the real cluster: the initial
+// spread equals the placer's target; a load spike on one node's MariaDB
+// moves buckets away from it to the target the placer computes, and its end
+// brings them back; a load switched on and off every 2 s moves few buckets
+// (counted); a long-lived session on another node survives all of it.
+func TestLoadSpike(t *testing.T) {
+	bin := buildLoadshare(t)
+	l := newLab(t, lab.Config{Agents: bin})
+	v := vipLab{l, t}
+	ctx := context.Background()
+	if err := l.ConfigureService(ctx, "n1", buckets, lab.ByPlacer); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range l.Nodes() {
+		v.waitAttr(n, "writable_monit", "1")
+	}
+	v.waitSpread(60*time.Second, 4, 4, 4)
+
+	// matchesTarget reports whether every kernel owns the placer's target.
+	matchesTarget := func() (bool, string, lab.BucketTable) {
+		tb, err := l.Buckets(ctx, v.viewer(), buckets)
+		if err != nil {
+			return false, err.Error(), tb
+		}
+		tg, err := l.Targets(ctx, v.viewer())
+		if err != nil {
+			return false, err.Error(), tb
+		}
+		for _, n := range l.Nodes() {
+			if len(tb.Kernel[n]) != tg[n] {
+				return false, fmt.Sprintf("target %v, kernels %v", tg, tb.Counts(l.Nodes())), tb
+			}
+		}
+		if err := tb.Check(); err != nil {
+			return false, err.Error(), tb
+		}
+		return true, fmt.Sprintf("target %v", tg), tb
+	}
+	if ok, state, _ := matchesTarget(); !ok {
+		t.Fatalf("initial spread does not match the placement target: %s", state)
+	}
+
+	long := startSession(t, l)
+	busy := "n1"
+	if long.node == busy {
+		busy = "n2"
+	}
+	t.Logf("long-lived session on %s; loading %s", long.node, busy)
+
+	stop := l.Busy(ctx, busy, 12, 40*time.Second)
+	t0 := time.Now()
+	var moved lab.BucketTable
+	waitFor(t, 35*time.Second, "buckets moved away from "+busy+" to the placer's target", func() (bool, string) {
+		ok, state, tb := matchesTarget()
+		moved = tb
+		return ok && len(tb.Kernel[busy]) < 4, state
+	})
+	load, _ := l.Cluster(ctx, v.viewer())
+	sl, _ := load.Attr(busy, "server_load")
+	t.Logf("load spike on %s (server_load=%s) → buckets %v after %s", busy, sl, moved.Counts(l.Nodes()), time.Since(t0).Round(time.Millisecond))
+	for _, n := range l.Nodes() {
+		if n != busy && len(moved.Kernel[n]) <= len(moved.Kernel[busy]) {
+			t.Errorf("busy %s keeps %d buckets, idle %s only %d: want fewer on the busy node", busy, len(moved.Kernel[busy]), n, len(moved.Kernel[n]))
+		}
+	}
+	v.answerAll(1000, l.Nodes()...)
+	stop()
+	t0 = time.Now()
+	v.waitSpread(90*time.Second, 4, 4, 4)
+	t.Logf("load spike over → spread back to 4/4/4 after %s", time.Since(t0).Round(time.Millisecond))
+
+	// Oscillating load: 6 sessions for 2 s, 2 s idle, 6 times. Count the
+	// buckets whose owner changes (sampled every 500 ms) and the reversals
+	// of the busy node's bucket count: flapping is down, up, down, up; a
+	// damped system goes down (maybe in steps) and, once the load is gone,
+	// up again: at most one reversal.
+	prev, err := l.Buckets(ctx, v.viewer(), buckets)
+	if err != nil {
+		t.Fatal(err)
+	}
+	moves := 0
+	owners := bucketOwners(prev)
+	seq := []int{len(prev.Kernel[busy])}
+	oscEnd := time.Now().Add(24 * time.Second)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := 0; i < 6; i++ {
+			s := l.Busy(ctx, busy, 6, 2*time.Second)
+			time.Sleep(2 * time.Second)
+			s()
+			time.Sleep(2 * time.Second)
+		}
+	}()
+	for time.Now().Before(oscEnd.Add(10 * time.Second)) { // and 10 s to settle
+		time.Sleep(500 * time.Millisecond)
+		tb, err := l.Buckets(ctx, v.viewer(), buckets)
+		if err != nil {
+			continue
+		}
+		now := bucketOwners(tb)
+		for b, n := range now {
+			if owners[b] != "" && owners[b] != n {
+				moves++
+			}
+		}
+		if len(now) == buckets {
+			owners = now
+		}
+		if c := len(tb.Kernel[busy]); tb.Check() == nil && c != seq[len(seq)-1] {
+			seq = append(seq, c)
+		}
+	}
+	<-done
+	final, _ := l.Buckets(ctx, v.viewer(), buckets)
+	reversals := 0
+	for i := 2; i < len(seq); i++ {
+		if (seq[i]-seq[i-1])*(seq[i-1]-seq[i-2]) < 0 {
+			reversals++
+		}
+	}
+	t.Logf("oscillating load on %s (2 s on, 2 s off, 24 s, then 10 s): %d bucket moves, its bucket count went %v (%d reversals); final spread %v",
+		busy, moves, seq, reversals, final.Counts(l.Nodes()))
+	if reversals > 1 {
+		t.Errorf("oscillating load: %s's bucket count went %v: %d reversals, want at most 1 (no flapping)", busy, seq, reversals)
+	}
+
+	hosts, errs := long.close()
+	if len(errs) > 0 || len(hosts) != 1 || hosts[long.node] == 0 {
+		t.Errorf("long-lived session on %s: answers %v, %d errors (first: %v); want every query answered by %s",
+			long.node, hosts, len(errs), firstErr(errs), long.node)
+	} else {
+		t.Logf("long-lived session on %s: %d queries every 100 ms, all answered, through every rebalance", long.node, hosts[long.node])
+	}
+}
