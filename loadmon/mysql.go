@@ -26,8 +26,9 @@ const DefaultTimeout = 5 * time.Second
 const DefaultSocket = "/run/mysqld/mysqld.sock"
 
 // MySQL probes one MySQL or MariaDB server. Each Sample opens one
-// connection, sends ONE query (a status SELECT and, when Replica is set, the
-// replica status in the same multi-statement packet), and closes it.
+// connection, sends ONE query packet (the variables, the Threads_ status
+// and, when Replica is set, the replica status: several statements, one
+// round trip), and closes it.
 //
 // Round trips per Sample: 1 for the handshake (mysql_native_password; an
 // auth-plugin switch adds one), then 1 for the query. A second query round
@@ -89,8 +90,8 @@ func (r *Replica) Healthy(maxLag time.Duration) bool {
 type Flavor int
 
 const (
-	FlavorMariaDB Flavor = iota // no super_read_only; status in information_schema.GLOBAL_STATUS
-	FlavorMySQL                 // super_read_only; status in performance_schema.global_status
+	FlavorMariaDB Flavor = iota // no super_read_only; SHOW SLAVE STATUS
+	FlavorMySQL                 // super_read_only (≥ 5.7.8); SHOW REPLICA STATUS (≥ 8.0.22)
 )
 
 func (f Flavor) String() string {
@@ -213,41 +214,38 @@ func (m *MySQL) Sample(ctx context.Context) (Status, error) {
 func wrongDialect(n uint16) bool {
 	switch n {
 	case 1193, // ER_UNKNOWN_SYSTEM_VARIABLE: super_read_only on MariaDB
-		1146, // ER_NO_SUCH_TABLE: performance_schema.global_status
-		1109, // ER_UNKNOWN_TABLE: information_schema.GLOBAL_STATUS on MySQL 8
 		1064: // ER_PARSE_ERROR
 		return true
 	}
 	return false
 }
 
-// dialect is the query text one server family understands. The status
-// SELECT always yields, in order: read_only, super_read_only,
-// max_connections, Threads_running, Threads_connected. The counters come
-// from scalar subqueries, not a FROM clause: MariaDB 10.11 answers
-// @@GLOBAL.read_only with 0 in a SELECT ... FROM information_schema.GLOBAL_STATUS,
-// whatever its value (TestMySQLSampleMariaDB caught it).
+// dialect is the query text one server family understands. One query
+// packet holds several statements, answered in one round trip:
+//
+//	SELECT read_only, super_read_only (0 on MariaDB), max_connections
+//	SHOW GLOBAL STATUS LIKE 'Threads\_%'  (Threads_running, _connected, ...)
+//	SHOW SLAVE STATUS | SHOW REPLICA STATUS  (only when replica status is asked)
+//
+// SHOW GLOBAL STATUS LIKE beats reading the status table in the SELECT:
+// on MariaDB 10.11, 0.05 + 0.37 ms against 0.85 ms for two scalar
+// subqueries on information_schema.GLOBAL_STATUS (and a FROM clause on that
+// table makes @@GLOBAL.read_only read 0 whatever its value).
 type dialect struct {
 	flavor  Flavor
-	status  string
+	vars    string
 	replica string
 }
 
+const statusStatement = `SHOW GLOBAL STATUS LIKE 'Threads\_%'`
+
 var (
 	// portable works on MariaDB (every version with SHOW SLAVE STATUS) and
-	// MySQL < 5.7.
-	portable = &dialect{FlavorMariaDB,
-		`SELECT @@GLOBAL.read_only, 0, @@GLOBAL.max_connections, ` +
-			`(SELECT VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS WHERE VARIABLE_NAME='THREADS_RUNNING'), ` +
-			`(SELECT VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS WHERE VARIABLE_NAME='THREADS_CONNECTED')`,
-		`SHOW SLAVE STATUS`}
-	mysql57 = &dialect{FlavorMySQL,
-		`SELECT @@GLOBAL.read_only, @@GLOBAL.super_read_only, @@GLOBAL.max_connections, ` +
-			`(SELECT VARIABLE_VALUE FROM performance_schema.global_status WHERE VARIABLE_NAME='Threads_running'), ` +
-			`(SELECT VARIABLE_VALUE FROM performance_schema.global_status WHERE VARIABLE_NAME='Threads_connected')`,
-		`SHOW SLAVE STATUS`}
+	// MySQL < 5.7.8 (no super_read_only).
+	portable = &dialect{FlavorMariaDB, `SELECT @@GLOBAL.read_only, 0, @@GLOBAL.max_connections`, `SHOW SLAVE STATUS`}
+	mysql57  = &dialect{FlavorMySQL, `SELECT @@GLOBAL.read_only, @@GLOBAL.super_read_only, @@GLOBAL.max_connections`, `SHOW SLAVE STATUS`}
 	// mysql8 uses SHOW REPLICA STATUS (8.0.22+): 8.4 removed SHOW SLAVE STATUS.
-	mysql8 = &dialect{FlavorMySQL, mysql57.status, `SHOW REPLICA STATUS`}
+	mysql8 = &dialect{FlavorMySQL, mysql57.vars, `SHOW REPLICA STATUS`}
 )
 
 // dialectFor picks the dialect from the handshake's version string.
@@ -280,10 +278,11 @@ func parseVersion(s string) int {
 
 // query is the text one Sample sends in its one round trip.
 func (d *dialect) query(replica bool) string {
+	q := d.vars + "; " + statusStatement
 	if replica {
-		return d.status + "; " + d.replica
+		q += "; " + d.replica
 	}
-	return d.status
+	return q
 }
 
 func (d *dialect) read(ctx context.Context, q driver.QueryerContext, replica bool, st *Status) error {
@@ -292,28 +291,41 @@ func (d *dialect) read(ctx context.Context, q driver.QueryerContext, replica boo
 		return err
 	}
 	defer rows.Close()
+	next, ok := rows.(driver.RowsNextResultSet)
+	if !ok {
+		return errors.New("driver cannot read several result sets")
+	}
+
 	vals := make([]driver.Value, len(rows.Columns()))
 	if err := rows.Next(vals); err != nil {
-		return fmt.Errorf("read status row: %w", err)
+		return fmt.Errorf("read variables: %w", err)
 	}
 	st.ReadOnly = asInt(vals[0]) != 0
 	st.SuperReadOnly = asInt(vals[1]) != 0
 	st.MaxConnections = asInt(vals[2])
-	st.ThreadsRunning = asInt(vals[3])
-	st.ThreadsConnected = asInt(vals[4])
-	for rows.Next(vals) == nil { // drain: one row expected
+	drain(rows, vals)
+
+	if err := next.NextResultSet(); err != nil {
+		return fmt.Errorf("read status: %w", err)
+	}
+	vals = make([]driver.Value, len(rows.Columns()))
+	for rows.Next(vals) == nil {
+		name, _ := asString(vals[0])
+		switch strings.ToLower(name) {
+		case "threads_running":
+			st.ThreadsRunning = asInt(vals[1])
+		case "threads_connected":
+			st.ThreadsConnected = asInt(vals[1])
+		}
 	}
 	if !replica {
 		return nil
 	}
-	next, ok := rows.(driver.RowsNextResultSet)
-	if !ok {
-		return errors.New("driver cannot read a second result set")
-	}
+
 	if err := next.NextResultSet(); err != nil {
 		var me *mysql.MySQLError
 		if errors.As(err, &me) {
-			// The status part is valid; only the replica part is missing.
+			// The rest is valid; only the replica part is missing.
 			st.ReplicaErr = fmt.Errorf("read replica status (%s): %w", d.replica, err)
 			return nil
 		}
@@ -327,9 +339,14 @@ func (d *dialect) read(ctx context.Context, q driver.QueryerContext, replica boo
 		return fmt.Errorf("read replica status row: %w", err)
 	}
 	st.Replica = parseReplica(cols, vals)
+	drain(rows, vals)
+	return nil
+}
+
+// drain reads the rest of the current result set.
+func drain(rows driver.Rows, vals []driver.Value) {
 	for rows.Next(vals) == nil {
 	}
-	return nil
 }
 
 // parseReplica reads the columns of SHOW SLAVE STATUS or SHOW REPLICA STATUS
