@@ -4,7 +4,8 @@
 // files removed when the test ends.
 //
 // It needs mariadbd and mariadb-install-db (Debian package mariadb-server);
-// without them the test skips, saying why. Any other failure fails the test.
+// without them, and under go test -short, the test skips, saying why. Any
+// other failure fails the test.
 //
 //	srv := mariadbtest.Start(t, mariadbtest.Options{})
 //	srv.CreateUser(t, "mon", "secret", "REPLICATION CLIENT ON *.*")
@@ -71,6 +72,9 @@ type Server struct {
 // its files removed when t ends.
 func Start(t testing.TB, opts Options) *Server {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("-short: not starting a MariaDB server")
+	}
 	var bins [2]string
 	for i, bin := range []string{"mariadbd", "mariadb-install-db"} {
 		p, err := lookPath(bin)
