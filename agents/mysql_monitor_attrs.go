@@ -29,10 +29,10 @@ const (
 	// sets HA_RSCTMP); defaultRunDir when unset.
 	envRunDir     = "HA_RSCTMP"
 	defaultRunDir = "/run/resource-agents"
-	// envAttrd names the attrd_updater to run, or "none" to publish nothing
-	// (values are still computed, kept in the state file and logged at
-	// debug level). For benchmarks and tests without a running Pacemaker;
-	// never set it on a cluster node.
+	// envAttrd names the attrd_updater to run (default: from PATH), or
+	// "none" to publish nothing (values are still computed, kept in the
+	// state file and logged at debug level): for benchmarks and tests
+	// without a running Pacemaker, never for a cluster node.
 	envAttrd = "LOADSHARE_ATTRD_UPDATER"
 )
 
