@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -326,4 +328,48 @@ func TestMySQLMonitorDefaultsFileGone(t *testing.T) {
 	}
 	code, log = runMain(t, name, "start", env)
 	wantCode(t, "start without the defaults file", code, 2, log)
+}
+
+// TestMySQLMonitorHungServer: a server that accepts and never answers makes
+// writable_monit 0 with "timeout", and the monitor itself still succeeds,
+// inside its operation timeout.
+func TestMySQLMonitorHungServer(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	var conns []net.Conn
+	var mu sync.Mutex
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c) // held open, never greeted
+			mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	attrs := &fakeAttrs{}
+	a := &mysqlMonitor{env: attrEnv{attrs: attrs, runDir: t.TempDir(), now: time.Now}}
+	name := register(a, "mysql_monitor")
+	port := strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
+	// connect_timeout 5 s, but the operation timeout of 2 s wins: the probe
+	// gets half of what is left of it.
+	env := reskeys("host", "127.0.0.1", "port", port, "user", "mon", "connect_timeout", "5")
+	env["OCF_RESKEY_CRM_meta_timeout"] = "2000"
+	code, log := runMain(t, name, "start", env)
+	wantCode(t, "start against a hung server", code, 0, log)
+	if v := attrs.value(attrWritable); v != "0" || !strings.Contains(log, "probe failed: timeout") {
+		t.Errorf("hung server: writable_monit=%q, log %q; want 0 and timeout", v, log)
+	}
 }
