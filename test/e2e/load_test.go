@@ -3,6 +3,10 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"net"
+	"net/http"
+	"os/exec"
+	"strings"
 	"testing"
 	"time"
 
@@ -86,6 +90,7 @@ func TestLoadSpike(t *testing.T) {
 		}
 	}
 	v.answerAll(1000, l.Nodes()...)
+	checkExporter(t, l, busy)
 	stop()
 	t0 = time.Now()
 	v.waitSpread(90*time.Second, 4, 4, 4)
@@ -154,4 +159,59 @@ func TestLoadSpike(t *testing.T) {
 	} else {
 		t.Logf("long-lived session on %s: %d queries every 100 ms, all answered, through every rebalance", long.node, hosts[long.node])
 	}
+}
+
+// checkExporter runs the stock ha_cluster_exporter inside node (default
+// flags but the listen address, 127.0.0.1:9664 in the node's namespace),
+// scrapes /metrics there and checks that it exposes the agents' attributes
+// as crm_mon shows them: server_load and writable_monit of every node.
+func checkExporter(t *testing.T, l *lab.Lab, node string) {
+	t.Helper()
+	if _, err := exec.LookPath("ha_cluster_exporter"); err != nil {
+		t.Logf("skip the exporter check: needs ha_cluster_exporter (Debian package prometheus-hacluster-exporter): %v", err)
+		return
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	cmd := l.Command(ctx, node, "ha_cluster_exporter", "--web.listen-address=127.0.0.1:9664")
+	var out strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Wait()
+	defer cancel() // kills the exporter by its pid (nsenter execs it)
+	hc := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			return l.Dial(ctx, node, network, addr)
+		},
+	}}
+	var want []string
+	waitFor(t, 20*time.Second, "agents' attributes in ha_cluster_exporter /metrics on "+node, func() (bool, string) {
+		c, err := l.Cluster(ctx, node)
+		if err != nil {
+			return false, err.Error()
+		}
+		want = want[:0]
+		for _, n := range l.Nodes() {
+			for _, a := range []string{"server_load", "writable_monit"} {
+				val, ok := c.Attr(n, a)
+				if !ok {
+					return false, n + " has no " + a
+				}
+				want = append(want, fmt.Sprintf(`ha_cluster_pacemaker_node_attributes{name=%q,node=%q,value=%q} 1`, a, n, val))
+			}
+		}
+		got, err := scrape(hc, "http://127.0.0.1:9664/metrics")
+		if err != nil {
+			return false, err.Error() + "; exporter output: " + out.String()
+		}
+		for _, w := range want {
+			if !got[w] {
+				return false, "missing " + w
+			}
+		}
+		return true, ""
+	})
+	t.Logf("ha_cluster_exporter on %s exposes %s", node, strings.Join(want, ", "))
 }
