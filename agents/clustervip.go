@@ -56,7 +56,7 @@ func (a *clusterVIP) Meta() ocf.Meta {
 		ShortDesc: "One hash bucket of a shared virtual IP (globally-unique clone)",
 		LongDesc:  clusterVIPLongDesc,
 		Params: []ocf.Param{
-			{Name: "ip", Required: true, Unique: true,
+			{Name: "ip", Required: true, // not unique: every bucket primitive of a VIP shares it
 				ShortDesc: "Virtual IPv4 or IPv6 address",
 				LongDesc:  "The shared virtual address, e.g. 192.0.2.10 or 2001:db8::10."},
 			{Name: "bucket", Type: ocf.Integer,

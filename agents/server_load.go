@@ -4,10 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"regexp"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/loadshare/loadshare/agents/ocf"
+	"github.com/loadshare/loadshare/crm"
 	"github.com/loadshare/loadshare/loadmon"
 )
 
@@ -16,7 +19,7 @@ const attrLoad = "server_load"
 
 func init() {
 	ocf.Register("server_load", func() ocf.Agent {
-		return &serverLoad{env: newAttrEnv(), host: &loadmon.Host{}, sleep: sleepCtx}
+		return &serverLoad{env: newAttrEnv(), host: &loadmon.Host{}, sleep: sleepCtx, place: placeOnDC}
 	})
 }
 
@@ -27,7 +30,21 @@ type serverLoad struct {
 	env   attrEnv
 	host  hostSampler
 	sleep func(context.Context, time.Duration) error
+	place placer
 }
+
+// placer runs one placement round for the bucket primitives NAME_K (see
+// crm.Place); skipped says why it did nothing.
+type placer func(ctx context.Context, name string) (plan crm.Plan, skipped string, err error)
+
+// placeOnDC is the live placer: it writes only where this node is the DC, so
+// that running it from every node's monitor gives exactly one writer.
+func placeOnDC(ctx context.Context, name string) (crm.Plan, string, error) {
+	return crm.Place(ctx, crm.Spec{Name: name}, crm.DefaultPolicy, true)
+}
+
+// vipNameRE is what `loadshare crm` accepts as a VIP's resource prefix.
+var vipNameRE = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9-]*$`)
 
 // hostSampler is loadmon.Host; tests replay recorded samples instead.
 type hostSampler interface {
@@ -81,6 +98,12 @@ func (a *serverLoad) Meta() ocf.Meta {
 	params = append(params, ocf.Param{Name: "probe_mysql", Type: ocf.Boolean, Default: "true", ShortDesc: "count the database's own load",
 		LongDesc: "Also probe the local MySQL/MariaDB (one connection, one query per monitor) for Threads_running and Threads_connected / max_connections. The connection comes from defaults_file, user, socket, host and port (default: root over " + loadmon.DefaultSocket + "). While the database does not answer, its components are left out, and that is logged once."})
 	params = append(params, mysqlParams(true)...)
+	params = append(params, ocf.Param{Name: "placer",
+		ShortDesc: "VIPs whose buckets this node places while it is the DC",
+		LongDesc: "Space-separated resource prefixes of VIPs configured by `loadshare crm` (bucket primitives NAME_0 … NAME_{N-1}). " +
+			"After publishing server_load, each monitor runs one placement round for them (as `loadshare crm place --only-dc`): " +
+			"on the DC it sets own_NAME_K so that each node's bucket count follows its spare capacity; elsewhere it does nothing. " +
+			"Empty: no placement from this agent."})
 	return ocf.Meta{
 		Name:      "server_load",
 		ShortDesc: "publishes the node's load (" + attrLoad + ", 0..100 in coarse steps)",
@@ -102,6 +125,12 @@ func (a *serverLoad) Validate(_ context.Context, p ocf.Params) error {
 	if validatesFiles(p) {
 		if _, _, err := mysqlProbe(p, true); err != nil {
 			return err
+		}
+	}
+	for _, name := range strings.Fields(p.String("placer")) {
+		if !vipNameRE.MatchString(name) {
+			return &ocf.ParamError{Param: "placer", Value: p.String("placer"),
+				Reason: fmt.Sprintf("%q is not a VIP resource prefix (letters, digits and '-', starting with a letter)", name)}
 		}
 	}
 	if a.model(p).Weights == (loadmon.Weights{}) {
@@ -151,7 +180,28 @@ func (a *serverLoad) Monitor(ctx context.Context, p ocf.Params) error {
 	if err != nil {
 		return err
 	}
-	return a.update(ctx, p, st, false)
+	if err := a.update(ctx, p, st, false); err != nil {
+		return err
+	}
+	if !p.IsProbe() {
+		a.placeBuckets(ctx, p)
+	}
+	return nil
+}
+
+// placeBuckets runs the placer for each configured VIP. A failed round is
+// logged, not returned: server_load itself is healthy, and the next
+// monitor tries again (placement keeps no state of its own).
+func (a *serverLoad) placeBuckets(ctx context.Context, p ocf.Params) {
+	for _, name := range strings.Fields(p.String("placer")) {
+		plan, skipped, err := a.place(ctx, name)
+		switch {
+		case err != nil:
+			p.Log.Warn("placement round failed", "vip", name, "err", err)
+		case skipped == "" && !plan.Empty():
+			p.Log.Info("placed buckets", "vip", name, "set", len(plan.Set), "deleted", len(plan.Delete), "moves", plan.Moves())
+		}
+	}
 }
 
 func (a *serverLoad) Stop(ctx context.Context, p ocf.Params) error {
