@@ -130,7 +130,8 @@ func (s Spec) Crmsh() (string, error) {
 	if s.AttributeAgents {
 		b.WriteString("primitive mysql_monitor ocf:loadshare:mysql_monitor \\\n\top monitor interval=5s timeout=20s\n")
 		b.WriteString("clone mysql_monitor-clone mysql_monitor meta interleave=true\n")
-		b.WriteString("primitive server_load ocf:loadshare:server_load \\\n\top monitor interval=10s timeout=20s\n")
+		// server_load's monitor runs the placer for this VIP (it writes only on the DC).
+		fmt.Fprintf(&b, "primitive server_load ocf:loadshare:server_load \\\n\tparams placer=%s \\\n\top monitor interval=10s timeout=20s\n", s.Name)
 		b.WriteString("clone server_load-clone server_load meta interleave=true\n")
 	}
 	fmt.Fprintf(&b, "location %s-own /%s/ \\\n\trule %d: %s eq 1 and writable_monit eq 1\n",
@@ -191,12 +192,18 @@ func (s Spec) configuration() (*elem, error) {
 			name     string
 			interval string
 		}{{"mysql_monitor", "5s"}, {"server_load", "10s"}} {
+			prim := newElem("primitive", "id", a.name, "class", "ocf", "provider", "loadshare", "type", a.name)
+			if a.name == "server_load" {
+				// Its monitor runs the placer for this VIP (it writes only on the DC).
+				prim.add(newElem("instance_attributes", "id", a.name+"-params").add(
+					newElem("nvpair", "id", a.name+"-params-placer", "name", "placer", "value", s.Name)))
+			}
+			prim.add(newElem("operations").add(
+				newElem("op", "id", a.name+"-monitor", "name", "monitor", "interval", a.interval, "timeout", "20s")))
 			res.add(newElem("clone", "id", a.name+"-clone").add(
 				newElem("meta_attributes", "id", a.name+"-clone-meta").add(
 					newElem("nvpair", "id", a.name+"-clone-meta-interleave", "name", "interleave", "value", "true")),
-				newElem("primitive", "id", a.name, "class", "ocf", "provider", "loadshare", "type", a.name).add(
-					newElem("operations").add(
-						newElem("op", "id", a.name+"-monitor", "name", "monitor", "interval", a.interval, "timeout", "20s")))))
+				prim))
 		}
 	}
 	cons := newElem("constraints").add(
