@@ -122,6 +122,14 @@ func TestLab(t *testing.T) {
 		t.Fatalf("n2 sees online %q quorum %v, want n1 n2 n3 with quorum", got, c.Quorum)
 	}
 
+	var st strings.Builder
+	if err := WriteStatus(ctx, l, &st); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(st.String(), "quorum=true online=[n1 n2 n3]") {
+		t.Errorf("WriteStatus:\n%s\nwant quorum=true online=[n1 n2 n3]", st.String())
+	}
+
 	for _, n := range l.Nodes() {
 		out, err := l.Exec(ctx, n, "hostname")
 		if err != nil || strings.TrimSpace(string(out)) != n {

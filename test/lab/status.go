@@ -39,7 +39,24 @@ func WriteStatus(ctx context.Context, l *Lab, w io.Writer) error {
 		return err
 	}
 	fmt.Fprintf(w, "\nseen from %s: dc=%s quorum=%v online=[%s]\n", viewer, orDash(c.DC), c.Quorum, strings.Join(c.Online(), " "))
-	return WriteAttrs(w, c)
+	if err := WriteAttrs(w, c); err != nil {
+		return err
+	}
+	n := l.ServiceBuckets()
+	if n == 0 {
+		return nil
+	}
+	p, _ := l.placement()
+	tb, err := l.Buckets(ctx, viewer, n)
+	if err != nil {
+		return err
+	}
+	check := "every bucket owned by exactly one node"
+	if err := tb.Check(); err != nil {
+		check = err.Error()
+	}
+	fmt.Fprintf(w, "\nVIP %s, %d buckets, placement %s; kernel owned sets (%s):\n%s", l.VIP(), n, p, check, tb)
+	return nil
 }
 
 // WriteAttrs prints a node × attribute table (crm_mon -A style) with the

@@ -192,6 +192,9 @@ func (l *Lab) ConfigureService(ctx context.Context, viewer string, buckets int, 
 	if err := os.WriteFile(filepath.Join(l.cfg.StateDir, "placement"), []byte(how.String()), 0o644); err != nil {
 		return err
 	}
+	if err := os.WriteFile(filepath.Join(l.cfg.StateDir, "buckets"), []byte(strconv.Itoa(buckets)), 0o644); err != nil {
+		return err
+	}
 	if how == ByPlacer {
 		for _, n := range l.Nodes() {
 			if l.Running(n) {
@@ -212,6 +215,17 @@ func (l *Lab) placement() (Placement, bool) {
 	}
 	p, err := ParsePlacement(strings.TrimSpace(string(b)))
 	return p, err == nil
+}
+
+// ServiceBuckets returns the bucket count ConfigureService was given; 0
+// when the service is not configured.
+func (l *Lab) ServiceBuckets() int {
+	b, err := os.ReadFile(filepath.Join(l.cfg.StateDir, "buckets"))
+	if err != nil {
+		return 0
+	}
+	n, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+	return n
 }
 
 // startPlacer runs the placer on node every 2 s, bounded (24 h), as the
