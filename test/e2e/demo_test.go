@@ -37,7 +37,7 @@ func TestDemo(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if m.Quorum == 0 || m.FirstAnswer == 0 || m.WritableOff == 0 || m.Failover == 0 {
+	if m.Quorum == 0 || m.FirstAnswer == 0 || m.WritableOff == 0 || m.Failover == 0 || !m.Rebalanced {
 		t.Errorf("demo metrics %+v: want every time measured", m)
 	}
 	for _, want := range []string{"final state", "every bucket owned by exactly one node", "lab torn down"} {

@@ -52,7 +52,6 @@ const (
 	corosync   daemon = "corosync"
 	pacemakerd daemon = "pacemakerd"
 	mariadbd   daemon = "mariadbd"
-	placer     daemon = "placer"
 )
 
 func (l *Lab) pidFile(node string, d daemon) string {
@@ -170,7 +169,7 @@ func (l *Lab) Start(ctx context.Context, node string) error {
 		return fmt.Errorf("start node %s: %w", node, err)
 	}
 	if !l.Running(node) {
-		for _, d := range []daemon{holder, corosync, pacemakerd, mariadbd, placer} {
+		for _, d := range []daemon{holder, corosync, pacemakerd, mariadbd} {
 			os.Remove(l.pidFile(node, d))
 		}
 		os.Remove(filepath.Join(r, "holder.ready"))
@@ -221,9 +220,6 @@ func (l *Lab) Start(ctx context.Context, node string) error {
 		if err := l.StartDB(ctx, node); err != nil {
 			return err
 		}
-	}
-	if p, ok := l.placement(); ok && p == ByPlacer {
-		return l.startPlacer(node)
 	}
 	return nil
 }

@@ -24,9 +24,9 @@ type Placement int
 const (
 	// ByPlacer is loadshare's placement: the configuration `loadshare crm`
 	// generates (one clustervip primitive per bucket, location rules on
-	// own_vip_K and writable_monit), with the placer (`loadshare crm place
-	// --only-dc`) run every 2 s on every node, which writes the own_vip_K
-	// attributes from writable_monit and server_load.
+	// own_vip_K and writable_monit), with the placer run by the server_load
+	// agent's monitor (parameter placer=vip; only the DC writes), which
+	// writes the own_vip_K attributes from writable_monit and server_load.
 	ByPlacer Placement = iota
 	// ByClone is a globally-unique clone of clustervip (instance K owns
 	// bucket K) that Pacemaker spreads evenly, with a ban of nodes whose
@@ -59,7 +59,16 @@ func ParsePlacement(s string) (Placement, error) {
 // node and say nothing about one node; the lab weighs only the per-node
 // database components (Threads_running, Threads_connected), with a short
 // half-life and 2 s monitors so that the demo moves in seconds.
-const attributeAgents = `
+func attributeAgents(placer string) string {
+	extra := ""
+	if placer != "" {
+		extra = fmt.Sprintf(`
+        <nvpair id="server_load-placer" name="placer" value="%s"/>`, placer)
+	}
+	return fmt.Sprintf(attributeAgentsFmt, extra)
+}
+
+const attributeAgentsFmt = `
   <clone id="mysql_monitor-clone">
     <meta_attributes id="mysql_monitor-clone-meta"><nvpair id="mysql_monitor-clone-interleave" name="interleave" value="true"/></meta_attributes>
     <primitive id="mysql_monitor" class="ocf" provider="loadshare" type="mysql_monitor">
@@ -84,7 +93,7 @@ const attributeAgents = `
         <nvpair id="server_load-w-iowait" name="weight_iowait" value="0"/>
         <nvpair id="server_load-w-memory" name="weight_memory" value="0"/>
         <nvpair id="server_load-w-dbt" name="weight_db_threads" value="80"/>
-        <nvpair id="server_load-w-dbc" name="weight_db_connections" value="20"/>
+        <nvpair id="server_load-w-dbc" name="weight_db_connections" value="20"/>%s
       </instance_attributes>
       <operations><op id="server_load-monitor" name="monitor" interval="2s" timeout="10s"/></operations>
     </primitive>
@@ -113,7 +122,7 @@ func (l *Lab) cloneConfig(buckets int) (resources, constraints string) {
       </operations>
     </primitive>
   </clone>
-</resources>`, VIPResource, buckets, l.VIP(), attributeAgents)
+</resources>`, VIPResource, buckets, l.VIP(), attributeAgents(""))
 	constraints = fmt.Sprintf(`<constraints>
   <rsc_location id="%[1]s-not-unwritable" rsc="%[1]s-clone">
     <rule id="%[1]s-not-unwritable-rule" score="-INFINITY">
@@ -147,7 +156,7 @@ func (l *Lab) placerConfig(ctx context.Context, viewer string, buckets int) (res
 	if constraints, err = section("constraints"); err != nil {
 		return "", "", err
 	}
-	resources = strings.Replace(resources, "<resources>", "<resources>"+attributeAgents, 1)
+	resources = strings.Replace(resources, "<resources>", "<resources>"+attributeAgents(VIPResource), 1)
 	return resources, constraints, nil
 }
 
@@ -195,15 +204,6 @@ func (l *Lab) ConfigureService(ctx context.Context, viewer string, buckets int, 
 	if err := os.WriteFile(filepath.Join(l.cfg.StateDir, "buckets"), []byte(strconv.Itoa(buckets)), 0o644); err != nil {
 		return err
 	}
-	if how == ByPlacer {
-		for _, n := range l.Nodes() {
-			if l.Running(n) {
-				if err := l.startPlacer(n); err != nil {
-					return err
-				}
-			}
-		}
-	}
 	return nil
 }
 
@@ -226,22 +226,6 @@ func (l *Lab) ServiceBuckets() int {
 	}
 	n, _ := strconv.Atoi(strings.TrimSpace(string(b)))
 	return n
-}
-
-// startPlacer runs the placer on node every 2 s, bounded (24 h), as the
-// lab daemon "placer"; with --only-dc only the DC's round writes.
-func (l *Lab) startPlacer(node string) error {
-	if l.Pid(node, string(placer)) != 0 {
-		return nil
-	}
-	loop := fmt.Sprintf(`i=0; while [ $i -lt 43200 ]; do %s crm place --only-dc >/dev/null 2>>%s; sleep 2; i=$((i+1)); done`,
-		agentBinary, filepath.Join(l.dir(node), "placer.err"))
-	argv, err := l.nsenterArgv(node, "/bin/sh", "-c", loop)
-	if err != nil {
-		return err
-	}
-	_, err = l.spawn(node, placer, argv)
-	return err
 }
 
 // BucketTable says which node owns which bucket of the VIP, as Pacemaker
