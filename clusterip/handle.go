@@ -1,10 +1,10 @@
 package clusterip
 
 import (
-	"errors"
 	"fmt"
 	"os/exec"
 	"slices"
+	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -20,7 +20,9 @@ type Plane struct {
 	want    Backend
 	grace   time.Duration
 	poll    time.Duration
-	be      backendImpl
+	be      backendImpl // nil until chosen (WithRecordedBackend defers the probe); see impl
+	beMu    sync.Mutex
+	rec     *VIP   // WithRecordedBackend
 	iptPath string // iptables binary dir override (tests); "" = PATH
 }
 
@@ -43,8 +45,17 @@ func WithRunDir(dir string) Option { return func(p *Plane) { p.runDir = dir } }
 // DefaultDrainGrace; 0 removes it at once).
 func WithDrainGrace(d time.Duration) Option { return func(p *Plane) { p.grace = d } }
 
+// WithRecordedBackend makes New, with BackendAuto, take the backend that
+// v's kernel objects record (the settings comment on its ingress rule)
+// instead of probing the kernel with a commit (~10 ms). When v is not
+// programmed here, the probe is deferred to the first method that needs a
+// backend (State never does). Meant for monitors: New then costs one
+// netlink read and changes nothing.
+func WithRecordedBackend(v VIP) Option { return func(p *Plane) { p.rec = &v } }
+
 // New returns a Plane. With BackendAuto it probes the kernel once and picks
-// nftables when it accepts the bucket objects, else xtcluster.
+// nftables when it accepts the bucket objects, else xtcluster (see
+// WithRecordedBackend for a plane that does not probe).
 func New(opts ...Option) (*Plane, error) {
 	p := &Plane{nsFd: -1, runDir: DefaultRunDir, grace: DefaultDrainGrace, poll: 100 * time.Millisecond}
 	for _, o := range opts {
@@ -60,11 +71,40 @@ func New(opts ...Option) (*Plane, error) {
 		}
 		p.nsIno = st.Ino
 	}
+	if p.want == BackendAuto && p.rec != nil {
+		if be, ok, err := p.recordedBackend(*p.rec); err != nil {
+			return nil, fmt.Errorf("choose backend: %w", err)
+		} else if ok {
+			p.be = p.implOf(be)
+		}
+		return p, nil // not recorded: impl probes when first needed
+	}
+	if _, err := p.impl(); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+func (p *Plane) implOf(b Backend) backendImpl {
+	if b == BackendXTCluster {
+		return &xtBackend{p: p}
+	}
+	return nftBackend{p}
+}
+
+// impl returns the plane's backend, choosing it on first use: the one
+// asked for, else (BackendAuto) nftables when the kernel accepts its
+// objects (a probe batch that adds and deletes a scratch table), else
+// xtcluster.
+func (p *Plane) impl() (backendImpl, error) {
+	p.beMu.Lock()
+	defer p.beMu.Unlock()
+	if p.be != nil {
+		return p.be, nil
+	}
 	switch p.want {
-	case BackendNFTables:
-		p.be = nftBackend{p}
-	case BackendXTCluster:
-		p.be = &xtBackend{p: p}
+	case BackendNFTables, BackendXTCluster:
+		p.be = p.implOf(p.want)
 	default:
 		if err := p.probeNFT(); err == nil {
 			p.be = nftBackend{p}
@@ -74,11 +114,18 @@ func New(opts ...Option) (*Plane, error) {
 			return nil, fmt.Errorf("choose backend: nftables unusable (%v) and no iptables: %w", err, lerr)
 		}
 	}
-	return p, nil
+	return p.be, nil
 }
 
-// Backend returns the backend the plane uses.
-func (p *Plane) Backend() Backend { return p.be.kind() }
+// Backend returns the backend the plane uses (choosing it first if
+// WithRecordedBackend deferred that; BackendAuto if it cannot be chosen).
+func (p *Plane) Backend() Backend {
+	be, err := p.impl()
+	if err != nil {
+		return BackendAuto
+	}
+	return be.kind()
+}
 
 // Ensure creates or repairs everything v needs except the address and the
 // cluster MAC, which come with the first owned bucket: the node sysctls,
@@ -88,7 +135,11 @@ func (p *Plane) Backend() Backend { return p.be.kind() }
 // A changed setting (buckets, seed, MAC…) rebuilds the objects in one
 // batch, keeping owned buckets that are still in range.
 func (p *Plane) Ensure(v VIP) error {
-	if err := v.Validate(p.be.kind()); err != nil {
+	be, err := p.impl()
+	if err != nil {
+		return err
+	}
+	if err := v.Validate(be.kind()); err != nil {
 		return err
 	}
 	unlock, err := p.lock(v)
@@ -100,6 +151,10 @@ func (p *Plane) Ensure(v VIP) error {
 }
 
 func (p *Plane) ensureLocked(v VIP) error {
+	be, err := p.impl()
+	if err != nil {
+		return err
+	}
 	h, err := p.netlink()
 	if err != nil {
 		return fmt.Errorf("ensure %s: %w", v, err)
@@ -112,13 +167,13 @@ func (p *Plane) ensureLocked(v VIP) error {
 	if err := p.ensureSysctls(v); err != nil {
 		return fmt.Errorf("ensure %s: %w", v, err)
 	}
-	if err := p.ensureNFT(v, p.be.kind()); err != nil {
+	if err := p.ensureNFT(v, be.kind()); err != nil {
 		return fmt.Errorf("ensure %s: %w", v, err)
 	}
-	if err := p.be.ensure(v); err != nil {
+	if err := be.ensure(v); err != nil {
 		return fmt.Errorf("ensure %s: %w", v, err)
 	}
-	owned, err := p.be.owned(v)
+	owned, err := be.owned(v)
 	if err != nil {
 		return fmt.Errorf("ensure %s: %w", v, err)
 	}
@@ -160,7 +215,11 @@ func (p *Plane) ensureLocked(v VIP) error {
 // the cluster MAC on the link. It ensures v first. Owning an owned bucket
 // is a no-op. Equivalent to: nft add element ip loadshare-… owned { 3, 7 }
 func (p *Plane) Own(v VIP, bs ...Bucket) error {
-	if err := v.Validate(p.be.kind()); err != nil {
+	be, err := p.impl()
+	if err != nil {
+		return err
+	}
+	if err := v.Validate(be.kind()); err != nil {
 		return err
 	}
 	if err := v.checkBuckets(bs); err != nil {
@@ -174,7 +233,7 @@ func (p *Plane) Own(v VIP, bs ...Bucket) error {
 	if err := p.ensureLocked(v); err != nil {
 		return err
 	}
-	cur, err := p.be.owned(v)
+	cur, err := be.owned(v)
 	if err != nil {
 		return fmt.Errorf("own buckets %v of %s: %w", bs, v, err)
 	}
@@ -185,7 +244,7 @@ func (p *Plane) Own(v VIP, bs ...Bucket) error {
 		}
 	}
 	if len(add) > 0 {
-		if err := p.be.setOwned(v, cur, add, nil); err != nil {
+		if err := be.setOwned(v, cur, add, nil); err != nil {
 			return fmt.Errorf("own buckets %v of %s: %w", add, v, err)
 		}
 	}
@@ -220,7 +279,11 @@ func (p *Plane) Own(v VIP, bs ...Bucket) error {
 // If connections were still open, the release is complete and the
 // returned error is a *DrainError (errors.Is(err, ErrDrainCut)).
 func (p *Plane) Release(v VIP, bs ...Bucket) error {
-	if err := v.Validate(p.be.kind()); err != nil {
+	be, err := p.impl()
+	if err != nil {
+		return err
+	}
+	if err := v.Validate(be.kind()); err != nil {
 		return err
 	}
 	if err := v.checkBuckets(bs); err != nil {
@@ -230,7 +293,7 @@ func (p *Plane) Release(v VIP, bs ...Bucket) error {
 	if err != nil {
 		return err
 	}
-	present, err := p.be.present(v)
+	present, err := be.present(v)
 	if err != nil {
 		unlock()
 		return fmt.Errorf("release buckets %v of %s: %w", bs, v, err)
@@ -241,7 +304,7 @@ func (p *Plane) Release(v VIP, bs ...Bucket) error {
 			unlock()
 			return err
 		}
-		if cur, err = p.be.owned(v); err != nil {
+		if cur, err = be.owned(v); err != nil {
 			unlock()
 			return fmt.Errorf("release buckets %v of %s: %w", bs, v, err)
 		}
@@ -252,7 +315,7 @@ func (p *Plane) Release(v VIP, bs ...Bucket) error {
 			}
 		}
 		if len(del) > 0 {
-			if err := p.be.setOwned(v, cur, nil, del); err != nil {
+			if err := be.setOwned(v, cur, nil, del); err != nil {
 				unlock()
 				return fmt.Errorf("release buckets %v of %s: %w", del, v, err)
 			}
@@ -272,13 +335,13 @@ func (p *Plane) Release(v VIP, bs ...Bucket) error {
 		return err
 	}
 	defer unlockDrain()
-	return p.drainAndDrop(v)
+	return p.drainAndDrop(v, be)
 }
 
 // drainAndDrop waits for v's tracked connections (up to the grace), then
 // removes the address and MAC unless a bucket was owned in the meantime.
 // The caller holds the drain marker.
-func (p *Plane) drainAndDrop(v VIP) error {
+func (p *Plane) drainAndDrop(v VIP, be backendImpl) error {
 	h, err := p.netlink()
 	if err != nil {
 		return err
@@ -311,10 +374,10 @@ func (p *Plane) drainAndDrop(v VIP) error {
 		return err
 	}
 	defer unlock()
-	if present, err := p.be.present(v); err != nil {
+	if present, err := be.present(v); err != nil {
 		return err
 	} else if present {
-		if cur, err := p.be.owned(v); err != nil {
+		if cur, err := be.owned(v); err != nil {
 			return err
 		} else if len(cur) > 0 {
 			return nil // owned again while draining: the address stays
@@ -336,17 +399,21 @@ func (p *Plane) drainAndDrop(v VIP) error {
 // the truth: it reads the owned set (or the cluster rule), not a file.
 // A VIP without kernel objects returns ErrNotEnsured (wrapped).
 func (p *Plane) Owned(v VIP) ([]Bucket, error) {
-	if err := v.Validate(p.be.kind()); err != nil {
+	be, err := p.impl()
+	if err != nil {
 		return nil, err
 	}
-	ok, err := p.be.present(v)
+	if err := v.Validate(be.kind()); err != nil {
+		return nil, err
+	}
+	ok, err := be.present(v)
 	if err != nil {
 		return nil, fmt.Errorf("owned buckets of %s: %w", v, err)
 	}
 	if !ok {
 		return nil, fmt.Errorf("owned buckets of %s: %w", v, ErrNotEnsured)
 	}
-	bs, err := p.be.owned(v)
+	bs, err := be.owned(v)
 	if err != nil {
 		return nil, fmt.Errorf("owned buckets of %s: %w", v, err)
 	}
@@ -356,42 +423,25 @@ func (p *Plane) Owned(v VIP) ([]Bucket, error) {
 // Counters returns per-bucket counters of traffic to v accepted on this
 // node, for every bucket 0..N-1 (xtcluster: ErrUnsupported).
 func (p *Plane) Counters(v VIP) (map[Bucket]Counter, error) {
-	if err := v.Validate(p.be.kind()); err != nil {
+	be, err := p.impl()
+	if err != nil {
 		return nil, err
 	}
-	ok, err := p.be.present(v)
+	if err := v.Validate(be.kind()); err != nil {
+		return nil, err
+	}
+	ok, err := be.present(v)
 	if err != nil {
 		return nil, fmt.Errorf("counters of %s: %w", v, err)
 	}
 	if !ok {
 		return nil, fmt.Errorf("counters of %s: %w", v, ErrNotEnsured)
 	}
-	m, err := p.be.counters(v)
+	m, err := be.counters(v)
 	if err != nil {
 		return nil, fmt.Errorf("counters of %s: %w", v, err)
 	}
 	return m, nil
-}
-
-// State says how far this node serves bucket b of v.
-func (p *Plane) State(v VIP, b Bucket) (ServeState, error) {
-	if err := v.Validate(p.be.kind()); err != nil {
-		return NotServed, err
-	}
-	if err := v.checkBuckets([]Bucket{b}); err != nil {
-		return NotServed, err
-	}
-	st, err := p.StatusOf(v)
-	if errors.Is(err, ErrNotEnsured) {
-		return NotServed, nil
-	}
-	if err != nil {
-		return NotServed, err
-	}
-	if slices.Contains(st.Owned, b) && st.Address && st.MACJoined {
-		return FullyServed, nil
-	}
-	return PartlyServed, nil
 }
 
 // Remove deletes everything Ensure and Own added for v: the address, the
@@ -399,7 +449,11 @@ func (p *Plane) State(v VIP, b Bucket) (ServeState, error) {
 // connections (Release the buckets first to drain). The node sysctls stay
 // (other VIPs may need them; they are harmless). Absent objects are fine.
 func (p *Plane) Remove(v VIP) error {
-	if err := v.Validate(p.be.kind()); err != nil {
+	be, err := p.impl()
+	if err != nil {
+		return err
+	}
+	if err := v.Validate(be.kind()); err != nil {
 		return err
 	}
 	unlock, err := p.lock(v)
@@ -420,7 +474,7 @@ func (p *Plane) Remove(v VIP) error {
 			return fmt.Errorf("remove %s: %w", v, err)
 		}
 	}
-	if err := p.be.remove(v); err != nil {
+	if err := be.remove(v); err != nil {
 		return fmt.Errorf("remove %s: %w", v, err)
 	}
 	if err := p.removeNFT(v); err != nil {

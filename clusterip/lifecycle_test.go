@@ -79,8 +79,8 @@ func TestLifecycle(t *testing.T) {
 	if pa, err := New(WithNetNS(int(s1.Handle)), WithRunDir(t.TempDir())); err != nil || pa.Backend() != BackendNFTables {
 		t.Errorf("New(auto) backend = %v, %v; want nftables", pa, err)
 	}
-	if st, err := p1.State(v4, 0); err != nil || st != PartlyServed {
-		t.Errorf("State(v4, 0) before Own = %s, %v; want partly-served", st, err)
+	if st, lack, err := p1.State(v4, 0); err != nil || st != PartlyServed || lack != LackBucket|LackAddress|LackMAC {
+		t.Errorf("State(v4, 0) before Own = %s (missing %s), %v; want partly-served, missing bucket,address,mac", st, lack, err)
 	}
 	if bs, err := p1.Owned(v4); err != nil || len(bs) != 0 {
 		t.Errorf("Owned(v4) before Own = %v, %v", bs, err)
@@ -102,11 +102,11 @@ func TestLifecycle(t *testing.T) {
 			t.Errorf("client's neighbour entry for %s = %q, want the cluster MAC %s", tc.v, got, tc.want)
 		}
 	}
-	if st, _ := p1.State(v4, 0); st != FullyServed {
-		t.Errorf("State(v4, 0) on s1 = %s, want fully-served", st)
+	if st, lack, err := p1.State(v4, 0); st != FullyServed || lack != 0 || err != nil {
+		t.Errorf("State(v4, 0) on s1 = %s (missing %s), %v; want fully-served", st, lack, err)
 	}
-	if st, _ := p1.State(v4, 2); st != PartlyServed {
-		t.Errorf("State(v4, 2) on s1 = %s, want partly-served", st)
+	if st, lack, _ := p1.State(v4, 2); st != PartlyServed || lack != LackBucket {
+		t.Errorf("State(v4, 2) on s1 = %s (missing %s), want partly-served, missing bucket", st, lack)
 	}
 	all, err := p1.Status()
 	if err != nil || len(all) != 2 {

@@ -59,9 +59,9 @@ type Counter struct {
 type ServeState int
 
 const (
-	NotServed    ServeState = iota // no kernel objects for the VIP on this node
-	PartlyServed                   // objects present, the bucket not owned (or address/MAC missing)
-	FullyServed                    // bucket owned, address on the link, cluster MAC joined
+	NotServed    ServeState = iota // no kernel objects (tables, address) for the VIP on this node
+	PartlyServed                   // some present, something Lack names missing
+	FullyServed                    // bucket owned, address on the link, cluster MAC joined, all tables as built
 )
 
 func (s ServeState) String() string {
@@ -74,6 +74,41 @@ func (s ServeState) String() string {
 		return "fully-served"
 	}
 	return fmt.Sprintf("ServeState(%d)", int(s))
+}
+
+// Lack is the set of pieces State found missing for a bucket to be served;
+// zero means nothing is missing.
+type Lack uint16
+
+const (
+	LackBucket      Lack = 1 << iota // the bucket is not in the owned set (the cluster rule)
+	LackAddress                      // the address is not on the link
+	LackMAC                          // the link does not listen to the cluster MAC
+	LackLink                         // the link does not exist
+	LackNetdev                       // netdev table: no ingress rule (pkttype fix, settings comment)
+	LackARP                          // arp table (IPv4): no ARP answers with the cluster MAC
+	LackBucketRules                  // ip/ip6 table (nftables) or iptables chain (xtcluster) missing
+	LackShape                        // a table is there but a chain, set or rule of it is not as built
+	LackSettings                     // built for other settings (buckets, seed, hash, MAC, backend)
+)
+
+var lackNames = []string{"bucket", "address", "mac", "link", "netdev-table", "arp-table", "bucket-rules", "rule-shape", "settings"}
+
+// String lists the missing pieces, e.g. "address,mac" ("" when none).
+func (l Lack) String() string {
+	var out []string
+	for i, n := range lackNames {
+		if l&(1<<i) != 0 {
+			out = append(out, n)
+		}
+	}
+	return strings.Join(out, ",")
+}
+
+// Rules reports whether any kernel table, chain, set or rule is missing or
+// differs (the pieces Ensure rebuilds), as opposed to bucket, address, MAC.
+func (l Lack) Rules() bool {
+	return l&(LackNetdev|LackARP|LackBucketRules|LackShape|LackSettings) != 0
 }
 
 // Status is what the kernel holds for one VIP on this node.

@@ -4,6 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+
+	"github.com/google/nftables"
+	"github.com/google/nftables/userdata"
+	"golang.org/x/sys/unix"
 )
 
 // Status lists the VIPs programmed in this namespace (by any backend),
@@ -89,4 +93,153 @@ func (p *Plane) status(v VIP, be Backend) (Status, error) {
 		return st, err
 	}
 	return st, nil
+}
+
+// State says how far this node serves bucket b of v and what is missing
+// for it to be served. FullyServed (Lack zero) only when the bucket is
+// owned, the address is on the link, the link listens to the cluster MAC
+// and every table, chain, set and rule Ensure builds for v's settings is
+// there: the netdev ingress rule, the ARP answers (IPv4), the bucket rules.
+// NotServed when nothing of v is here (no table, no address).
+//
+// It is meant for recurring monitors and stays cheap: a few netlink reads
+// (with the nftables backend no exec), no conntrack dump (unlike Status)
+// and no commit. The backend is the plane's; on a plane that has not
+// chosen one (WithRecordedBackend, v not recorded then), the one v's
+// objects record, else nftables.
+//
+// State takes no lock. Every read is one netlink request answered from a
+// consistent kernel snapshot of one object, and while bucket b is owned no
+// change to v's other buckets removes the address, the MAC or a table
+// (they go only when nothing is owned, and a rebuild replaces the tables
+// in one atomic batch); so a concurrent Own/Release cannot make a served
+// bucket look unserved. Taking the lock would make a monitor wait behind
+// whichever start, stop or Ensure of v's other instances holds it (up to
+// dozens of them on one node at once).
+func (p *Plane) State(v VIP, b Bucket) (ServeState, Lack, error) {
+	use := BackendAuto
+	p.beMu.Lock()
+	if p.be != nil {
+		use = p.be.kind()
+	}
+	p.beMu.Unlock()
+	if err := v.Validate(use); err != nil {
+		return NotServed, 0, err
+	}
+	if err := v.checkBuckets([]Bucket{b}); err != nil {
+		return NotServed, 0, err
+	}
+	if use == BackendAuto {
+		use = BackendNFTables
+		if rec, ok, err := p.recordedBackend(v); err != nil {
+			return NotServed, 0, fmt.Errorf("state of %s: %w", v, err)
+		} else if ok {
+			use = rec
+		}
+	}
+	c, err := p.nftConn()
+	if err != nil {
+		return NotServed, 0, fmt.Errorf("state of %s: %w", v, err)
+	}
+	s, err := readNFT(c, v, use == BackendNFTables)
+	if err != nil {
+		return NotServed, 0, fmt.Errorf("state of %s: %w", v, err)
+	}
+	var lack Lack
+	if !s.netdev {
+		lack |= LackNetdev
+	}
+	if v.Addr.Is4() && !s.arp {
+		lack |= LackARP
+	}
+	anything := s.netdev || s.arp || s.l3
+	owned := s.owned
+	if use == BackendNFTables {
+		if !s.l3 {
+			lack |= LackBucketRules
+		}
+	} else {
+		xt := &xtBackend{p: p}
+		ok, err := xt.present(v)
+		if err != nil {
+			return NotServed, 0, fmt.Errorf("state of %s: %w", v, err)
+		}
+		if !ok {
+			lack |= LackBucketRules
+		} else if owned, err = xt.owned(v); err != nil {
+			return NotServed, 0, fmt.Errorf("state of %s: %w", v, err)
+		}
+		anything = anything || ok
+	}
+	if !s.shapeOK && !lack.Rules() {
+		lack |= LackShape
+	}
+	if s.comment != "" && s.comment != fingerprint(v, use) {
+		lack |= LackSettings
+	}
+	if !slices.Contains(owned, b) {
+		lack |= LackBucket
+	}
+	h, err := p.netlink()
+	if err != nil {
+		return NotServed, 0, fmt.Errorf("state of %s: %w", v, err)
+	}
+	defer h.Close()
+	l, err := linkOf(h, v)
+	var fe *FieldError
+	switch {
+	case errors.As(err, &fe):
+		lack |= LackLink | LackAddress | LackMAC
+	case err != nil:
+		return NotServed, 0, fmt.Errorf("state of %s: %w", v, err)
+	default:
+		addr, err := hasAddr(h, l, v)
+		if err != nil {
+			return NotServed, 0, fmt.Errorf("state of %s: %w", v, err)
+		}
+		if !addr {
+			lack |= LackAddress
+		}
+		anything = anything || addr
+		if mac, err := macJoined(h, l, v); err != nil {
+			return NotServed, 0, fmt.Errorf("state of %s: %w", v, err)
+		} else if !mac {
+			lack |= LackMAC
+		}
+	}
+	switch {
+	case lack == 0:
+		return FullyServed, 0, nil
+	case !anything:
+		return NotServed, lack, nil
+	}
+	return PartlyServed, lack, nil
+}
+
+// recordedBackend reads the backend v's settings comment records; ok is
+// false when v has no ingress rule here (or one without a comment).
+func (p *Plane) recordedBackend(v VIP) (be Backend, ok bool, err error) {
+	c, err := p.nftConn()
+	if err != nil {
+		return 0, false, err
+	}
+	nd := &nftables.Table{Family: nftables.TableFamilyNetdev, Name: v.name()}
+	rs, err := c.GetRules(nd, &nftables.Chain{Name: chainIngr, Table: nd})
+	if errors.Is(err, unix.ENOENT) {
+		return 0, false, nil
+	}
+	if err != nil {
+		return 0, false, fmt.Errorf("read settings of %s: %w", v, err)
+	}
+	for _, r := range rs {
+		cm, found := userdata.GetString(r.UserData, userdata.TypeComment)
+		if !found {
+			continue
+		}
+		rv, be, err := parseFingerprint(cm)
+		if err == nil && rv.Addr == v.Addr {
+			return be, true, nil
+		}
+	}
+	return 0, false, nil
 }
