@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -448,53 +447,67 @@ func (a *clusterVIP) Stop(ctx context.Context, p ocf.Params) error {
 	return kernelErr(err)
 }
 
-// Monitor reports whether exactly this instance's bucket is owned here:
-// the kernel's owned set is the truth, not a state file.
+// Monitor reports whether this instance's bucket is served here, the
+// kernel being the truth (not a state file): clusterip's State says
+// FullyServed only when the bucket is in the owned set, the address is on
+// the link, the link listens to the cluster MAC and the VIP's tables and
+// rules (ingress pkttype fix, ARP/ND answers, bucket rules) are there as
+// built. Anything less is OCF_NOT_RUNNING, so Pacemaker recovers the
+// instance (stop, then start, whose Ensure and Own repair what is missing).
 //
-// It reads the set without clusterip.New's backend probe and without
-// StatusOf, which dumps the conntrack table (~10 ms even when empty): a
-// recurring monitor of every instance on every node must stay cheap. With
-// backend=auto the VIP is looked for under nftables first, then xtcluster.
+// A recurring monitor of every instance on every node must stay cheap: the
+// plane takes the backend the VIP's objects record (no clusterip.New probe,
+// which commits a scratch table), and State reads a few netlink objects —
+// no conntrack dump (StatusOf), no commit, no lock to wait for.
 func (a *clusterVIP) Monitor(ctx context.Context, p ocf.Params) error {
 	if err := a.resolve(ctx, p); err != nil {
 		return err
 	}
 	b := clusterip.Bucket(a.bucket)
-	owned, err := a.owned()
+	pl, err := clusterip.New(clusterip.WithBackend(a.backend), clusterip.WithRecordedBackend(a.vip))
+	if err != nil {
+		return kernelErr(err)
+	}
+	st, lack, err := pl.State(a.vip, b)
 	switch {
-	case errors.Is(err, clusterip.ErrNotEnsured):
-		return fmt.Errorf("VIP %s not set up here: %w", a.vip, ocf.ErrNotRunning)
 	case err != nil:
 		return kernelErr(err)
-	case !slices.Contains(owned, b):
-		return fmt.Errorf("bucket %d of %s not owned here: %w", b, a.vip, ocf.ErrNotRunning)
+	case st == clusterip.FullyServed:
+		return nil
+	case st == clusterip.NotServed:
+		return fmt.Errorf("VIP %s not set up here: %w", a.vip, ocf.ErrNotRunning)
+	case lack&clusterip.LackBucket == 0:
+		// Owned, yet not answering: something removed a piece behind our
+		// back (ip addr flush, nft delete table, a link reset...).
+		p.Log.Warn("bucket owned but not served: missing "+describeLack(lack)+"; reporting not running so that Pacemaker restarts it",
+			"vip", a.vip.String(), "bucket", a.bucket, "missing", lack.String())
+	case lack.Rules():
+		p.Log.Info("bucket not owned, and the VIP's rules are incomplete: missing "+describeLack(lack),
+			"vip", a.vip.String(), "bucket", a.bucket, "missing", lack.String())
 	}
-	return nil
+	return fmt.Errorf("bucket %d of %s not served here: missing %s: %w", b, a.vip, describeLack(lack), ocf.ErrNotRunning)
 }
 
-func (a *clusterVIP) owned() ([]clusterip.Bucket, error) {
-	try := []clusterip.Backend{a.backend}
-	if a.backend == clusterip.BackendAuto {
-		try = []clusterip.Backend{clusterip.BackendNFTables, clusterip.BackendXTCluster}
-	}
-	var err error
-	for i, be := range try {
-		var pl *clusterip.Plane
-		if pl, err = clusterip.New(clusterip.WithBackend(be)); err != nil {
-			continue
-		}
-		var owned []clusterip.Bucket
-		if owned, err = pl.Owned(a.vip); err == nil {
-			return owned, nil
-		}
-		if i+1 < len(try) {
-			continue // auto: absent (or unusable) here, so try the next backend
-		}
-		if a.backend == clusterip.BackendAuto {
-			// Neither backend holds the VIP; a backend that cannot even
-			// be read here holds nothing either.
-			return nil, fmt.Errorf("owned buckets of %s: %v: %w", a.vip, err, clusterip.ErrNotEnsured)
+// describeLack says in words what State found missing.
+func describeLack(l clusterip.Lack) string {
+	var out []string
+	for _, x := range []struct {
+		bit  clusterip.Lack
+		text string
+	}{
+		{clusterip.LackBucket, "bucket (not in the owned set)"},
+		{clusterip.LackLink, "link"},
+		{clusterip.LackAddress, "address (not on the link)"},
+		{clusterip.LackMAC, "cluster MAC (not joined on the link)"},
+		{clusterip.LackNetdev, "rule: netdev ingress table"},
+		{clusterip.LackARP, "rule: arp table"},
+		{clusterip.LackBucketRules, "rule: bucket table/chain"},
+		{clusterip.LackShape, "rule: a chain, set or rule of the VIP's tables"},
+		{clusterip.LackSettings, "rule: built for other settings"},
+	} {
+		if l&x.bit != 0 {
+			out = append(out, x.text)
 		}
 	}
-	return nil, err
+	return strings.Join(out, ", ")
 }

@@ -1,0 +1,141 @@
+package agents
+
+import (
+	"net"
+	"net/netip"
+	"strings"
+	"testing"
+
+	"github.com/google/nftables"
+	"github.com/loadshare/loadshare/agents/ocf"
+	"github.com/loadshare/loadshare/clusterip"
+	"github.com/loadshare/loadshare/test/nstest"
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+)
+
+// monitorNS is a node namespace (prefix lsmg-) with a veth pair eth0 <->
+// peer0, eth0 holding 10.205.0.1/24 and fd00:205::1/64.
+func monitorNS(t *testing.T, name string) *nstest.NS {
+	t.Helper()
+	ns := nstest.New(t, name)
+	nl := ns.Netlink(t)
+	if err := nl.LinkAdd(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "eth0"}, PeerName: "peer0"}); err != nil {
+		t.Fatalf("%s: add veth eth0/peer0: %v", name, err)
+	}
+	for _, n := range []string{"eth0", "peer0"} {
+		l, err := nl.LinkByName(n)
+		if err == nil {
+			err = nl.LinkSetUp(l)
+		}
+		if err != nil {
+			t.Fatalf("%s: %s up: %v", name, n, err)
+		}
+	}
+	eth0, err := nl.LinkByName("eth0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []string{"10.205.0.1/24", "fd00:205::1/64"} {
+		p := netip.MustParsePrefix(s)
+		a := &netlink.Addr{IPNet: &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}, Flags: unix.IFA_F_NODAD}
+		if err := nl.AddrAdd(eth0, a); err != nil {
+			t.Fatalf("%s: add %s: %v", name, s, err)
+		}
+	}
+	return ns
+}
+
+// TestClusterVIPMonitorDetectsDamage: an instance whose bucket is still
+// owned but whose address, cluster MAC or netdev ingress table was removed
+// behind its back does not serve; monitor must say not running (7) and
+// name what is missing, and the next start must repair it (monitor 0).
+// IPv4 and IPv6.
+func TestClusterVIPMonitorDetectsDamage(t *testing.T) {
+	nstest.SkipUnlessRoot(t)
+	ns := monitorNS(t, "lsmg-mon")
+	path := agentPath(t, "clustervip")
+	nl := ns.Netlink(t)
+	eth0, err := nl.LinkByName("eth0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ip := range []string{"10.205.0.100", "fd00:205::100"} {
+		t.Run(ip, func(t *testing.T) {
+			const n = 4
+			addr := netip.MustParseAddr(ip)
+			env := vipEnv(ip, 1, n, "OCF_RESKEY_nic", "eth0")
+			monitor := func(step string, want ocf.ExitCode, stderr string) {
+				t.Helper()
+				r := runIn(t, ns, path, "monitor", env)
+				if ocf.ExitCode(r.code) != want {
+					t.Fatalf("%s: monitor = %v, want %v; stderr: %s", step, ocf.ExitCode(r.code), want, r.stderr)
+				}
+				if stderr != "" {
+					t.Logf("%s: monitor stderr: %s", step, r.stderr)
+				}
+				if !strings.Contains(r.stderr, stderr) {
+					t.Errorf("%s: monitor stderr %q, want it to name %q", step, r.stderr, stderr)
+				}
+			}
+			start := func(step string) {
+				t.Helper()
+				if r := runIn(t, ns, path, "start", env); r.code != 0 {
+					t.Fatalf("%s: start = %d: %s", step, r.code, r.stderr)
+				}
+			}
+			t.Cleanup(func() { runIn(t, ns, path, "stop", env) })
+			start("first start")
+			monitor("started", ocf.ExitSuccess, "")
+			if r := runIn(t, ns, path, "monitor", vipEnv(ip, 2, n, "OCF_RESKEY_nic", "eth0")); r.code != int(ocf.ExitNotRunning) || strings.Contains(r.stderr, "not served") {
+				t.Errorf("monitor of a stopped instance beside a started one = %d, stderr %q; want 7, no warning", r.code, r.stderr)
+			}
+
+			table := "loadshare-" + strings.NewReplacer(".", "_", ":", "_").Replace(ip)
+			for _, c := range []struct {
+				name    string
+				missing string // in the warning
+				damage  func() error
+			}{
+				{"address deleted", "missing address", func() error {
+					as, err := nl.AddrList(eth0, netlink.FAMILY_ALL)
+					if err != nil {
+						return err
+					}
+					for _, a := range as {
+						if a.IP.Equal(addr.AsSlice()) {
+							return nl.AddrDel(eth0, &a)
+						}
+					}
+					t.Fatalf("%s not on eth0 after start", ip)
+					return nil
+				}},
+				{"cluster MAC left", "missing cluster MAC", func() error {
+					// Equivalent to: bridge fdb del MAC dev eth0 self
+					return nl.NeighDel(&netlink.Neigh{LinkIndex: eth0.Attrs().Index, Family: unix.AF_BRIDGE,
+						Flags: netlink.NTF_SELF, State: netlink.NUD_PERMANENT,
+						HardwareAddr: clusterip.DeriveMAC(addr, clusterip.MACMulticast)})
+				}},
+				{"netdev table deleted", "missing rule: netdev ingress table", func() error {
+					c, err := nftables.New(nftables.WithNetNSFd(int(ns.Handle)))
+					if err != nil {
+						return err
+					}
+					c.DelTable(&nftables.Table{Family: nftables.TableFamilyNetdev, Name: table})
+					return c.Flush()
+				}},
+			} {
+				if err := c.damage(); err != nil {
+					t.Fatalf("%s: %v", c.name, err)
+				}
+				monitor(c.name, ocf.ExitNotRunning, c.missing)
+				start(c.name + ", then start")
+				monitor(c.name+", then start", ocf.ExitSuccess, "")
+			}
+			if r := runIn(t, ns, path, "stop", env); r.code != 0 {
+				t.Fatalf("stop = %d: %s", r.code, r.stderr)
+			}
+			monitor("stopped", ocf.ExitNotRunning, "")
+		})
+	}
+}
