@@ -247,7 +247,10 @@ func (a *clusterVIP) resolve(ctx context.Context, p ocf.Params) error {
 	}
 	v.Buckets = uint16(a.buckets)
 
-	nl, err := netlink.NewHandle()
+	// Only the route socket: links, addresses and routes are all it reads
+	// (NewHandle() also opens xfrm and netfilter sockets; every monitor
+	// runs this).
+	nl, err := netlink.NewHandle(unix.NETLINK_ROUTE)
 	if err != nil {
 		return fmt.Errorf("netlink: %w", err)
 	}

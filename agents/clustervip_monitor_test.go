@@ -85,6 +85,7 @@ func TestClusterVIPMonitorDetectsDamage(t *testing.T) {
 				}
 			}
 			t.Cleanup(func() { runIn(t, ns, path, "stop", env) })
+			monitor("never started (a probe)", ocf.ExitNotRunning, "")
 			start("first start")
 			monitor("started", ocf.ExitSuccess, "")
 			if r := runIn(t, ns, path, "monitor", vipEnv(ip, 2, n, "OCF_RESKEY_nic", "eth0")); r.code != int(ocf.ExitNotRunning) || strings.Contains(r.stderr, "not served") {

@@ -45,12 +45,11 @@ func WithRunDir(dir string) Option { return func(p *Plane) { p.runDir = dir } }
 // DefaultDrainGrace; 0 removes it at once).
 func WithDrainGrace(d time.Duration) Option { return func(p *Plane) { p.grace = d } }
 
-// WithRecordedBackend makes New, with BackendAuto, take the backend that
-// v's kernel objects record (the settings comment on its ingress rule)
-// instead of probing the kernel with a commit (~10 ms). When v is not
-// programmed here, the probe is deferred to the first method that needs a
-// backend (State never does). Meant for monitors: New then costs one
-// netlink read and changes nothing.
+// WithRecordedBackend makes a BackendAuto plane take the backend that v's
+// kernel objects record (the settings comment on its ingress rule) instead
+// of probing the kernel with a commit (~10 ms), and only when a method
+// first needs one (State never does); when v is not programmed, that
+// method probes. Meant for monitors: New then reads and changes nothing.
 func WithRecordedBackend(v VIP) Option { return func(p *Plane) { p.rec = &v } }
 
 // New returns a Plane. With BackendAuto it probes the kernel once and picks
@@ -72,12 +71,7 @@ func New(opts ...Option) (*Plane, error) {
 		p.nsIno = st.Ino
 	}
 	if p.want == BackendAuto && p.rec != nil {
-		if be, ok, err := p.recordedBackend(*p.rec); err != nil {
-			return nil, fmt.Errorf("choose backend: %w", err)
-		} else if ok {
-			p.be = p.implOf(be)
-		}
-		return p, nil // not recorded: impl probes when first needed
+		return p, nil // impl chooses when first needed
 	}
 	if _, err := p.impl(); err != nil {
 		return nil, err
@@ -93,14 +87,28 @@ func (p *Plane) implOf(b Backend) backendImpl {
 }
 
 // impl returns the plane's backend, choosing it on first use: the one
-// asked for, else (BackendAuto) nftables when the kernel accepts its
-// objects (a probe batch that adds and deletes a scratch table), else
-// xtcluster.
+// asked for, else (BackendAuto) the one recorded for WithRecordedBackend's
+// VIP, else nftables when the kernel accepts its objects (a probe batch
+// that adds and deletes a scratch table), else xtcluster.
 func (p *Plane) impl() (backendImpl, error) {
 	p.beMu.Lock()
 	defer p.beMu.Unlock()
 	if p.be != nil {
 		return p.be, nil
+	}
+	if p.want == BackendAuto && p.rec != nil {
+		c, err := p.nftConn()
+		if err != nil {
+			return nil, fmt.Errorf("choose backend: %w", err)
+		}
+		rs, err := ingressRules(c, *p.rec)
+		if err != nil {
+			return nil, fmt.Errorf("choose backend: %w", err)
+		}
+		if be, ok := recordedBackend(rs, *p.rec); ok {
+			p.be = p.implOf(be)
+			return p.be, nil
+		}
 	}
 	switch p.want {
 	case BackendNFTables, BackendXTCluster:

@@ -37,3 +37,13 @@ func (p *Plane) netlink() (*netlink.Handle, error) {
 	}
 	return netlink.NewHandleAt(netns.NsHandle(p.nsFd))
 }
+
+// rtnetlink is netlink with only the route socket (links, addresses,
+// neighbours): NewHandle opens xfrm and netfilter sockets too, which cost
+// a read-only caller like State time for nothing. Close it.
+func (p *Plane) rtnetlink() (*netlink.Handle, error) {
+	if p.nsFd < 0 {
+		return netlink.NewHandle(unix.NETLINK_ROUTE)
+	}
+	return netlink.NewHandleAt(netns.NsHandle(p.nsFd), unix.NETLINK_ROUTE)
+}

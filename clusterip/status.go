@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/userdata"
@@ -129,60 +130,112 @@ func (p *Plane) State(v VIP, b Bucket) (ServeState, Lack, error) {
 	if err := v.checkBuckets([]Bucket{b}); err != nil {
 		return NotServed, 0, err
 	}
+	fail := func(err error) (ServeState, Lack, error) {
+		return NotServed, 0, fmt.Errorf("state of %s: %w", v, err)
+	}
+	// One socket for every nft read (a plain Conn dials one per request).
+	// Each read is one rule or set-element dump, no separate table
+	// lookups: a rule dump of a missing table or chain is empty, which is
+	// what matters (the rule is missing). Equivalent to:
+	// nft -j list chain netdev loadshare-… ingress (and the others).
+	c, err := p.nftLastingConn()
+	if err != nil {
+		return fail(err)
+	}
+	defer c.CloseLasting()
+	var lack Lack
+	anything := false
+	name := v.name()
+	ingress, err := ingressRules(c, v)
+	switch {
+	case err != nil:
+		return fail(err)
+	case ingress == nil:
+		lack |= LackNetdev
+	default:
+		anything = true
+	}
 	if use == BackendAuto {
 		use = BackendNFTables
-		if rec, ok, err := p.recordedBackend(v); err != nil {
-			return NotServed, 0, fmt.Errorf("state of %s: %w", v, err)
-		} else if ok {
+		if rec, ok := recordedBackend(ingress, v); ok {
 			use = rec
 		}
 	}
-	c, err := p.nftConn()
-	if err != nil {
-		return NotServed, 0, fmt.Errorf("state of %s: %w", v, err)
+	if ingress != nil {
+		cm, _ := userdata.GetString(ingress[0].UserData, userdata.TypeComment)
+		if len(ingress) != 1 {
+			lack |= LackShape
+		} else if cm != fingerprint(v, use) {
+			lack |= LackSettings
+		}
 	}
-	s, err := readNFT(c, v, use == BackendNFTables)
-	if err != nil {
-		return NotServed, 0, fmt.Errorf("state of %s: %w", v, err)
+	count := func(fam nftables.TableFamily, chain string, want int, missing Lack) error {
+		t := &nftables.Table{Family: fam, Name: name}
+		rs, err := c.GetRules(t, &nftables.Chain{Name: chain, Table: t})
+		switch {
+		case err != nil && !isNotFound(err):
+			return err
+		case len(rs) == 0:
+			lack |= missing
+		default:
+			anything = true
+			if len(rs) != want {
+				lack |= LackShape
+			}
+		}
+		return nil
 	}
-	var lack Lack
-	if !s.netdev {
-		lack |= LackNetdev
+	if v.Addr.Is4() {
+		if err := count(nftables.TableFamilyARP, chainARPOut, 1, LackARP); err != nil {
+			return fail(err)
+		}
 	}
-	if v.Addr.Is4() && !s.arp {
-		lack |= LackARP
-	}
-	anything := s.netdev || s.arp || s.l3
-	owned := s.owned
+	var owned []Bucket
 	if use == BackendNFTables {
-		if !s.l3 {
+		t := &nftables.Table{Family: l3Family(v), Name: name}
+		owned, err = readOwned(c, t)
+		switch {
+		case isNotFound(err):
 			lack |= LackBucketRules
+		case err != nil:
+			return fail(err)
+		default:
+			anything = true
+			want := 4
+			if v.Addr.Is6() {
+				want = 5
+			}
+			if err := count(l3Family(v), chainBucket, want, LackShape); err != nil {
+				return fail(err)
+			}
+			if err := count(l3Family(v), chainPre, 1, LackShape); err != nil {
+				return fail(err)
+			}
 		}
 	} else {
 		xt := &xtBackend{p: p}
 		ok, err := xt.present(v)
 		if err != nil {
-			return NotServed, 0, fmt.Errorf("state of %s: %w", v, err)
+			return fail(err)
 		}
 		if !ok {
 			lack |= LackBucketRules
 		} else if owned, err = xt.owned(v); err != nil {
-			return NotServed, 0, fmt.Errorf("state of %s: %w", v, err)
+			return fail(err)
 		}
 		anything = anything || ok
 	}
-	if !s.shapeOK && !lack.Rules() {
-		lack |= LackShape
-	}
-	if s.comment != "" && s.comment != fingerprint(v, use) {
-		lack |= LackSettings
+	if v.Addr.Is6() {
+		if err := count(nftables.TableFamilyIPv6, chainNeigh, 2, LackBucketRules); err != nil {
+			return fail(err)
+		}
 	}
 	if !slices.Contains(owned, b) {
 		lack |= LackBucket
 	}
-	h, err := p.netlink()
+	h, err := p.rtnetlink()
 	if err != nil {
-		return NotServed, 0, fmt.Errorf("state of %s: %w", v, err)
+		return fail(err)
 	}
 	defer h.Close()
 	l, err := linkOf(h, v)
@@ -191,18 +244,18 @@ func (p *Plane) State(v VIP, b Bucket) (ServeState, Lack, error) {
 	case errors.As(err, &fe):
 		lack |= LackLink | LackAddress | LackMAC
 	case err != nil:
-		return NotServed, 0, fmt.Errorf("state of %s: %w", v, err)
+		return fail(err)
 	default:
 		addr, err := hasAddr(h, l, v)
 		if err != nil {
-			return NotServed, 0, fmt.Errorf("state of %s: %w", v, err)
+			return fail(err)
 		}
 		if !addr {
 			lack |= LackAddress
 		}
 		anything = anything || addr
 		if mac, err := macJoined(h, l, v); err != nil {
-			return NotServed, 0, fmt.Errorf("state of %s: %w", v, err)
+			return fail(err)
 		} else if !mac {
 			lack |= LackMAC
 		}
@@ -216,30 +269,41 @@ func (p *Plane) State(v VIP, b Bucket) (ServeState, Lack, error) {
 	return PartlyServed, lack, nil
 }
 
-// recordedBackend reads the backend v's settings comment records; ok is
-// false when v has no ingress rule here (or one without a comment).
-func (p *Plane) recordedBackend(v VIP) (be Backend, ok bool, err error) {
-	c, err := p.nftConn()
-	if err != nil {
-		return 0, false, err
-	}
+// isNotFound reports a missing table, chain or set. google/nftables
+// formats the netlink error with %v, so errors.Is does not always see
+// the errno.
+func isNotFound(err error) bool {
+	return err != nil && (errors.Is(err, unix.ENOENT) || strings.Contains(err.Error(), unix.ENOENT.Error()))
+}
+
+// ingressRules returns the rules of v's netdev ingress chain, nil when
+// there are none (the table or chain is missing).
+func ingressRules(c *nftables.Conn, v VIP) ([]*nftables.Rule, error) {
 	nd := &nftables.Table{Family: nftables.TableFamilyNetdev, Name: v.name()}
 	rs, err := c.GetRules(nd, &nftables.Chain{Name: chainIngr, Table: nd})
-	if errors.Is(err, unix.ENOENT) {
-		return 0, false, nil
+	if isNotFound(err) {
+		return nil, nil
 	}
 	if err != nil {
-		return 0, false, fmt.Errorf("read settings of %s: %w", v, err)
+		return nil, fmt.Errorf("read settings of %s: %w", v, err)
 	}
+	if len(rs) == 0 {
+		return nil, nil
+	}
+	return rs, nil
+}
+
+// recordedBackend returns the backend v's settings comment (on one of the
+// ingress rules rs) records.
+func recordedBackend(rs []*nftables.Rule, v VIP) (Backend, bool) {
 	for _, r := range rs {
 		cm, found := userdata.GetString(r.UserData, userdata.TypeComment)
 		if !found {
 			continue
 		}
-		rv, be, err := parseFingerprint(cm)
-		if err == nil && rv.Addr == v.Addr {
-			return be, true, nil
+		if rv, be, err := parseFingerprint(cm); err == nil && rv.Addr == v.Addr {
+			return be, true
 		}
 	}
-	return 0, false, nil
+	return 0, false
 }
