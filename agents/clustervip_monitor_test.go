@@ -93,7 +93,7 @@ func TestClusterVIPMonitorDetectsDamage(t *testing.T) {
 			}
 
 			table := "loadshare-" + strings.NewReplacer(".", "_", ":", "_").Replace(ip)
-			for _, c := range []struct {
+			damages := []struct {
 				name    string
 				missing string // in the warning
 				damage  func() error
@@ -125,7 +125,8 @@ func TestClusterVIPMonitorDetectsDamage(t *testing.T) {
 					c.DelTable(&nftables.Table{Family: nftables.TableFamilyNetdev, Name: table})
 					return c.Flush()
 				}},
-			} {
+			}
+			for _, c := range damages {
 				if err := c.damage(); err != nil {
 					t.Fatalf("%s: %v", c.name, err)
 				}
@@ -133,6 +134,19 @@ func TestClusterVIPMonitorDetectsDamage(t *testing.T) {
 				start(c.name + ", then start")
 				monitor(c.name+", then start", ocf.ExitSuccess, "")
 			}
+			// Pacemaker's recovery is stop, then start: stop of a damaged
+			// instance must succeed (and leave it stopped).
+			for _, c := range damages {
+				if err := c.damage(); err != nil {
+					t.Fatalf("%s: %v", c.name, err)
+				}
+			}
+			if r := runIn(t, ns, path, "stop", env); r.code != 0 {
+				t.Fatalf("stop of a damaged instance = %d: %s", r.code, r.stderr)
+			}
+			monitor("all damaged, then stop", ocf.ExitNotRunning, "")
+			start("all damaged, stop, then start")
+			monitor("all damaged, stop, then start", ocf.ExitSuccess, "")
 			if r := runIn(t, ns, path, "stop", env); r.code != 0 {
 				t.Fatalf("stop = %d: %s", r.code, r.stderr)
 			}
