@@ -143,19 +143,30 @@ func (p *Plane) Backend() Backend {
 // A changed setting (buckets, seed, MAC…) rebuilds the objects in one
 // batch, keeping owned buckets that are still in range.
 func (p *Plane) Ensure(v VIP) error {
-	be, err := p.impl()
-	if err != nil {
-		return err
-	}
-	if err := v.Validate(be.kind()); err != nil {
-		return err
-	}
-	unlock, err := p.lock(v)
+	_, unlock, err := p.begin(v, nil)
 	if err != nil {
 		return err
 	}
 	defer unlock()
 	return p.ensureLocked(v)
+}
+
+// begin is the common start of every change to v: the backend, v and
+// buckets bs validated for it, and v's lock held (release with unlock).
+func (p *Plane) begin(v VIP, bs []Bucket) (be backendImpl, unlock func(), err error) {
+	if be, err = p.impl(); err != nil {
+		return nil, nil, err
+	}
+	if err := v.Validate(be.kind()); err != nil {
+		return nil, nil, err
+	}
+	if err := v.checkBuckets(bs); err != nil {
+		return nil, nil, err
+	}
+	if unlock, err = p.lock(v); err != nil {
+		return nil, nil, err
+	}
+	return be, unlock, nil
 }
 
 func (p *Plane) ensureLocked(v VIP) error {
@@ -223,17 +234,7 @@ func (p *Plane) ensureLocked(v VIP) error {
 // the cluster MAC on the link. It ensures v first. Owning an owned bucket
 // is a no-op. Equivalent to: nft add element ip loadshare-… owned { 3, 7 }
 func (p *Plane) Own(v VIP, bs ...Bucket) error {
-	be, err := p.impl()
-	if err != nil {
-		return err
-	}
-	if err := v.Validate(be.kind()); err != nil {
-		return err
-	}
-	if err := v.checkBuckets(bs); err != nil {
-		return err
-	}
-	unlock, err := p.lock(v)
+	be, unlock, err := p.begin(v, bs)
 	if err != nil {
 		return err
 	}
@@ -287,17 +288,7 @@ func (p *Plane) Own(v VIP, bs ...Bucket) error {
 // If connections were still open, the release is complete and the
 // returned error is a *DrainError (errors.Is(err, ErrDrainCut)).
 func (p *Plane) Release(v VIP, bs ...Bucket) error {
-	be, err := p.impl()
-	if err != nil {
-		return err
-	}
-	if err := v.Validate(be.kind()); err != nil {
-		return err
-	}
-	if err := v.checkBuckets(bs); err != nil {
-		return err
-	}
-	unlock, err := p.lock(v)
+	be, unlock, err := p.begin(v, bs)
 	if err != nil {
 		return err
 	}
