@@ -59,14 +59,8 @@ func (a *mysqlMonitor) Meta() ocf.Meta {
 		ShortDesc: "publishes whether the local MySQL/MariaDB takes writes (" + attrWritable + ")",
 		LongDesc: "Run as a clone, one instance per node. Every monitor opens one connection to the local MySQL or MariaDB server and reads read_only, super_read_only and (when needed) the replica status in one round trip, then publishes the node attribute " + attrWritable + " (1 or 0) through attrd_updater, only when it changed. " +
 			"The agent's own monitor succeeds while it runs: a server that is down, read-only, refusing the password, unknown or not answering in time sets the attribute to 0 and logs why, and never fails the resource. Stop deletes the attributes.",
-		Params: params,
-		Actions: []ocf.Action{
-			{Name: "start", Timeout: 20 * time.Second},
-			{Name: "stop", Timeout: 20 * time.Second},
-			{Name: "monitor", Timeout: 20 * time.Second, Interval: 10 * time.Second},
-			{Name: "meta-data", Timeout: 5 * time.Second},
-			{Name: "validate-all", Timeout: 20 * time.Second},
-		},
+		Params:  params,
+		Actions: attrAgentActions(),
 	}
 }
 

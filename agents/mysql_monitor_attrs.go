@@ -291,3 +291,15 @@ func atoi(v string) int {
 	}
 	return n
 }
+
+// attrAgentActions are the actions of both attribute agents, with the
+// timeouts crmsh advises (it warns below 20 s) and a 10 s monitor.
+func attrAgentActions() []ocf.Action {
+	return []ocf.Action{
+		{Name: "start", Timeout: 20 * time.Second},
+		{Name: "stop", Timeout: 20 * time.Second},
+		{Name: "monitor", Timeout: 20 * time.Second, Interval: 10 * time.Second},
+		{Name: "meta-data", Timeout: 5 * time.Second},
+		{Name: "validate-all", Timeout: 20 * time.Second},
+	}
+}

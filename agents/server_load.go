@@ -110,14 +110,8 @@ func (a *serverLoad) Meta() ocf.Meta {
 		LongDesc: "Run as a clone, one instance per node. Every monitor samples the host (CPU, load per core, iowait, memory pressure) and the local database (Threads_running, Threads_connected; see probe_mysql), " +
 			"combines them with weights into one load 0..100, smooths it (median of 3, then an exponential moving average), quantizes it to steps with hysteresis, and publishes the node attribute " + attrLoad + " through attrd_updater only when it changed. " +
 			"The model's state is kept between monitors in a state file under HA_RSCTMP (default " + defaultRunDir + "). Stop deletes the attribute.",
-		Params: params,
-		Actions: []ocf.Action{
-			{Name: "start", Timeout: 20 * time.Second},
-			{Name: "stop", Timeout: 20 * time.Second},
-			{Name: "monitor", Timeout: 20 * time.Second, Interval: 10 * time.Second},
-			{Name: "meta-data", Timeout: 5 * time.Second},
-			{Name: "validate-all", Timeout: 20 * time.Second},
-		},
+		Params:  params,
+		Actions: attrAgentActions(),
 	}
 }
 
