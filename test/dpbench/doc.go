@@ -2,10 +2,12 @@
 // connection, against a client talking to one server directly, a client that
 // spreads over the servers itself, and haproxy in TCP mode.
 //
-// The benchmark (BenchmarkDataPlane, run by `make bench`) and its harness test
-// build a namespace lab of three servers and a client on one switch; they need
-// root and the haproxy binary and skip, saying why, without them; the
-// MariaDB parts also need mariadbd. This package holds the parts that need
-// no lab (line server, MySQL exchange, load loop, statistics, report); the
-// lab is in the _test.go files.
+// Run builds a namespace lab of three servers and a client on one switch
+// (named namespaces with the prefix "lsdb-" by default, 10.202.0.0/24),
+// measures the variants in interleaved rounds, writes a table with the
+// issue's target verdicts and removes the lab, also when its context is
+// cancelled. It needs root and the haproxy binary, and mariadbd for the
+// MariaDB protocol (ErrPrerequisite otherwise). BenchmarkDataPlane (`make
+// bench`), TestHarness and `loadshare bench` all run on it. The line server,
+// MySQL exchange, load loop and statistics need no lab.
 package dpbench

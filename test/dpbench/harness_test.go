@@ -1,6 +1,7 @@
 package dpbench
 
 import (
+	"context"
 	"errors"
 	"net"
 	"net/netip"
@@ -21,10 +22,10 @@ func TestHarness(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds a namespace lab with haproxy (and MariaDB); skipped in -short")
 	}
-	l := newLab(t)
+	l := newTestLab(t)
 	t.Run("line", func(t *testing.T) { l.checkVariants(t, lineProto) })
 	t.Run("mariadb", func(t *testing.T) {
-		l.startDB(t)
+		startTestDB(t, l)
 		l.checkVariants(t, l.mariadbProto())
 	})
 }
@@ -35,7 +36,10 @@ func (l *lab) checkVariants(t *testing.T, p proto) {
 		t.Run(v.name, func(t *testing.T) {
 			counted := map[string]*clusterip.VIP{"c-vip16": &vip16, "c-vip1024": &vip1024, "e-vip-noflood": &vipSolo}[v.name]
 			before := l.newConns(t, counted)
-			conns, _ := l.run(t, p, v, n)
+			conns, _, err := l.run(context.Background(), p, v, n, 4)
+			if err != nil {
+				t.Fatal(err)
+			}
 			// The product's own counters: every connection accepted as new
 			// by exactly one node.
 			if got := l.newConns(t, counted) - before; counted != nil && got != n {
@@ -141,7 +145,11 @@ func (l *lab) newConns(t *testing.T, v *clusterip.VIP) uint64 {
 // clientNeigh returns the MAC the client's neighbour table holds for a.
 func (l *lab) clientNeigh(t *testing.T, a netip.Addr) net.HardwareAddr {
 	t.Helper()
-	nl := l.client.Netlink(t)
+	nl, err := l.client.Netlink()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nl.Close()
 	neighs, err := nl.NeighList(0, netlink.FAMILY_V4)
 	if err != nil {
 		t.Fatalf("%s: list neighbours: %v", l.client.Name, err)
