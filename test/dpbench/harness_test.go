@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"strings"
 	"testing"
 
 	"github.com/loadshare/loadshare/clusterip"
@@ -24,10 +25,29 @@ func TestHarness(t *testing.T) {
 	}
 	l := newTestLab(t)
 	t.Run("line", func(t *testing.T) { l.checkVariants(t, lineProto) })
+	t.Run("broken", func(t *testing.T) { checkBroken(t, l) })
 	t.Run("mariadb", func(t *testing.T) {
 		startTestDB(t, l)
 		l.checkVariants(t, l.mariadbProto())
 	})
+}
+
+// checkBroken proves that a harness whose connections fail is an error
+// (ErrBroken), not a fast run, and that the table still shows why.
+func checkBroken(t *testing.T, l *lab) {
+	// Port 9 (discard): nothing listens there, every connection is refused.
+	p := proto{name: "nothing", port: 9, haproxyPort: 9, exchange: LineExchange, peerPort: true}
+	var out strings.Builder
+	pr, err := l.bench(context.Background(), p, "broken", 1, 20, 1, 4, &out)
+	if !errors.Is(err, ErrBroken) {
+		t.Fatalf("bench against a closed port: err = %v, want ErrBroken", err)
+	}
+	if len(pr.Summaries) != 6 || pr.Summaries[0].Errors != 20 {
+		t.Errorf("summaries %+v: want 6 variants, 20 errors in a-direct", pr.Summaries)
+	}
+	if !strings.Contains(out.String(), "first error") || !strings.Contains(out.String(), "refused") {
+		t.Errorf("table does not show the first error (connection refused):\n%s", out.String())
+	}
 }
 
 func (l *lab) checkVariants(t *testing.T, p proto) {

@@ -113,6 +113,9 @@ func checkLab() (haproxy string, err error) {
 	if _, err := os.Stat("/proc/self/ns/net"); err != nil {
 		return "", fmt.Errorf("%w: kernel without network namespaces: %v", ErrPrerequisite, err)
 	}
+	if _, err := exec.LookPath("ip"); err != nil {
+		return "", fmt.Errorf("%w: ip not installed (Debian package iproute2): %v", ErrPrerequisite, err)
+	}
 	haproxy, err = exec.LookPath("haproxy")
 	if err != nil {
 		return "", fmt.Errorf("%w: haproxy not installed (Debian package haproxy): %v", ErrPrerequisite, err)
