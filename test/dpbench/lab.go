@@ -140,10 +140,12 @@ func newLab(ctx context.Context, prefix string, log io.Writer) (_ *lab, err erro
 	if log == nil {
 		log = io.Discard
 	}
-	if err := cleanStale(labNames(prefix), log); err != nil {
+	release, err := lockLab(ctx, prefix, log)
+	if err != nil {
 		return nil, err
 	}
 	l := &lab{prefix: prefix, log: log}
+	l.defer_(release) // released last, after everything is removed
 	defer func() {
 		if err != nil {
 			if cerr := l.Close(); cerr != nil {
@@ -151,6 +153,9 @@ func newLab(ctx context.Context, prefix string, log io.Writer) (_ *lab, err erro
 			}
 		}
 	}()
+	if err := cleanStale(labNames(prefix), log); err != nil {
+		return nil, err
+	}
 	if l.dir, err = os.MkdirTemp("", "lsdb"); err != nil {
 		return nil, err
 	}

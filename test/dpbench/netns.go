@@ -1,6 +1,7 @@
 package dpbench
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -8,8 +9,10 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
 	"strings"
+	"time"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
@@ -212,4 +215,42 @@ func cleanStale(names []string, w io.Writer) error {
 		fmt.Fprintf(w, "dpbench: removed stale netns %s (from an earlier run)\n", name)
 	}
 	return errors.Join(errs...)
+}
+
+// lockLab takes an exclusive lock for the lab names with prefix, waiting
+// while another run (another process's benchmark, test or `loadshare
+// bench`) holds it, so that its start-up never removes a running lab's
+// namespaces as stale. The lock goes with the returned release or the
+// process.
+func lockLab(ctx context.Context, prefix string, w io.Writer) (release func() error, err error) {
+	dir := "/run/lock"
+	if _, err := os.Stat(dir); err != nil {
+		dir = os.TempDir()
+	}
+	path := filepath.Join(dir, "loadshare-dpbench-"+prefix+".lock")
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("lock %s: %w", path, err)
+	}
+	said := false
+	for {
+		err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
+		if err == nil {
+			return f.Close, nil // closing the file releases the lock
+		}
+		if !errors.Is(err, unix.EWOULDBLOCK) {
+			f.Close()
+			return nil, fmt.Errorf("lock %s: %w", path, err)
+		}
+		if !said {
+			fmt.Fprintf(w, "dpbench: waiting for another lab with prefix %q to finish (lock %s)\n", prefix, path)
+			said = true
+		}
+		select {
+		case <-ctx.Done():
+			f.Close()
+			return nil, fmt.Errorf("waiting for lock %s: %w", path, ctx.Err())
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
 }
