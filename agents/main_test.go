@@ -16,6 +16,7 @@ import (
 	"testing"
 
 	"github.com/loadshare/loadshare/agents/ocf"
+	"github.com/loadshare/loadshare/clusterip"
 	"github.com/loadshare/loadshare/test/nstest"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
@@ -32,11 +33,30 @@ var bin struct {
 }
 
 func TestMain(m *testing.M) {
+	_, err := os.Stat(clusterip.DefaultRunDir)
+	hadRunDir := err == nil
 	code := m.Run()
 	if bin.dir != "" {
 		os.RemoveAll(bin.dir)
 	}
+	removeLockFiles(hadRunDir)
 	os.Exit(code)
+}
+
+// removeLockFiles deletes the per-VIP lock files that the agents, run as
+// separate processes, left in clusterip.DefaultRunDir for this package's
+// test addresses (10.203.0.0/24, fd00:203::/64, 10.205.0.0/24,
+// fd00:205::/64), and the directory itself if the tests created it.
+func removeLockFiles(hadRunDir bool) {
+	for _, pat := range []string{"10_203_*", "fd00_203_*", "10_205_*", "fd00_205_*"} {
+		files, _ := filepath.Glob(filepath.Join(clusterip.DefaultRunDir, "loadshare-"+pat))
+		for _, f := range files {
+			os.Remove(f)
+		}
+	}
+	if !hadRunDir {
+		os.Remove(clusterip.DefaultRunDir) // only if empty
+	}
 }
 
 // agentPath builds ./cmd/loadshare once per test binary (go build -o

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/netip"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"reflect"
@@ -58,6 +59,14 @@ func TestStatusKernel(t *testing.T) {
 	}
 	bin := filepath.Join(t.TempDir(), "loadshare")
 	buildBinary(t, bin)
+	// The status process takes the VIP's lock in the default run dir.
+	t.Cleanup(func() {
+		files, _ := filepath.Glob(filepath.Join(clusterip.DefaultRunDir, "loadshare-10_205_99_100.*"))
+		for _, f := range files {
+			os.Remove(f)
+		}
+		os.Remove(clusterip.DefaultRunDir) // only if empty: other VIPs' locks stay
+	})
 	cmd := ns.Command(bin, "status", "--output", "json")
 	cmd.Env = append(cmd.Environ(), "PATH=/nonexistent") // no crm_mon: as on a node without Pacemaker
 	out, err := cmd.Output()
