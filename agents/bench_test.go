@@ -6,7 +6,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -22,8 +21,9 @@ const ipaddr2 = "/usr/lib/ocf/resource.d/heartbeat/IPaddr2"
 // (address configured), both started the way pacemaker-execd starts them
 // (fork+exec of the agent with its OCF environment) in the same namespace,
 // interleaved over rounds. ratio = median(clustervip) / median(IPaddr2);
-// target ≤ 0.1. ratio-static is the same for a CGO_ENABLED=0 build. It also counts the processes each monitor starts (fork,
-// clone without CLONE_THREAD, vfork; counted with strace -f when present).
+// target ≤ 0.1. clustervip is the static binary make build ships. It also
+// counts the processes each monitor starts (fork, clone without
+// CLONE_THREAD, vfork; counted with strace -f when present).
 func BenchmarkMonitorVsIPaddr2(b *testing.B) {
 	if _, err := os.Stat(ipaddr2); err != nil {
 		b.Skipf("IPaddr2 missing (Debian package resource-agents): %v", err)
@@ -55,11 +55,6 @@ func BenchmarkMonitorVsIPaddr2(b *testing.B) {
 		}
 	}
 
-	// The same binary built with CGO_ENABLED=0: a static executable starts
-	// in about half the time of the default (cgo, dynamically linked) one,
-	// and process start is nearly all of a monitor's cost.
-	static := buildStatic(b)
-
 	timeOne := func(p string, env map[string]string) time.Duration {
 		cmd := agentCmd(p, "monitor", env)
 		start := time.Now()
@@ -69,29 +64,24 @@ func BenchmarkMonitorVsIPaddr2(b *testing.B) {
 		return time.Since(start)
 	}
 	const rounds = 20
-	var ours, oursStatic, theirs []time.Duration
+	var ours, theirs []time.Duration
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		for r := 0; r < rounds; r++ {
-			// Rotate the order so that no variant always runs first.
-			for j := 0; j < 3; j++ {
-				switch (r + j) % 3 {
-				case 0:
-					ours = append(ours, timeOne(path, vip))
-				case 1:
-					oursStatic = append(oursStatic, timeOne(static, vip))
-				case 2:
-					theirs = append(theirs, timeOne(ipaddr2, ipa))
-				}
+			// Alternate the order so that neither always runs first.
+			if r%2 == 0 {
+				ours = append(ours, timeOne(path, vip))
+				theirs = append(theirs, timeOne(ipaddr2, ipa))
+			} else {
+				theirs = append(theirs, timeOne(ipaddr2, ipa))
+				ours = append(ours, timeOne(path, vip))
 			}
 		}
 	}
 	b.StopTimer()
-	mo, ms, mt := median(ours), median(oursStatic), median(theirs)
+	mo, mt := median(ours), median(theirs)
 	b.ReportMetric(float64(mo)/float64(mt), "ratio")
-	b.ReportMetric(float64(ms)/float64(mt), "ratio-static")
 	b.ReportMetric(float64(mo)/1e6, "clustervip-ms")
-	b.ReportMetric(float64(ms)/1e6, "clustervip-static-ms")
 	b.ReportMetric(float64(mt)/1e6, "ipaddr2-ms")
 	if n, ok := countProcs(b, ns, path, vip); ok {
 		b.ReportMetric(float64(n), "clustervip-procs")
@@ -99,23 +89,6 @@ func BenchmarkMonitorVsIPaddr2(b *testing.B) {
 	if n, ok := countProcs(b, ns, ipaddr2, ipa); ok {
 		b.ReportMetric(float64(n), "ipaddr2-procs")
 	}
-}
-
-// buildStatic builds ./cmd/loadshare with CGO_ENABLED=0 and links it as
-// clustervip in a directory of its own.
-func buildStatic(b *testing.B) string {
-	dir := b.TempDir()
-	goTool := filepath.Join(runtime.GOROOT(), "bin", "go")
-	cmd := exec.Command(goTool, "build", "-o", filepath.Join(dir, "loadshare"), "github.com/loadshare/loadshare/cmd/loadshare")
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		b.Fatalf("CGO_ENABLED=0 go build ./cmd/loadshare: %v\n%s", err, out)
-	}
-	p := filepath.Join(dir, "clustervip")
-	if err := os.Symlink("loadshare", p); err != nil {
-		b.Fatal(err)
-	}
-	return p
 }
 
 func median(ds []time.Duration) time.Duration {

@@ -3,13 +3,11 @@ package agents
 import (
 	"bytes"
 	"errors"
-	"fmt"
 	"net"
 	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"sort"
 	"strings"
 	"sync"
@@ -17,6 +15,7 @@ import (
 
 	"github.com/loadshare/loadshare/agents/ocf"
 	"github.com/loadshare/loadshare/clusterip"
+	"github.com/loadshare/loadshare/test/buildbin"
 	"github.com/loadshare/loadshare/test/nstest"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
@@ -59,13 +58,12 @@ func removeLockFiles(hadRunDir bool) {
 	}
 }
 
-// agentPath builds ./cmd/loadshare once per test binary (go build -o
-// <tmp>/loadshare) and returns the link <tmp>/<name> to it, the way make
+// agentPath builds ./cmd/loadshare once per test binary (as make build:
+// static, into <tmp>/loadshare) and returns the link <tmp>/<name> to it, the way make
 // install links the agents under /usr/lib/ocf/resource.d/loadshare.
 func agentPath(t testing.TB, name string) string {
 	t.Helper()
 	bin.once.Do(func() {
-		goTool := filepath.Join(runtime.GOROOT(), "bin", "go")
 		dir, err := os.MkdirTemp("", "lsag-bin-")
 		if err != nil {
 			bin.err = err
@@ -77,9 +75,8 @@ func agentPath(t testing.TB, name string) string {
 			bin.err = err
 			return
 		}
-		cmd := exec.Command(goTool, "build", "-o", filepath.Join(dir, "loadshare"), "github.com/loadshare/loadshare/cmd/loadshare")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			bin.err = fmt.Errorf("go build ./cmd/loadshare: %v\n%s", err, out)
+		if err := buildbin.Build(filepath.Join(dir, "loadshare")); err != nil {
+			bin.err = err
 			return
 		}
 		for _, n := range ocf.Names() {

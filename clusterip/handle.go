@@ -14,16 +14,15 @@ import (
 // Its methods are safe for concurrent use, also across processes: every
 // change to a VIP runs under a per-VIP file lock.
 type Plane struct {
-	nsFd    int    // -1: the caller's namespace
-	nsIno   uint64 // inode of the namespace, for lock names (0: caller's)
-	runDir  string
-	want    Backend
-	grace   time.Duration
-	poll    time.Duration
-	be      backendImpl // nil until chosen (WithRecordedBackend defers the probe); see impl
-	beMu    sync.Mutex
-	rec     *VIP   // WithRecordedBackend
-	iptPath string // iptables binary dir override (tests); "" = PATH
+	nsFd   int    // -1: the caller's namespace
+	nsIno  uint64 // inode of the namespace, for lock names (0: caller's)
+	runDir string
+	want   Backend
+	grace  time.Duration
+	poll   time.Duration
+	be     backendImpl // nil until chosen (WithRecordedBackend defers the probe); see impl
+	beMu   sync.Mutex
+	rec    *VIP // WithRecordedBackend
 }
 
 // Option configures a Plane.

@@ -2,7 +2,6 @@ package clusterip
 
 import (
 	"bufio"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -176,5 +175,3 @@ func nftJSON(t *testing.T, ns *nstest.NS) string {
 	}
 	return string(out)
 }
-
-var errNoAnswer = errors.New("no answer")

@@ -163,7 +163,7 @@ func Check(cib []byte) ([]Problem, error) {
 			s, err := strconv.Atoi(v)
 			switch {
 			case !explicit:
-				add(Warning, r.id, fmt.Sprintf("resource-stickiness is not set (0): while a bucket moves, its old and new owner tie and Pacemaker may move it twice."),
+				add(Warning, r.id, "resource-stickiness is not set (0): while a bucket moves, its old and new owner tie and Pacemaker may move it twice.",
 					fmt.Sprintf("set meta resource-stickiness=%d on the template", Stickiness))
 			case err != nil || v == "INFINITY" || v == "+INFINITY" || s >= OwnScore:
 				add(Error, r.id, fmt.Sprintf("resource-stickiness=%s is not below the owner score %d: buckets never move to the node the placer gives them to.", v, OwnScore),

@@ -77,15 +77,6 @@ func (e *elem) attr(k string) string {
 	return ""
 }
 
-func (e *elem) has(k string) bool {
-	for _, a := range e.Attrs {
-		if a.Name.Local == k {
-			return true
-		}
-	}
-	return false
-}
-
 func (e *elem) set(k, v string) {
 	for i, a := range e.Attrs {
 		if a.Name.Local == k {

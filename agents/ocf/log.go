@@ -117,9 +117,7 @@ func (h *lineHandler) Handle(_ context.Context, r slog.Record) error {
 		return true
 	}
 	r.Attrs(add)
-	for _, a := range h.attrs {
-		rest = append(rest, a) // the logger's context (agent, instance, action) last
-	}
+	rest = append(rest, h.attrs...) // the logger's context (agent, instance, action) last
 	for _, a := range rest {
 		b.WriteByte(' ')
 		b.WriteString(a.Key)

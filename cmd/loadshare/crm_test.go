@@ -10,6 +10,8 @@ import (
 	"testing"
 
 	"github.com/loadshare/loadshare/crm"
+
+	"github.com/loadshare/loadshare/test/buildbin"
 )
 
 func TestCrmGenerate(t *testing.T) {
@@ -175,7 +177,7 @@ func TestCrmshLoadsGenerated(t *testing.T) {
 // buildBinary builds this command to path.
 func buildBinary(t *testing.T, path string) {
 	t.Helper()
-	if out, err := exec.Command("go", "build", "-o", path, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
+	if err := buildbin.Build(path); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -13,12 +13,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/loadshare/loadshare/test/lab"
+
+	"github.com/loadshare/loadshare/test/buildbin"
 )
 
 // newLab starts the e2e lab (own names and state, so that it never meets
@@ -225,14 +226,9 @@ func scrape(hc *http.Client, url string) (map[string]bool, error) {
 // installs it into every node as OCF provider loadshare.
 func buildLoadshare(t *testing.T) string {
 	t.Helper()
-	goTool, err := exec.LookPath("go")
-	if err != nil {
-		goTool = filepath.Join(runtime.GOROOT(), "bin", "go")
-	}
 	bin := filepath.Join(t.TempDir(), "loadshare")
-	cmd := exec.Command(goTool, "build", "-o", bin, "github.com/loadshare/loadshare/cmd/loadshare")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("build loadshare: %v\n%s", err, out)
+	if err := buildbin.Build(bin); err != nil {
+		t.Fatal(err)
 	}
 	return bin
 }
