@@ -37,6 +37,10 @@ var agentMain func(name string, args []string) (code int, ok bool)
 // errUsage marks an error that the usage text explains; exit status 2.
 var errUsage = errors.New("usage")
 
+// errReported marks a failure the command has already shown in its own
+// output (e.g. status without Pacemaker): exit status 1, printed once.
+var errReported = errors.New("reported")
+
 func main() {
 	if agentMain != nil {
 		if code, ok := agentMain(filepath.Base(os.Args[0]), os.Args[1:]); ok {
@@ -63,6 +67,8 @@ func cli(args []string, stdout, stderr io.Writer) int {
 		return 0
 	case errors.Is(err, flag.ErrHelp):
 		return 0
+	case errors.Is(err, errReported):
+		return 1
 	case errors.Is(err, errUsage):
 		fmt.Fprintf(stderr, "loadshare %s: %v\n", c.name, err)
 		return 2

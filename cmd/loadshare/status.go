@@ -121,7 +121,7 @@ func runStatus(args []string, stdout, stderr io.Writer) error {
 		printStatus(stdout, v)
 	}
 	if crmErr != nil {
-		return fmt.Errorf("read cluster status: %w", crmErr)
+		return errReported // the view says why (pacemaker_error)
 	}
 	return nil
 }
@@ -204,8 +204,12 @@ func printStatus(w io.Writer, v statusView) {
 		fmt.Fprintf(w, "kernel: %s\n", v.KernelErr)
 		return
 	}
+	here := v.KernelOn // the cluster's name for this node
+	if here == "" {
+		here = "this host"
+	}
 	if len(v.Kernel) == 0 {
-		fmt.Fprintf(w, "kernel on %s: no VIP programmed\n", orDash(v.KernelOn))
+		fmt.Fprintf(w, "kernel on %s: no VIP programmed\n", here)
 	}
 	for _, k := range v.Kernel {
 		var pk, nc uint64
@@ -214,7 +218,7 @@ func printStatus(w io.Writer, v statusView) {
 			nc += c.NewConns
 		}
 		fmt.Fprintf(w, "kernel on %s: %s owns %d/%d buckets %s; %d packets, %d new connections\n",
-			orDash(v.KernelOn), k.VIP, len(k.Owned), k.Buckets, ranges(k.Owned), pk, nc)
+			here, k.VIP, len(k.Owned), k.Buckets, ranges(k.Owned), pk, nc)
 		if k.Error != "" {
 			fmt.Fprintf(w, "  counters: %s\n", k.Error)
 		}
