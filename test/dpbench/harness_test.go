@@ -165,7 +165,7 @@ func (l *lab) newConns(t *testing.T, v *clusterip.VIP) uint64 {
 // clientNeigh returns the MAC the client's neighbour table holds for a.
 func (l *lab) clientNeigh(t *testing.T, a netip.Addr) net.HardwareAddr {
 	t.Helper()
-	nl, err := l.client.Netlink()
+	nl, err := l.client.OpenNetlink()
 	if err != nil {
 		t.Fatal(err)
 	}

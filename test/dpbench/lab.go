@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/loadshare/loadshare/clusterip"
+	"github.com/loadshare/loadshare/test/nstest"
 	"github.com/vishvananda/netlink"
 )
 
@@ -87,8 +88,8 @@ type lab struct {
 	prefix  string
 	dir     string             // private temporary directory: run dirs, haproxy.cfg, MariaDB datadirs
 	planes  []*clusterip.Plane // one per server
-	servers []*labNS
-	client  *labNS
+	servers []*nstest.NS
+	client  *nstest.NS
 	dp      string // what programs the VIPs, for the report
 	log     io.Writer
 	undo    []func() error // run in reverse by Close
@@ -160,7 +161,7 @@ func newLab(ctx context.Context, prefix string, log io.Writer) (_ *lab, err erro
 		return nil, err
 	}
 	l.defer_(func() error { return os.RemoveAll(l.dir) })
-	sw, err := newLabSwitch(prefix + "sw")
+	sw, err := nstest.CreateSwitch(prefix + "sw")
 	if err != nil {
 		return nil, err
 	}
@@ -173,7 +174,7 @@ func newLab(ctx context.Context, prefix string, log io.Writer) (_ *lab, err erro
 		if err != nil {
 			return nil, err
 		}
-		if err := sw.plug(ns, "eth0", netip.PrefixFrom(serverAddrs[i], 24)); err != nil {
+		if err := sw.Attach(ns, "eth0", nil, netip.PrefixFrom(serverAddrs[i], 24)); err != nil {
 			return nil, err
 		}
 		var ln net.Listener
@@ -187,7 +188,7 @@ func newLab(ctx context.Context, prefix string, log io.Writer) (_ *lab, err erro
 		go Serve(ln, name, connTimeout)
 		l.servers = append(l.servers, ns)
 	}
-	if err := sw.plug(l.client, "eth0", netip.PrefixFrom(clientAddr, 24)); err != nil {
+	if err := sw.Attach(l.client, "eth0", nil, netip.PrefixFrom(clientAddr, 24)); err != nil {
 		return nil, err
 	}
 	// Tens of thousands of short connections to one address:port: let the
@@ -197,7 +198,7 @@ func newLab(ctx context.Context, prefix string, log io.Writer) (_ *lab, err erro
 		"net.ipv4.ip_local_port_range": "1024 65535",
 	} {
 		if err := l.client.Sysctl(k, v); err != nil {
-			return nil, fmt.Errorf("%s: sysctl %s=%s: %w", l.client.Name, k, v, err)
+			return nil, err
 		}
 	}
 	if err := l.programVIPs(vip16, vip1024); err != nil {
@@ -215,8 +216,8 @@ func newLab(ctx context.Context, prefix string, log io.Writer) (_ *lab, err erro
 // defer_ registers f to run when the lab closes (last registered, first run).
 func (l *lab) defer_(f func() error) { l.undo = append(l.undo, f) }
 
-func (l *lab) newNS(name string) (*labNS, error) {
-	ns, err := newLabNS(name)
+func (l *lab) newNS(name string) (*nstest.NS, error) {
+	ns, err := nstest.Create(name)
 	if err != nil {
 		return nil, err
 	}
@@ -387,7 +388,7 @@ func (l *lab) programSolo(v clusterip.VIP) error {
 	if err := p.Own(v, all...); err != nil {
 		return fmt.Errorf("%s: Own %s all %d buckets: %w", ns.Name, v, v.Buckets, err)
 	}
-	nl, err := ns.Netlink()
+	nl, err := ns.OpenNetlink()
 	if err != nil {
 		return err
 	}
@@ -396,7 +397,7 @@ func (l *lab) programSolo(v clusterip.VIP) error {
 	if err != nil {
 		return fmt.Errorf("%s: eth0: %w", ns.Name, err)
 	}
-	cnl, err := l.client.Netlink()
+	cnl, err := l.client.OpenNetlink()
 	if err != nil {
 		return err
 	}

@@ -3,10 +3,11 @@ package dpbench
 import (
 	"context"
 	"errors"
-	"os"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/loadshare/loadshare/test/nstest"
 )
 
 // TestLabLifetime: a lab removes stale namespaces of its own names (and no
@@ -21,12 +22,12 @@ func TestLabLifetime(t *testing.T) {
 		t.Skip(err)
 	}
 	const prefix = "lsdb-z"
-	stale, err := newLabNS(prefix + "c") // as a crashed run leaves it
+	stale, err := nstest.Create(prefix + "c") // as a crashed run leaves it
 	if err != nil {
 		t.Fatal(err)
 	}
-	stale.Handle.Close()
-	other, err := newLabNS(prefix + "zz") // same prefix, not a lab name
+	stale.Release()
+	other, err := nstest.Create(prefix + "zz") // same prefix, not a lab name
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -41,7 +42,7 @@ func TestLabLifetime(t *testing.T) {
 	if !strings.Contains(log.String(), "removed stale netns "+prefix+"c") {
 		t.Errorf("log %q does not report the stale namespace removed", log.String())
 	}
-	exists := func(name string) bool { _, err := os.Stat("/run/netns/" + name); return err == nil }
+	exists := nstest.Exists
 	if !exists(other.Name) {
 		t.Errorf("%s (not a lab name) was removed", other.Name)
 	}

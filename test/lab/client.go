@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/go-sql-driver/mysql"
-	"github.com/vishvananda/netns"
+	"github.com/loadshare/loadshare/test/nstest"
 )
 
 // DialClient opens a connection from inside the client namespace (the socket
@@ -24,13 +24,13 @@ func (l *Lab) DialClient(ctx context.Context, network, addr string) (net.Conn, e
 // Dial opens a connection from inside host's network namespace (a node name
 // or "client"); the socket is made there, the caller's goroutine stays put.
 func (l *Lab) Dial(ctx context.Context, host, network, addr string) (net.Conn, error) {
-	h, err := netns.GetFromName(l.Netns(host))
+	ns, err := nstest.Open(l.Netns(host))
 	if err != nil {
-		return nil, fmt.Errorf("open netns %s: %w", l.Netns(host), err)
+		return nil, err
 	}
-	defer h.Close()
+	defer ns.Close()
 	var c net.Conn
-	err = doIn(h, func() error {
+	err = ns.Do(func() error {
 		var d net.Dialer
 		var err error
 		c, err = d.DialContext(ctx, network, addr)

@@ -15,6 +15,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/loadshare/loadshare/test/nstest"
 )
 
 // Config describes a lab. The zero value of a field means its default.
@@ -280,13 +282,14 @@ func (l *Lab) build() error {
 		return err
 	}
 
-	sw := l.Netns("switch")
-	if err := createNetns(sw); err != nil {
+	// Multicast snooping off, so that frames to a VIP's multicast cluster
+	// MAC are flooded to every port (nstest's switches for tests and the
+	// bench keep the kernel's default).
+	sw, err := nstest.CreateSwitch(l.Netns("switch"), nstest.NoMulticastSnooping())
+	if err != nil {
 		return err
 	}
-	if err := addBridge(sw); err != nil {
-		return err
-	}
+	sw.NS.Release() // the lab outlives this process: Down removes the switch
 	for _, h := range append(l.Nodes(), "client") {
 		if err := l.powerOn(h); err != nil {
 			return err
@@ -307,21 +310,27 @@ func (l *Lab) port(host string) string {
 // powerOn gives host a fresh network namespace plugged into the bridge, as
 // a machine that boots: no addresses but its own, no rules.
 func (l *Lab) powerOn(host string) error {
-	ns, sw, port := l.Netns(host), l.Netns("switch"), l.port(host)
-	if netnsExists(ns) {
+	name, port := l.Netns(host), l.port(host)
+	if nstest.Exists(name) {
 		return nil
 	}
-	// A port left from before (its namespace not yet freed) goes first.
-	if nl, err := handleIn(sw); err == nil {
-		if old, err := nl.LinkByName(port); err == nil {
-			nl.LinkDel(old)
-		}
-		nl.Close()
-	}
-	if err := createNetns(ns); err != nil {
+	sw, err := nstest.OpenSwitch(l.Netns("switch"))
+	if err != nil {
 		return err
 	}
-	if err := plug(sw, port, ns, netip.PrefixFrom(l.Addr(host), 24)); err != nil {
+	defer sw.NS.Close()
+	// A port left from before (its namespace not yet freed) goes first; if
+	// it cannot, AttachPort below says so.
+	_ = sw.Detach(port)
+	ns, err := nstest.Create(name)
+	if err != nil {
+		return err
+	}
+	defer ns.Release() // the lab outlives this process: powerOff and Down remove it
+	// The ports are named by host (not nstest's p1, p2, … in the order of
+	// attaching): every lab command is a process of its own, and a node
+	// powered off and on again gets its old port back.
+	if err := sw.AttachPort(port, ns, "eth0", nil, netip.PrefixFrom(l.Addr(host), 24)); err != nil {
 		return err
 	}
 	if host == "client" {
@@ -330,7 +339,7 @@ func (l *Lab) powerOn(host string) error {
 	// A node must never answer ARP for, or source ARP from, an address
 	// (the VIP) with its own MAC: clients would stick to one node.
 	for _, k := range []string{"net.ipv4.conf.all.arp_announce", "net.ipv4.conf.eth0.arp_announce"} {
-		if err := sysctlIn(ns, k, "2"); err != nil {
+		if err := ns.Sysctl(k, "2"); err != nil {
 			return err
 		}
 	}
@@ -342,17 +351,14 @@ func (l *Lab) powerOn(host string) error {
 // crashed node must not keep answering (with resets) for its old VIP
 // buckets. Its processes must be gone already.
 func (l *Lab) powerOff(node string) error {
-	ns := l.Netns(node)
-	if nl, err := handleIn(l.Netns("switch")); err == nil {
-		if p, err := nl.LinkByName(l.port(node)); err == nil {
-			if err := nl.LinkDel(p); err != nil {
-				nl.Close()
-				return fmt.Errorf("%s: unplug %s: %w", node, l.port(node), err)
-			}
+	if sw, err := nstest.OpenSwitch(l.Netns("switch")); err == nil {
+		err := sw.Detach(l.port(node))
+		sw.NS.Close()
+		if err != nil {
+			return fmt.Errorf("%s: %w", node, err)
 		}
-		nl.Close()
 	}
-	return deleteNetns(ns)
+	return nstest.Delete(l.Netns(node))
 }
 
 // privateDirs are bind-mounted from the node's state directory over the
@@ -438,7 +444,7 @@ func cleanStale(cfg Config, log *slog.Logger) error {
 	}
 	l := newLab(cfg, log)
 	for _, h := range append(l.Nodes(), "client", "switch") {
-		if netnsExists(l.Netns(h)) {
+		if nstest.Exists(l.Netns(h)) {
 			if !stale {
 				log.Warn("stale lab namespaces found, removing them", "prefix", cfg.Prefix)
 			}
@@ -460,7 +466,7 @@ func teardown(cfg Config, nodes []string, log *slog.Logger) error {
 	hosts := append(append([]string{}, nodes...), "client", "switch")
 	for _, h := range hosts {
 		ns := l.Netns(h)
-		if !netnsExists(ns) {
+		if !nstest.Exists(ns) {
 			continue
 		}
 		if err := killNetns(ns); err != nil {
@@ -469,7 +475,7 @@ func teardown(cfg Config, nodes []string, log *slog.Logger) error {
 		}
 	}
 	for _, h := range hosts {
-		if err := deleteNetns(l.Netns(h)); err != nil {
+		if err := nstest.Delete(l.Netns(h)); err != nil {
 			errs = append(errs, err)
 		}
 	}

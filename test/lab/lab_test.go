@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/loadshare/loadshare/test/nstest"
 )
 
 // skipUnlessLab skips t when the lab cannot run here: short mode, not root,
@@ -216,7 +218,7 @@ func TestStaleLabCleaned(t *testing.T) {
 func assertGone(t *testing.T, l *Lab) {
 	t.Helper()
 	for _, h := range append(l.Nodes(), "client", "switch") {
-		if netnsExists(l.Netns(h)) {
+		if nstest.Exists(l.Netns(h)) {
 			t.Errorf("netns %s left after Down", l.Netns(h))
 		}
 	}

@@ -6,12 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
+	"github.com/loadshare/loadshare/test/nstest"
 	"golang.org/x/sys/unix"
 )
 
@@ -20,7 +20,7 @@ type nsID struct{ dev, ino uint64 }
 
 // netnsID returns the identity of the named network namespace (/run/netns/name).
 func netnsID(name string) (nsID, bool) {
-	return statNS(filepath.Join(netnsDir, name))
+	return statNS(nstest.Path(name))
 }
 
 func statNS(path string) (nsID, bool) {

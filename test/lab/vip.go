@@ -11,7 +11,7 @@ import (
 	"strings"
 
 	"github.com/loadshare/loadshare/clusterip"
-	"github.com/vishvananda/netns"
+	"github.com/loadshare/loadshare/test/nstest"
 )
 
 // VIPResource is the resource name of the lab's VIP: clone instances vip:K
@@ -335,12 +335,12 @@ func (l *Lab) Buckets(ctx context.Context, viewer string, buckets int) (BucketTa
 // KernelOwned returns the VIP buckets node's kernel owns (read through
 // package clusterip in the node's network namespace), sorted.
 func (l *Lab) KernelOwned(node string) ([]int, error) {
-	h, err := netns.GetFromName(l.Netns(node))
+	ns, err := nstest.Open(l.Netns(node))
 	if err != nil {
-		return nil, fmt.Errorf("open netns %s: %w", l.Netns(node), err)
+		return nil, err
 	}
-	defer h.Close()
-	p, err := clusterip.New(clusterip.WithNetNS(int(h)))
+	defer ns.Close()
+	p, err := clusterip.New(clusterip.WithNetNS(int(ns.Handle)))
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", node, err)
 	}

@@ -5,6 +5,8 @@ import (
 	"net"
 	"net/netip"
 	"testing"
+
+	"github.com/vishvananda/netlink"
 )
 
 // TestSwitchCarriesTCP proves the helper's topology: two hosts on one switch
@@ -52,6 +54,76 @@ func TestSwitchCarriesTCP(t *testing.T) {
 	for _, a := range addrs {
 		if p, ok := a.(*net.IPNet); ok && (p.IP.String() == "10.231.0.1" || p.IP.String() == "fd00:231::1") {
 			t.Fatalf("lab address %s leaked into the root namespace", p.IP)
+		}
+	}
+}
+
+// TestLifetime: Close removes a namespace made by Create, but neither Close
+// on one opened by name nor Release removes it (a lab outlives the process
+// that made it); Delete does, and absence is fine.
+func TestLifetime(t *testing.T) {
+	SkipUnlessRoot(t)
+	const name = "lsnt-life"
+	_ = Delete(name)
+	ns, err := Create(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { Delete(name) })
+	ns.Release()
+	if !Exists(name) {
+		t.Fatalf("%s gone after Release", name)
+	}
+	opened, err := Open(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := opened.Close(); err != nil || !Exists(name) {
+		t.Fatalf("Close of an opened namespace: err %v, exists %v; want it kept", err, Exists(name))
+	}
+	if err := Delete(name); err != nil || Exists(name) {
+		t.Fatalf("Delete: err %v, exists %v", err, Exists(name))
+	}
+	if err := Delete(name); err != nil {
+		t.Fatalf("Delete of an absent namespace: %v", err)
+	}
+	if _, err := Open(name); err == nil {
+		t.Fatal("Open of an absent namespace succeeded")
+	}
+	made, err := Create(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := made.Close(); err != nil || Exists(name) {
+		t.Fatalf("Close of a created namespace: err %v, exists %v; want it removed", err, Exists(name))
+	}
+}
+
+// TestNoMulticastSnooping: the option reaches the kernel's bridge, and the
+// default keeps snooping on.
+func TestNoMulticastSnooping(t *testing.T) {
+	SkipUnlessRoot(t)
+	for _, tc := range []struct {
+		name string
+		opts []SwitchOption
+		want bool
+	}{
+		{"lsnt-snoop", nil, true},
+		{"lsnt-flood", []SwitchOption{NoMulticastSnooping()}, false},
+	} {
+		_ = Delete(tc.name)
+		sw, err := CreateSwitch(tc.name, tc.opts...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { sw.NS.Close() })
+		l, err := sw.NS.Netlink(t).LinkByName("br0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		br, ok := l.(*netlink.Bridge)
+		if !ok || br.MulticastSnooping == nil || *br.MulticastSnooping != tc.want {
+			t.Fatalf("%s: br0 = %#v, want mcast_snooping %v", tc.name, l, tc.want)
 		}
 	}
 }
