@@ -1,7 +1,6 @@
 package agents
 
 import (
-	"net"
 	"net/netip"
 	"strings"
 	"testing"
@@ -14,37 +13,8 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// monitorNS is a node namespace (prefix lsmg-) with a veth pair eth0 <->
-// peer0, eth0 holding 10.205.0.1/24 and fd00:205::1/64.
-func monitorNS(t *testing.T, name string) *nstest.NS {
-	t.Helper()
-	ns := nstest.New(t, name)
-	nl := ns.Netlink(t)
-	if err := nl.LinkAdd(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "eth0"}, PeerName: "peer0"}); err != nil {
-		t.Fatalf("%s: add veth eth0/peer0: %v", name, err)
-	}
-	for _, n := range []string{"eth0", "peer0"} {
-		l, err := nl.LinkByName(n)
-		if err == nil {
-			err = nl.LinkSetUp(l)
-		}
-		if err != nil {
-			t.Fatalf("%s: %s up: %v", name, n, err)
-		}
-	}
-	eth0, err := nl.LinkByName("eth0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, s := range []string{"10.205.0.1/24", "fd00:205::1/64"} {
-		p := netip.MustParsePrefix(s)
-		a := &netlink.Addr{IPNet: &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}, Flags: unix.IFA_F_NODAD}
-		if err := nl.AddrAdd(eth0, a); err != nil {
-			t.Fatalf("%s: add %s: %v", name, s, err)
-		}
-	}
-	return ns
-}
+// monitorAddrs are eth0's addresses in these tests (namespace prefix lsmg-).
+var monitorAddrs = []netip.Prefix{netip.MustParsePrefix("10.205.0.1/24"), netip.MustParsePrefix("fd00:205::1/64")}
 
 // TestClusterVIPMonitorDetectsDamage: an instance whose bucket is still
 // owned but whose address, cluster MAC or netdev ingress table was removed
@@ -53,7 +23,7 @@ func monitorNS(t *testing.T, name string) *nstest.NS {
 // IPv4 and IPv6.
 func TestClusterVIPMonitorDetectsDamage(t *testing.T) {
 	nstest.SkipUnlessRoot(t)
-	ns := monitorNS(t, "lsmg-mon")
+	ns := newNodeNS(t, "lsmg-mon", monitorAddrs...)
 	path := agentPath(t, "clustervip")
 	nl := ns.Netlink(t)
 	eth0, err := nl.LinkByName("eth0")

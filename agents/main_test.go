@@ -14,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/loadshare/loadshare/agents/ocf"
+	"github.com/loadshare/loadshare/agents/ocf/ocftest"
 	"github.com/loadshare/loadshare/clusterip"
 	"github.com/loadshare/loadshare/test/buildbin"
 	"github.com/loadshare/loadshare/test/nstest"
@@ -104,9 +105,10 @@ var (
 )
 
 // newNodeNS returns namespace name with a veth pair eth0 <-> peer0 (this
-// kernel has no dummy links), both up, eth0 holding 10.203.0.1/24 and
-// fd00:203::1/64: the one network interface of a database node.
-func newNodeNS(t testing.TB, name string) *nstest.NS {
+// kernel has no dummy links), both up, eth0 holding addrs (default
+// 10.203.0.1/24 and fd00:203::1/64): the one network interface of a
+// database node.
+func newNodeNS(t testing.TB, name string, addrs ...netip.Prefix) *nstest.NS {
 	t.Helper()
 	ns := nstest.New(t, name)
 	nl := ns.Netlink(t)
@@ -127,7 +129,10 @@ func newNodeNS(t testing.TB, name string) *nstest.NS {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, p := range []netip.Prefix{nodeAddr4, nodeAddr6} {
+	if len(addrs) == 0 {
+		addrs = []netip.Prefix{nodeAddr4, nodeAddr6}
+	}
+	for _, p := range addrs {
 		a := &netlink.Addr{IPNet: &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}}
 		if p.Addr().Is6() {
 			a.Flags = unix.IFA_F_NODAD
@@ -146,13 +151,19 @@ type agentRun struct {
 }
 
 // runIn runs "path action" inside ns with exactly env (plus PATH), forking
-// from a thread inside the namespace (no ip netns exec in between).
+// from a thread inside the namespace (no ip netns exec in between); with a
+// nil ns, where the test runs.
 func runIn(t testing.TB, ns *nstest.NS, path, action string, env map[string]string) agentRun {
 	t.Helper()
 	cmd := agentCmd(path, action, env)
 	var o, e bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &o, &e
-	err := ns.Do(cmd.Run)
+	var err error
+	if ns == nil {
+		err = cmd.Run()
+	} else {
+		err = ns.Do(cmd.Run)
+	}
 	var ee *exec.ExitError
 	code := 0
 	switch {
@@ -179,17 +190,9 @@ func envList(env map[string]string) []string {
 	return l
 }
 
-// TestAgentsMetaDataDTD validates every registered agent's meta-data, as the
-// binary prints it, against Debian's ra-api-1.dtd.
+// TestAgentsMetaDataDTD validates every registered agent's meta-data
+// against Debian's ra-api-1.dtd.
 func TestAgentsMetaDataDTD(t *testing.T) {
-	const dtd = "/usr/share/resource-agents/ra-api-1.dtd"
-	xmllint, err := exec.LookPath("xmllint")
-	if err != nil {
-		t.Skip("xmllint not installed (Debian package libxml2-utils)")
-	}
-	if _, err := os.Stat(dtd); err != nil {
-		t.Skipf("%s missing (Debian package resource-agents): %v", dtd, err)
-	}
 	names := ocf.Names()
 	if len(names) == 0 {
 		t.Fatal("no agent registered")
@@ -200,11 +203,7 @@ func TestAgentsMetaDataDTD(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			cmd := exec.Command(xmllint, "--noout", "--dtdvalid", dtd, "-")
-			cmd.Stdin = bytes.NewReader(out)
-			if msg, err := cmd.CombinedOutput(); err != nil {
-				t.Fatalf("xmllint --dtdvalid %s: %v\n%s\nmeta-data:\n%s", dtd, err, msg, out)
-			}
+			ocftest.ValidateMetaData(t, out)
 			if !strings.Contains(string(out), `<resource-agent name="`+name+`"`) {
 				t.Errorf("meta-data of %s names another agent:\n%s", name, out)
 			}

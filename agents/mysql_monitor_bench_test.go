@@ -1,7 +1,6 @@
 package agents
 
 import (
-	"bytes"
 	"errors"
 	"os"
 	"os/exec"
@@ -57,21 +56,10 @@ func readAttr(t testing.TB, dir, name string) string {
 	return string(b)
 }
 
+// runBinary runs "path action" with exactly env (plus PATH) where the test runs.
 func runBinary(t testing.TB, path, action string, env map[string]string) agentRun {
 	t.Helper()
-	cmd := agentCmd(path, action, env)
-	var o, e bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &o, &e
-	err := cmd.Run()
-	var ee *exec.ExitError
-	code := 0
-	switch {
-	case errors.As(err, &ee):
-		code = ee.ExitCode()
-	case err != nil:
-		t.Fatalf("run %s %s: %v", path, action, err)
-	}
-	return agentRun{code, o.String(), e.String()}
+	return runIn(t, nil, path, action, env)
 }
 
 // generalLog records every command the server receives in mysql.general_log

@@ -6,11 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/loadshare/loadshare/agents/ocf/ocftest"
 )
 
 // testAgent keeps its state in a file named by parameter state. Parameter
@@ -302,30 +303,13 @@ func TestLogFile(t *testing.T) {
 // test binary against Debian's ra-api-1.dtd, as ocf-tester does.
 func TestMetaDataDTD(t *testing.T) {
 	for _, name := range Names() {
-		t.Run(name, func(t *testing.T) { ValidateMetaDataDTD(t, name) })
-	}
-}
-
-// ValidateMetaDataDTD is shared with the agents' tests through a copy; see
-// agents/metadata_test.go.
-func ValidateMetaDataDTD(t *testing.T, name string) {
-	t.Helper()
-	const dtd = "/usr/share/resource-agents/ra-api-1.dtd"
-	xmllint, err := exec.LookPath("xmllint")
-	if err != nil {
-		t.Skip("xmllint not installed (Debian package libxml2-utils)")
-	}
-	if _, err := os.Stat(dtd); err != nil {
-		t.Skipf("%s missing (Debian package resource-agents): %v", dtd, err)
-	}
-	out, err := MetaDataOf(name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(xmllint, "--noout", "--dtdvalid", dtd, "-")
-	cmd.Stdin = bytes.NewReader(out)
-	if msg, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("xmllint --dtdvalid %s: %v\n%s\nmeta-data:\n%s", dtd, err, msg, out)
+		t.Run(name, func(t *testing.T) {
+			out, err := MetaDataOf(name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ocftest.ValidateMetaData(t, out)
+		})
 	}
 }
 
