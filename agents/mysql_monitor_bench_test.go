@@ -10,42 +10,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/loadshare/loadshare/crm/crmtest"
+
 	"github.com/loadshare/loadshare/test/mariadbtest"
 )
 
 // The real binary, as Pacemaker runs it: one process per action, attrd via
 // a stand-in attrd_updater (no Pacemaker here) or not at all
 // (LOADSHARE_ATTRD_UPDATER=none, for the benchmark).
-
-// fakeAttrdScript writes an attrd_updater stand-in that keeps each
-// attribute in dir/attr.NAME ("-D" empties it) and returns its path.
-func fakeAttrdScript(t testing.TB, dir string) string {
-	t.Helper()
-	path := filepath.Join(dir, "attrd_updater")
-	script := `#!/bin/sh
-dir=$(dirname "$0")
-name= cmd= val=
-while [ $# -gt 0 ]; do
-  case "$1" in
-    -n) name=$2; shift;;
-    -U|-B) cmd=U; val=$2; shift;;
-    -d|-N) shift;;
-    -Q) cmd=Q;;
-    -D) cmd=D;;
-  esac
-  shift
-done
-case $cmd in
-  U) printf %s "$val" > "$dir/attr.$name";;
-  D) : > "$dir/attr.$name";;
-  Q) printf 'name="%s" host="n1" value="%s"\n' "$name" "$(cat "$dir/attr.$name" 2>/dev/null)";;
-esac
-`
-	if err := os.WriteFile(path, []byte(script), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
 
 func readAttr(t testing.TB, dir, name string) string {
 	t.Helper()
@@ -109,7 +81,7 @@ func TestMySQLMonitorBinary(t *testing.T) {
 	srv.CreateUser(t, "mon", "pw", "SLAVE MONITOR ON *.*")
 	dir := t.TempDir()
 	env := map[string]string{
-		envAttrd:                      fakeAttrdScript(t, dir),
+		envAttrd:                      crmtest.FakeAttrdUpdater(t, dir),
 		envRunDir:                     filepath.Join(dir, "run"),
 		"OCF_ROOT":                    "/usr/lib/ocf",
 		"OCF_RESOURCE_INSTANCE":       "mysqlmon",

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/loadshare/loadshare/crm/crmtest"
+
 	"github.com/loadshare/loadshare/test/mariadbtest"
 )
 
@@ -26,7 +28,7 @@ func TestAttributeAgentsOCFTester(t *testing.T) {
 	srv.CreateUser(t, "mon", "pw", "SLAVE MONITOR ON *.*")
 	cnf := srv.DefaultsFile("mon", "pw")
 	dir := t.TempDir()
-	attrd := fakeAttrdScript(t, dir)
+	attrd := crmtest.FakeAttrdUpdater(t, dir)
 	for _, c := range []struct {
 		agent, attr string
 		params      []string

@@ -1,0 +1,48 @@
+// Package crmtest holds stand-ins for Pacemaker's command-line tools, for
+// tests of code that runs them. They fake the transport (the command), not
+// the caller's logic; the real tools are exercised by the cluster lab.
+package crmtest
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// FakeAttrdUpdater writes dir/attrd_updater, a shell script that behaves
+// like attrd_updater for -n/-U/-B/-d/-N/-Q/-D against files dir/attr.NAME,
+// logs each argv to dir/argv, and fails as attrd does while dir/down
+// exists. Outputs and exit codes are those of Pacemaker 2.1.5's
+// attrd_updater, as seen on a one-node lab cluster: -Q of an unknown
+// attribute exits 78 saying "attribute does not exist"; after -D, -Q prints
+// value="" and exits 0. It returns the script's path.
+func FakeAttrdUpdater(t testing.TB, dir string) string {
+	t.Helper()
+	path := filepath.Join(dir, "attrd_updater")
+	script := `#!/bin/sh
+dir=$(dirname "$0")
+echo "$*" >> "$dir/argv"
+[ -e "$dir/down" ] && { echo "attrd_updater: Could not connect to attrd: Connection refused" >&2; exit 102; }
+name= cmd= val=
+while [ $# -gt 0 ]; do
+  case "$1" in
+    -n) name=$2; shift;;
+    -U|-B) cmd=U; val=$2; shift;;
+    -d|-N) shift;;
+    -Q) cmd=Q;;
+    -D) cmd=D;;
+  esac
+  shift
+done
+case $cmd in
+  U) printf %s "$val" > "$dir/attr.$name";;
+  D) : > "$dir/attr.$name";;
+  Q) [ -e "$dir/attr.$name" ] || { echo "attrd_updater: Could not query value of $name: attribute does not exist" >&2; exit 78; }
+     printf 'name="%s" host="n1" value="%s"\n' "$name" "$(cat "$dir/attr.$name")";;
+esac
+`
+	if err := os.WriteFile(path, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
