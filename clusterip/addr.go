@@ -71,3 +71,21 @@ func delAddr(h *netlink.Handle, l netlink.Link, v VIP) error {
 	}
 	return nil
 }
+
+// bringUp joins the cluster MAC, then puts the address on the link: with
+// the MAC first, frames sent to it are received once the address answers.
+func bringUp(h *netlink.Handle, l netlink.Link, v VIP) error {
+	if err := joinMAC(h, l, v); err != nil {
+		return err
+	}
+	return addAddr(h, l, v)
+}
+
+// takeDown removes the address, then leaves the cluster MAC: the reverse
+// of bringUp. Absent pieces are fine.
+func takeDown(h *netlink.Handle, l netlink.Link, v VIP) error {
+	if err := delAddr(h, l, v); err != nil {
+		return err
+	}
+	return leaveMAC(h, l, v)
+}

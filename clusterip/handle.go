@@ -197,10 +197,7 @@ func (p *Plane) ensureLocked(v VIP) error {
 	}
 	if len(owned) > 0 {
 		// Repair a crash between the owned-set change and the address.
-		if err := joinMAC(h, l, v); err != nil {
-			return fmt.Errorf("ensure %s: %w", v, err)
-		}
-		if err := addAddr(h, l, v); err != nil {
+		if err := bringUp(h, l, v); err != nil {
 			return fmt.Errorf("ensure %s: %w", v, err)
 		}
 		return nil
@@ -219,10 +216,7 @@ func (p *Plane) ensureLocked(v VIP) error {
 	if n, err := tracked(h, v); err != nil || n > 0 {
 		return err
 	}
-	if err := delAddr(h, l, v); err != nil {
-		return fmt.Errorf("ensure %s: %w", v, err)
-	}
-	if err := leaveMAC(h, l, v); err != nil {
+	if err := takeDown(h, l, v); err != nil {
 		return fmt.Errorf("ensure %s: %w", v, err)
 	}
 	return nil
@@ -265,10 +259,7 @@ func (p *Plane) Own(v VIP, bs ...Bucket) error {
 	if err != nil {
 		return err
 	}
-	if err := joinMAC(h, l, v); err != nil {
-		return fmt.Errorf("own buckets of %s: %w", v, err)
-	}
-	if err := addAddr(h, l, v); err != nil {
+	if err := bringUp(h, l, v); err != nil {
 		return fmt.Errorf("own buckets of %s: %w", v, err)
 	}
 	return nil
@@ -381,10 +372,7 @@ func (p *Plane) drainAndDrop(v VIP, be backendImpl) error {
 			return nil // owned again while draining: the address stays
 		}
 	}
-	if err := delAddr(h, l, v); err != nil {
-		return err
-	}
-	if err := leaveMAC(h, l, v); err != nil {
+	if err := takeDown(h, l, v); err != nil {
 		return err
 	}
 	if remaining > 0 {
@@ -465,10 +453,7 @@ func (p *Plane) Remove(v VIP) error {
 	}
 	defer h.Close()
 	if l, err := linkOf(h, v); err == nil {
-		if err := delAddr(h, l, v); err != nil {
-			return fmt.Errorf("remove %s: %w", v, err)
-		}
-		if err := leaveMAC(h, l, v); err != nil {
+		if err := takeDown(h, l, v); err != nil {
 			return fmt.Errorf("remove %s: %w", v, err)
 		}
 	}
