@@ -255,12 +255,13 @@ func (a *clusterVIP) resolve(ctx context.Context, p ocf.Params) error {
 		return fmt.Errorf("netlink: %w", err)
 	}
 	defer nl.Close()
-	var link netlink.Link
-	if v.Link, link, err = findNIC(nl, p.String("nic"), addr); err != nil {
+	link, addrs, err := findNIC(nl, p.String("nic"), addr)
+	if err != nil {
 		return err
 	}
+	v.Link = link.Attrs().Name
 	if !p.IsSet("cidr_netmask") {
-		v.Prefix = coveringPrefix(nl, link, addr)
+		v.Prefix = coveringPrefix(addrs, link, addr)
 	}
 	if err := v.Validate(backend); err != nil {
 		return paramErr(err)
@@ -311,40 +312,41 @@ func seedOf(addr netip.Addr) uint32 {
 // this node), else the interface already holding addr (after a start the
 // route to addr is the local one, through lo), else the one the routing
 // table sends addr to. Equivalent to: ip route get ADDR.
-func findNIC(nl *netlink.Handle, nic string, addr netip.Addr) (string, netlink.Link, error) {
+//
+// It also returns the node's addresses of addr's family, which
+// coveringPrefix reads: every monitor runs this, so one address dump
+// serves both (a dump per link cost a round trip each).
+func findNIC(nl *netlink.Handle, nic string, addr netip.Addr) (netlink.Link, []netlink.Addr, error) {
+	addrs, err := nl.AddrList(nil, family(addr))
+	if err != nil {
+		return nil, nil, fmt.Errorf("list addresses: %w", err)
+	}
 	if nic != "" {
 		l, err := nl.LinkByName(nic)
 		if err != nil {
-			return "", nil, &ocf.ParamError{Param: "nic", Value: nic, Reason: "no such interface on this node", Local: true}
+			return nil, nil, &ocf.ParamError{Param: "nic", Value: nic, Reason: "no such interface on this node", Local: true}
 		}
-		return nic, l, nil
+		return l, addrs, nil
 	}
-	links, err := nl.LinkList()
-	if err != nil {
-		return "", nil, fmt.Errorf("list links: %w", err)
-	}
-	for _, l := range links {
-		if l.Attrs().Flags&net.FlagLoopback != 0 {
+	for _, a := range addrs {
+		if ip, ok := netip.AddrFromSlice(a.IP); !ok || ip.Unmap() != addr {
 			continue
 		}
-		addrs, _ := nl.AddrList(l, family(addr))
-		for _, a := range addrs {
-			if ip, ok := netip.AddrFromSlice(a.IP); ok && ip.Unmap() == addr {
-				return l.Attrs().Name, l, nil
-			}
+		if l, err := nl.LinkByIndex(a.LinkIndex); err == nil && l.Attrs().Flags&net.FlagLoopback == 0 {
+			return l, addrs, nil
 		}
 	}
 	routes, err := nl.RouteGet(addr.AsSlice())
 	if err == nil && len(routes) > 0 {
 		if l, lerr := nl.LinkByIndex(routes[0].LinkIndex); lerr == nil && l.Attrs().Flags&net.FlagLoopback == 0 {
-			return l.Attrs().Name, l, nil
+			return l, addrs, nil
 		}
 	}
 	reason := "not given, and no route to ip on this node"
 	if err != nil {
 		reason += ": " + err.Error()
 	}
-	return "", nil, &ocf.ParamError{Param: "nic", Value: "", Reason: reason, Local: true}
+	return nil, nil, &ocf.ParamError{Param: "nic", Value: "", Reason: reason, Local: true}
 }
 
 func family(a netip.Addr) int {
@@ -354,15 +356,14 @@ func family(a netip.Addr) int {
 	return netlink.FAMILY_V6
 }
 
-// coveringPrefix is the prefix length of link's address whose subnet holds
-// addr (other than addr itself), like IPaddr2's findif; 0 (a host prefix)
-// when there is none.
-func coveringPrefix(nl *netlink.Handle, link netlink.Link, addr netip.Addr) int {
-	addrs, err := nl.AddrList(link, family(addr))
-	if err != nil {
-		return 0
-	}
+// coveringPrefix is the prefix length of link's address (among addrs)
+// whose subnet holds addr (other than addr itself), like IPaddr2's findif;
+// 0 (a host prefix) when there is none.
+func coveringPrefix(addrs []netlink.Addr, link netlink.Link, addr netip.Addr) int {
 	for _, a := range addrs {
+		if a.LinkIndex != link.Attrs().Index {
+			continue
+		}
 		ip, ok := netip.AddrFromSlice(a.IP)
 		if !ok || ip.Unmap() == addr {
 			continue
