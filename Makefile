@@ -12,10 +12,11 @@ TEST_TIMEOUT ?= 60m
 
 all: build
 
-# A static binary: every OCF action is a new process, and a dynamically linked
-# one spends milliseconds in the loader (monitor 5-13 ms with cgo, ~4 ms without).
+# Static binaries, one per agent beside the CLI: every OCF action is a new
+# process, a dynamically linked one spends milliseconds in the loader, and
+# an agent that links only what it needs starts faster than the whole CLI.
 build:
-	CGO_ENABLED=0 $(GO) build -o $(BIN) ./cmd/loadshare
+	CGO_ENABLED=0 $(GO) build -o bin/ ./cmd/...
 
 # deps installs the Debian packages the tests, lab and benchmarks use (no-op when present).
 deps:
@@ -45,7 +46,7 @@ demo: deps build
 install: build
 	install -D -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/sbin/loadshare
 	install -d $(DESTDIR)$(OCFDIR)
-	for a in $(AGENTS); do ln -sf $(PREFIX)/sbin/loadshare $(DESTDIR)$(OCFDIR)/$$a; done
+	for a in $(AGENTS); do install -m 0755 bin/$$a $(DESTDIR)$(OCFDIR)/$$a; done
 
 uninstall:
 	rm -f $(DESTDIR)$(PREFIX)/sbin/loadshare

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/loadshare/loadshare/agents/agenttest"
 	"github.com/loadshare/loadshare/crm/crmtest"
 
 	"github.com/loadshare/loadshare/test/mariadbtest"
@@ -29,9 +30,9 @@ func readAttr(t testing.TB, dir, name string) string {
 }
 
 // runBinary runs "path action" with exactly env (plus PATH) where the test runs.
-func runBinary(t testing.TB, path, action string, env map[string]string) agentRun {
+func runBinary(t testing.TB, path, action string, env map[string]string) agenttest.Result {
 	t.Helper()
-	return runIn(t, nil, path, action, env)
+	return agenttest.Run(t, nil, path, action, env)
 }
 
 // generalLog records every command the server receives in mysql.general_log
@@ -90,9 +91,9 @@ func TestMySQLMonitorBinary(t *testing.T) {
 		"OCF_RESKEY_publish_lag":      "true",
 		"OCF_RESKEY_CRM_meta_timeout": "20000",
 	}
-	path := agentPath(t, "mysql_monitor")
-	if r := runBinary(t, path, "start", env); r.code != 0 {
-		t.Fatalf("start: exit %d: %s", r.code, r.stderr)
+	path := agenttest.Path(t, "mysql_monitor")
+	if r := runBinary(t, path, "start", env); r.Code != 0 {
+		t.Fatalf("start: exit %d: %s", r.Code, r.Stderr)
 	}
 	if v := readAttr(t, dir, attrWritable); v != "1" {
 		t.Errorf("after start writable_monit=%s, want 1", v)
@@ -105,45 +106,45 @@ func TestMySQLMonitorBinary(t *testing.T) {
 	stop := generalLog(t, srv)
 	r := runBinary(t, path, "monitor", env)
 	threads := stop()
-	if r.code != 0 || r.stderr != "" {
-		t.Errorf("monitor: exit %d, stderr %q; want 0 and silence", r.code, r.stderr)
+	if r.Code != 0 || r.Stderr != "" {
+		t.Errorf("monitor: exit %d, stderr %q; want 0 and silence", r.Code, r.Stderr)
 	}
 	if conns, queries := commands(threads); conns != 1 || queries != 1 {
 		t.Errorf("one monitor made %d connections and %d query round trips (%v), want 1 and 1", conns, queries, threads)
 	}
 
 	srv.SQL(t, "SET GLOBAL read_only=1")
-	if r := runBinary(t, path, "monitor", env); r.code != 0 || !strings.Contains(r.stderr, "read_only=ON") {
-		t.Errorf("monitor with read_only=1: exit %d, stderr %q; want 0 and the reason", r.code, r.stderr)
+	if r := runBinary(t, path, "monitor", env); r.Code != 0 || !strings.Contains(r.Stderr, "read_only=ON") {
+		t.Errorf("monitor with read_only=1: exit %d, stderr %q; want 0 and the reason", r.Code, r.Stderr)
 	}
 	if v := readAttr(t, dir, attrWritable); v != "0" {
 		t.Errorf("read_only=1: writable_monit=%s, want 0", v)
 	}
-	if r := runBinary(t, path, "stop", env); r.code != 0 {
-		t.Fatalf("stop: exit %d: %s", r.code, r.stderr)
+	if r := runBinary(t, path, "stop", env); r.Code != 0 {
+		t.Fatalf("stop: exit %d: %s", r.Code, r.Stderr)
 	}
 	if v := readAttr(t, dir, attrWritable); v != "" {
 		t.Errorf("after stop writable_monit=%q, want deleted", v)
 	}
-	if r := runBinary(t, path, "monitor", env); r.code != 7 {
-		t.Errorf("monitor after stop: exit %d, want 7 (OCF_NOT_RUNNING)", r.code)
+	if r := runBinary(t, path, "monitor", env); r.Code != 7 {
+		t.Errorf("monitor after stop: exit %d, want 7 (OCF_NOT_RUNNING)", r.Code)
 	}
 
 	// server_load through the same binary, attrd stand-in and run dir.
-	lpath := agentPath(t, "server_load")
+	lpath := agenttest.Path(t, "server_load")
 	lenv := map[string]string{envAttrd: env[envAttrd], envRunDir: env[envRunDir], "OCF_RESOURCE_INSTANCE": "load",
 		"OCF_RESKEY_defaults_file": env["OCF_RESKEY_defaults_file"], "OCF_RESKEY_CRM_meta_timeout": "20000"}
-	if r := runBinary(t, lpath, "start", lenv); r.code != 0 {
-		t.Fatalf("server_load start: exit %d: %s", r.code, r.stderr)
+	if r := runBinary(t, lpath, "start", lenv); r.Code != 0 {
+		t.Fatalf("server_load start: exit %d: %s", r.Code, r.Stderr)
 	}
 	if v, err := strconv.Atoi(readAttr(t, dir, attrLoad)); err != nil || v < 0 || v > 100 || v%5 != 0 {
 		t.Errorf("server_load after start = %q, want a multiple of 5 in 0..100", readAttr(t, dir, attrLoad))
 	}
-	if r := runBinary(t, lpath, "monitor", lenv); r.code != 0 {
-		t.Errorf("server_load monitor: exit %d: %s", r.code, r.stderr)
+	if r := runBinary(t, lpath, "monitor", lenv); r.Code != 0 {
+		t.Errorf("server_load monitor: exit %d: %s", r.Code, r.Stderr)
 	}
-	if r := runBinary(t, lpath, "stop", lenv); r.code != 0 || readAttr(t, dir, attrLoad) != "" {
-		t.Errorf("server_load stop: exit %d, server_load=%q; want 0 and deleted", r.code, readAttr(t, dir, attrLoad))
+	if r := runBinary(t, lpath, "stop", lenv); r.Code != 0 || readAttr(t, dir, attrLoad) != "" {
+		t.Errorf("server_load stop: exit %d, server_load=%q; want 0 and deleted", r.Code, readAttr(t, dir, attrLoad))
 	}
 }
 
@@ -190,9 +191,9 @@ func BenchmarkMonitorVsHeartbeatMysql(b *testing.B) {
 		"OCF_RESOURCE_INSTANCE": "mysqlmon", "OCF_RESKEY_CRM_meta_interval": "10000", "OCF_RESKEY_CRM_meta_timeout": "20000",
 		"OCF_RESKEY_defaults_file": srv.DefaultsFile("mon", "pw"), "OCF_RESKEY_replica_ok": "true",
 	}
-	ours := agentPath(b, "mysql_monitor")
-	if r := runBinary(b, ours, "start", ourEnv); r.code != 0 {
-		b.Fatalf("mysql_monitor start: exit %d: %s", r.code, r.stderr)
+	ours := agenttest.Path(b, "mysql_monitor")
+	if r := runBinary(b, ours, "start", ourEnv); r.Code != 0 {
+		b.Fatalf("mysql_monitor start: exit %d: %s", r.Code, r.Stderr)
 	}
 
 	// Round trips, once each, with the general log on (off while timing).
@@ -200,8 +201,8 @@ func BenchmarkMonitorVsHeartbeatMysql(b *testing.B) {
 		stop := generalLog(b, srv)
 		r := runBinary(b, path, "monitor", env)
 		threads := stop()
-		if r.code != 0 {
-			b.Fatalf("%s monitor: exit %d: %s%s", path, r.code, r.stdout, r.stderr)
+		if r.Code != 0 {
+			b.Fatalf("%s monitor: exit %d: %s%s", path, r.Code, r.Stdout, r.Stderr)
 		}
 		return commands(threads)
 	}
@@ -217,10 +218,10 @@ func BenchmarkMonitorVsHeartbeatMysql(b *testing.B) {
 	var actionTime time.Duration
 	for i := 0; i < 5; i++ {
 		r := runBinary(b, ours, "monitor", debugEnv)
-		_, took, ok := strings.Cut(r.stderr, "done took=")
+		_, took, ok := strings.Cut(r.Stderr, "done took=")
 		d, err := time.ParseDuration(strings.Fields(took + " ")[0])
 		if !ok || err != nil {
-			b.Fatalf("no \"done took=\" in the debug output %q", r.stderr)
+			b.Fatalf("no \"done took=\" in the debug output %q", r.Stderr)
 		}
 		actionTime += d
 	}
@@ -230,12 +231,12 @@ func BenchmarkMonitorVsHeartbeatMysql(b *testing.B) {
 	b.ResetTimer()
 	for i := 0; i < rounds; i++ {
 		t0 := time.Now()
-		if r := runBinary(b, ours, "monitor", ourEnv); r.code != 0 {
-			b.Fatalf("mysql_monitor monitor: exit %d: %s", r.code, r.stderr)
+		if r := runBinary(b, ours, "monitor", ourEnv); r.Code != 0 {
+			b.Fatalf("mysql_monitor monitor: exit %d: %s", r.Code, r.Stderr)
 		}
 		t1 := time.Now()
-		if r := runBinary(b, heartbeat, "monitor", hbEnv); r.code != 0 {
-			b.Fatalf("heartbeat mysql monitor: exit %d: %s%s", r.code, r.stdout, r.stderr)
+		if r := runBinary(b, heartbeat, "monitor", hbEnv); r.Code != 0 {
+			b.Fatalf("heartbeat mysql monitor: exit %d: %s%s", r.Code, r.Stdout, r.Stderr)
 		}
 		ourTime += t1.Sub(t0)
 		hbTime += time.Since(t1)

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/loadshare/loadshare/agents/agenttest"
 	"github.com/loadshare/loadshare/crm/crmtest"
 
 	"github.com/loadshare/loadshare/test/mariadbtest"
@@ -38,7 +39,7 @@ func TestAttributeAgentsOCFTester(t *testing.T) {
 	} {
 		t.Run(c.agent, func(t *testing.T) {
 			args := append([]string{"-n", c.agent + "_t"}, c.params...)
-			cmd := exec.Command(tester, append(args, agentPath(t, c.agent))...)
+			cmd := exec.Command(tester, append(args, agenttest.Path(t, c.agent))...)
 			cmd.Env = append(os.Environ(), envAttrd+"="+attrd, envRunDir+"="+filepath.Join(dir, "run"))
 			out, err := cmd.CombinedOutput()
 			if err != nil || !bytes.Contains(out, []byte("passed all tests")) {

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/loadshare/loadshare/agents/agenttest"
 	"github.com/loadshare/loadshare/agents/ocf"
 	"github.com/loadshare/loadshare/crm"
 	"github.com/loadshare/loadshare/loadmon"
@@ -117,7 +118,7 @@ func runMain(t *testing.T, name, action string, env map[string]string) (int, str
 	stderrMu.Lock()
 	saved := os.Stderr
 	os.Stderr = f
-	code := ocf.Main(name, []string{action}, envList(env))
+	code := ocf.Main(name, []string{action}, agenttest.Env(env))
 	os.Stderr = saved
 	stderrMu.Unlock()
 	b, _ := os.ReadFile(f.Name())

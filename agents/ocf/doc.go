@@ -6,9 +6,9 @@
 // the same declarations that validation uses, so the two never disagree.
 //
 // Agents register themselves in init() (Register) and know nothing of exit
-// codes, environment variables or XML. One binary serves every agent: it is
-// linked under /usr/lib/ocf/resource.d/<provider>/ by each agent's name, and
-// Main dispatches on that name.
+// codes, environment variables or XML. Each agent's binary (installed as
+// /usr/lib/ocf/resource.d/<provider>/<agent>) imports its agent and calls
+// Main with the agent's name.
 //
 // The contract follows the OCF Resource Agent API as Pacemaker 2.1 runs it;
 // the meta-data conforms to ra-api-1.dtd (Debian's resource-agents package),

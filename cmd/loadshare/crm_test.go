@@ -126,7 +126,6 @@ func TestCrmshLoadsGenerated(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root for a private mount namespace")
 	}
-	const ocfDir = "/usr/lib/ocf/resource.d/loadshare"
 	if _, err := os.Stat(ocfDir); err != nil {
 		t.Skipf("%s missing (Pacemaker's OCF tree): %v", ocfDir, err)
 	}
@@ -135,12 +134,8 @@ func TestCrmshLoadsGenerated(t *testing.T) {
 	if err := os.Mkdir(agents, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	bin := filepath.Join(agents, "loadshare")
-	buildBinary(t, bin)
-	for _, a := range []string{"clustervip", "mysql_monitor", "server_load"} {
-		if err := os.Symlink(bin, filepath.Join(agents, a)); err != nil {
-			t.Fatal(err)
-		}
+	if err := buildbin.BuildAll(agents); err != nil {
+		t.Fatal(err)
 	}
 	var out, errOut bytes.Buffer
 	if code := cli([]string{"crm", "--ip", "192.0.2.10", "--buckets", "4"}, &out, &errOut); code != 0 {
@@ -171,13 +166,5 @@ func TestCrmshLoadsGenerated(t *testing.T) {
 	}
 	if strings.Contains(string(got), "no such resource agent") {
 		t.Errorf("crmsh did not find the agents:\n%s", got)
-	}
-}
-
-// buildBinary builds this command to path.
-func buildBinary(t *testing.T, path string) {
-	t.Helper()
-	if err := buildbin.Build(path); err != nil {
-		t.Fatal(err)
 	}
 }

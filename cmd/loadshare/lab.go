@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -63,7 +64,7 @@ func runLab(args []string, stdout, stderr io.Writer) error {
 		fs.IntVar(&cfg.Nodes, "nodes", cfg.Nodes, "number of nodes")
 		fs.IntVar(&cfg.TokenMS, "token", cfg.TokenMS, "corosync totem token, milliseconds")
 		fs.BoolVar(&cfg.NoDB, "no-db", false, "do not start MariaDB on the nodes")
-		agents := fs.String("agents", "self", `loadshare binary to install as OCF provider loadshare in every node ("self": this binary; "": none)`)
+		agents := fs.String("agents", "self", `directory of the agent binaries to install as OCF provider loadshare in every node ("self": beside this binary, else `+ocfDir+`; "": none)`)
 		keep := fs.Bool("keep", false, "demo: leave the lab up at the end")
 		service := fs.Int("buckets", 12, "VIP buckets of the loadshare service (up: 0 leaves the cluster empty)")
 		placement := fs.String("placement", "placer", "placer: loadshare crm configuration and placer; clone: a clone Pacemaker spreads evenly")
@@ -76,12 +77,16 @@ func runLab(args []string, stdout, stderr io.Writer) error {
 		if err != nil {
 			return fmt.Errorf("%w: %w", errUsage, err)
 		}
-		if cfg.Agents == "self" {
+		if cfg.Agents != "" {
+			// The nodes get this very CLI beside the agents.
 			exe, err := os.Executable()
 			if err != nil {
 				return err
 			}
-			cfg.Agents = exe
+			cfg.CLI = exe
+			if cfg.Agents == "self" {
+				cfg.Agents = agentsBeside(exe)
+			}
 		}
 		if sub == "demo" {
 			_, err := lab.Demo(ctx, cfg, lab.DemoOptions{Keep: *keep, Out: stdout, Log: log, Buckets: *service, Placement: how})
@@ -199,4 +204,17 @@ func labLoad(ctx context.Context, l *lab.Lab, args []string, stdout, stderr io.W
 		fmt.Fprintf(stdout, "last error: %v\n", s.LastErr)
 	}
 	return nil
+}
+
+// ocfDir is where make install puts the agents.
+const ocfDir = "/usr/lib/ocf/resource.d/loadshare"
+
+// agentsBeside is the directory of the agents that go with the CLI exe:
+// its own directory after make build (bin/), else the installed provider
+// directory (make install puts the CLI in /usr/sbin).
+func agentsBeside(exe string) string {
+	if st, err := os.Stat(filepath.Join(filepath.Dir(exe), "clustervip")); err == nil && !st.IsDir() {
+		return filepath.Dir(exe)
+	}
+	return ocfDir
 }

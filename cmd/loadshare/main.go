@@ -1,6 +1,7 @@
-// Command loadshare is one binary with two faces. Called by an OCF agent's
-// name (a link in /usr/lib/ocf/resource.d/loadshare/), it is that resource
-// agent; called as loadshare, it is the operators' CLI.
+// Command loadshare is the operators' CLI: the crm configuration, the
+// attribute and bucket view, the lab and the benchmarks. The OCF agents
+// are binaries of their own (cmd/clustervip, cmd/mysql_monitor,
+// cmd/server_load).
 package main
 
 import (
@@ -9,7 +10,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"sort"
 )
 
@@ -30,10 +30,6 @@ func register(c command) {
 	commands[c.name] = c
 }
 
-// agentMain, when set by the agents wiring, runs the OCF agent called name
-// and returns its exit code; ok is false when name is no agent of ours.
-var agentMain func(name string, args []string) (code int, ok bool)
-
 // errUsage marks an error that the usage text explains; exit status 2.
 var errUsage = errors.New("usage")
 
@@ -42,11 +38,6 @@ var errUsage = errors.New("usage")
 var errReported = errors.New("reported")
 
 func main() {
-	if agentMain != nil {
-		if code, ok := agentMain(filepath.Base(os.Args[0]), os.Args[1:]); ok {
-			os.Exit(code)
-		}
-	}
 	os.Exit(cli(os.Args[1:], os.Stdout, os.Stderr))
 }
 

@@ -13,6 +13,7 @@ import (
 	"github.com/vishvananda/netlink"
 
 	"github.com/loadshare/loadshare/clusterip"
+	"github.com/loadshare/loadshare/test/buildbin"
 	"github.com/loadshare/loadshare/test/nstest"
 )
 
@@ -57,8 +58,11 @@ func TestStatusKernel(t *testing.T) {
 	if err := plane.Own(v, 1, 3); err != nil {
 		t.Fatal(err)
 	}
-	bin := filepath.Join(t.TempDir(), "loadshare")
-	buildBinary(t, bin)
+	binDir := t.TempDir()
+	if err := buildbin.BuildAll(binDir); err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(binDir, "loadshare")
 	// The status process takes the VIP's lock in the default run dir.
 	t.Cleanup(func() {
 		files, _ := filepath.Glob(filepath.Join(clusterip.DefaultRunDir, "loadshare-10_205_99_100.*"))

@@ -1,5 +1,5 @@
-// Package buildbin builds the loadshare binary for tests as `make build`
-// does (CGO_ENABLED=0, a static executable), so that tests and benchmarks
+// Package buildbin builds loadshare's binaries for tests as `make build`
+// does (CGO_ENABLED=0, static executables), so that tests and benchmarks
 // run and time what operators install.
 package buildbin
 
@@ -11,22 +11,22 @@ import (
 	"path/filepath"
 )
 
-// Package is the import path of the one binary (CLI and every agent).
-const Package = "github.com/loadshare/loadshare/cmd/loadshare"
+// Packages are the binaries: the CLI and one per OCF agent (see Agents).
+const Packages = "github.com/loadshare/loadshare/cmd/..."
 
-// Build compiles Package to path. Equivalent to:
-// CGO_ENABLED=0 go build -o PATH ./cmd/loadshare
-func Build(path string) error {
+// BuildAll compiles every binary into dir: dir/loadshare and one file per
+// agent. Equivalent to: CGO_ENABLED=0 go build -o DIR/ ./cmd/...
+func BuildAll(dir string) error {
 	goTool, err := goTool()
 	if err != nil {
 		return err
 	}
-	cmd := exec.Command(goTool, "build", "-o", path, Package)
+	cmd := exec.Command(goTool, "build", "-o", dir+"/", Packages)
 	// Static like `make build`: every agent action is a new process, and a
 	// dynamically linked one spends about a millisecond in the loader.
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("CGO_ENABLED=0 go build -o %s %s: %w\n%s", path, Package, err, out)
+		return fmt.Errorf("CGO_ENABLED=0 go build -o %s/ %s: %w\n%s", dir, Packages, err, out)
 	}
 	return nil
 }

@@ -27,7 +27,7 @@ func TestDemo(t *testing.T) {
 			t.Skipf("needs %s (make deps): %v", tool, err)
 		}
 	}
-	bin := buildLoadshare(t)
+	bin := buildBinaries(t)
 	cfg := lab.Config{Prefix: "lsl-e", StateDir: "/var/tmp/loadshare-lab-e2e", Agents: bin}
 	var out strings.Builder
 	m, err := lab.Demo(context.Background(), cfg, lab.DemoOptions{

@@ -12,7 +12,6 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -222,13 +221,14 @@ func scrape(hc *http.Client, url string) (map[string]bool, error) {
 	return lines, sc.Err()
 }
 
-// buildLoadshare builds cmd/loadshare into a temporary directory: the lab
-// installs it into every node as OCF provider loadshare.
-func buildLoadshare(t *testing.T) string {
+// buildBinaries builds the CLI and the agents into a temporary directory:
+// the lab installs them into every node (the agents as OCF provider
+// loadshare).
+func buildBinaries(t *testing.T) string {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "loadshare")
-	if err := buildbin.Build(bin); err != nil {
+	dir := t.TempDir()
+	if err := buildbin.BuildAll(dir); err != nil {
 		t.Fatal(err)
 	}
-	return bin
+	return dir
 }

@@ -30,7 +30,7 @@ func bucketOwners(tb lab.BucketTable) map[int]string {
 // brings them back; a load switched on and off every 2 s moves few buckets
 // (counted); a long-lived session on another node survives all of it.
 func TestLoadSpike(t *testing.T) {
-	bin := buildLoadshare(t)
+	bin := buildBinaries(t)
 	l := newLab(t, lab.Config{Agents: bin})
 	v := vipLab{l, t}
 	ctx := context.Background()

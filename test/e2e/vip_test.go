@@ -151,7 +151,7 @@ func (s *session) close() (hosts map[string]int, errs []error) {
 // the instances spread back), while a long-lived session to a node that is
 // never removed keeps working.
 func TestVIP(t *testing.T) {
-	bin := buildLoadshare(t)
+	bin := buildBinaries(t)
 	for _, how := range []lab.Placement{lab.ByPlacer, lab.ByClone} {
 		t.Run(how.String(), func(t *testing.T) { testVIP(t, bin, how) })
 	}

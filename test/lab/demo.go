@@ -71,7 +71,7 @@ func Demo(ctx context.Context, cfg Config, o DemoOptions) (DemoMetrics, error) {
 		d.phases = 8
 	}
 	if cfg.Agents == "" {
-		return d.Metrics, errors.New("demo needs the loadshare binary to install as agents (Config.Agents)")
+		return d.Metrics, errors.New("demo needs the agent binaries to install on the nodes (Config.Agents)")
 	}
 	d.step("lab up: 3 nodes (corosync + pacemaker + MariaDB each) and a client, in namespaces")
 	l, err := Up(ctx, cfg, o.Log)

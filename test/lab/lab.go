@@ -28,7 +28,8 @@ type Config struct {
 	TokenMS  int          // corosync totem token, milliseconds; 1000
 	Cluster  string       // corosync cluster_name; "loadshare-lab"
 	NoDB     bool         // do not start MariaDB on the nodes
-	Agents   string       // loadshare binary to install as OCF provider loadshare on every node; "" none
+	Agents   string       // directory holding the agent binaries (make build's bin/, or an installed provider directory), installed on every node as OCF provider loadshare; "" none
+	CLI      string       // the loadshare binary installed on every node beside the agents (the lab runs "loadshare crm" there); Agents/loadshare
 }
 
 // DefaultConfig is the lab the CLI runs.
@@ -53,6 +54,9 @@ func (c Config) withDefaults() Config {
 	if c.Cluster == "" {
 		c.Cluster = "loadshare-lab"
 	}
+	if c.CLI == "" && c.Agents != "" {
+		c.CLI = filepath.Join(c.Agents, "loadshare")
+	}
 	return c
 }
 
@@ -72,7 +76,23 @@ func (c Config) validate() error {
 	if !filepath.IsAbs(c.StateDir) || filepath.Clean(c.StateDir) == "/" {
 		return fmt.Errorf("state dir %q: must be an absolute path below /", c.StateDir)
 	}
+	if c.Agents != "" {
+		for _, f := range append([]string{c.CLI}, agentFiles(c.Agents)...) {
+			if st, err := os.Stat(f); err != nil || st.IsDir() || st.Mode()&0o111 == 0 {
+				return fmt.Errorf("agents: %s is not an executable (make build writes the CLI and the agents into bin/)", f)
+			}
+		}
+	}
 	return nil
+}
+
+// agentFiles are the agent binaries in dir.
+func agentFiles(dir string) []string {
+	var fs []string
+	for _, a := range Agents {
+		fs = append(fs, filepath.Join(dir, a))
+	}
+	return fs
 }
 
 // Lab is a running (or stopped) lab, known by its state directory.

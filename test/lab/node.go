@@ -272,9 +272,10 @@ func (l *Lab) Memory(node string) (uint64, error) {
 	return sum, nil
 }
 
-// installAgents copies the loadshare binary into the node's private OCF
+// installAgents copies the agent binaries into the node's private OCF
 // provider directory (bind-mounted at /usr/lib/ocf/resource.d/loadshare
-// inside the node) with one link per agent name.
+// inside the node), and the CLI beside them as .loadshare (hidden: crmsh
+// lists every file there as an agent).
 func (l *Lab) installAgents(node string) error {
 	dir := filepath.Join(l.dir(node), "ocf")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -283,13 +284,12 @@ func (l *Lab) installAgents(node string) error {
 	if err := os.MkdirAll("/usr/lib/ocf/resource.d/loadshare", 0o755); err != nil {
 		return err
 	}
-	if err := copyFile(l.cfg.Agents, filepath.Join(dir, ".loadshare"), 0o755); err != nil {
-		return fmt.Errorf("install agents on %s: %w", node, err)
-	}
-	for _, a := range Agents {
-		p := filepath.Join(dir, a)
-		os.Remove(p)
-		if err := os.Symlink(".loadshare", p); err != nil {
+	for _, src := range append(agentFiles(l.cfg.Agents), l.cfg.CLI) {
+		name := filepath.Base(src)
+		if src == l.cfg.CLI {
+			name = ".loadshare"
+		}
+		if err := copyFile(src, filepath.Join(dir, name), 0o755); err != nil {
 			return fmt.Errorf("install agents on %s: %w", node, err)
 		}
 	}

@@ -160,7 +160,7 @@ func (l *Lab) placerConfig(ctx context.Context, viewer string, buckets int) (res
 	return resources, constraints, nil
 }
 
-// agentBinary is the loadshare binary inside a node (Config.Agents, copied).
+// agentBinary is the loadshare CLI inside a node (Config.CLI, copied).
 const agentBinary = "/usr/lib/ocf/resource.d/loadshare/.loadshare"
 
 // ConfigureService configures the loadshare service on a running cluster

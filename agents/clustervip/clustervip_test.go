@@ -1,4 +1,4 @@
-package agents
+package clustervip
 
 import (
 	"bytes"
@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/loadshare/loadshare/agents/agenttest"
 	"github.com/loadshare/loadshare/agents/ocf"
 	"github.com/loadshare/loadshare/clusterip"
 	"github.com/loadshare/loadshare/test/nstest"
@@ -87,8 +88,8 @@ func countAddr(t testing.TB, ns *nstest.NS, a netip.Addr) int {
 }
 
 func TestClusterVIPValidate(t *testing.T) {
-	ns := newNodeNS(t, "lsag-val")
-	path := agentPath(t, "clustervip")
+	ns := agenttest.NodeNS(t, "lsag-val")
+	path := agenttest.Path(t, "clustervip")
 	const ip = "10.203.0.100"
 	for _, c := range []struct {
 		name   string
@@ -128,15 +129,15 @@ func TestClusterVIPValidate(t *testing.T) {
 		{"node-max below max warns", "validate-all", vipEnv(ip, 0, 4, "OCF_RESKEY_CRM_meta_clone_node_max", "1"), ocf.ExitSuccess, "set clone-node-max=clone-max"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			r := runIn(t, ns, path, c.action, c.env)
-			if ocf.ExitCode(r.code) != c.want {
-				t.Fatalf("clustervip %s = %v, want %v; stderr: %s", c.action, ocf.ExitCode(r.code), c.want, r.stderr)
+			r := agenttest.Run(t, ns, path, c.action, c.env)
+			if ocf.ExitCode(r.Code) != c.want {
+				t.Fatalf("clustervip %s = %v, want %v; stderr: %s", c.action, ocf.ExitCode(r.Code), c.want, r.Stderr)
 			}
-			if c.stderr == "" && r.stderr != "" {
-				t.Errorf("clustervip %s printed %q, want nothing", c.action, r.stderr)
+			if c.stderr == "" && r.Stderr != "" {
+				t.Errorf("clustervip %s printed %q, want nothing", c.action, r.Stderr)
 			}
-			if !strings.Contains(r.stderr, c.stderr) {
-				t.Errorf("clustervip %s stderr %q, want it to contain %q", c.action, r.stderr, c.stderr)
+			if !strings.Contains(r.Stderr, c.stderr) {
+				t.Errorf("clustervip %s stderr %q, want it to contain %q", c.action, r.Stderr, c.stderr)
 			}
 		})
 	}
@@ -155,8 +156,8 @@ func TestClusterVIPOCFTester(t *testing.T) {
 	if _, err := exec.LookPath("xmllint"); err != nil {
 		t.Skip("xmllint not installed (Debian package libxml2-utils); ocf-tester needs it")
 	}
-	ns := newNodeNS(t, "lsag-ocft")
-	path := agentPath(t, "clustervip")
+	ns := agenttest.NodeNS(t, "lsag-ocft")
+	path := agenttest.Path(t, "clustervip")
 	clone := []string{"-n", "vip:2", "-o", "CRM_meta_clone=2", "-o", "CRM_meta_clone_max=4",
 		"-o", "CRM_meta_clone_node_max=4", "-o", "CRM_meta_globally_unique=true"}
 	primitive := []string{"-n", "vip_2", "-o", "bucket=2", "-o", "buckets=4"}
@@ -189,7 +190,7 @@ func runMany(t *testing.T, ns *nstest.NS, path, action, ip string, n int) {
 	cmds := make([]*exec.Cmd, n)
 	outs := make([]bytes.Buffer, n)
 	for k := range cmds {
-		cmds[k] = agentCmd(path, action, vipEnv(ip, k, n))
+		cmds[k] = agenttest.Cmd(path, action, vipEnv(ip, k, n))
 		cmds[k].Stdout, cmds[k].Stderr = &outs[k], &outs[k]
 		if err := ns.Do(cmds[k].Start); err != nil {
 			t.Fatalf("%s instance %d: %v", action, k, err)
@@ -212,8 +213,8 @@ func TestClusterVIPConcurrent64(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts 128 agent processes")
 	}
-	ns := newNodeNS(t, "lsag-c64")
-	path := agentPath(t, "clustervip")
+	ns := agenttest.NodeNS(t, "lsag-c64")
+	path := agenttest.Path(t, "clustervip")
 	const ip, n = "10.203.0.102", 64
 	runMany(t, ns, path, "start", ip, n)
 	owned, _ := vipState(t, ns, ip, n)
@@ -228,24 +229,24 @@ func TestClusterVIPConcurrent64(t *testing.T) {
 		t.Errorf("after 64 concurrent starts: %s configured %d times, want once", ip, c)
 	}
 	for _, k := range []int{0, 31, 63} {
-		if r := runIn(t, ns, path, "monitor", vipEnv(ip, k, n)); r.code != 0 {
-			t.Errorf("monitor of instance %d = %d, want 0: %s", k, r.code, r.stderr)
+		if r := agenttest.Run(t, ns, path, "monitor", vipEnv(ip, k, n)); r.Code != 0 {
+			t.Errorf("monitor of instance %d = %d, want 0: %s", k, r.Code, r.Stderr)
 		}
 	}
 	runMany(t, ns, path, "stop", ip, n)
 	if owned, addr := vipState(t, ns, ip, n); len(owned) != 0 || addr {
 		t.Errorf("after 64 concurrent stops: owned %v, address present %v; want none", owned, addr)
 	}
-	if r := runIn(t, ns, path, "monitor", vipEnv(ip, 5, n)); r.code != int(ocf.ExitNotRunning) {
-		t.Errorf("monitor after stops = %d, want 7: %s", r.code, r.stderr)
+	if r := agenttest.Run(t, ns, path, "monitor", vipEnv(ip, 5, n)); r.Code != int(ocf.ExitNotRunning) {
+		t.Errorf("monitor after stops = %d, want 7: %s", r.Code, r.Stderr)
 	}
 }
 
 // TestClusterVIPKill9 kills a start at several points and checks that the
 // next start, or the next stop, leaves a clean, consistent state.
 func TestClusterVIPKill9(t *testing.T) {
-	ns := newNodeNS(t, "lsag-kill")
-	path := agentPath(t, "clustervip")
+	ns := agenttest.NodeNS(t, "lsag-kill")
+	path := agenttest.Path(t, "clustervip")
 	const ip, n = "10.203.0.103", 4
 	delays := []time.Duration{0, 500 * time.Microsecond, time.Millisecond, 2 * time.Millisecond, 3 * time.Millisecond,
 		5 * time.Millisecond, 8 * time.Millisecond, 12 * time.Millisecond, 20 * time.Millisecond, 40 * time.Millisecond}
@@ -253,7 +254,7 @@ func TestClusterVIPKill9(t *testing.T) {
 	for i, d := range delays {
 		k := i % n
 		env := vipEnv(ip, k, n)
-		cmd := agentCmd(path, "start", env)
+		cmd := agenttest.Cmd(path, "start", env)
 		if err := ns.Do(cmd.Start); err != nil {
 			t.Fatal(err)
 		}
@@ -266,23 +267,23 @@ func TestClusterVIPKill9(t *testing.T) {
 		if i%2 == 1 {
 			repair = "stop"
 		}
-		if r := runIn(t, ns, path, repair, env); r.code != 0 {
-			t.Fatalf("kill after %v, then %s = %d: %s", d, repair, r.code, r.stderr)
+		if r := agenttest.Run(t, ns, path, repair, env); r.Code != 0 {
+			t.Fatalf("kill after %v, then %s = %d: %s", d, repair, r.Code, r.Stderr)
 		}
 		owned, addr := vipState(t, ns, ip, n)
-		mon := runIn(t, ns, path, "monitor", env)
+		mon := agenttest.Run(t, ns, path, "monitor", env)
 		if repair == "start" {
-			if !slices.Equal(owned, []clusterip.Bucket{clusterip.Bucket(k)}) || !addr || mon.code != 0 {
-				t.Fatalf("kill after %v, then start: owned %v, address %v, monitor %d; want [%d], true, 0", d, owned, addr, mon.code, k)
+			if !slices.Equal(owned, []clusterip.Bucket{clusterip.Bucket(k)}) || !addr || mon.Code != 0 {
+				t.Fatalf("kill after %v, then start: owned %v, address %v, monitor %d; want [%d], true, 0", d, owned, addr, mon.Code, k)
 			}
-			if r := runIn(t, ns, path, "stop", env); r.code != 0 {
-				t.Fatalf("stop = %d: %s", r.code, r.stderr)
+			if r := agenttest.Run(t, ns, path, "stop", env); r.Code != 0 {
+				t.Fatalf("stop = %d: %s", r.Code, r.Stderr)
 			}
 			owned, addr = vipState(t, ns, ip, n)
-			mon = runIn(t, ns, path, "monitor", env)
+			mon = agenttest.Run(t, ns, path, "monitor", env)
 		}
-		if len(owned) != 0 || addr || mon.code != int(ocf.ExitNotRunning) {
-			t.Fatalf("kill after %v, then stop: owned %v, address %v, monitor %d; want none, false, 7", d, owned, addr, mon.code)
+		if len(owned) != 0 || addr || mon.Code != int(ocf.ExitNotRunning) {
+			t.Fatalf("kill after %v, then stop: owned %v, address %v, monitor %d; want none, false, 7", d, owned, addr, mon.Code)
 		}
 	}
 	t.Logf("%d of %d starts were killed before they finished", killedMidway, len(delays))
@@ -294,42 +295,42 @@ func TestClusterVIPRulesLost(t *testing.T) {
 	if _, err := exec.LookPath("nft"); err != nil {
 		t.Skip("nft not installed (Debian package nftables)")
 	}
-	ns := newNodeNS(t, "lsag-lost")
-	path := agentPath(t, "clustervip")
+	ns := agenttest.NodeNS(t, "lsag-lost")
+	path := agenttest.Path(t, "clustervip")
 	const ip, n = "10.203.0.104", 4
-	if r := runIn(t, ns, path, "start", vipEnv(ip, 1, n)); r.code != 0 {
-		t.Fatalf("start = %d: %s", r.code, r.stderr)
+	if r := agenttest.Run(t, ns, path, "start", vipEnv(ip, 1, n)); r.Code != 0 {
+		t.Fatalf("start = %d: %s", r.Code, r.Stderr)
 	}
-	if r := runIn(t, ns, path, "monitor", vipEnv(ip, 1, n)); r.code != 0 {
-		t.Fatalf("monitor of the started instance = %d: %s", r.code, r.stderr)
+	if r := agenttest.Run(t, ns, path, "monitor", vipEnv(ip, 1, n)); r.Code != 0 {
+		t.Fatalf("monitor of the started instance = %d: %s", r.Code, r.Stderr)
 	}
-	if r := runIn(t, ns, path, "monitor", vipEnv(ip, 2, n)); r.code != int(ocf.ExitNotRunning) {
-		t.Errorf("monitor of another instance = %d, want 7: %s", r.code, r.stderr)
+	if r := agenttest.Run(t, ns, path, "monitor", vipEnv(ip, 2, n)); r.Code != int(ocf.ExitNotRunning) {
+		t.Errorf("monitor of another instance = %d, want 7: %s", r.Code, r.Stderr)
 	}
 	if out, err := ns.Command("nft", "flush", "ruleset").CombinedOutput(); err != nil {
 		t.Fatalf("nft flush ruleset: %v: %s", err, out)
 	}
-	if r := runIn(t, ns, path, "monitor", vipEnv(ip, 1, n)); r.code != int(ocf.ExitNotRunning) {
-		t.Errorf("monitor after rules lost = %d, want 7: %s", r.code, r.stderr)
+	if r := agenttest.Run(t, ns, path, "monitor", vipEnv(ip, 1, n)); r.Code != int(ocf.ExitNotRunning) {
+		t.Errorf("monitor after rules lost = %d, want 7: %s", r.Code, r.Stderr)
 	}
-	if r := runIn(t, ns, path, "stop", vipEnv(ip, 1, n)); r.code != 0 {
-		t.Errorf("stop after rules lost = %d, want 0: %s", r.code, r.stderr)
+	if r := agenttest.Run(t, ns, path, "stop", vipEnv(ip, 1, n)); r.Code != 0 {
+		t.Errorf("stop after rules lost = %d, want 0: %s", r.Code, r.Stderr)
 	}
 	if owned, addr := vipState(t, ns, ip, n); len(owned) != 0 || addr {
 		t.Errorf("after stop: owned %v, address %v; want none", owned, addr)
 	}
-	if r := runIn(t, ns, path, "start", vipEnv(ip, 1, n)); r.code != 0 {
-		t.Fatalf("start again = %d: %s", r.code, r.stderr)
+	if r := agenttest.Run(t, ns, path, "start", vipEnv(ip, 1, n)); r.Code != 0 {
+		t.Fatalf("start again = %d: %s", r.Code, r.Stderr)
 	}
-	if r := runIn(t, ns, path, "monitor", vipEnv(ip, 1, n)); r.code != 0 {
-		t.Errorf("monitor after start again = %d: %s", r.code, r.stderr)
+	if r := agenttest.Run(t, ns, path, "monitor", vipEnv(ip, 1, n)); r.Code != 0 {
+		t.Errorf("monitor after start again = %d: %s", r.Code, r.Stderr)
 	}
 }
 
 // TestBinaryDispatch: the binary is the agent when called by the agent's
 // name and the CLI otherwise.
 func TestBinaryDispatch(t *testing.T) {
-	path := agentPath(t, "clustervip")
+	path := agenttest.Path(t, "clustervip")
 	out, err := exec.Command(path, "meta-data").Output()
 	if err != nil {
 		t.Fatalf("clustervip meta-data: %v", err)

@@ -1,4 +1,4 @@
-package agents
+package clustervip
 
 import (
 	"net/netip"
@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/google/nftables"
+	"github.com/loadshare/loadshare/agents/agenttest"
 	"github.com/loadshare/loadshare/agents/ocf"
 	"github.com/loadshare/loadshare/clusterip"
 	"github.com/loadshare/loadshare/test/nstest"
@@ -23,8 +24,8 @@ var monitorAddrs = []netip.Prefix{netip.MustParsePrefix("10.205.0.1/24"), netip.
 // IPv4 and IPv6.
 func TestClusterVIPMonitorDetectsDamage(t *testing.T) {
 	nstest.SkipUnlessRoot(t)
-	ns := newNodeNS(t, "lsmg-mon", monitorAddrs...)
-	path := agentPath(t, "clustervip")
+	ns := agenttest.NodeNS(t, "lsmg-mon", monitorAddrs...)
+	path := agenttest.Path(t, "clustervip")
 	nl := ns.Netlink(t)
 	eth0, err := nl.LinkByName("eth0")
 	if err != nil {
@@ -37,29 +38,29 @@ func TestClusterVIPMonitorDetectsDamage(t *testing.T) {
 			env := vipEnv(ip, 1, n, "OCF_RESKEY_nic", "eth0")
 			monitor := func(step string, want ocf.ExitCode, stderr string) {
 				t.Helper()
-				r := runIn(t, ns, path, "monitor", env)
-				if ocf.ExitCode(r.code) != want {
-					t.Fatalf("%s: monitor = %v, want %v; stderr: %s", step, ocf.ExitCode(r.code), want, r.stderr)
+				r := agenttest.Run(t, ns, path, "monitor", env)
+				if ocf.ExitCode(r.Code) != want {
+					t.Fatalf("%s: monitor = %v, want %v; stderr: %s", step, ocf.ExitCode(r.Code), want, r.Stderr)
 				}
 				if stderr != "" {
-					t.Logf("%s: monitor stderr: %s", step, r.stderr)
+					t.Logf("%s: monitor stderr: %s", step, r.Stderr)
 				}
-				if !strings.Contains(r.stderr, stderr) {
-					t.Errorf("%s: monitor stderr %q, want it to name %q", step, r.stderr, stderr)
+				if !strings.Contains(r.Stderr, stderr) {
+					t.Errorf("%s: monitor stderr %q, want it to name %q", step, r.Stderr, stderr)
 				}
 			}
 			start := func(step string) {
 				t.Helper()
-				if r := runIn(t, ns, path, "start", env); r.code != 0 {
-					t.Fatalf("%s: start = %d: %s", step, r.code, r.stderr)
+				if r := agenttest.Run(t, ns, path, "start", env); r.Code != 0 {
+					t.Fatalf("%s: start = %d: %s", step, r.Code, r.Stderr)
 				}
 			}
-			t.Cleanup(func() { runIn(t, ns, path, "stop", env) })
+			t.Cleanup(func() { agenttest.Run(t, ns, path, "stop", env) })
 			monitor("never started (a probe)", ocf.ExitNotRunning, "")
 			start("first start")
 			monitor("started", ocf.ExitSuccess, "")
-			if r := runIn(t, ns, path, "monitor", vipEnv(ip, 2, n, "OCF_RESKEY_nic", "eth0")); r.code != int(ocf.ExitNotRunning) || strings.Contains(r.stderr, "not served") {
-				t.Errorf("monitor of a stopped instance beside a started one = %d, stderr %q; want 7, no warning", r.code, r.stderr)
+			if r := agenttest.Run(t, ns, path, "monitor", vipEnv(ip, 2, n, "OCF_RESKEY_nic", "eth0")); r.Code != int(ocf.ExitNotRunning) || strings.Contains(r.Stderr, "not served") {
+				t.Errorf("monitor of a stopped instance beside a started one = %d, stderr %q; want 7, no warning", r.Code, r.Stderr)
 			}
 
 			table := "loadshare-" + strings.NewReplacer(".", "_", ":", "_").Replace(ip)
@@ -111,14 +112,14 @@ func TestClusterVIPMonitorDetectsDamage(t *testing.T) {
 					t.Fatalf("%s: %v", c.name, err)
 				}
 			}
-			if r := runIn(t, ns, path, "stop", env); r.code != 0 {
-				t.Fatalf("stop of a damaged instance = %d: %s", r.code, r.stderr)
+			if r := agenttest.Run(t, ns, path, "stop", env); r.Code != 0 {
+				t.Fatalf("stop of a damaged instance = %d: %s", r.Code, r.Stderr)
 			}
 			monitor("all damaged, then stop", ocf.ExitNotRunning, "")
 			start("all damaged, stop, then start")
 			monitor("all damaged, stop, then start", ocf.ExitSuccess, "")
-			if r := runIn(t, ns, path, "stop", env); r.code != 0 {
-				t.Fatalf("stop = %d: %s", r.code, r.stderr)
+			if r := agenttest.Run(t, ns, path, "stop", env); r.Code != 0 {
+				t.Fatalf("stop = %d: %s", r.Code, r.Stderr)
 			}
 			monitor("stopped", ocf.ExitNotRunning, "")
 		})

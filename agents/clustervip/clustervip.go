@@ -1,4 +1,8 @@
-package agents
+// Package clustervip is the OCF resource agent ocf:loadshare:clustervip:
+// one bucket of a shared VIP per resource, all of the kernel work done by
+// package clusterip. It registers itself with package ocf in init();
+// cmd/clustervip is its binary.
+package clustervip
 
 import (
 	"context"

@@ -1,4 +1,4 @@
-package agents
+package clustervip
 
 import (
 	"bufio"
@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/loadshare/loadshare/agents/agenttest"
 	"github.com/loadshare/loadshare/test/nstest"
 )
 
@@ -28,8 +29,8 @@ func BenchmarkMonitorVsIPaddr2(b *testing.B) {
 	if _, err := os.Stat(ipaddr2); err != nil {
 		b.Skipf("IPaddr2 missing (Debian package resource-agents): %v", err)
 	}
-	ns := newNodeNS(b, "lsag-bench")
-	path := agentPath(b, "clustervip")
+	ns := agenttest.NodeNS(b, "lsag-bench")
+	path := agenttest.Path(b, "clustervip")
 
 	vip := vipEnv("10.203.0.110", 0, 1)
 	ipa := map[string]string{
@@ -46,17 +47,17 @@ func BenchmarkMonitorVsIPaddr2(b *testing.B) {
 		path string
 		env  map[string]string
 	}{{path, vip}, {ipaddr2, ipa}} {
-		if r := runIn(b, ns, s.path, "start", s.env); r.code != 0 {
-			b.Fatalf("%s start = %d: %s", s.path, r.code, r.stderr)
+		if r := agenttest.Run(b, ns, s.path, "start", s.env); r.Code != 0 {
+			b.Fatalf("%s start = %d: %s", s.path, r.Code, r.Stderr)
 		}
-		b.Cleanup(func() { runIn(b, ns, s.path, "stop", s.env) })
-		if r := runIn(b, ns, s.path, "monitor", s.env); r.code != 0 {
-			b.Fatalf("%s monitor = %d: %s", s.path, r.code, r.stderr)
+		b.Cleanup(func() { agenttest.Run(b, ns, s.path, "stop", s.env) })
+		if r := agenttest.Run(b, ns, s.path, "monitor", s.env); r.Code != 0 {
+			b.Fatalf("%s monitor = %d: %s", s.path, r.Code, r.Stderr)
 		}
 	}
 
 	timeOne := func(p string, env map[string]string) time.Duration {
-		cmd := agentCmd(p, "monitor", env)
+		cmd := agenttest.Cmd(p, "monitor", env)
 		start := time.Now()
 		if err := ns.Do(cmd.Run); err != nil {
 			b.Fatalf("%s monitor: %v", p, err)
@@ -108,7 +109,7 @@ func countProcs(b *testing.B, ns *nstest.NS, path string, env map[string]string)
 	}
 	out := filepath.Join(b.TempDir(), "trace")
 	cmd := exec.Command(strace, "-f", "-qq", "-e", "trace=fork,vfork,clone,clone3", "-e", "signal=none", "-o", out, path, "monitor")
-	cmd.Env = envList(env)
+	cmd.Env = agenttest.Env(env)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	if err := ns.Do(cmd.Run); err != nil {

@@ -1,0 +1,250 @@
+// Package agenttest runs loadshare's OCF agents in tests the way Pacemaker
+// runs them: the static binaries `make build` ships, one process per
+// action, inside a network namespace with a veth pair when the agent needs
+// a node's network. Shared by the tests of every agent package.
+package agenttest
+
+import (
+	"bytes"
+	"errors"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/loadshare/loadshare/agents/ocf"
+	"github.com/loadshare/loadshare/agents/ocf/ocftest"
+	"github.com/loadshare/loadshare/clusterip"
+	"github.com/loadshare/loadshare/test/buildbin"
+	"github.com/loadshare/loadshare/test/nstest"
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+)
+
+var bin struct {
+	once sync.Once
+	dir  string // holds loadshare and the agent binaries; 0755 so that nobody can run meta-data
+	err  error
+}
+
+// Main is TestMain for an agent package: it runs the tests, then removes
+// the binaries Path built and the per-VIP lock files the agents (separate
+// processes) left in clusterip.DefaultRunDir for the agent tests'
+// addresses (10.203.0.0/24, fd00:203::/64, 10.205.0.0/24, fd00:205::/64).
+func Main(m *testing.M) {
+	_, err := os.Stat(clusterip.DefaultRunDir)
+	hadRunDir := err == nil
+	code := m.Run()
+	if bin.dir != "" {
+		os.RemoveAll(bin.dir)
+	}
+	for _, pat := range []string{"10_203_*", "fd00_203_*", "10_205_*", "fd00_205_*"} {
+		files, _ := filepath.Glob(filepath.Join(clusterip.DefaultRunDir, "loadshare-"+pat))
+		for _, f := range files {
+			os.Remove(f)
+		}
+	}
+	if !hadRunDir {
+		os.Remove(clusterip.DefaultRunDir) // only if empty
+	}
+	os.Exit(code)
+}
+
+// Path builds every binary once per test process (as make build: static,
+// into a temporary directory) and returns agent name's, the file make
+// install puts in /usr/lib/ocf/resource.d/loadshare.
+func Path(t testing.TB, name string) string {
+	t.Helper()
+	bin.once.Do(func() {
+		dir, err := os.MkdirTemp("", "lsag-bin-")
+		if err != nil {
+			bin.err = err
+			return
+		}
+		bin.dir = dir
+		// ocf-tester runs "su nobody -c '<agent> meta-data'".
+		if err := os.Chmod(dir, 0o755); err != nil {
+			bin.err = err
+			return
+		}
+		bin.err = buildbin.BuildAll(dir)
+	})
+	if bin.err != nil {
+		t.Fatal(bin.err)
+	}
+	p := filepath.Join(bin.dir, name)
+	if _, err := os.Stat(p); err != nil {
+		t.Fatalf("agent %s: %v", name, err)
+	}
+	return p
+}
+
+// The default addresses of a test node (the agent tests' range:
+// 10.203.0.0/24, fd00:203::/64; namespace names start with lsag-).
+var (
+	NodeAddr4 = netip.MustParsePrefix("10.203.0.1/24")
+	NodeAddr6 = netip.MustParsePrefix("fd00:203::1/64")
+)
+
+// NodeNS returns namespace name with a veth pair eth0 <-> peer0 (this
+// kernel has no dummy links), both up, eth0 holding addrs (default
+// NodeAddr4 and NodeAddr6): the one network interface of a database node.
+func NodeNS(t testing.TB, name string, addrs ...netip.Prefix) *nstest.NS {
+	t.Helper()
+	ns := nstest.New(t, name)
+	nl := ns.Netlink(t)
+	veth := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "eth0"}, PeerName: "peer0"}
+	if err := nl.LinkAdd(veth); err != nil {
+		t.Fatalf("%s: add veth eth0/peer0: %v", name, err)
+	}
+	for _, n := range []string{"eth0", "peer0"} {
+		l, err := nl.LinkByName(n)
+		if err == nil {
+			err = nl.LinkSetUp(l)
+		}
+		if err != nil {
+			t.Fatalf("%s: %s up: %v", name, n, err)
+		}
+	}
+	eth0, err := nl.LinkByName("eth0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(addrs) == 0 {
+		addrs = []netip.Prefix{NodeAddr4, NodeAddr6}
+	}
+	for _, p := range addrs {
+		a := &netlink.Addr{IPNet: &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}}
+		if p.Addr().Is6() {
+			a.Flags = unix.IFA_F_NODAD
+		}
+		if err := nl.AddrAdd(eth0, a); err != nil {
+			t.Fatalf("%s: add %s: %v", name, p, err)
+		}
+	}
+	return ns
+}
+
+// Result is one finished agent action.
+type Result struct {
+	Code           int
+	Stdout, Stderr string
+}
+
+// Run runs "path action" inside ns with exactly env (plus PATH), forking
+// from a thread inside the namespace (no ip netns exec in between); with a
+// nil ns, where the test runs.
+func Run(t testing.TB, ns *nstest.NS, path, action string, env map[string]string) Result {
+	t.Helper()
+	cmd := Cmd(path, action, env)
+	var o, e bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &o, &e
+	var err error
+	if ns == nil {
+		err = cmd.Run()
+	} else {
+		err = ns.Do(cmd.Run)
+	}
+	var ee *exec.ExitError
+	code := 0
+	switch {
+	case errors.As(err, &ee):
+		code = ee.ExitCode()
+	case err != nil:
+		t.Fatalf("run %s %s: %v", path, action, err)
+	}
+	return Result{code, o.String(), e.String()}
+}
+
+// Cmd is the command Run runs, for callers that time or trace it.
+func Cmd(path, action string, env map[string]string) *exec.Cmd {
+	cmd := exec.Command(path, action)
+	cmd.Env = Env(env)
+	return cmd
+}
+
+// Env is env as a sorted KEY=VALUE list with a fixed PATH: the agents see
+// only what Pacemaker's executor would give them.
+func Env(env map[string]string) []string {
+	l := []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin"}
+	for k, v := range env {
+		l = append(l, k+"="+v)
+	}
+	sort.Strings(l)
+	return l
+}
+
+// CheckMetaData validates the meta-data of every agent registered in this
+// test binary against Debian's ra-api-1.dtd, and checks it names the agent.
+func CheckMetaData(t *testing.T) {
+	names := ocf.Names()
+	if len(names) == 0 {
+		t.Fatal("no agent registered")
+	}
+	for _, name := range names {
+		t.Run(name, func(t *testing.T) {
+			out, err := ocf.MetaDataOf(name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ocftest.ValidateMetaData(t, out)
+			if !strings.Contains(string(out), `<resource-agent name="`+name+`"`) {
+				t.Errorf("meta-data of %s names another agent:\n%s", name, out)
+			}
+		})
+	}
+}
+
+// CheckWithPacemakerTools checks that the tools operators use read every
+// agent registered in this test binary as installed under
+// /usr/lib/ocf/resource.d/loadshare: crmsh's "crm ra info" parses its
+// meta-data (crmsh rejects, for example, an XML declaration with an
+// encoding) and lists every parameter. The provider directory is
+// bind-mounted in a private mount namespace inside a test network
+// namespace, so nothing outside the test changes. It returns a runner of
+// further commands in that mount namespace (crm_resource --validate ...).
+func CheckWithPacemakerTools(t *testing.T, nsName string) (inMountNS func(script string) (string, error)) {
+	for _, tool := range []string{"crm", "crm_resource", "unshare"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("%s not installed (Debian packages crmsh, pacemaker-cli-utils, util-linux)", tool)
+		}
+	}
+	ns := NodeNS(t, nsName)
+	rd := t.TempDir()
+	if err := os.Chmod(rd, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(filepath.Join(rd, "loadshare"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range ocf.Names() {
+		if err := os.Symlink(Path(t, name), filepath.Join(rd, "loadshare", name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	inMountNS = func(script string) (string, error) {
+		cmd := ns.Command("unshare", "-m", "sh", "-c",
+			`mount --make-rprivate / && mount --bind "$0" /usr/lib/ocf/resource.d && `+script, rd)
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	for _, name := range ocf.Names() {
+		t.Run(name, func(t *testing.T) {
+			out, err := inMountNS("crm ra info ocf:loadshare:" + name)
+			if err != nil || strings.Contains(out, "ERROR") {
+				t.Fatalf("crm ra info ocf:loadshare:%s: %v\n%s", name, err, out)
+			}
+			for _, p := range ocf.New(name).Meta().Params {
+				if !strings.Contains(out, "\n"+p.Name) {
+					t.Errorf("crm ra info ocf:loadshare:%s does not list parameter %s:\n%s", name, p.Name, out)
+				}
+			}
+		})
+	}
+	return inMountNS
+}
