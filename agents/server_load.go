@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -42,9 +41,6 @@ type placer func(ctx context.Context, name string) (plan crm.Plan, skipped strin
 func placeOnDC(ctx context.Context, name string) (crm.Plan, string, error) {
 	return crm.Place(ctx, crm.Spec{Name: name}, crm.DefaultPolicy, true)
 }
-
-// vipNameRE is what `loadshare crm` accepts as a VIP's resource prefix.
-var vipNameRE = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9-]*$`)
 
 // hostSampler is loadmon.Host; tests replay recorded samples instead.
 type hostSampler interface {
@@ -122,7 +118,7 @@ func (a *serverLoad) Validate(_ context.Context, p ocf.Params) error {
 		}
 	}
 	for _, name := range strings.Fields(p.String("placer")) {
-		if !vipNameRE.MatchString(name) {
+		if !crm.ValidName(name) {
 			return &ocf.ParamError{Param: "placer", Value: p.String("placer"),
 				Reason: fmt.Sprintf("%q is not a VIP resource prefix (letters, digits and '-', starting with a letter)", name)}
 		}

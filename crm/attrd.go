@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -145,11 +146,13 @@ func (e *AttrdError) IsNotConnected() bool {
 
 // queryLine matches attrd_updater -Q's text output, a line of key="value"
 // pairs (Pacemaker 2.1: name="N" host="H" value="V"), and captures the value.
-var queryLine = regexp.MustCompile(`(?m)^.*\bname="[^"]*".*\bvalue="((?:[^"\\]|\\.)*)"`)
+var queryLine = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`(?m)^.*\bname="[^"]*".*\bvalue="((?:[^"\\]|\\.)*)"`)
+})
 
 // parseQuery returns the value of the first line of attrd_updater -Q output.
 func parseQuery(out []byte) (string, bool) {
-	m := queryLine.FindSubmatch(out)
+	m := queryLine().FindSubmatch(out)
 	if m == nil {
 		return "", false
 	}

@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // Severity of a Problem.
@@ -44,7 +45,7 @@ func (p Problem) String() string {
 	return s
 }
 
-var bucketRE = regexp.MustCompile(`^(.+)_([0-9]+)$`)
+var bucketRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^(.+)_([0-9]+)$`) })
 
 // resolved is a primitive with its template applied.
 type resolved struct {
@@ -130,7 +131,7 @@ func Check(cib []byte) ([]Problem, error) {
 		if isClone(res, p) {
 			continue
 		}
-		m := bucketRE.FindStringSubmatch(r.id)
+		m := bucketRE().FindStringSubmatch(r.id)
 		if m == nil {
 			add(Error, r.id, "a clustervip primitive whose name does not end in _BUCKET: the placer cannot give it to a node.",
 				"name bucket primitives NAME_0 … NAME_{N-1} (loadshare crm generates them)")
@@ -149,7 +150,7 @@ func Check(cib []byte) ([]Problem, error) {
 		n := len(g)
 		seen := map[int]bool{}
 		for _, r := range g {
-			k, _ := strconv.Atoi(bucketRE.FindStringSubmatch(r.id)[2])
+			k, _ := strconv.Atoi(bucketRE().FindStringSubmatch(r.id)[2])
 			seen[k] = true
 			if b := r.params["bucket"]; b != strconv.Itoa(k) {
 				add(Error, r.id, fmt.Sprintf("parameter bucket=%q, but the name says bucket %d: the kernel would serve the wrong slice of clients.", b, k),

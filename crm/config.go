@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // Scores of the two location rules that place the buckets, and the
@@ -51,13 +52,20 @@ func (s Spec) norm() Spec {
 	return s
 }
 
-var nameRE = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9-]*$`)
+// ValidName reports whether name can prefix a VIP's resources (vip_0,
+// vip-own, own_vip_0, ...): letters, digits and '-', starting with a letter.
+func ValidName(name string) bool { return nameRE().MatchString(name) }
+
+// The patterns compile on first use (sync.OnceValue), not at package
+// initialisation: every agent process links this package, and most never
+// need them.
+var nameRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z][A-Za-z0-9-]*$`) })
 
 // Validate reports a spec that would give a broken configuration.
 func (s Spec) Validate() error {
 	s = s.norm()
 	switch {
-	case !nameRE.MatchString(s.Name):
+	case !ValidName(s.Name):
 		return fmt.Errorf("name=%q: must be letters, digits and '-', starting with a letter (no '_': it separates the bucket number)", s.Name)
 	case !s.IP.IsValid():
 		return fmt.Errorf("ip: missing or not an IP address")

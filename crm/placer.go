@@ -231,7 +231,7 @@ func BucketsIn(st *Status, name string) int {
 	}
 	n := 0
 	for _, r := range st.Resources {
-		if m := bucketRE.FindStringSubmatch(r.ID); m != nil && m[1] == name && r.Clone == "" {
+		if m := bucketRE().FindStringSubmatch(r.ID); m != nil && m[1] == name && r.Clone == "" {
 			n++
 		}
 	}

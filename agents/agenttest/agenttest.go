@@ -12,10 +12,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/loadshare/loadshare/agents/ocf"
 	"github.com/loadshare/loadshare/agents/ocf/ocftest"
@@ -247,4 +249,13 @@ func CheckWithPacemakerTools(t *testing.T, nsName string) (inMountNS func(script
 		})
 	}
 	return inMountNS
+}
+
+// Median of ds, for benchmarks that compare single agent calls on a shared
+// machine: a stall lands in one call, and a mean would charge it to
+// whichever variant ran then.
+func Median(ds []time.Duration) time.Duration {
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	return s[len(s)/2]
 }

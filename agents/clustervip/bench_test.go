@@ -6,7 +6,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -80,7 +79,7 @@ func BenchmarkMonitorVsIPaddr2(b *testing.B) {
 		}
 	}
 	b.StopTimer()
-	mo, mt := median(ours), median(theirs)
+	mo, mt := agenttest.Median(ours), agenttest.Median(theirs)
 	b.ReportMetric(float64(mo)/float64(mt), "ratio")
 	b.ReportMetric(float64(mo)/1e6, "clustervip-ms")
 	b.ReportMetric(float64(mt)/1e6, "ipaddr2-ms")
@@ -90,12 +89,6 @@ func BenchmarkMonitorVsIPaddr2(b *testing.B) {
 	if n, ok := countProcs(b, ns, ipaddr2, ipa); ok {
 		b.ReportMetric(float64(n), "ipaddr2-procs")
 	}
-}
-
-func median(ds []time.Duration) time.Duration {
-	s := slices.Clone(ds)
-	slices.Sort(s)
-	return s[len(s)/2]
 }
 
 // countProcs runs one monitor under strace -f and counts the processes it
