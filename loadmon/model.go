@@ -6,6 +6,24 @@ import (
 	"time"
 )
 
+// CPUTimes are cumulative CPU seconds since boot, summed over all CPUs.
+type CPUTimes struct {
+	Busy   float64 // user+nice+system+irq+softirq+steal (guest is inside user)
+	IOWait float64 // idle while a task waited for I/O
+	Total  float64 // Busy + IOWait + idle
+}
+
+// HostSample is one reading of the host. Fields the model cannot use without a
+// previous sample (CPU) are counters; the others are instantaneous.
+type HostSample struct {
+	Time         time.Time
+	CPU          CPUTimes
+	Cores        int     // logical CPUs
+	Load1        float64 // 1-minute load average (runnable + uninterruptible tasks)
+	MemPSI       float64 // memory PSI "some avg10": % of the last 10 s some task stalled on memory; -1 unknown
+	MemAvailable float64 // MemAvailable/MemTotal, 0..1
+}
+
 // The load model turns samples into server_load, one number 0–100 that
 // placement compares across nodes: higher means busier, so the node should
 // serve fewer buckets. Pipeline per Step:

@@ -8,7 +8,7 @@ import (
 )
 
 // TestModelRecordedTrace replays host samples recorded on a 2-core machine
-// (testdata/host-trace.json, see TestRecordHostTrace): idle with one
+// (testdata/host-trace.json, recorded by hostprobe.TestRecordHostTrace): idle with one
 // half-second burst at sample 4, every core busy in samples 10–29, then
 // background noise. Recorded 0.5 s apart, replayed as if a monitor ran every
 // 10 s (only sample times change; CPU shares come from the counters).

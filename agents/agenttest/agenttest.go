@@ -6,7 +6,9 @@ package agenttest
 
 import (
 	"bytes"
+	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/netip"
 	"os"
@@ -16,6 +18,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -181,13 +184,9 @@ func Env(env map[string]string) []string {
 	return l
 }
 
-// CheckMetaData validates the meta-data of every agent registered in this
-// test binary against Debian's ra-api-1.dtd, and checks it names the agent.
-func CheckMetaData(t *testing.T) {
-	names := ocf.Names()
-	if len(names) == 0 {
-		t.Fatal("no agent registered")
-	}
+// CheckMetaData validates the meta-data of the agents called names
+// against Debian's ra-api-1.dtd, and checks it names the agent.
+func CheckMetaData(t *testing.T, names ...string) {
 	for _, name := range names {
 		t.Run(name, func(t *testing.T) {
 			out, err := ocf.MetaDataOf(name)
@@ -202,15 +201,15 @@ func CheckMetaData(t *testing.T) {
 	}
 }
 
-// CheckWithPacemakerTools checks that the tools operators use read every
-// agent registered in this test binary as installed under
+// CheckWithPacemakerTools checks that the tools operators use read the
+// agents called names as installed under
 // /usr/lib/ocf/resource.d/loadshare: crmsh's "crm ra info" parses its
 // meta-data (crmsh rejects, for example, an XML declaration with an
 // encoding) and lists every parameter. The provider directory is
 // bind-mounted in a private mount namespace inside a test network
 // namespace, so nothing outside the test changes. It returns a runner of
 // further commands in that mount namespace (crm_resource --validate ...).
-func CheckWithPacemakerTools(t *testing.T, nsName string) (inMountNS func(script string) (string, error)) {
+func CheckWithPacemakerTools(t *testing.T, nsName string, names ...string) (inMountNS func(script string) (string, error)) {
 	for _, tool := range []string{"crm", "crm_resource", "unshare"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			t.Skipf("%s not installed (Debian packages crmsh, pacemaker-cli-utils, util-linux)", tool)
@@ -224,7 +223,7 @@ func CheckWithPacemakerTools(t *testing.T, nsName string) (inMountNS func(script
 	if err := os.Mkdir(filepath.Join(rd, "loadshare"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	for _, name := range ocf.Names() {
+	for _, name := range names {
 		if err := os.Symlink(Path(t, name), filepath.Join(rd, "loadshare", name)); err != nil {
 			t.Fatal(err)
 		}
@@ -235,7 +234,7 @@ func CheckWithPacemakerTools(t *testing.T, nsName string) (inMountNS func(script
 		out, err := cmd.CombinedOutput()
 		return string(out), err
 	}
-	for _, name := range ocf.Names() {
+	for _, name := range names {
 		t.Run(name, func(t *testing.T) {
 			out, err := inMountNS("crm ra info ocf:loadshare:" + name)
 			if err != nil || strings.Contains(out, "ERROR") {
@@ -258,4 +257,62 @@ func Median(ds []time.Duration) time.Duration {
 	s := slices.Clone(ds)
 	slices.Sort(s)
 	return s[len(s)/2]
+}
+
+// named is an agent registered under a fresh name (Register).
+type named struct {
+	ocf.Agent
+	name string
+}
+
+func (n named) Meta() ocf.Meta { m := n.Agent.Meta(); m.Name = n.name; return m }
+
+func (n named) Validate(ctx context.Context, p ocf.Params) error {
+	if v, ok := n.Agent.(ocf.Validator); ok {
+		return v.Validate(ctx, p)
+	}
+	return nil
+}
+
+var registered atomic.Int64
+
+// Register registers agent a (with fakes injected) under a fresh name made
+// from base, so that a test can run it through the real framework (RunMain:
+// environment parsing, validation, exit codes, logging), and returns the
+// name.
+func Register(a ocf.Agent, base string) string {
+	name := fmt.Sprintf("%s_test%d", base, registered.Add(1))
+	ocf.Register(name, func() ocf.Agent { return named{a, name} })
+	return name
+}
+
+// RunMain runs one action of agent name in this process, with exactly env
+// (plus PATH), and returns its exit code and what it logged (stderr, as
+// pacemaker-execd would capture it).
+func RunMain(t testing.TB, name, action string, env map[string]string) (int, string) {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	code := ocf.Run(name, []string{action}, Env(env), &stdout, &stderr)
+	return code, stderr.String()
+}
+
+// WantCode fails the test unless an action of what exited want.
+func WantCode(t testing.TB, what string, got, want int, log string) {
+	t.Helper()
+	if got != want {
+		t.Fatalf("%s: exit %d (%s), want %d (%s); log:\n%s", what, got, ocf.ExitCode(got), want, ocf.ExitCode(want), log)
+	}
+}
+
+// Instance is the resource instance Reskeys names.
+const Instance = "testrsc"
+
+// Reskeys is the environment of one action of resource Instance: key,
+// value pairs become OCF_RESKEY_key=value, with a 20 s operation timeout.
+func Reskeys(kv ...string) map[string]string {
+	env := map[string]string{"OCF_RESOURCE_INSTANCE": Instance, "OCF_RESKEY_CRM_meta_timeout": "20000"}
+	for i := 0; i+1 < len(kv); i += 2 {
+		env["OCF_RESKEY_"+kv[i]] = kv[i+1]
+	}
+	return env
 }

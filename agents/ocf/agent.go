@@ -124,7 +124,13 @@ func isPromoter(a Agent) bool { _, ok := a.(Promoter); return ok }
 // netpoll event; measured, one P makes a clustervip monitor ~5% faster.
 func Main(name string, args, env []string) int {
 	runtime.GOMAXPROCS(1)
-	return int(run(name, args, envMap(env), os.Stdout, os.Stderr))
+	return Run(name, args, env, os.Stdout, os.Stderr)
+}
+
+// Run is Main inside a running program (tests, embedders): the same action
+// with the streams given, and no change to the process's settings.
+func Run(name string, args, env []string, stdout, stderr io.Writer) int {
+	return int(run(name, args, envMap(env), stdout, stderr))
 }
 
 func envMap(env []string) map[string]string {

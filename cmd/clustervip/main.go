@@ -1,5 +1,6 @@
 // Command clustervip is the OCF resource agent ocf:loadshare:clustervip:
-// one bucket of a shared VIP (package agents/clustervip). make install puts it in /usr/lib/ocf/resource.d/loadshare/.
+// one bucket of a shared VIP (package agents/clustervip). make install puts it in
+// /usr/lib/ocf/resource.d/loadshare/.
 //
 // Each agent is a binary of its own, not a link to the CLI: Pacemaker
 // starts one process per action, and a binary that links only what its

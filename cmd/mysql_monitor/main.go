@@ -1,5 +1,6 @@
 // Command mysql_monitor is the OCF resource agent ocf:loadshare:mysql_monitor:
-// the writable_monit node attribute (package agents). make install puts it in /usr/lib/ocf/resource.d/loadshare/.
+// the writable_monit node attribute (package agents/mysqlmonitor). make install puts it in
+// /usr/lib/ocf/resource.d/loadshare/.
 //
 // Each agent is a binary of its own, not a link to the CLI: Pacemaker
 // starts one process per action, and a binary that links only what its
@@ -10,7 +11,7 @@ package main
 import (
 	"os"
 
-	_ "github.com/loadshare/loadshare/agents" // registers mysql_monitor
+	_ "github.com/loadshare/loadshare/agents/mysqlmonitor" // registers mysql_monitor
 	"github.com/loadshare/loadshare/agents/ocf"
 )
 

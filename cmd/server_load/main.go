@@ -1,5 +1,6 @@
 // Command server_load is the OCF resource agent ocf:loadshare:server_load:
-// the server_load node attribute and the bucket placer (package agents). make install puts it in /usr/lib/ocf/resource.d/loadshare/.
+// the server_load node attribute and the bucket placer (package agents/serverload). make install puts it in
+// /usr/lib/ocf/resource.d/loadshare/.
 //
 // Each agent is a binary of its own, not a link to the CLI: Pacemaker
 // starts one process per action, and a binary that links only what its
@@ -10,7 +11,7 @@ package main
 import (
 	"os"
 
-	_ "github.com/loadshare/loadshare/agents" // registers server_load
+	_ "github.com/loadshare/loadshare/agents/serverload" // registers server_load
 	"github.com/loadshare/loadshare/agents/ocf"
 )
 

@@ -4,9 +4,14 @@
 package crmtest
 
 import (
+	"context"
+	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
+	"time"
 )
 
 // FakeAttrdUpdater writes dir/attrd_updater, a shell script that behaves
@@ -45,4 +50,76 @@ esac
 		t.Fatal(err)
 	}
 	return path
+}
+
+// ReadAttr is attribute name as FakeAttrdUpdater in dir holds it: its value,
+// "" once deleted, "<unset>" when never written.
+func ReadAttr(t testing.TB, dir, name string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(dir, "attr."+name))
+	if errors.Is(err, os.ErrNotExist) {
+		return "<unset>"
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// Attrs is attrd in memory (a crm.Attrs): the transport faked, so tests see
+// exactly which calls the code under test made.
+type Attrs struct {
+	Err error // returned by Set and Delete when set
+
+	mu    sync.Mutex
+	vals  map[string]string
+	calls []string
+}
+
+func (f *Attrs) Set(_ context.Context, name, value string, delay time.Duration) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls = append(f.calls, fmt.Sprintf("set %s=%s delay=%s", name, value, delay))
+	if f.Err != nil {
+		return f.Err
+	}
+	if f.vals == nil {
+		f.vals = map[string]string{}
+	}
+	f.vals[name] = value
+	return nil
+}
+
+func (f *Attrs) Get(_ context.Context, name string) (string, bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	v, ok := f.vals[name]
+	return v, ok && v != "", nil
+}
+
+func (f *Attrs) Delete(_ context.Context, name string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls = append(f.calls, "delete "+name)
+	if f.Err != nil {
+		return f.Err
+	}
+	delete(f.vals, name)
+	return nil
+}
+
+// Value is attribute name's value ("" when unset or deleted).
+func (f *Attrs) Value(name string) string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.vals[name]
+}
+
+// TakeCalls returns the calls since the last TakeCalls.
+func (f *Attrs) TakeCalls() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	c := f.calls
+	f.calls = nil
+	return c
 }

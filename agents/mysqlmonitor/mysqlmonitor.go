@@ -1,4 +1,9 @@
-package agents
+// Package mysqlmonitor is the OCF resource agent ocf:loadshare:mysql_monitor:
+// it publishes writable_monit (1 when the local MySQL/MariaDB accepts writes,
+// or is a replica that is caught up when replica_ok is set) through attrd.
+// It registers itself with package ocf in init(); cmd/mysql_monitor is its
+// binary.
+package mysqlmonitor
 
 import (
 	"context"
@@ -8,6 +13,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/loadshare/loadshare/agents/attrs"
 	"github.com/loadshare/loadshare/agents/ocf"
 	"github.com/loadshare/loadshare/loadmon"
 )
@@ -28,7 +34,7 @@ const (
 )
 
 func init() {
-	ocf.Register("mysql_monitor", func() ocf.Agent { return &mysqlMonitor{env: newAttrEnv()} })
+	ocf.Register("mysql_monitor", func() ocf.Agent { return &mysqlMonitor{env: attrs.NewEnv()} })
 }
 
 // mysqlMonitor is ocf:loadshare:mysql_monitor: it publishes whether the
@@ -36,23 +42,23 @@ func init() {
 // succeeds while it runs: the database's health goes into the attribute,
 // never into a failed resource.
 type mysqlMonitor struct {
-	env attrEnv
+	env attrs.Env
 }
 
 func (a *mysqlMonitor) Meta() ocf.Meta {
-	params := append(mysqlParams(false),
+	params := append(attrs.MySQLParams(false),
 		ocf.Param{Name: "replica_ok", Type: ocf.Boolean, Default: "false", ShortDesc: "an in-sync replica counts as writable",
 			LongDesc: "When true, a read-only replica whose IO and SQL threads run and whose lag is at most max_lag also gets " + attrWritable + "=1 (for clusters where clients only read). Reading replica status needs the SLAVE MONITOR privilege (MariaDB) or REPLICATION CLIENT (MySQL)."},
 		ocf.Param{Name: "max_lag", Type: ocf.Integer, Default: "30", ShortDesc: "seconds of replica lag still in sync",
 			LongDesc: "A replica at most this many seconds behind its source (Seconds_Behind_Master) is in sync, for replica_ok and " + attrReadable + ".",
-			Check:    nonNegative},
+			Check:    attrs.NonNegative},
 		ocf.Param{Name: "publish_readable", Type: ocf.Boolean, Default: "false", ShortDesc: "also publish " + attrReadable,
 			LongDesc: "Also publish " + attrReadable + ": 1 when the server answers and, if it is a replica, both replication threads run and its lag is at most max_lag; 0 otherwise."},
 		ocf.Param{Name: "publish_lag", Type: ocf.Boolean, Default: "false", ShortDesc: "also publish " + attrLag,
 			LongDesc: "Also publish " + attrLag + ": seconds behind the source rounded down to multiples of 10, at most 600 (meaning 600 or more; 0 on a server that is no replica); deleted while the lag is unknown (a replication thread stopped, or the server down)."},
 		ocf.Param{Name: "dampen", Type: ocf.Integer, Default: "5", ShortDesc: "attrd dampening, seconds",
 			LongDesc: "attrd_updater --delay: seconds attrd waits for further changes before writing the attributes to the CIB; 0 writes at once.",
-			Check:    nonNegative},
+			Check:    attrs.NonNegative},
 	)
 	return ocf.Meta{
 		Name:      "mysql_monitor",
@@ -60,7 +66,7 @@ func (a *mysqlMonitor) Meta() ocf.Meta {
 		LongDesc: "Run as a clone, one instance per node. Every monitor opens one connection to the local MySQL or MariaDB server and reads read_only, super_read_only and (when needed) the replica status in one round trip, then publishes the node attribute " + attrWritable + " (1 or 0) through attrd_updater, only when it changed. " +
 			"The agent's own monitor succeeds while it runs: a server that is down, read-only, refusing the password, unknown or not answering in time sets the attribute to 0 and logs why, and never fails the resource. Stop deletes the attributes.",
 		Params:  params,
-		Actions: attrAgentActions(),
+		Actions: attrs.Actions(),
 	}
 }
 
@@ -69,31 +75,31 @@ func (a *mysqlMonitor) Meta() ocf.Meta {
 // away is the database's trouble (attribute 0, reason logged), and stop
 // must always run so that it deletes the attributes.
 func (a *mysqlMonitor) Validate(_ context.Context, p ocf.Params) error {
-	if !validatesFiles(p) {
+	if !attrs.ValidatesFiles(p) {
 		return nil
 	}
-	_, _, err := mysqlProbe(p, false)
+	_, _, err := attrs.MySQLProbe(p, false)
 	return err
 }
 
 func (a *mysqlMonitor) Start(ctx context.Context, p ocf.Params) error {
-	st, err := a.env.load(p)
+	st, err := a.env.Load(p)
 	if errors.Is(err, ocf.ErrNotRunning) {
-		st, err = &attrState{}, nil
+		st, err = &attrs.State{}, nil
 	}
 	if err != nil {
 		return err
 	}
 	// Mark running first: a start that times out after this is a running
 	// instance Pacemaker will stop, not a leak.
-	if err := a.env.save(p, st); err != nil {
+	if err := a.env.Save(p, st); err != nil {
 		return err
 	}
 	return a.check(ctx, p, st, true)
 }
 
 func (a *mysqlMonitor) Monitor(ctx context.Context, p ocf.Params) error {
-	st, err := a.env.load(p)
+	st, err := a.env.Load(p)
 	if err != nil {
 		return err
 	}
@@ -101,17 +107,17 @@ func (a *mysqlMonitor) Monitor(ctx context.Context, p ocf.Params) error {
 }
 
 func (a *mysqlMonitor) Stop(ctx context.Context, p ocf.Params) error {
-	a.env.unpublish(ctx, p, attrWritable, attrReadable, attrLag)
-	return a.env.remove(p)
+	a.env.Unpublish(ctx, p, attrWritable, attrReadable, attrLag)
+	return a.env.Remove(p)
 }
 
 // check probes the server and publishes what changed.
-func (a *mysqlMonitor) check(ctx context.Context, p ocf.Params, st *attrState, force bool) error {
+func (a *mysqlMonitor) check(ctx context.Context, p ocf.Params, st *attrs.State, force bool) error {
 	var status loadmon.Status
-	probe, _, probeErr := mysqlProbe(p, false)
+	probe, _, probeErr := attrs.MySQLProbe(p, false)
 	if probeErr == nil {
 		probe.Replica = p.Bool("replica_ok") || p.Bool("publish_readable") || p.Bool("publish_lag")
-		probe.Timeout = probeTimeout(ctx, probe.Timeout)
+		probe.Timeout = attrs.ProbeTimeout(ctx, probe.Timeout)
 		status, probeErr = probe.Sample(ctx)
 	}
 
@@ -124,7 +130,7 @@ func (a *mysqlMonitor) check(ctx context.Context, p ocf.Params, st *attrState, f
 		values[attrLag] = v.lag
 	}
 	before := st.PublishedAt
-	changed, err := a.env.publish(ctx, p, st, values, time.Duration(p.Int("dampen"))*time.Second, force)
+	changed, err := a.env.Publish(ctx, p, st, values, time.Duration(p.Int("dampen"))*time.Second, force)
 	if err != nil {
 		return err
 	}
@@ -148,7 +154,7 @@ func (a *mysqlMonitor) check(ctx context.Context, p ocf.Params, st *attrState, f
 		return nil // nothing new: the state file stays as it is
 	}
 	st.Reason = v.reason
-	return a.env.save(p, st)
+	return a.env.Save(p, st)
 }
 
 // verdict is what mysql_monitor publishes for one probe.

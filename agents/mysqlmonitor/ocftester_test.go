@@ -1,4 +1,4 @@
-package agents
+package mysqlmonitor
 
 import (
 	"bytes"
@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"github.com/loadshare/loadshare/agents/agenttest"
+	"github.com/loadshare/loadshare/agents/attrs"
+	"github.com/loadshare/loadshare/crm"
 	"github.com/loadshare/loadshare/crm/crmtest"
 
 	"github.com/loadshare/loadshare/test/mariadbtest"
@@ -35,17 +37,17 @@ func TestAttributeAgentsOCFTester(t *testing.T) {
 		params      []string
 	}{
 		{"mysql_monitor", attrWritable, []string{"-o", "defaults_file=" + cnf, "-o", "replica_ok=true", "-o", "publish_readable=true", "-o", "publish_lag=true"}},
-		{"server_load", attrLoad, []string{"-o", "defaults_file=" + cnf}},
+		{"server_load", crm.AttrLoad, []string{"-o", "defaults_file=" + cnf}},
 	} {
 		t.Run(c.agent, func(t *testing.T) {
 			args := append([]string{"-n", c.agent + "_t"}, c.params...)
 			cmd := exec.Command(tester, append(args, agenttest.Path(t, c.agent))...)
-			cmd.Env = append(os.Environ(), envAttrd+"="+attrd, envRunDir+"="+filepath.Join(dir, "run"))
+			cmd.Env = append(os.Environ(), attrs.EnvAttrd+"="+attrd, attrs.EnvRunDir+"="+filepath.Join(dir, "run"))
 			out, err := cmd.CombinedOutput()
 			if err != nil || !bytes.Contains(out, []byte("passed all tests")) {
 				t.Fatalf("%v: %v\n%s", cmd.Args, err, out)
 			}
-			if v := readAttr(t, dir, c.attr); v != "" {
+			if v := crmtest.ReadAttr(t, dir, c.attr); v != "" {
 				t.Errorf("after ocf-tester (ends stopped): %s=%q, want deleted", c.attr, v)
 			}
 		})

@@ -1,17 +1,22 @@
-package agents
+package serverload
 
 import (
 	"context"
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/loadshare/loadshare/agents/agenttest"
+	"github.com/loadshare/loadshare/agents/attrs"
 	"github.com/loadshare/loadshare/agents/ocf"
+	"github.com/loadshare/loadshare/crm/crmtest"
 	"github.com/loadshare/loadshare/loadmon"
+	"github.com/loadshare/loadshare/loadmon/hostprobe"
 	"github.com/loadshare/loadshare/test/mariadbtest"
 )
 
@@ -41,22 +46,22 @@ func TestServerLoadPublishesOnChange(t *testing.T) {
 		levels = append(levels, 0.9) // steady high
 	}
 	host := &replayHost{levels: levels, now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
-	attrs := &fakeAttrs{}
+	fake := &crmtest.Attrs{}
 	runDir := t.TempDir()
 	var slept []time.Duration
-	a := &serverLoad{env: attrEnv{attrs: attrs, runDir: runDir, now: time.Now}, host: host,
+	a := &serverLoad{env: attrs.Env{Attrs: fake, RunDir: runDir, Now: time.Now}, host: host,
 		sleep: func(_ context.Context, d time.Duration) error { slept = append(slept, d); return nil }}
-	name := register(a, "server_load")
-	env := reskeys("probe_mysql", "false") // the host only: values below are exact
+	name := agenttest.Register(a, "server_load")
+	env := agenttest.Reskeys("probe_mysql", "false") // the host only: values below are exact
 	env["OCF_RESOURCE_INSTANCE"] = "load:0"
 
-	code, log := runMain(t, name, "monitor", env)
-	wantCode(t, "monitor before start", code, 7, log)
-	code, log = runMain(t, name, "start", env)
-	wantCode(t, "start", code, 0, log)
+	code, log := agenttest.RunMain(t, name, "monitor", env)
+	agenttest.WantCode(t, "monitor before start", code, 7, log)
+	code, log = agenttest.RunMain(t, name, "start", env)
+	agenttest.WantCode(t, "start", code, 0, log)
 	// CPU 20 %, load 0.4 per core of 2 = 0.2, memory 0, no database:
 	// (0.35·0.2 + 0.15·0.2) / 0.70 → 14.3 → 15.
-	if got, want := attrs.takeCalls(), []string{"set server_load=15 delay=10s"}; !equal(got, want) || len(slept) != 1 {
+	if got, want := fake.TakeCalls(), []string{"set server_load=15 delay=10s"}; !slices.Equal(got, want) || len(slept) != 1 {
 		t.Errorf("start: attrd calls %q, slept %v; want %q after one settle wait", got, slept, want)
 	}
 	if !strings.Contains(log, "server load changed server_load=15") {
@@ -65,19 +70,19 @@ func TestServerLoadPublishesOnChange(t *testing.T) {
 
 	var published []string
 	for i := 0; i < 6; i++ {
-		code, log = runMain(t, name, "monitor", env)
-		wantCode(t, "monitor", code, 0, log)
-		published = append(published, attrs.takeCalls()...)
+		code, log = agenttest.RunMain(t, name, "monitor", env)
+		agenttest.WantCode(t, "monitor", code, 0, log)
+		published = append(published, fake.TakeCalls()...)
 	}
 	if len(published) != 0 {
 		t.Errorf("steady load with a one-interval spike: attrd calls %q, want none", published)
 	}
 	for i := 0; i < 28; i++ {
-		code, log = runMain(t, name, "monitor", env)
-		wantCode(t, "monitor", code, 0, log)
-		published = append(published, attrs.takeCalls()...)
+		code, log = agenttest.RunMain(t, name, "monitor", env)
+		agenttest.WantCode(t, "monitor", code, 0, log)
+		published = append(published, fake.TakeCalls()...)
 	}
-	if v := attrs.value(attrLoad); v != "60" && v != "65" {
+	if v := fake.Value(attrLoad); v != "60" && v != "65" {
 		// 90 % CPU and 1.8 load per core of 2: (0.35·0.9 + 0.15·0.9)/0.70 → 64.3;
 		// hysteresis keeps a steady value within 2.5+2 points of it.
 		t.Errorf("after 28 monitors at 90 %%: server_load=%s, want 60 or 65; calls %q", v, published)
@@ -96,52 +101,52 @@ func TestServerLoadPublishesOnChange(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var st attrState
-	if err := json.Unmarshal(b, &st); err != nil || st.Model == nil || !st.Model.Valid || strconv.Itoa(st.Model.Value) != attrs.value(attrLoad) {
-		t.Errorf("state file %s: %+v, %v; want the model with value %s", b, st.Model, err, attrs.value(attrLoad))
+	var st attrs.State
+	if err := json.Unmarshal(b, &st); err != nil || st.Model == nil || !st.Model.Valid || strconv.Itoa(st.Model.Value) != fake.Value(attrLoad) {
+		t.Errorf("state file %s: %+v, %v; want the model with value %s", b, st.Model, err, fake.Value(attrLoad))
 	}
 
-	code, log = runMain(t, name, "stop", env)
-	wantCode(t, "stop", code, 0, log)
-	if got, want := attrs.takeCalls(), []string{"delete server_load"}; !equal(got, want) {
+	code, log = agenttest.RunMain(t, name, "stop", env)
+	agenttest.WantCode(t, "stop", code, 0, log)
+	if got, want := fake.TakeCalls(), []string{"delete server_load"}; !slices.Equal(got, want) {
 		t.Errorf("stop: attrd calls %q, want %q", got, want)
 	}
-	code, log = runMain(t, name, "monitor", env)
-	wantCode(t, "monitor after stop", code, 7, log)
+	code, log = agenttest.RunMain(t, name, "monitor", env)
+	agenttest.WantCode(t, "monitor after stop", code, 7, log)
 }
 
 func TestServerLoadWithMariaDB(t *testing.T) {
 	srv := mariadbtest.Start(t, mariadbtest.Options{})
 	srv.CreateUser(t, "mon", "pw")
-	attrs := &fakeAttrs{}
-	a := &serverLoad{env: attrEnv{attrs: attrs, runDir: t.TempDir(), now: time.Now}, host: &loadmon.Host{}, sleep: sleepCtx}
-	name := register(a, "server_load")
-	env := reskeys("defaults_file", srv.DefaultsFile("mon", "pw"))
-	code, log := runMain(t, name, "start", env)
-	wantCode(t, "start", code, 0, log)
-	b, _ := os.ReadFile(a.env.statePath(paramsFor(name, "mysqlmon")))
-	var st attrState
+	fake := &crmtest.Attrs{}
+	a := &serverLoad{env: attrs.Env{Attrs: fake, RunDir: t.TempDir(), Now: time.Now}, host: &hostprobe.Host{}, sleep: sleepCtx}
+	name := agenttest.Register(a, "server_load")
+	env := agenttest.Reskeys("defaults_file", srv.DefaultsFile("mon", "pw"))
+	code, log := agenttest.RunMain(t, name, "start", env)
+	agenttest.WantCode(t, "start", code, 0, log)
+	b, _ := os.ReadFile(a.env.StatePath(paramsFor(name, agenttest.Instance)))
+	var st attrs.State
 	json.Unmarshal(b, &st)
 	if st.Model == nil || st.Model.Components.DBThreads < 0 || st.Model.Components.DBConnections < 0 || st.Model.Components.CPU < 0 {
 		t.Fatalf("state after start %s: want CPU and database components known", b)
 	}
-	if v := attrs.value(attrLoad); v == "" {
+	if v := fake.Value(attrLoad); v == "" {
 		t.Errorf("start published nothing")
 	}
 
 	// The database going away leaves its components out; the agent runs on.
 	srv.Stop()
-	code, log = runMain(t, name, "monitor", env)
-	wantCode(t, "monitor with the database down", code, 0, log)
+	code, log = agenttest.RunMain(t, name, "monitor", env)
+	agenttest.WantCode(t, "monitor with the database down", code, 0, log)
 	if !strings.Contains(log, "database not probed, its load left out") {
 		t.Errorf("database down: log %q does not say so", log)
 	}
-	b, _ = os.ReadFile(a.env.statePath(paramsFor(name, "mysqlmon")))
+	b, _ = os.ReadFile(a.env.StatePath(paramsFor(name, agenttest.Instance)))
 	json.Unmarshal(b, &st)
 	if c := st.Model.Components; c.DBThreads != -1 || c.DBConnections != -1 {
 		t.Errorf("database down: components %+v, want the database ones unknown (-1)", c)
 	}
-	code, log = runMain(t, name, "monitor", env)
+	code, log = agenttest.RunMain(t, name, "monitor", env)
 	if code != 0 || log != "" {
 		t.Errorf("database still down: exit %d, log %q; want 0 and silence (said once)", code, log)
 	}

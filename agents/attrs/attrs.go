@@ -1,8 +1,8 @@
-package agents
-
-// What the attribute agents (mysql_monitor and server_load) share: the
-// state file that marks an instance running and remembers what it
-// published, publishing only on change, and where both come from.
+// Package attrs is what the attribute agents (mysql_monitor and
+// server_load) share: the state file that marks an instance running and
+// remembers what it published, publishing through attrd only on change,
+// the MySQL connection parameters, and the actions they declare.
+package attrs
 
 import (
 	"context"
@@ -25,46 +25,46 @@ import (
 
 // Environment the attribute agents read besides OCF_RESKEY_*.
 const (
-	// envRunDir is the OCF run directory for state files (ocf-shellfuncs
-	// sets HA_RSCTMP); defaultRunDir when unset.
-	envRunDir     = "HA_RSCTMP"
-	defaultRunDir = "/run/resource-agents"
-	// envAttrd names the attrd_updater to run (default: from PATH), or
+	// EnvRunDir is the OCF run directory for state files (ocf-shellfuncs
+	// sets HA_RSCTMP); DefaultRunDir when unset.
+	EnvRunDir     = "HA_RSCTMP"
+	DefaultRunDir = "/run/resource-agents"
+	// EnvAttrd names the attrd_updater to run (default: from PATH), or
 	// "none" to publish nothing (values are still computed, kept in the
 	// state file and logged at debug level): for benchmarks and tests
 	// without a running Pacemaker, never for a cluster node.
-	envAttrd = "LOADSHARE_ATTRD_UPDATER"
+	EnvAttrd = "LOADSHARE_ATTRD_UPDATER"
 )
 
 // republishAfter: a value unchanged this long is written again, so an
 // attribute lost by attrd (or deleted by hand) comes back without a restart.
 const republishAfter = 10 * time.Minute
 
-// attrEnv is how an attribute agent reaches the outside: attrd and the
-// run directory. Tests give fakes; newAttrEnv reads the process environment.
-type attrEnv struct {
-	attrs  crm.Attrs // nil: publish nothing (envAttrd=none)
-	runDir string
-	now    func() time.Time
+// Env is how an attribute agent reaches the outside: attrd and the
+// run directory. Tests give fakes; NewEnv reads the process environment.
+type Env struct {
+	Attrs  crm.Attrs // nil: publish nothing (EnvAttrd=none)
+	RunDir string    // state files
+	Now    func() time.Time
 }
 
-func newAttrEnv() attrEnv {
-	e := attrEnv{runDir: os.Getenv(envRunDir), now: time.Now}
-	if e.runDir == "" {
-		e.runDir = defaultRunDir
+func NewEnv() Env {
+	e := Env{RunDir: os.Getenv(EnvRunDir), Now: time.Now}
+	if e.RunDir == "" {
+		e.RunDir = DefaultRunDir
 	}
-	switch path := os.Getenv(envAttrd); path {
+	switch path := os.Getenv(EnvAttrd); path {
 	case "none":
 	case "":
-		e.attrs = &crm.AttrdUpdater{}
+		e.Attrs = &crm.AttrdUpdater{}
 	default:
-		e.attrs = &crm.AttrdUpdater{Path: path}
+		e.Attrs = &crm.AttrdUpdater{Path: path}
 	}
 	return e
 }
 
-// attrState is an instance's state file: it exists from start to stop.
-type attrState struct {
+// State is an instance's state file: it exists from start to stop.
+type State struct {
 	Published   map[string]string `json:"published"`             // attribute → value we last wrote
 	PublishedAt time.Time         `json:"published_at"`          // last write of any attribute
 	Reason      string            `json:"reason,omitempty"`      // mysql_monitor: why the last value was what it was
@@ -72,43 +72,43 @@ type attrState struct {
 	Probe       string            `json:"probe_error,omitempty"` // server_load: last database probe error, logged once
 }
 
-// statePath is the instance's state file: one per agent and instance, so
+// StatePath is the instance's state file: one per agent and instance, so
 // two clones on a node never share one.
-func (e attrEnv) statePath(p ocf.Params) string {
+func (e Env) StatePath(p ocf.Params) string {
 	name := strings.NewReplacer("/", "_", string(os.PathSeparator), "_").Replace(p.Instance)
-	return filepath.Join(e.runDir, "loadshare-"+p.Agent+"-"+name+".state")
+	return filepath.Join(e.RunDir, "loadshare-"+p.Agent+"-"+name+".state")
 }
 
 // load returns the state, or ocf.ErrNotRunning when there is no state file
 // (never started, stopped, or the node rebooted: /run is a tmpfs).
-func (e attrEnv) load(p ocf.Params) (*attrState, error) {
-	b, err := os.ReadFile(e.statePath(p))
+func (e Env) Load(p ocf.Params) (*State, error) {
+	b, err := os.ReadFile(e.StatePath(p))
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, ocf.ErrNotRunning
 	}
 	if err != nil {
 		return nil, fmt.Errorf("read state: %w", err)
 	}
-	var st attrState
+	var st State
 	if err := json.Unmarshal(b, &st); err != nil {
 		// A torn or foreign file: start afresh rather than fail the monitor.
-		p.Log.Warn("state file unreadable, starting afresh", "path", e.statePath(p), "err", err)
-		return &attrState{}, nil
+		p.Log.Warn("state file unreadable, starting afresh", "path", e.StatePath(p), "err", err)
+		return &State{}, nil
 	}
 	return &st, nil
 }
 
 // save writes the state atomically (temporary file, then rename).
-func (e attrEnv) save(p ocf.Params, st *attrState) error {
-	if err := os.MkdirAll(e.runDir, 0o755); err != nil {
+func (e Env) Save(p ocf.Params, st *State) error {
+	if err := os.MkdirAll(e.RunDir, 0o755); err != nil {
 		return fmt.Errorf("create run dir: %w", err)
 	}
 	b, err := json.Marshal(st)
 	if err != nil {
 		return err
 	}
-	path := e.statePath(p)
-	tmp, err := os.CreateTemp(e.runDir, filepath.Base(path)+".*")
+	path := e.StatePath(p)
+	tmp, err := os.CreateTemp(e.RunDir, filepath.Base(path)+".*")
 	if err != nil {
 		return fmt.Errorf("write state: %w", err)
 	}
@@ -127,8 +127,8 @@ func (e attrEnv) save(p ocf.Params, st *attrState) error {
 }
 
 // remove deletes the state file; a missing one is fine.
-func (e attrEnv) remove(p ocf.Params) error {
-	err := os.Remove(e.statePath(p))
+func (e Env) Remove(p ocf.Params) error {
+	err := os.Remove(e.StatePath(p))
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("remove state: %w", err)
 	}
@@ -139,11 +139,11 @@ func (e attrEnv) remove(p ocf.Params) error {
 // says we published (or all, with force, or when the last write is older
 // than republishAfter); "" deletes the attribute. It records what it wrote
 // in st and returns the names it changed.
-func (e attrEnv) publish(ctx context.Context, p ocf.Params, st *attrState, values map[string]string, delay time.Duration, force bool) ([]string, error) {
+func (e Env) Publish(ctx context.Context, p ocf.Params, st *State, values map[string]string, delay time.Duration, force bool) ([]string, error) {
 	if st.Published == nil {
 		st.Published = map[string]string{}
 	}
-	stale := e.now().Sub(st.PublishedAt) > republishAfter
+	stale := e.Now().Sub(st.PublishedAt) > republishAfter
 	var changed []string
 	for _, name := range sortedKeys(values) {
 		v := values[name]
@@ -151,13 +151,13 @@ func (e attrEnv) publish(ctx context.Context, p ocf.Params, st *attrState, value
 		if !force && !stale && old == v && (had || v == "") {
 			continue
 		}
-		if e.attrs == nil {
-			p.Log.Debug("not publishing ("+envAttrd+"=none)", "attribute", name, "value", v)
+		if e.Attrs == nil {
+			p.Log.Debug("not publishing ("+EnvAttrd+"=none)", "attribute", name, "value", v)
 		} else if v == "" {
-			if err := e.attrs.Delete(ctx, name); err != nil {
+			if err := e.Attrs.Delete(ctx, name); err != nil {
 				return changed, fmt.Errorf("delete attribute %s: %w", name, err)
 			}
-		} else if err := e.attrs.Set(ctx, name, v, delay); err != nil {
+		} else if err := e.Attrs.Set(ctx, name, v, delay); err != nil {
 			return changed, fmt.Errorf("publish %s=%s: %w", name, v, err)
 		}
 		st.Published[name] = v
@@ -166,7 +166,7 @@ func (e attrEnv) publish(ctx context.Context, p ocf.Params, st *attrState, value
 		}
 	}
 	if force || stale || len(changed) > 0 {
-		st.PublishedAt = e.now()
+		st.PublishedAt = e.Now()
 	}
 	return changed, nil
 }
@@ -174,12 +174,12 @@ func (e attrEnv) publish(ctx context.Context, p ocf.Params, st *attrState, value
 // unpublish deletes the attributes on stop. A failure is logged, not
 // returned: a failed stop gets the node fenced, and attrd being away (the
 // only likely cause) means Pacemaker is going down on this node anyway.
-func (e attrEnv) unpublish(ctx context.Context, p ocf.Params, names ...string) {
-	if e.attrs == nil {
+func (e Env) Unpublish(ctx context.Context, p ocf.Params, names ...string) {
+	if e.Attrs == nil {
 		return
 	}
 	for _, n := range names {
-		if err := e.attrs.Delete(ctx, n); err != nil {
+		if err := e.Attrs.Delete(ctx, n); err != nil {
 			p.Log.Warn("could not delete attribute on stop", "attribute", n, "err", err)
 		}
 	}
@@ -193,7 +193,7 @@ func sortedKeys(m map[string]string) []string {
 // the defaults file, as the mysql CLI's options override its option files.
 // There is deliberately no password parameter: instance parameters are
 // readable by anyone who can read the CIB.
-func mysqlParams(forLoad bool) []ocf.Param {
+func MySQLParams(forLoad bool) []ocf.Param {
 	what := "the server to watch"
 	if forLoad {
 		what = "the server whose Threads_running and Threads_connected count as load (see probe_mysql)"
@@ -210,20 +210,20 @@ func mysqlParams(forLoad bool) []ocf.Param {
 		{Name: "port", Type: ocf.Integer, ShortDesc: "TCP port (overrides defaults_file)",
 			LongDesc: "TCP port; overrides port= of defaults_file. Default 3306.",
 			Check: func(v string) error {
-				if n := atoi(v); n < 1 || n > 65535 {
+				if n := Atoi(v); n < 1 || n > 65535 {
 					return errors.New("not a TCP port (1..65535)")
 				}
 				return nil
 			}},
 		{Name: "connect_timeout", Type: ocf.Integer, Default: "5", ShortDesc: "seconds to connect and query",
 			LongDesc: "Seconds one probe (connect and query together) may take; it is also kept under half of the monitor operation's timeout, so a hung server becomes an attribute value, not a timed-out monitor.",
-			Check:    positive},
+			Check:    Positive},
 	}
 }
 
-// mysqlProbe builds the probe from the parameters; enabled is false when
+// MySQLProbe builds the probe from the parameters; enabled is false when
 // the agent has a probe_mysql parameter and it is false.
-func mysqlProbe(p ocf.Params, optional bool) (m *loadmon.MySQL, enabled bool, err error) {
+func MySQLProbe(p ocf.Params, optional bool) (m *loadmon.MySQL, enabled bool, err error) {
 	if optional && !p.Bool("probe_mysql") {
 		return nil, false, nil
 	}
@@ -251,16 +251,16 @@ func mysqlProbe(p ocf.Params, optional bool) (m *loadmon.MySQL, enabled bool, er
 	return &loadmon.MySQL{Conn: c, Timeout: time.Duration(p.Int("connect_timeout")) * time.Second}, true, nil
 }
 
-// validatesFiles reports whether Validate should check files on this node:
+// ValidatesFiles reports whether Validate should check files on this node:
 // for validate-all and start. A running instance whose files went away
 // reports it in its attribute, and stop must always run.
-func validatesFiles(p ocf.Params) bool {
+func ValidatesFiles(p ocf.Params) bool {
 	return p.Action == "validate-all" || p.Action == "start"
 }
 
-// probeTimeout keeps a probe under half of what is left of the operation,
+// ProbeTimeout keeps a probe under half of what is left of the operation,
 // leaving the rest for attrd_updater and the state file.
-func probeTimeout(ctx context.Context, want time.Duration) time.Duration {
+func ProbeTimeout(ctx context.Context, want time.Duration) time.Duration {
 	if dl, ok := ctx.Deadline(); ok {
 		if left := time.Until(dl) / 2; left < want {
 			return max(left, 100*time.Millisecond)
@@ -269,22 +269,22 @@ func probeTimeout(ctx context.Context, want time.Duration) time.Duration {
 	return want
 }
 
-func positive(v string) error {
-	if atoi(v) < 1 {
+func Positive(v string) error {
+	if Atoi(v) < 1 {
 		return errors.New("must be at least 1")
 	}
 	return nil
 }
 
-func nonNegative(v string) error {
-	if atoi(v) < 0 {
+func NonNegative(v string) error {
+	if Atoi(v) < 0 {
 		return errors.New("must not be negative")
 	}
 	return nil
 }
 
-// atoi reads a value the framework already checked to be an integer.
-func atoi(v string) int {
+// Atoi reads a value the framework already checked to be an integer.
+func Atoi(v string) int {
 	n, err := strconv.Atoi(v)
 	if err != nil {
 		return -1
@@ -292,9 +292,9 @@ func atoi(v string) int {
 	return n
 }
 
-// attrAgentActions are the actions of both attribute agents, with the
+// Actions are the actions of both attribute agents, with the
 // timeouts crmsh advises (it warns below 20 s) and a 10 s monitor.
-func attrAgentActions() []ocf.Action {
+func Actions() []ocf.Action {
 	return []ocf.Action{
 		{Name: "start", Timeout: 20 * time.Second},
 		{Name: "stop", Timeout: 20 * time.Second},

@@ -1,4 +1,4 @@
-package agents
+package serverload
 
 import (
 	"context"
@@ -7,7 +7,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/loadshare/loadshare/agents/agenttest"
+	"github.com/loadshare/loadshare/agents/attrs"
 	"github.com/loadshare/loadshare/crm"
+	"github.com/loadshare/loadshare/crm/crmtest"
 )
 
 // TestServerLoadRunsPlacer: a recurring monitor runs one placement round per
@@ -17,7 +20,7 @@ func TestServerLoadRunsPlacer(t *testing.T) {
 	host := &replayHost{levels: []float64{0.2}, now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
 	var placed []string
 	fail := false
-	a := &serverLoad{env: attrEnv{attrs: &fakeAttrs{}, runDir: t.TempDir(), now: time.Now}, host: host,
+	a := &serverLoad{env: attrs.Env{Attrs: &crmtest.Attrs{}, RunDir: t.TempDir(), Now: time.Now}, host: host,
 		sleep: func(context.Context, time.Duration) error { return nil },
 		place: func(_ context.Context, name string) (crm.Plan, string, error) {
 			placed = append(placed, name)
@@ -26,33 +29,33 @@ func TestServerLoadRunsPlacer(t *testing.T) {
 			}
 			return crm.Plan{}, "", nil
 		}}
-	name := register(a, "server_load")
-	env := reskeys("probe_mysql", "false", "placer", "vip db-ro")
+	name := agenttest.Register(a, "server_load")
+	env := agenttest.Reskeys("probe_mysql", "false", "placer", "vip db-ro")
 	env["OCF_RESOURCE_INSTANCE"] = "load:0"
 
-	code, log := runMain(t, name, "start", env)
-	wantCode(t, "start", code, 0, log)
-	code, log = runMain(t, name, "monitor", env) // interval 0: a probe
-	wantCode(t, "probe", code, 0, log)
+	code, log := agenttest.RunMain(t, name, "start", env)
+	agenttest.WantCode(t, "start", code, 0, log)
+	code, log = agenttest.RunMain(t, name, "monitor", env) // interval 0: a probe
+	agenttest.WantCode(t, "probe", code, 0, log)
 	if len(placed) != 0 {
 		t.Fatalf("start and probe ran the placer for %q, want no rounds", placed)
 	}
 	env["OCF_RESKEY_CRM_meta_interval"] = "10000"
-	code, log = runMain(t, name, "monitor", env)
-	wantCode(t, "monitor", code, 0, log)
+	code, log = agenttest.RunMain(t, name, "monitor", env)
+	agenttest.WantCode(t, "monitor", code, 0, log)
 	if got, want := strings.Join(placed, " "), "vip db-ro"; got != want {
 		t.Fatalf("monitor placed %q, want %q", got, want)
 	}
 	fail = true
-	code, log = runMain(t, name, "monitor", env)
-	wantCode(t, "monitor with a failing placer", code, 0, log)
+	code, log = agenttest.RunMain(t, name, "monitor", env)
+	agenttest.WantCode(t, "monitor with a failing placer", code, 0, log)
 	if !strings.Contains(log, "placement round failed") || !strings.Contains(log, "connection refused") {
 		t.Errorf("failing placer: log %q does not say the round failed and why", log)
 	}
 
 	env["OCF_RESKEY_placer"] = "vip 9bad"
-	code, log = runMain(t, name, "validate-all", env)
-	wantCode(t, "validate-all placer=\"vip 9bad\"", code, 6, log)
+	code, log = agenttest.RunMain(t, name, "validate-all", env)
+	agenttest.WantCode(t, "validate-all placer=\"vip 9bad\"", code, 6, log)
 	if !strings.Contains(log, "placer") || !strings.Contains(log, `"9bad"`) {
 		t.Errorf("validate-all log %q does not name the parameter and the bad prefix", log)
 	}

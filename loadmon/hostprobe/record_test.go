@@ -1,4 +1,4 @@
-package loadmon
+package hostprobe
 
 import (
 	"context"
@@ -7,6 +7,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/loadshare/loadshare/loadmon"
 )
 
 // TestRecordHostTrace records testdata/host-trace.json from this machine:
@@ -18,7 +20,7 @@ func TestRecordHostTrace(t *testing.T) {
 		t.Skip("records testdata only with LOADMON_RECORD=1")
 	}
 	var stop atomic.Bool
-	var trace []HostSample
+	var trace []loadmon.HostSample
 	h := &Host{}
 	for i := 0; i < 40; i++ {
 		if i == 10 {
@@ -43,7 +45,7 @@ func TestRecordHostTrace(t *testing.T) {
 		time.Sleep(500 * time.Millisecond)
 	}
 	b, _ := json.MarshalIndent(trace, "", " ")
-	if err := os.WriteFile("testdata/host-trace.json", b, 0o644); err != nil {
+	if err := os.WriteFile("../testdata/host-trace.json", b, 0o644); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -1,4 +1,4 @@
-package agents
+package mysqlmonitor
 
 import (
 	"context"
@@ -6,6 +6,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/loadshare/loadshare/agents/agenttest"
+	"github.com/loadshare/loadshare/agents/attrs"
+	"github.com/loadshare/loadshare/crm/crmtest"
 	"github.com/loadshare/loadshare/test/mariadbtest"
 )
 
@@ -27,14 +30,14 @@ func TestMySQLMonitorReplica(t *testing.T) {
 		return err == nil && rows[0][0] == "1"
 	})
 
-	attrs := &fakeAttrs{}
-	a := &mysqlMonitor{env: attrEnv{attrs: attrs, runDir: t.TempDir(), now: time.Now}}
-	name := register(a, "mysql_monitor")
-	env := reskeys("defaults_file", rep.DefaultsFile("mon", "pw"), "replica_ok", "true", "max_lag", "2",
+	fake := &crmtest.Attrs{}
+	a := &mysqlMonitor{env: attrs.Env{Attrs: fake, RunDir: t.TempDir(), Now: time.Now}}
+	name := agenttest.Register(a, "mysql_monitor")
+	env := agenttest.Reskeys("defaults_file", rep.DefaultsFile("mon", "pw"), "replica_ok", "true", "max_lag", "2",
 		"publish_readable", "true", "publish_lag", "true")
-	code, log := runMain(t, name, "start", env)
-	wantCode(t, "start", code, 0, log)
-	if w, r, l := attrs.value(attrWritable), attrs.value(attrReadable), attrs.value(attrLag); w != "1" || r != "1" || l != "0" {
+	code, log := agenttest.RunMain(t, name, "start", env)
+	agenttest.WantCode(t, "start", code, 0, log)
+	if w, r, l := fake.Value(attrWritable), fake.Value(attrReadable), fake.Value(attrLag); w != "1" || r != "1" || l != "0" {
 		t.Fatalf("in-sync replica: writable_monit=%s readable_monit=%s replication_lag=%s, want 1 1 0; log %s", w, r, l, log)
 	}
 	if !strings.Contains(log, "replica in sync") {
@@ -48,27 +51,27 @@ func TestMySQLMonitorReplica(t *testing.T) {
 	// Right after START SLAVE the IO thread may still be "Preparing" or
 	// "Connecting" (also not in sync, said so); wait for the lag itself.
 	waitFor(t, 30*time.Second, "writable_monit=0 from lag", func() bool {
-		code, log := runMain(t, name, "monitor", env)
-		wantCode(t, "monitor of a lagging replica", code, 0, log)
+		code, log := agenttest.RunMain(t, name, "monitor", env)
+		agenttest.WantCode(t, "monitor of a lagging replica", code, 0, log)
 		if log != "" {
 			lagLog = log
 		}
-		return attrs.value(attrWritable) == "0" && strings.Contains(lagLog, "replica not in sync: lag")
+		return fake.Value(attrWritable) == "0" && strings.Contains(lagLog, "replica not in sync: lag")
 	})
-	if !strings.Contains(lagLog, "replica not in sync: lag") || !strings.Contains(lagLog, "lag over max_lag 2s") || !strings.Contains(lagLog, "replica_lag=") || attrs.value(attrReadable) != "0" {
-		t.Errorf("lagging replica: log %q, readable_monit=%s; want the lag named and readable 0", lagLog, attrs.value(attrReadable))
+	if !strings.Contains(lagLog, "replica not in sync: lag") || !strings.Contains(lagLog, "lag over max_lag 2s") || !strings.Contains(lagLog, "replica_lag=") || fake.Value(attrReadable) != "0" {
+		t.Errorf("lagging replica: log %q, readable_monit=%s; want the lag named and readable 0", lagLog, fake.Value(attrReadable))
 	}
 
 	// Still lagging, more each second: said once, not on every monitor.
-	if code, log := runMain(t, name, "monitor", env); code != 0 || log != "" {
+	if code, log := agenttest.RunMain(t, name, "monitor", env); code != 0 || log != "" {
 		t.Errorf("still lagging: exit %d, log %q; want 0 and silence", code, log)
 	}
 
 	// SQL thread stopped: lag unknown, attribute deleted, reason logged.
 	rep.SQL(t, "STOP SLAVE; CHANGE MASTER TO MASTER_DELAY=0; START SLAVE IO_THREAD")
-	code, log = runMain(t, name, "monitor", env)
-	wantCode(t, "monitor with the SQL thread stopped", code, 0, log)
-	if w, r, l := attrs.value(attrWritable), attrs.value(attrReadable), attrs.value(attrLag); w != "0" || r != "0" || l != "" {
+	code, log = agenttest.RunMain(t, name, "monitor", env)
+	agenttest.WantCode(t, "monitor with the SQL thread stopped", code, 0, log)
+	if w, r, l := fake.Value(attrWritable), fake.Value(attrReadable), fake.Value(attrLag); w != "0" || r != "0" || l != "" {
 		t.Errorf("SQL thread stopped: writable_monit=%s readable_monit=%s replication_lag=%q, want 0 0 and deleted", w, r, l)
 	}
 	if !strings.Contains(log, "SQL thread stopped") {
@@ -78,13 +81,13 @@ func TestMySQLMonitorReplica(t *testing.T) {
 	// Healthy again.
 	rep.SQL(t, "START SLAVE SQL_THREAD")
 	waitFor(t, 30*time.Second, "writable_monit=1 after catching up", func() bool {
-		code, log = runMain(t, name, "monitor", env)
-		return code == 0 && attrs.value(attrWritable) == "1"
+		code, log = agenttest.RunMain(t, name, "monitor", env)
+		return code == 0 && fake.Value(attrWritable) == "1"
 	})
-	code, log = runMain(t, name, "stop", env)
-	wantCode(t, "stop", code, 0, log)
+	code, log = agenttest.RunMain(t, name, "stop", env)
+	agenttest.WantCode(t, "stop", code, 0, log)
 	for _, n := range []string{attrWritable, attrReadable, attrLag} {
-		if _, ok, _ := attrs.Get(context.Background(), n); ok {
+		if _, ok, _ := fake.Get(context.Background(), n); ok {
 			t.Errorf("after stop %s is still set", n)
 		}
 	}

@@ -1,4 +1,9 @@
-package loadmon
+// Package hostprobe reads this machine's load for the load model: CPU
+// counters, load average, memory available and memory pressure, through
+// gopsutil and /proc. It is a package of its own so that binaries which
+// do not sample the host (mysql_monitor) do not link gopsutil, whose cpu
+// package reads /proc/stat twice at every process start.
+package hostprobe
 
 import (
 	"context"
@@ -7,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/loadshare/loadshare/loadmon"
 
 	"github.com/shirou/gopsutil/v3/cpu"
 	"github.com/shirou/gopsutil/v3/load"
@@ -23,27 +30,9 @@ type Host struct {
 	PressureFile string
 }
 
-// CPUTimes are cumulative CPU seconds since boot, summed over all CPUs.
-type CPUTimes struct {
-	Busy   float64 // user+nice+system+irq+softirq+steal (guest is inside user)
-	IOWait float64 // idle while a task waited for I/O
-	Total  float64 // Busy + IOWait + idle
-}
-
-// HostSample is one reading of the host. Fields the model cannot use without a
-// previous sample (CPU) are counters; the others are instantaneous.
-type HostSample struct {
-	Time         time.Time
-	CPU          CPUTimes
-	Cores        int     // logical CPUs
-	Load1        float64 // 1-minute load average (runnable + uninterruptible tasks)
-	MemPSI       float64 // memory PSI "some avg10": % of the last 10 s some task stalled on memory; -1 unknown
-	MemAvailable float64 // MemAvailable/MemTotal, 0..1
-}
-
 // Sample reads the host once.
-func (h *Host) Sample(ctx context.Context) (HostSample, error) {
-	s := HostSample{Time: time.Now(), MemPSI: -1}
+func (h *Host) Sample(ctx context.Context) (loadmon.HostSample, error) {
+	s := loadmon.HostSample{Time: time.Now(), MemPSI: -1}
 	times, err := cpu.TimesWithContext(ctx, false)
 	if err != nil || len(times) == 0 {
 		return s, fmt.Errorf("read cpu times: %w", orEmpty(err, "no cpu line"))

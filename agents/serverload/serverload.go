@@ -1,4 +1,8 @@
-package agents
+// Package serverload is the OCF resource agent ocf:loadshare:server_load:
+// it publishes server_load (0–100, smoothed, in coarse steps) through attrd
+// and, with placer set, runs the bucket placer on the DC. It registers
+// itself with package ocf in init(); cmd/server_load is its binary.
+package serverload
 
 import (
 	"context"
@@ -8,9 +12,11 @@ import (
 	"strings"
 	"time"
 
+	"github.com/loadshare/loadshare/agents/attrs"
 	"github.com/loadshare/loadshare/agents/ocf"
 	"github.com/loadshare/loadshare/crm"
 	"github.com/loadshare/loadshare/loadmon"
+	"github.com/loadshare/loadshare/loadmon/hostprobe"
 )
 
 // attrLoad is the attribute server_load publishes: 0..100 in coarse steps.
@@ -18,7 +24,7 @@ const attrLoad = "server_load"
 
 func init() {
 	ocf.Register("server_load", func() ocf.Agent {
-		return &serverLoad{env: newAttrEnv(), host: &loadmon.Host{}, sleep: sleepCtx, place: placeOnDC}
+		return &serverLoad{env: attrs.NewEnv(), host: &hostprobe.Host{}, sleep: sleepCtx, place: placeOnDC}
 	})
 }
 
@@ -26,7 +32,7 @@ func init() {
 // from package loadmon's model. The model's state lives in the state file
 // between monitors, since every monitor is a new process.
 type serverLoad struct {
-	env   attrEnv
+	env   attrs.Env
 	host  hostSampler
 	sleep func(context.Context, time.Duration) error
 	place placer
@@ -42,7 +48,7 @@ func placeOnDC(ctx context.Context, name string) (crm.Plan, string, error) {
 	return crm.Place(ctx, crm.Spec{Name: name}, crm.DefaultPolicy, true)
 }
 
-// hostSampler is loadmon.Host; tests replay recorded samples instead.
+// hostSampler is hostprobe.Host; tests replay recorded samples instead.
 type hostSampler interface {
 	Sample(ctx context.Context) (loadmon.HostSample, error)
 }
@@ -69,31 +75,31 @@ func (a *serverLoad) Meta() ocf.Meta {
 	params := []ocf.Param{
 		{Name: "dampen", Type: ocf.Integer, Default: "10", ShortDesc: "attrd dampening, seconds",
 			LongDesc: "attrd_updater --delay: seconds attrd waits for further changes before writing " + attrLoad + " to the CIB; 0 writes at once.",
-			Check:    nonNegative},
+			Check:    attrs.NonNegative},
 		{Name: "step", Type: ocf.Integer, Default: strconv.Itoa(loadmon.DefaultStep), ShortDesc: "published value's step, points",
 			LongDesc: attrLoad + " is a multiple of this many points (0..100). Coarse on purpose: each distinct value is a CIB write, a placement run and a new Prometheus series in ha_cluster_exporter.",
 			Check: func(v string) error {
-				if n := atoi(v); n < 1 || n > 50 {
+				if n := attrs.Atoi(v); n < 1 || n > 50 {
 					return errors.New("must be 1..50")
 				}
 				return nil
 			}},
 		{Name: "hysteresis", Type: ocf.Integer, Default: strconv.Itoa(int(loadmon.DefaultHysteresis)), ShortDesc: "points beyond half a step before the value moves",
 			LongDesc: "The published value moves only when the smoothed load is more than step/2 plus this many points away from it, so noise around a step boundary never flips it.",
-			Check:    nonNegative},
+			Check:    attrs.NonNegative},
 		{Name: "half_life", Type: ocf.Integer, Default: strconv.Itoa(int(loadmon.DefaultHalfLife / time.Second)), ShortDesc: "smoothing half-life, seconds",
 			LongDesc: "Half-life of the exponential moving average of the load: a step change of the load is half reflected after this many seconds.",
-			Check:    positive},
+			Check:    attrs.Positive},
 	}
 	for _, w := range weightParams {
 		params = append(params, ocf.Param{Name: w.name, Type: ocf.Integer, Default: strconv.Itoa(int(w.def*100 + 0.5)),
 			ShortDesc: "weight of " + w.desc,
 			LongDesc:  "Relative weight (percent) of " + w.desc + " in " + attrLoad + ". Only ratios matter; 0 leaves the component out. Components unknown in a sample (database not configured or not answering, CPU before the second sample) are left out and the rest renormalised.",
-			Check:     nonNegative})
+			Check:     attrs.NonNegative})
 	}
 	params = append(params, ocf.Param{Name: "probe_mysql", Type: ocf.Boolean, Default: "true", ShortDesc: "count the database's own load",
 		LongDesc: "Also probe the local MySQL/MariaDB (one connection, one query per monitor) for Threads_running and Threads_connected / max_connections. The connection comes from defaults_file, user, socket, host and port (default: root over " + loadmon.DefaultSocket + "). While the database does not answer, its components are left out, and that is logged once."})
-	params = append(params, mysqlParams(true)...)
+	params = append(params, attrs.MySQLParams(true)...)
 	params = append(params, ocf.Param{Name: "placer",
 		ShortDesc: "VIPs whose buckets this node places while it is the DC",
 		LongDesc: "Space-separated resource prefixes of VIPs configured by `loadshare crm` (bucket primitives NAME_0 … NAME_{N-1}). " +
@@ -105,15 +111,15 @@ func (a *serverLoad) Meta() ocf.Meta {
 		ShortDesc: "publishes the node's load (" + attrLoad + ", 0..100 in coarse steps)",
 		LongDesc: "Run as a clone, one instance per node. Every monitor samples the host (CPU, load per core, iowait, memory pressure) and the local database (Threads_running, Threads_connected; see probe_mysql), " +
 			"combines them with weights into one load 0..100, smooths it (median of 3, then an exponential moving average), quantizes it to steps with hysteresis, and publishes the node attribute " + attrLoad + " through attrd_updater only when it changed. " +
-			"The model's state is kept between monitors in a state file under HA_RSCTMP (default " + defaultRunDir + "). Stop deletes the attribute.",
+			"The model's state is kept between monitors in a state file under HA_RSCTMP (default " + attrs.DefaultRunDir + "). Stop deletes the attribute.",
 		Params:  params,
-		Actions: attrAgentActions(),
+		Actions: attrs.Actions(),
 	}
 }
 
 func (a *serverLoad) Validate(_ context.Context, p ocf.Params) error {
-	if validatesFiles(p) {
-		if _, _, err := mysqlProbe(p, true); err != nil {
+	if attrs.ValidatesFiles(p) {
+		if _, _, err := attrs.MySQLProbe(p, true); err != nil {
 			return err
 		}
 	}
@@ -143,14 +149,14 @@ func (a *serverLoad) model(p ocf.Params) loadmon.Model {
 }
 
 func (a *serverLoad) Start(ctx context.Context, p ocf.Params) error {
-	st, err := a.env.load(p)
+	st, err := a.env.Load(p)
 	if errors.Is(err, ocf.ErrNotRunning) {
-		st, err = &attrState{}, nil
+		st, err = &attrs.State{}, nil
 	}
 	if err != nil {
 		return err
 	}
-	if err := a.env.save(p, st); err != nil { // running from here on
+	if err := a.env.Save(p, st); err != nil { // running from here on
 		return err
 	}
 	// Two samples a moment apart, so the first value knows the CPU share.
@@ -166,7 +172,7 @@ func (a *serverLoad) Start(ctx context.Context, p ocf.Params) error {
 }
 
 func (a *serverLoad) Monitor(ctx context.Context, p ocf.Params) error {
-	st, err := a.env.load(p)
+	st, err := a.env.Load(p)
 	if err != nil {
 		return err
 	}
@@ -195,21 +201,21 @@ func (a *serverLoad) placeBuckets(ctx context.Context, p ocf.Params) {
 }
 
 func (a *serverLoad) Stop(ctx context.Context, p ocf.Params) error {
-	a.env.unpublish(ctx, p, attrLoad)
-	return a.env.remove(p)
+	a.env.Unpublish(ctx, p, attrLoad)
+	return a.env.Remove(p)
 }
 
 // step feeds one sample into the model held in st.
-func (a *serverLoad) step(ctx context.Context, p ocf.Params, st *attrState) error {
+func (a *serverLoad) step(ctx context.Context, p ocf.Params, st *attrs.State) error {
 	hs, err := a.host.Sample(ctx)
 	if err != nil {
 		return fmt.Errorf("sample host: %w", err)
 	}
 	s := loadmon.Sample{HostSample: hs}
-	if probe, ok, err := mysqlProbe(p, true); err != nil || ok {
+	if probe, ok, err := attrs.MySQLProbe(p, true); err != nil || ok {
 		var status loadmon.Status
 		if err == nil {
-			probe.Timeout = probeTimeout(ctx, probe.Timeout)
+			probe.Timeout = attrs.ProbeTimeout(ctx, probe.Timeout)
 			status, err = probe.Sample(ctx)
 		}
 		probeErr := ""
@@ -235,13 +241,13 @@ func (a *serverLoad) step(ctx context.Context, p ocf.Params, st *attrState) erro
 }
 
 // update samples, steps the model and publishes server_load if it changed.
-func (a *serverLoad) update(ctx context.Context, p ocf.Params, st *attrState, force bool) error {
+func (a *serverLoad) update(ctx context.Context, p ocf.Params, st *attrs.State, force bool) error {
 	if err := a.step(ctx, p, st); err != nil {
 		return err
 	}
 	m := st.Model
 	values := map[string]string{attrLoad: strconv.Itoa(m.Value)}
-	changed, err := a.env.publish(ctx, p, st, values, time.Duration(p.Int("dampen"))*time.Second, force)
+	changed, err := a.env.Publish(ctx, p, st, values, time.Duration(p.Int("dampen"))*time.Second, force)
 	if err != nil {
 		return err
 	}
@@ -251,7 +257,7 @@ func (a *serverLoad) update(ctx context.Context, p ocf.Params, st *attrState, fo
 			"cpu", round1(c.CPU), "load", round1(c.Load), "iowait", round1(c.IOWait), "memory", round1(c.Memory),
 			"db_threads", round1(c.DBThreads), "db_connections", round1(c.DBConnections))
 	}
-	return a.env.save(p, st)
+	return a.env.Save(p, st)
 }
 
 func round1(x float64) string { return strconv.FormatFloat(x, 'f', 2, 64) }

@@ -1,7 +1,6 @@
-package agents
+package mysqlmonitor
 
 import (
-	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,6 +10,8 @@ import (
 	"time"
 
 	"github.com/loadshare/loadshare/agents/agenttest"
+	"github.com/loadshare/loadshare/agents/attrs"
+	"github.com/loadshare/loadshare/crm"
 	"github.com/loadshare/loadshare/crm/crmtest"
 
 	"github.com/loadshare/loadshare/test/mariadbtest"
@@ -19,15 +20,6 @@ import (
 // The real binary, as Pacemaker runs it: one process per action, attrd via
 // a stand-in attrd_updater (no Pacemaker here) or not at all
 // (LOADSHARE_ATTRD_UPDATER=none, for the benchmark).
-
-func readAttr(t testing.TB, dir, name string) string {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join(dir, "attr."+name))
-	if errors.Is(err, os.ErrNotExist) {
-		return "<unset>"
-	}
-	return string(b)
-}
 
 // runBinary runs "path action" with exactly env (plus PATH) where the test runs.
 func runBinary(t testing.TB, path, action string, env map[string]string) agenttest.Result {
@@ -82,8 +74,8 @@ func TestMySQLMonitorBinary(t *testing.T) {
 	srv.CreateUser(t, "mon", "pw", "SLAVE MONITOR ON *.*")
 	dir := t.TempDir()
 	env := map[string]string{
-		envAttrd:                      crmtest.FakeAttrdUpdater(t, dir),
-		envRunDir:                     filepath.Join(dir, "run"),
+		attrs.EnvAttrd:                crmtest.FakeAttrdUpdater(t, dir),
+		attrs.EnvRunDir:               filepath.Join(dir, "run"),
 		"OCF_ROOT":                    "/usr/lib/ocf",
 		"OCF_RESOURCE_INSTANCE":       "mysqlmon",
 		"OCF_RESKEY_defaults_file":    srv.DefaultsFile("mon", "pw"),
@@ -95,10 +87,10 @@ func TestMySQLMonitorBinary(t *testing.T) {
 	if r := runBinary(t, path, "start", env); r.Code != 0 {
 		t.Fatalf("start: exit %d: %s", r.Code, r.Stderr)
 	}
-	if v := readAttr(t, dir, attrWritable); v != "1" {
+	if v := crmtest.ReadAttr(t, dir, attrWritable); v != "1" {
 		t.Errorf("after start writable_monit=%s, want 1", v)
 	}
-	if v := readAttr(t, dir, attrLag); v != "0" {
+	if v := crmtest.ReadAttr(t, dir, attrLag); v != "0" {
 		t.Errorf("after start replication_lag=%s, want 0 (no replica)", v)
 	}
 
@@ -117,13 +109,13 @@ func TestMySQLMonitorBinary(t *testing.T) {
 	if r := runBinary(t, path, "monitor", env); r.Code != 0 || !strings.Contains(r.Stderr, "read_only=ON") {
 		t.Errorf("monitor with read_only=1: exit %d, stderr %q; want 0 and the reason", r.Code, r.Stderr)
 	}
-	if v := readAttr(t, dir, attrWritable); v != "0" {
+	if v := crmtest.ReadAttr(t, dir, attrWritable); v != "0" {
 		t.Errorf("read_only=1: writable_monit=%s, want 0", v)
 	}
 	if r := runBinary(t, path, "stop", env); r.Code != 0 {
 		t.Fatalf("stop: exit %d: %s", r.Code, r.Stderr)
 	}
-	if v := readAttr(t, dir, attrWritable); v != "" {
+	if v := crmtest.ReadAttr(t, dir, attrWritable); v != "" {
 		t.Errorf("after stop writable_monit=%q, want deleted", v)
 	}
 	if r := runBinary(t, path, "monitor", env); r.Code != 7 {
@@ -132,19 +124,19 @@ func TestMySQLMonitorBinary(t *testing.T) {
 
 	// server_load through the same binary, attrd stand-in and run dir.
 	lpath := agenttest.Path(t, "server_load")
-	lenv := map[string]string{envAttrd: env[envAttrd], envRunDir: env[envRunDir], "OCF_RESOURCE_INSTANCE": "load",
+	lenv := map[string]string{attrs.EnvAttrd: env[attrs.EnvAttrd], attrs.EnvRunDir: env[attrs.EnvRunDir], "OCF_RESOURCE_INSTANCE": "load",
 		"OCF_RESKEY_defaults_file": env["OCF_RESKEY_defaults_file"], "OCF_RESKEY_CRM_meta_timeout": "20000"}
 	if r := runBinary(t, lpath, "start", lenv); r.Code != 0 {
 		t.Fatalf("server_load start: exit %d: %s", r.Code, r.Stderr)
 	}
-	if v, err := strconv.Atoi(readAttr(t, dir, attrLoad)); err != nil || v < 0 || v > 100 || v%5 != 0 {
-		t.Errorf("server_load after start = %q, want a multiple of 5 in 0..100", readAttr(t, dir, attrLoad))
+	if v, err := strconv.Atoi(crmtest.ReadAttr(t, dir, crm.AttrLoad)); err != nil || v < 0 || v > 100 || v%5 != 0 {
+		t.Errorf("server_load after start = %q, want a multiple of 5 in 0..100", crmtest.ReadAttr(t, dir, crm.AttrLoad))
 	}
 	if r := runBinary(t, lpath, "monitor", lenv); r.Code != 0 {
 		t.Errorf("server_load monitor: exit %d: %s", r.Code, r.Stderr)
 	}
-	if r := runBinary(t, lpath, "stop", lenv); r.Code != 0 || readAttr(t, dir, attrLoad) != "" {
-		t.Errorf("server_load stop: exit %d, server_load=%q; want 0 and deleted", r.Code, readAttr(t, dir, attrLoad))
+	if r := runBinary(t, lpath, "stop", lenv); r.Code != 0 || crmtest.ReadAttr(t, dir, crm.AttrLoad) != "" {
+		t.Errorf("server_load stop: exit %d, server_load=%q; want 0 and deleted", r.Code, crmtest.ReadAttr(t, dir, crm.AttrLoad))
 	}
 }
 
@@ -187,7 +179,7 @@ func BenchmarkMonitorVsHeartbeatMysql(b *testing.B) {
 	}
 	os.MkdirAll(hbEnv["HA_RSCTMP"], 0o755)
 	ourEnv := map[string]string{
-		envAttrd: "none", envRunDir: filepath.Join(dir, "run"),
+		attrs.EnvAttrd: "none", attrs.EnvRunDir: filepath.Join(dir, "run"),
 		"OCF_RESOURCE_INSTANCE": "mysqlmon", "OCF_RESKEY_CRM_meta_interval": "10000", "OCF_RESKEY_CRM_meta_timeout": "20000",
 		"OCF_RESKEY_defaults_file": srv.DefaultsFile("mon", "pw"), "OCF_RESKEY_replica_ok": "true",
 	}

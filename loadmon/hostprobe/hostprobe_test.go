@@ -1,4 +1,4 @@
-package loadmon
+package hostprobe
 
 import (
 	"context"
@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"runtime"
 	"testing"
+
+	"github.com/loadshare/loadshare/loadmon"
 )
 
 func TestHostSample(t *testing.T) {
@@ -40,7 +42,7 @@ func TestHostSample(t *testing.T) {
 	if s2.CPU.Total < s1.CPU.Total || s2.CPU.Busy < s1.CPU.Busy {
 		t.Errorf("CPU counters went backwards: %+v then %+v", s1.CPU, s2.CPU)
 	}
-	st := DefaultModel().Step(DefaultModel().Step(State{}, Sample{HostSample: s1}), Sample{HostSample: s2})
+	st := loadmon.DefaultModel().Step(loadmon.DefaultModel().Step(loadmon.State{}, loadmon.Sample{HostSample: s1}), loadmon.Sample{HostSample: s2})
 	if c := st.Components.CPU; s2.CPU.Total > s1.CPU.Total && (c < 0 || c > 1) {
 		t.Errorf("CPU component over the interval = %v, want 0..1", c)
 	}
