@@ -1,11 +1,5 @@
-// Command mysql_monitor is the OCF resource agent ocf:loadshare:mysql_monitor:
-// the writable_monit node attribute (package agents/mysqlmonitor). make install puts it in
-// /usr/lib/ocf/resource.d/loadshare/.
-//
-// Each agent is a binary of its own, not a link to the CLI: Pacemaker
-// starts one process per action, and a binary that links only what its
-// agent needs starts faster (package initialisation and page faults of the
-// whole CLI cost a monitor about a third of its time).
+// Command mysql_monitor is the OCF resource agent ocf:loadshare:mysql_monitor (package
+// agents/mysqlmonitor), installed as /usr/lib/ocf/resource.d/loadshare/mysql_monitor.
 package main
 
 import (
