@@ -8,7 +8,9 @@
 // node, in the namespace a Plane is bound to:
 //
 //   - netdev ingress: daddr VIP → meta pkttype set host (frames to a
-//     multicast or foreign MAC are otherwise dropped by IP or TCP);
+//     multicast or foreign MAC are otherwise dropped by IP or TCP); TCP
+//     whose bucket is not held here (owned, or maybe still tracked after
+//     a release) → drop, before the IP stack and conntrack;
 //   - ip/ip6 prerouting at -150, after conntrack: established/related
 //     accept (whoever tracks a connection keeps it); a SYN whose jhash
 //     bucket is in the owned set accept; everything else drop — a node

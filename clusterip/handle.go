@@ -262,6 +262,9 @@ func (p *Plane) Own(v VIP, bs ...Bucket) error {
 	if err := bringUp(h, l, v); err != nil {
 		return fmt.Errorf("own buckets of %s: %w", v, err)
 	}
+	// Ownership is complete; a failed prune only leaves held too large
+	// (those buckets' frames reach the bucket chain, as without it).
+	_ = p.pruneHeld(v, be, nil)
 	return nil
 }
 
@@ -310,6 +313,8 @@ func (p *Plane) Release(v VIP, bs ...Bucket) error {
 			}
 			cur = slices.DeleteFunc(cur, func(b Bucket) bool { return slices.Contains(del, b) })
 		}
+		// As in Own: best effort, held too large is only slower.
+		_ = p.pruneHeld(v, be, del)
 	}
 	if len(cur) > 0 {
 		unlock()

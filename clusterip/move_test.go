@@ -126,6 +126,28 @@ func TestMoveKeepsConnection(t *testing.T) {
 			t.Errorf("new connection in bucket %d after the move: answered by %q (%v), want %s", b, who, err, l.names[to])
 		}
 		time.Sleep(400 * time.Millisecond)
+		// A no-op Own prunes s1's held set: b must stay held (s1 still
+		// tracks the connection), or ingress would drop its packets.
+		if err := l.planes[0].Own(v, 0); err != nil {
+			t.Fatal(err)
+		}
+		if h := heldOf(t, l.planes[0], v); !slices.Contains(h, b) {
+			t.Errorf("s1 after moving bucket %d away under a tracked connection: held %v lacks it", b, h)
+		}
+	}
+	// A bucket released without connections leaves held at the next prune.
+	s3 := l.planes[2]
+	if err := s3.Release(v, 15); err != nil {
+		t.Fatal(err)
+	}
+	if h := heldOf(t, s3, v); !slices.Contains(h, 15) {
+		t.Errorf("s3 just after releasing bucket 15: held %v, want it kept until the next prune", h)
+	}
+	if err := s3.Own(v, 11); err != nil {
+		t.Fatal(err)
+	}
+	if h := heldOf(t, s3, v); !slices.Equal(slices.DeleteFunc(h, func(x Bucket) bool { return x == b }), span(11, 15)) {
+		t.Errorf("s3 after a prune: held %v, want 11..14 (and %d only if a connection of it is tracked)", h, b)
 	}
 	answers, n, err := ll.finish()
 	if err != nil {
@@ -284,4 +306,18 @@ func countAddr(t *testing.T, h *netlink.Handle, v VIP) int {
 		}
 	}
 	return n
+}
+
+// heldOf reads v's held set on p.
+func heldOf(t *testing.T, p *Plane, v VIP) []Bucket {
+	t.Helper()
+	c, err := p.nftConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := readHeld(c, v)
+	if err != nil {
+		t.Fatalf("read held set: %v", err)
+	}
+	return h
 }

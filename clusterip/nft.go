@@ -19,6 +19,7 @@ import (
 // Kernel objects of one VIP (the names are v.name(), e.g. loadshare-10_201_0_100):
 //
 //	table netdev NAME { chain ingress: daddr VIP meta pkttype set host }       both backends
+//	                  { set held; chain ingress: TCP to VIP, jhash not in @held: drop } nftables backend
 //	table arp NAME    { chain output: arp saddr ip VIP arp saddr ether set MAC } IPv4, both backends
 //	table ip|ip6 NAME {                                                        nftables backend
 //	  set owned   (4-byte host-order integer: the jhash bucket)
@@ -37,6 +38,7 @@ const (
 	setOwned    = "owned"
 	setTraffic  = "traffic"
 	setNew      = "new"
+	setHeld     = "held"
 	chainPre    = "prerouting"
 	chainBucket = "bucket"
 	chainNeigh  = "neigh-out"
@@ -214,9 +216,10 @@ func daddrMatch(v VIP) []expr.Any {
 }
 
 // addLinkObjects queues the tables both backends use: pkttype fix and the
-// ARP (IPv4) answer rewrite. IPv6's neighbour rewrite lives in the ip6
-// table (addNeighObjects) since ND is ICMPv6.
-func addLinkObjects(c *nftables.Conn, v VIP, be Backend) {
+// ARP (IPv4) answer rewrite, and with the nftables backend the early drop
+// (addEarlyDrop) with held as its set. IPv6's neighbour rewrite lives in
+// the ip6 table (addNeighObjects) since ND is ICMPv6.
+func addLinkObjects(c *nftables.Conn, v VIP, be Backend, held []Bucket) error {
 	name := v.name()
 	nd := c.AddTable(&nftables.Table{Family: nftables.TableFamilyNetdev, Name: name})
 	ch := c.AddChain(&nftables.Chain{Name: chainIngr, Table: nd, Type: nftables.ChainTypeFilter,
@@ -241,6 +244,11 @@ func addLinkObjects(c *nftables.Conn, v VIP, be Backend) {
 		}),
 		UserData: userdata.AppendString(nil, userdata.TypeComment, fingerprint(v, be)),
 	})
+	if be == BackendNFTables {
+		if err := addEarlyDrop(c, nd, ch, v, held); err != nil {
+			return err
+		}
+	}
 	if v.Addr.Is4() {
 		at := c.AddTable(&nftables.Table{Family: nftables.TableFamilyARP, Name: name})
 		// The arp family numbers its hooks apart: NF_ARP_OUT is 1, not NF_INET_LOCAL_OUT.
@@ -257,6 +265,75 @@ func addLinkObjects(c *nftables.Conn, v VIP, be Backend) {
 			&expr.Counter{},
 		}})
 	}
+	return nil
+}
+
+func heldSet(v VIP) *nftables.Set {
+	return &nftables.Set{Table: &nftables.Table{Family: nftables.TableFamilyNetdev, Name: v.name()}, Name: setHeld,
+		KeyType: nftables.TypeInteger, KeyByteOrder: binaryutil.NativeEndian}
+}
+
+func bucketElems(bs []Bucket) []nftables.SetElement {
+	out := make([]nftables.SetElement, len(bs))
+	for i, b := range bs {
+		out[i] = nftables.SetElement{Key: bucketKey(b)}
+	}
+	return out
+}
+
+// addEarlyDrop queues the set held and the ingress rule that drops TCP to
+// the VIP whose bucket is not in it. Every node receives every frame of
+// the VIP; without this, a node that does not own a frame's bucket runs
+// it through the IP stack and conntrack (which, with tcp_loose, allocates
+// an entry for each mid-stream packet) before the bucket chain drops it.
+// Ingress runs before conntrack, so it cannot ask whether this node tracks
+// the packet's connection: held is every owned bucket plus every bucket
+// that may still have connections tracked here (released buckets leave it
+// only once conntrack shows none of theirs; see Plane.pruneHeld).
+func addEarlyDrop(c *nftables.Conn, nd *nftables.Table, ch *nftables.Chain, v VIP, held []Bucket) error {
+	s := heldSet(v)
+	s.Table = nd
+	if err := c.AddSet(s, bucketElems(held)); err != nil {
+		return err
+	}
+	proto := uint16(unix.ETH_P_IP)
+	if v.Addr.Is6() {
+		proto = unix.ETH_P_IPV6
+	}
+	// Non-TCP (ND, ICMP errors) and non-first fragments (no ports: the
+	// payload read fails and the rule does not match) go on to the bucket chain.
+	c.AddRule(&nftables.Rule{Table: nd, Chain: ch, Exprs: cat(
+		[]expr.Any{
+			&expr.Meta{Key: expr.MetaKeyPROTOCOL, Register: 1},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: binaryutil.BigEndian.PutUint16(proto)},
+		},
+		daddrMatch(v),
+		[]expr.Any{
+			&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.IPPROTO_TCP}},
+		},
+		hashExprs(v),
+		[]expr.Any{
+			&expr.Lookup{SourceRegister: 1, SetName: s.Name, SetID: s.ID, Invert: true},
+			&expr.Verdict{Kind: expr.VerdictDrop},
+		})})
+	return nil
+}
+
+// readHeld reads v's held set.
+func readHeld(c *nftables.Conn, v VIP) ([]Bucket, error) {
+	els, err := c.GetSetElements(heldSet(v))
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Bucket, 0, len(els))
+	for _, e := range els {
+		if b, ok := keyBucket(e.Key); ok {
+			out = append(out, b)
+		}
+	}
+	slices.Sort(out)
+	return out, nil
 }
 
 // addNeighObjects queues the IPv6 neighbour-discovery rewrite: neighbour
@@ -360,8 +437,9 @@ type nftState struct {
 	netdev, arp, l3 bool
 	comment         string
 	owned           []Bucket
-	ownedOK         bool // the owned set exists and was read
-	shapeOK         bool // chains and rule counts as built
+	ownedOK         bool     // the owned set exists and was read
+	held            []Bucket // nftables backend: the netdev set held
+	shapeOK         bool     // chains and rule counts as built
 }
 
 func tableExists(c *nftables.Conn, fam nftables.TableFamily, name string) (bool, error) {
@@ -420,10 +498,15 @@ func readNFT(c *nftables.Conn, v VIP, withBuckets bool) (nftState, error) {
 		if err != nil && !errors.Is(err, unix.ENOENT) {
 			return s, err
 		}
-		if len(rs) == 1 {
+		if len(rs) == ingressRuleCount(withBuckets) {
 			s.comment, _ = userdata.GetString(rs[0].UserData, userdata.TypeComment)
 		} else {
 			shape = false
+		}
+		if withBuckets {
+			if s.held, err = readHeld(c, v); err != nil {
+				shape = false
+			}
 		}
 	}
 	if s.arp && v.Addr.Is4() {
@@ -465,9 +548,21 @@ func readNFT(c *nftables.Conn, v VIP, withBuckets bool) (nftState, error) {
 	return s, nil
 }
 
+// ingressRuleCount is the number of rules in the netdev ingress chain:
+// the pkttype fix, and with the nftables backend the early drop.
+func ingressRuleCount(withBuckets bool) int {
+	if withBuckets {
+		return 2
+	}
+	return 1
+}
+
 // ensureNFT makes v's nft objects exactly as built for backend be, in one
 // batch when anything is missing or different: the old tables are deleted
 // and rebuilt in the same transaction, the owned buckets carried over.
+// A rebuild of existing tables holds every bucket (connections of any bucket may be tracked
+// here, and the hash may have changed); pruneHeld shrinks it later. An
+// owned bucket missing from held is added back.
 func (p *Plane) ensureNFT(v VIP, be Backend) error {
 	c, err := p.nftConn()
 	if err != nil {
@@ -479,6 +574,21 @@ func (p *Plane) ensureNFT(v VIP, be Backend) error {
 		return fmt.Errorf("read nftables objects of %s: %w", v, err)
 	}
 	if s.shapeOK && s.comment == fingerprint(v, be) {
+		var missing []Bucket
+		for _, b := range s.owned {
+			if withBuckets && !slices.Contains(s.held, b) {
+				missing = append(missing, b)
+			}
+		}
+		if len(missing) == 0 {
+			return nil
+		}
+		if err := c.SetAddElements(heldSet(v), bucketElems(missing)); err != nil {
+			return err
+		}
+		if err := c.Flush(); err != nil {
+			return fmt.Errorf("hold buckets %v of %s: %w", missing, v, err)
+		}
 		return nil
 	}
 	var owned []Bucket
@@ -497,7 +607,16 @@ func (p *Plane) ensureNFT(v VIP, be Backend) error {
 	if s.l3 {
 		c.DelTable(&nftables.Table{Family: l3Family(v), Name: name})
 	}
-	addLinkObjects(c, v, be)
+	var held []Bucket // new tables: nothing can be tracked yet
+	if s.netdev || s.l3 {
+		held = make([]Bucket, v.Buckets)
+		for b := range held {
+			held[b] = Bucket(b)
+		}
+	}
+	if err := addLinkObjects(c, v, be, held); err != nil {
+		return err
+	}
 	if withBuckets || v.Addr.Is6() {
 		t := c.AddTable(&nftables.Table{Family: l3Family(v), Name: name})
 		if withBuckets {
@@ -586,7 +705,7 @@ func (b nftBackend) present(v VIP) (bool, error) {
 }
 
 // setOwned: Equivalent to: nft add element ip NAME owned { 3, 7 }; nft
-// delete element … — in one batch.
+// add element netdev NAME held { 3, 7 }; nft delete element … — in one batch.
 func (b nftBackend) setOwned(v VIP, _, add, del []Bucket) error {
 	c, err := b.p.nftConn()
 	if err != nil {
@@ -594,20 +713,17 @@ func (b nftBackend) setOwned(v VIP, _, add, del []Bucket) error {
 	}
 	s := &nftables.Set{Table: &nftables.Table{Family: l3Family(v), Name: v.name()}, Name: setOwned,
 		KeyType: nftables.TypeInteger, KeyByteOrder: binaryutil.NativeEndian}
-	elems := func(bs []Bucket) []nftables.SetElement {
-		out := make([]nftables.SetElement, len(bs))
-		for i, bk := range bs {
-			out[i] = nftables.SetElement{Key: bucketKey(bk)}
-		}
-		return out
-	}
 	if len(add) > 0 {
-		if err := c.SetAddElements(s, elems(add)); err != nil {
+		if err := c.SetAddElements(s, bucketElems(add)); err != nil {
+			return err
+		}
+		// Owned buckets are always held; released ones stay held (pruneHeld).
+		if err := c.SetAddElements(heldSet(v), bucketElems(add)); err != nil {
 			return err
 		}
 	}
 	if len(del) > 0 {
-		if err := c.SetDeleteElements(s, elems(del)); err != nil {
+		if err := c.SetDeleteElements(s, bucketElems(del)); err != nil {
 			return err
 		}
 	}

@@ -114,6 +114,12 @@ func TestStateLacks(t *testing.T) {
 					nft.FlushChain(&nftables.Chain{Name: chainBucket, Table: t})
 					return nft.Flush()
 				}},
+				{"owned bucket not held", LackShape, func() error {
+					if err := nft.SetDeleteElements(heldSet(v), bucketElems([]Bucket{1})); err != nil {
+						return err
+					}
+					return nft.Flush()
+				}},
 				{"arp table deleted", LackARP, func() error {
 					if v.Addr.Is6() {
 						return errSkip

@@ -163,7 +163,7 @@ func (p *Plane) State(v VIP, b Bucket) (ServeState, Lack, error) {
 	}
 	if ingress != nil {
 		cm, _ := userdata.GetString(ingress[0].UserData, userdata.TypeComment)
-		if len(ingress) != 1 {
+		if len(ingress) != ingressRuleCount(use == BackendNFTables) {
 			lack |= LackShape
 		} else if cm != fingerprint(v, use) {
 			lack |= LackSettings
@@ -210,6 +210,16 @@ func (p *Plane) State(v VIP, b Bucket) (ServeState, Lack, error) {
 			}
 			if err := count(l3Family(v), chainPre, 1, LackShape); err != nil {
 				return fail(err)
+			}
+			// An owned bucket missing from held would be dropped at ingress.
+			if slices.Contains(owned, b) && ingress != nil {
+				held, err := readHeld(c, v)
+				if err != nil && !isNotFound(err) {
+					return fail(err)
+				}
+				if !slices.Contains(held, b) {
+					lack |= LackShape
+				}
 			}
 		}
 	} else {

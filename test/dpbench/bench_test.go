@@ -9,8 +9,9 @@ import (
 // BenchmarkDataPlane measures short connections from the client namespace:
 // (a) straight to one server, (b) the client cycling over the three servers
 // itself, (c) via the shared VIP with 16 and with 1024 buckets, (d) via
-// haproxy in TCP mode round robin, and (e) a control: the VIP's rules on
-// one server with no flooding. Sub-benchmark line: connect, one request
+// haproxy in TCP mode round robin, and two controls: (e) the VIP's rules on
+// one server with no flooding, (f) a VIP on one server at its cluster MAC
+// with the switch flooding to that server alone. Sub-benchmark line: connect, one request
 // line, the reply line, close. Sub-benchmark mariadb: connect, log in,
 // SELECT 1, quit, against a private MariaDB per server.
 //

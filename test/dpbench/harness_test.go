@@ -42,8 +42,8 @@ func checkBroken(t *testing.T, l *lab) {
 	if !errors.Is(err, ErrBroken) {
 		t.Fatalf("bench against a closed port: err = %v, want ErrBroken", err)
 	}
-	if len(pr.Summaries) != 6 || pr.Summaries[0].Errors != 20 {
-		t.Errorf("summaries %+v: want 6 variants, 20 errors in a-direct", pr.Summaries)
+	if len(pr.Summaries) != 7 || pr.Summaries[0].Errors != 20 {
+		t.Errorf("summaries %+v: want 7 variants, 20 errors in a-direct", pr.Summaries)
 	}
 	if !strings.Contains(out.String(), "first error") || !strings.Contains(out.String(), "refused") {
 		t.Errorf("table does not show the first error (connection refused):\n%s", out.String())
@@ -54,11 +54,26 @@ func (l *lab) checkVariants(t *testing.T, p proto) {
 	const n = 60
 	for _, v := range l.variants(p) {
 		t.Run(v.name, func(t *testing.T) {
-			counted := map[string]*clusterip.VIP{"c-vip16": &vip16, "c-vip1024": &vip1024, "e-vip-noflood": &vipSolo}[v.name]
+			counted := map[string]*clusterip.VIP{"c-vip16": &vip16, "c-vip1024": &vip1024, "e-vip-noflood": &vipSolo,
+				"f-vip-owneronly": &vipOwnerOnly}[v.name]
 			before := l.newConns(t, counted)
+			rx := l.serverRx(t)
 			conns, _, err := l.run(context.Background(), p, v, n, 4)
 			if err != nil {
 				t.Fatal(err)
+			}
+			// The owner-only control: s2 and s3 see none of its frames (a
+			// flooded connection is at least 4 frames to every server); the
+			// VIPs: they see them all.
+			rx2 := l.serverRx(t)
+			for k := 1; k < len(serverNames); k++ {
+				got := rx2[k] - rx[k]
+				switch {
+				case v.ownerOnly && got >= n:
+					t.Errorf("%s: %s received %d packets during %d connections, want fewer than %d (not flooded to)", v.name, serverNames[k], got, n, n)
+				case v.name == "c-vip16" && got < 4*n:
+					t.Errorf("%s: %s received %d packets during %d connections, want at least %d (flooded to)", v.name, serverNames[k], got, n, 4*n)
+				}
 			}
 			// The product's own counters: every connection accepted as new
 			// by exactly one node.
@@ -99,7 +114,7 @@ func (l *lab) checkVariants(t *testing.T, p proto) {
 				}
 			}
 			switch v.name {
-			case "a-direct", "e-vip-noflood":
+			case "a-direct", "e-vip-noflood", "f-vip-owneronly":
 				if by[serverNames[0]] != n {
 					t.Errorf("%s: answers %v, want all %d from %s", v.name, by, n, serverNames[0])
 				}
@@ -180,4 +195,23 @@ func (l *lab) clientNeigh(t *testing.T, a netip.Addr) net.HardwareAddr {
 		}
 	}
 	return nil
+}
+
+// serverRx returns the packets each server's eth0 has received.
+func (l *lab) serverRx(t *testing.T) []uint64 {
+	t.Helper()
+	var out []uint64
+	for _, ns := range l.servers {
+		h, err := ns.OpenNetlink()
+		if err != nil {
+			t.Fatal(err)
+		}
+		lk, err := h.LinkByName("eth0")
+		h.Close()
+		if err != nil {
+			t.Fatalf("%s: eth0: %v", ns.Name, err)
+		}
+		out = append(out, lk.Attrs().Statistics.RxPackets)
+	}
+	return out
 }

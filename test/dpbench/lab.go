@@ -16,6 +16,8 @@ import (
 	"github.com/loadshare/loadshare/clusterip"
 	"github.com/loadshare/loadshare/test/nstest"
 	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netlink/nl"
+	"golang.org/x/sys/unix"
 )
 
 // The lab's names and addresses (this package's share: netns prefix lsdb-,
@@ -44,6 +46,13 @@ var (
 	// MAC (a permanent neighbour entry), so its frames are not flooded. It
 	// costs the bucket rules alone; c-vip16 minus it is the flooding.
 	vipSolo = clusterip.VIP{Addr: netip.MustParseAddr("10.202.0.102"), Link: "eth0", Buckets: 16, Seed: seed}
+	// A second control: a VIP on the first server only, owning all its
+	// buckets, reached at its cluster MAC as in the product, but with the
+	// switch flooding to that server's port alone while it is measured (as
+	// if the other nodes' copies cost the owner nothing, as on hardware
+	// switches and separate hosts). c-vip16 minus it is what the lab's
+	// software copies cost the owner's path.
+	vipOwnerOnly = clusterip.VIP{Addr: netip.MustParseAddr("10.202.0.103"), Link: "eth0", Buckets: 16, Seed: seed}
 )
 
 // proto is what the client speaks to the servers.
@@ -78,6 +87,9 @@ type variant struct {
 	name string
 	dsts []netip.AddrPort
 	vip  *clusterip.VIP // the VIP variants' VIP, to predict each connection's server
+	// ownerOnly: while it runs, the switch floods multicast only to the
+	// first server's port (and the client's).
+	ownerOnly bool
 }
 
 // ErrPrerequisite marks a missing prerequisite of the lab (not root, no
@@ -90,6 +102,7 @@ type lab struct {
 	planes  []*clusterip.Plane // one per server
 	servers []*nstest.NS
 	client  *nstest.NS
+	sw      *nstest.Switch
 	dp      string // what programs the VIPs, for the report
 	log     io.Writer
 	undo    []func() error // run in reverse by Close
@@ -165,6 +178,7 @@ func newLab(ctx context.Context, prefix string, log io.Writer) (_ *lab, err erro
 	if err != nil {
 		return nil, err
 	}
+	l.sw = sw
 	l.defer_(sw.NS.Close)
 	if l.client, err = l.newNS(prefix + "c"); err != nil {
 		return nil, err
@@ -174,7 +188,8 @@ func newLab(ctx context.Context, prefix string, log io.Writer) (_ *lab, err erro
 		if err != nil {
 			return nil, err
 		}
-		if err := sw.Attach(ns, "eth0", nil, netip.PrefixFrom(serverAddrs[i], 24)); err != nil {
+		// The switch port is named after the server (setFlood).
+		if err := sw.AttachPort(name, ns, "eth0", nil, netip.PrefixFrom(serverAddrs[i], 24)); err != nil {
 			return nil, err
 		}
 		var ln net.Listener
@@ -204,7 +219,10 @@ func newLab(ctx context.Context, prefix string, log io.Writer) (_ *lab, err erro
 	if err := l.programVIPs(vip16, vip1024); err != nil {
 		return nil, err
 	}
-	if err := l.programSolo(vipSolo); err != nil {
+	if err := l.programSolo(vipSolo, true); err != nil {
+		return nil, err
+	}
+	if err := l.programSolo(vipOwnerOnly, false); err != nil {
 		return nil, err
 	}
 	if err := l.startHAProxy(ctx, haproxy); err != nil {
@@ -246,12 +264,13 @@ func (l *lab) variants(p proto) []variant {
 		spread = append(spread, ap(a, svcPort))
 	}
 	return []variant{
-		{"a-direct", []netip.AddrPort{ap(serverAddrs[0], svcPort)}, nil},
-		{"b-spread", spread, nil},
-		{"c-vip16", []netip.AddrPort{ap(vip16.Addr, svcPort)}, &vip16},
-		{"c-vip1024", []netip.AddrPort{ap(vip1024.Addr, svcPort)}, &vip1024},
-		{"d-haproxy", []netip.AddrPort{ap(serverAddrs[0], haproxyPort)}, nil},
-		{"e-vip-noflood", []netip.AddrPort{ap(vipSolo.Addr, svcPort)}, nil},
+		{"a-direct", []netip.AddrPort{ap(serverAddrs[0], svcPort)}, nil, false},
+		{"b-spread", spread, nil, false},
+		{"c-vip16", []netip.AddrPort{ap(vip16.Addr, svcPort)}, &vip16, false},
+		{"c-vip1024", []netip.AddrPort{ap(vip1024.Addr, svcPort)}, &vip1024, false},
+		{"d-haproxy", []netip.AddrPort{ap(serverAddrs[0], haproxyPort)}, nil, false},
+		{"e-vip-noflood", []netip.AddrPort{ap(vipSolo.Addr, svcPort)}, nil, false},
+		{"f-vip-owneronly", []netip.AddrPort{ap(vipOwnerOnly.Addr, svcPort)}, &vipOwnerOnly, true},
 	}
 }
 
@@ -260,6 +279,12 @@ func (l *lab) variants(p proto) []variant {
 func (l *lab) run(ctx context.Context, p proto, v variant, n, workers int) ([]Conn, time.Duration, error) {
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
+	if v.ownerOnly {
+		if err := l.setFlood(false); err != nil {
+			return nil, 0, fmt.Errorf("%s: %w", v.name, err)
+		}
+		defer l.setFlood(true)
+	}
 	conns, elapsed, err := Load{Dsts: v.dsts, N: n, Workers: workers, Timeout: connTimeout, Enter: l.client.Do, Exchange: p.exchange}.Run(ctx)
 	if err != nil {
 		return conns, elapsed, fmt.Errorf("%s: %w", v.name, err)
@@ -372,8 +397,9 @@ func (l *lab) programVIPs(vips ...clusterip.VIP) error {
 }
 
 // programSolo puts v on the first server only, owning every bucket, and
-// pins the client's neighbour entry for it to that server's own MAC.
-func (l *lab) programSolo(v clusterip.VIP) error {
+// with pin, pins the client's neighbour entry for it to that server's own
+// MAC (without, the client resolves it to the cluster MAC).
+func (l *lab) programSolo(v clusterip.VIP, pin bool) error {
 	all := make([]clusterip.Bucket, v.Buckets)
 	for b := range all {
 		all[b] = clusterip.Bucket(b)
@@ -387,6 +413,9 @@ func (l *lab) programSolo(v clusterip.VIP) error {
 	})
 	if err := p.Own(v, all...); err != nil {
 		return fmt.Errorf("%s: Own %s all %d buckets: %w", ns.Name, v, v.Buckets, err)
+	}
+	if !pin {
+		return nil
 	}
 	nl, err := ns.OpenNetlink()
 	if err != nil {
@@ -412,4 +441,35 @@ func (l *lab) programSolo(v clusterip.VIP) error {
 		return fmt.Errorf("%s: pin neighbour %s to %s: %w", l.client.Name, v.Addr, eth.Attrs().HardwareAddr, err)
 	}
 	return nil
+}
+
+// setFlood turns the switch's flooding of multicast frames to the second
+// and third servers' ports on or off (the first server and the client
+// always get them). Equivalent to:
+// ip -n SW link set dev s2 type bridge_slave mcast_flood on|off (and s3)
+func (l *lab) setFlood(on bool) error {
+	val := byte(0)
+	if on {
+		val = 1
+	}
+	return l.sw.NS.Do(func() error {
+		for _, port := range serverNames[1:] {
+			lk, err := netlink.LinkByName(port)
+			if err != nil {
+				return fmt.Errorf("%s: port %s: %w", l.sw.NS.Name, port, err)
+			}
+			// vishvananda/netlink has no setter for this bridge port flag.
+			req := nl.NewNetlinkRequest(unix.RTM_SETLINK, unix.NLM_F_ACK)
+			msg := nl.NewIfInfomsg(unix.AF_BRIDGE)
+			msg.Index = int32(lk.Attrs().Index)
+			req.AddData(msg)
+			pi := nl.NewRtAttr(unix.IFLA_PROTINFO|unix.NLA_F_NESTED, nil)
+			pi.AddRtAttr(unix.IFLA_BRPORT_MCAST_FLOOD, []byte{val})
+			req.AddData(pi)
+			if _, err := req.Execute(unix.NETLINK_ROUTE, 0); err != nil {
+				return fmt.Errorf("%s: port %s mcast_flood %v: %w", l.sw.NS.Name, port, on, err)
+			}
+		}
+		return nil
+	})
 }

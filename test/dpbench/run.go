@@ -14,8 +14,8 @@ type Options struct {
 	// Protocols to measure, in order: "line" (a one-line echo server) and
 	// "mariadb" (log in, SELECT 1, quit). Empty means line only.
 	Protocols []string
-	// Rounds of every variant, each round in a rotated order; 0 means 12 (a
-	// multiple of the 6 variants, so each takes every position equally often).
+	// Rounds of every variant, each round in a rotated order; 0 means 12
+	// (with 7 variants, each takes every position once or twice).
 	Rounds int
 	// Conns per variant and round; 0 means the protocol's default (line
 	// 1250, mariadb 250).
@@ -38,13 +38,18 @@ type ProtoReport struct {
 	Name          string
 	Rounds, Conns int       // rounds, and connections per variant per round
 	Workers       int       // concurrent client connections
-	Summaries     []Summary // one per variant: a-direct, b-spread, c-vip16, c-vip1024, d-haproxy, e-vip-noflood
+	Summaries     []Summary // one per variant: a-direct, b-spread, c-vip16, c-vip1024, d-haproxy, e-vip-noflood, f-vip-owneronly
 	Checks        []Check   // the targets, judged on the median of per-round ratios
 	RulesP50      int64     // µs of the VIP's (16) p50 request time over direct due to its rules (e − a)
 	FloodP50      int64     // µs due to flooding (c16 − e)
 	RulesConnect  int64     // the same split of the connect p50
 	FloodConnect  int64
-	DataPlane     string // what programmed the VIPs
+	CopiesP50     int64 // µs of the flooding due to the copies the lab's bridge delivers to the non-owners (c16 − f)
+	CopiesConnect int64
+	// OwnerPath is the median of per-round f ÷ b request p50: the VIP's
+	// path without the lab's copies, against client-side spreading.
+	OwnerPath Check
+	DataPlane string // what programmed the VIPs
 }
 
 // ErrBroken marks a run whose harness failed: more than 1% of some
@@ -198,9 +203,16 @@ func (l *lab) bench(ctx context.Context, p proto, title string, rounds, perRound
 	cus := func(s Summary) int64 { return s.ConnectP50.Microseconds() }
 	pr.RulesP50, pr.FloodP50 = us(sums[5])-us(sums[0]), us(sums[2])-us(sums[5])
 	pr.RulesConnect, pr.FloodConnect = cus(sums[5])-cus(sums[0]), cus(sums[2])-cus(sums[5])
-	fmt.Fprintf(&out, "VIP (16) over direct, p50 request %+d µs = rules %+d µs (e − a) + flooding %+d µs (c16 − e); connect %+d = %+d + %+d µs\n\n",
+	pr.CopiesP50, pr.CopiesConnect = us(sums[2])-us(sums[6]), cus(sums[2])-cus(sums[6])
+	fmt.Fprintf(&out, "VIP (16) over direct, p50 request %+d µs = rules %+d µs (e − a) + flooding %+d µs (c16 − e); connect %+d = %+d + %+d µs\n",
 		us(sums[2])-us(sums[0]), pr.RulesP50, pr.FloodP50,
 		cus(sums[2])-cus(sums[0]), pr.RulesConnect, pr.FloodConnect)
+	// The lab's bridge delivers the non-owners' copies on the CPUs, and in
+	// the softirq, of the client's send: f has the VIP's whole path (cluster
+	// MAC, rules) without them.
+	pr.OwnerPath = OwnerPathCheck(sums[6], sums[1])
+	fmt.Fprintf(&out, "of the flooding, the copies to the non-owners: p50 request %+d µs, connect %+d µs (c16 − f); without them (f), VIP/spread-p50 %.3f [%.3f %.3f] pooled %.3f\n\n",
+		pr.CopiesP50, pr.CopiesConnect, pr.OwnerPath.Value, pr.OwnerPath.Q25, pr.OwnerPath.Q75, pr.OwnerPath.Pooled)
 	if _, err := io.WriteString(w, out.String()); err != nil {
 		return pr, err
 	}

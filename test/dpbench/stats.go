@@ -137,6 +137,17 @@ func Checks(direct, spread, vip, vip1024, haproxy Summary) []Check {
 	return []Check{lat, over, rate, buckets}
 }
 
+// OwnerPathCheck is the latency ratio of Checks for the owner-only control
+// f against client-side spreading: the VIP's own path (cluster MAC, rules)
+// without the copies the lab's bridge delivers to the non-owners. A
+// diagnostic judged against the same 1.05, not one of the targets.
+func OwnerPathCheck(ownerOnly, spread Summary) Check {
+	c := newCheck("owneronly/spread-p50", float64(ownerOnly.RequestP50)/float64(spread.RequestP50),
+		perRound(ownerOnly.RoundP50, spread.RoundP50, func(v, s float64) float64 { return v / s }))
+	c.Target, c.Met = "≤ 1.05", c.Value <= 1.05
+	return c
+}
+
 func newCheck(metric string, pooled float64, rounds []float64) Check {
 	return Check{Metric: metric, Pooled: pooled, Value: quantile(rounds, 0.5),
 		Q25: quantile(rounds, 0.25), Q75: quantile(rounds, 0.75)}
