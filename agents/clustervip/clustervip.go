@@ -259,7 +259,8 @@ func (a *clusterVIP) resolve(ctx context.Context, p ocf.Params) error {
 		return fmt.Errorf("netlink: %w", err)
 	}
 	defer nl.Close()
-	link, addrs, err := findNIC(nl, p.String("nic"), addr)
+	addrs := &addrCache{nl: nl, family: family(addr)}
+	link, err := findNIC(nl, addrs, p.String("nic"), addr)
 	if err != nil {
 		return err
 	}
@@ -312,45 +313,60 @@ func seedOf(addr netip.Addr) uint32 {
 	return 1
 }
 
+// addrCache reads the node's addresses of one family at most once:
+// finding the NIC and its covering prefix both need them, and every
+// monitor runs this (a dump per link cost a round trip each).
+type addrCache struct {
+	nl     *netlink.Handle
+	family int
+	list   []netlink.Addr
+	err    error
+	read   bool
+}
+
+func (c *addrCache) get() ([]netlink.Addr, error) {
+	if !c.read {
+		c.list, c.err = c.nl.AddrList(nil, c.family)
+		c.read = true
+	}
+	return c.list, c.err
+}
+
 // findNIC returns the interface for addr: nic when given (it must exist on
 // this node), else the interface already holding addr (after a start the
 // route to addr is the local one, through lo), else the one the routing
 // table sends addr to. Equivalent to: ip route get ADDR.
-//
-// It also returns the node's addresses of addr's family, which
-// coveringPrefix reads: every monitor runs this, so one address dump
-// serves both (a dump per link cost a round trip each).
-func findNIC(nl *netlink.Handle, nic string, addr netip.Addr) (netlink.Link, []netlink.Addr, error) {
-	addrs, err := nl.AddrList(nil, family(addr))
-	if err != nil {
-		return nil, nil, fmt.Errorf("list addresses: %w", err)
-	}
+func findNIC(nl *netlink.Handle, addrs *addrCache, nic string, addr netip.Addr) (netlink.Link, error) {
 	if nic != "" {
 		l, err := nl.LinkByName(nic)
 		if err != nil {
-			return nil, nil, &ocf.ParamError{Param: "nic", Value: nic, Reason: "no such interface on this node", Local: true}
+			return nil, &ocf.ParamError{Param: "nic", Value: nic, Reason: "no such interface on this node", Local: true}
 		}
-		return l, addrs, nil
+		return l, nil
 	}
-	for _, a := range addrs {
+	all, err := addrs.get()
+	if err != nil {
+		return nil, fmt.Errorf("list addresses: %w", err)
+	}
+	for _, a := range all {
 		if ip, ok := netip.AddrFromSlice(a.IP); !ok || ip.Unmap() != addr {
 			continue
 		}
 		if l, err := nl.LinkByIndex(a.LinkIndex); err == nil && l.Attrs().Flags&net.FlagLoopback == 0 {
-			return l, addrs, nil
+			return l, nil
 		}
 	}
 	routes, err := nl.RouteGet(addr.AsSlice())
 	if err == nil && len(routes) > 0 {
 		if l, lerr := nl.LinkByIndex(routes[0].LinkIndex); lerr == nil && l.Attrs().Flags&net.FlagLoopback == 0 {
-			return l, addrs, nil
+			return l, nil
 		}
 	}
 	reason := "not given, and no route to ip on this node"
 	if err != nil {
 		reason += ": " + err.Error()
 	}
-	return nil, nil, &ocf.ParamError{Param: "nic", Value: "", Reason: reason, Local: true}
+	return nil, &ocf.ParamError{Param: "nic", Value: "", Reason: reason, Local: true}
 }
 
 func family(a netip.Addr) int {
@@ -360,11 +376,15 @@ func family(a netip.Addr) int {
 	return netlink.FAMILY_V6
 }
 
-// coveringPrefix is the prefix length of link's address (among addrs)
-// whose subnet holds addr (other than addr itself), like IPaddr2's findif;
-// 0 (a host prefix) when there is none.
-func coveringPrefix(addrs []netlink.Addr, link netlink.Link, addr netip.Addr) int {
-	for _, a := range addrs {
+// coveringPrefix is the prefix length of link's address whose subnet holds
+// addr (other than addr itself), like IPaddr2's findif; 0 (a host prefix)
+// when there is none.
+func coveringPrefix(addrs *addrCache, link netlink.Link, addr netip.Addr) int {
+	all, err := addrs.get()
+	if err != nil {
+		return 0
+	}
+	for _, a := range all {
 		if a.LinkIndex != link.Attrs().Index {
 			continue
 		}
