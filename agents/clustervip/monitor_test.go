@@ -125,3 +125,58 @@ func TestClusterVIPMonitorDetectsDamage(t *testing.T) {
 		})
 	}
 }
+
+// TestClusterVIPUpgradeRebuildsOnce: tables built by a version without the
+// ingress early drop (one ingress rule, as before the held set) make every
+// bucket's monitor say not running; Pacemaker's recovery of one of them
+// (stop, then start) rebuilds the VIP's tables for all, so the other
+// bucket's next monitor passes with no recovery of its own. README's
+// "Upgrading" says so.
+func TestClusterVIPUpgradeRebuildsOnce(t *testing.T) {
+	nstest.SkipUnlessRoot(t)
+	ns := agenttest.NodeNS(t, "lsmg-upg", monitorAddrs...)
+	path := agenttest.Path(t, "clustervip")
+	const ip, n = "10.205.0.101", 4
+	envs := []map[string]string{vipEnv(ip, 1, n, "OCF_RESKEY_nic", "eth0"), vipEnv(ip, 2, n, "OCF_RESKEY_nic", "eth0")}
+	for _, env := range envs {
+		t.Cleanup(func() { agenttest.Run(t, ns, path, "stop", env) })
+		if r := agenttest.Run(t, ns, path, "start", env); r.Code != 0 {
+			t.Fatalf("start: %d: %s", r.Code, r.Stderr)
+		}
+	}
+	monitorAll := func(step string, want ocf.ExitCode) {
+		t.Helper()
+		for _, env := range envs {
+			if r := agenttest.Run(t, ns, path, "monitor", env); ocf.ExitCode(r.Code) != want {
+				t.Fatalf("%s: monitor of %s = %v, want %v; stderr: %s", step, env["OCF_RESOURCE_INSTANCE"], ocf.ExitCode(r.Code), want, r.Stderr)
+			}
+		}
+	}
+	monitorAll("started", ocf.ExitSuccess)
+
+	// The older shape: the netdev ingress chain without the early drop.
+	c, err := nftables.New(nftables.WithNetNSFd(int(ns.Handle)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	nd := &nftables.Table{Family: nftables.TableFamilyNetdev, Name: "loadshare-10_205_0_101"}
+	rules, err := c.GetRules(nd, &nftables.Chain{Name: "ingress", Table: nd})
+	if err != nil || len(rules) != 2 {
+		t.Fatalf("ingress rules after start: %d, %v; want 2 (pkttype fix, early drop)", len(rules), err)
+	}
+	if err := c.DelRule(rules[1]); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	monitorAll("older shape", ocf.ExitNotRunning)
+
+	// Pacemaker recovers the first failed instance: stop, then start.
+	for _, action := range []string{"stop", "start"} {
+		if r := agenttest.Run(t, ns, path, action, envs[0]); r.Code != 0 {
+			t.Fatalf("recovery %s: %d: %s", action, r.Code, r.Stderr)
+		}
+	}
+	monitorAll("one instance recovered", ocf.ExitSuccess)
+}
