@@ -41,35 +41,43 @@ func cleanStale(names []string, w io.Writer) error {
 // lockLab takes an exclusive lock for the lab names with prefix, waiting
 // while another run (another process's benchmark, test or `loadshare
 // bench`) holds it, so that its start-up never removes a running lab's
-// namespaces as stale. The lock goes with the returned release or the
-// process.
+// namespaces as stale. The lock goes with the returned release (which
+// also removes the lock file) or the process.
 func lockLab(ctx context.Context, prefix string, w io.Writer) (release func() error, err error) {
 	dir := "/run/lock"
 	if _, err := os.Stat(dir); err != nil {
 		dir = os.TempDir()
 	}
 	path := filepath.Join(dir, "loadshare-dpbench-"+prefix+".lock")
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
-	if err != nil {
-		return nil, fmt.Errorf("lock %s: %w", path, err)
-	}
 	said := false
 	for {
-		err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
-		if err == nil {
-			return f.Close, nil // closing the file releases the lock
+		f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
+		if err != nil {
+			return nil, fmt.Errorf("lock %s: %w", path, err)
 		}
-		if !errors.Is(err, unix.EWOULDBLOCK) {
+		err = unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
+		switch {
+		case err == nil:
+			// The previous holder removes the file as it releases: a lock
+			// won on a file no longer at path is no lock; open it anew.
+			if held, _ := f.Stat(); held != nil {
+				if now, err := os.Stat(path); err == nil && os.SameFile(held, now) {
+					return func() error { os.Remove(path); return f.Close() }, nil
+				}
+			}
+			f.Close()
+			continue
+		case !errors.Is(err, unix.EWOULDBLOCK):
 			f.Close()
 			return nil, fmt.Errorf("lock %s: %w", path, err)
 		}
+		f.Close()
 		if !said {
 			fmt.Fprintf(w, "dpbench: waiting for another lab with prefix %q to finish (lock %s)\n", prefix, path)
 			said = true
 		}
 		select {
 		case <-ctx.Done():
-			f.Close()
 			return nil, fmt.Errorf("waiting for lock %s: %w", path, ctx.Err())
 		case <-time.After(200 * time.Millisecond):
 		}
