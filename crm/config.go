@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -40,7 +41,25 @@ type Spec struct {
 	// CLI; the placement simulations leave them out).
 	AttributeAgents bool
 	Monitor         int // seconds between monitors of a bucket; default 10
+	// Params are extra instance parameters per agent: "clustervip" (every
+	// bucket), "mysql_monitor", "server_load" (e.g. defaults_file). One the
+	// generator writes itself (server_load's placer) is replaced; the
+	// bucket's ip, buckets, bucket, cidr_netmask, nic and hash_seed come
+	// from the fields above only.
+	Params map[string][]Param
+	// AttrMonitor is the seconds between monitors of mysql_monitor and
+	// server_load; 0: 5 and 10.
+	AttrMonitor int
 }
+
+// Param is one instance parameter of a resource.
+type Param struct{ Name, Value string }
+
+// Agents are the resource agent types of provider loadshare.
+var Agents = []string{"clustervip", "mysql_monitor", "server_load"}
+
+// fieldParams are clustervip's parameters that Spec's fields set.
+var fieldParams = []string{"ip", "buckets", "bucket", "cidr_netmask", "nic", "hash_seed"}
 
 func (s Spec) norm() Spec {
 	if s.Name == "" {
@@ -76,6 +95,9 @@ func (s Spec) Validate() error {
 	case s.Monitor < 1:
 		return fmt.Errorf("monitor=%d: must be at least 1 second", s.Monitor)
 	}
+	if err := s.validateParams(); err != nil {
+		return err
+	}
 	seen := map[string]bool{}
 	for _, n := range s.Nodes {
 		if n == "" || strings.ContainsAny(n, " \t\"'<>&") || seen[n] {
@@ -84,6 +106,92 @@ func (s Spec) Validate() error {
 		seen[n] = true
 	}
 	return nil
+}
+
+func (s Spec) validateParams() error {
+	if s.AttrMonitor < 0 {
+		return fmt.Errorf("attribute agents' monitor=%d: must be at least 1 second (0: their defaults)", s.AttrMonitor)
+	}
+	for agent, ps := range s.Params {
+		switch {
+		case !slices.Contains(Agents, agent):
+			return fmt.Errorf("parameter of %q: not an agent of loadshare (%s)", agent, strings.Join(Agents, ", "))
+		case agent != "clustervip" && !s.AttributeAgents && len(ps) > 0:
+			return fmt.Errorf("parameters of %s given, but the attribute agents are left out", agent)
+		}
+		for _, p := range ps {
+			switch {
+			case !paramName(p.Name):
+				return fmt.Errorf("%s parameter %q: not a parameter name (lower-case letters, digits, '_')", agent, p.Name)
+			case agent == "clustervip" && slices.Contains(fieldParams, p.Name):
+				return fmt.Errorf("clustervip parameter %s: set by its own option (--ip, --buckets, --cidr-netmask, --nic, --seed)", p.Name)
+			case strings.ContainsFunc(p.Value, func(r rune) bool { return r == '"' || r == '\\' || r < ' ' }):
+				return fmt.Errorf("%s parameter %s=%q: quotes, backslashes and control characters are not supported", agent, p.Name, p.Value)
+			}
+		}
+	}
+	return nil
+}
+
+func paramName(n string) bool {
+	if n == "" || n[0] < 'a' || n[0] > 'z' {
+		return false
+	}
+	return !strings.ContainsFunc(n, func(r rune) bool { return !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '_') })
+}
+
+// withParams is base with agent's extra parameters: a given name replaces
+// the generated one in place, the others follow in order.
+func (s Spec) withParams(agent string, base []Param) []Param {
+	out := slices.Clone(base)
+	for _, p := range s.Params[agent] {
+		if i := slices.IndexFunc(out, func(q Param) bool { return q.Name == p.Name }); i >= 0 {
+			out[i] = p
+		} else {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// crmshParams is " params a=1 b=\"x y\"", or "" for none.
+func crmshParams(ps []Param) string {
+	var b strings.Builder
+	for i, p := range ps {
+		if i == 0 {
+			b.WriteString(" params")
+		}
+		v := p.Value
+		if v == "" || strings.ContainsFunc(v, func(r rune) bool {
+			return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("_./:@,+%-", r))
+		}) {
+			v = `"` + v + `"`
+		}
+		fmt.Fprintf(&b, " %s=%s", p.Name, v)
+	}
+	return b.String()
+}
+
+// attrAgents are the attribute agents' names, parameters and monitor
+// intervals as generated.
+func (s Spec) attrAgents() []struct {
+	name    string
+	params  []Param
+	monitor int
+} {
+	mysqlEvery, loadEvery := 5, 10
+	if s.AttrMonitor > 0 {
+		mysqlEvery, loadEvery = s.AttrMonitor, s.AttrMonitor
+	}
+	return []struct {
+		name    string
+		params  []Param
+		monitor int
+	}{
+		{"mysql_monitor", s.withParams("mysql_monitor", nil), mysqlEvery},
+		// Its monitor runs the placer for this VIP (it writes only on the DC).
+		{"server_load", s.withParams("server_load", []Param{{"placer", s.Name}}), loadEvery},
+	}
 }
 
 // Resource returns the primitive id of bucket k: NAME_k.
@@ -100,18 +208,18 @@ func (s Spec) ResourcePattern() string { return "^" + s.norm().Name + `_([0-9]+)
 func (s Spec) template() string { return s.norm().Name + "-bucket" }
 
 // params are the clustervip parameters shared by every bucket.
-func (s Spec) params() [][2]string {
-	p := [][2]string{{"ip", s.IP.String()}, {"buckets", strconv.Itoa(s.Buckets)}}
+func (s Spec) params() []Param {
+	p := []Param{{"ip", s.IP.String()}, {"buckets", strconv.Itoa(s.Buckets)}}
 	if s.CIDRNetmask > 0 {
-		p = append(p, [2]string{"cidr_netmask", strconv.Itoa(s.CIDRNetmask)})
+		p = append(p, Param{"cidr_netmask", strconv.Itoa(s.CIDRNetmask)})
 	}
 	if s.NIC != "" {
-		p = append(p, [2]string{"nic", s.NIC})
+		p = append(p, Param{"nic", s.NIC})
 	}
 	if s.Seed != 0 {
-		p = append(p, [2]string{"hash_seed", strconv.FormatUint(uint64(s.Seed), 10)})
+		p = append(p, Param{"hash_seed", strconv.FormatUint(uint64(s.Seed), 10)})
 	}
-	return p
+	return s.withParams("clustervip", p)
 }
 
 // Crmsh returns the configuration in crmsh syntax, for
@@ -127,20 +235,20 @@ func (s Spec) Crmsh() (string, error) {
 		fmt.Fprintf(&b, "# nodes: %s\n", strings.Join(s.Nodes, " "))
 	}
 	b.WriteString("# resource-stickiness=1 (explicit, below the writable score 10): a bucket runs where its own_* attribute says.\n")
-	fmt.Fprintf(&b, "rsc_template %s ocf:loadshare:clustervip \\\n\tparams", s.template())
-	for _, p := range s.params() {
-		fmt.Fprintf(&b, " %s=%s", p[0], p[1])
-	}
+	fmt.Fprintf(&b, "rsc_template %s ocf:loadshare:clustervip \\\n\t%s", s.template(), strings.TrimPrefix(crmshParams(s.params()), " "))
 	fmt.Fprintf(&b, " \\\n\tmeta resource-stickiness=%d \\\n\top monitor interval=%ds timeout=20s \\\n\top start timeout=20s interval=0 \\\n\top stop timeout=20s interval=0\n", Stickiness, s.Monitor)
 	for k := 0; k < s.Buckets; k++ {
 		fmt.Fprintf(&b, "primitive %s @%s params bucket=%d\n", s.Resource(k), s.template(), k)
 	}
 	if s.AttributeAgents {
-		b.WriteString("primitive mysql_monitor ocf:loadshare:mysql_monitor \\\n\top monitor interval=5s timeout=20s\n")
-		b.WriteString("clone mysql_monitor-clone mysql_monitor meta interleave=true\n")
-		// server_load's monitor runs the placer for this VIP (it writes only on the DC).
-		fmt.Fprintf(&b, "primitive server_load ocf:loadshare:server_load \\\n\tparams placer=%s \\\n\top monitor interval=10s timeout=20s\n", s.Name)
-		b.WriteString("clone server_load-clone server_load meta interleave=true\n")
+		for _, a := range s.attrAgents() {
+			fmt.Fprintf(&b, "primitive %[1]s ocf:loadshare:%[1]s \\\n", a.name)
+			if len(a.params) > 0 {
+				fmt.Fprintf(&b, "\t%s \\\n", strings.TrimPrefix(crmshParams(a.params), " "))
+			}
+			fmt.Fprintf(&b, "\top monitor interval=%ds timeout=20s\n", a.monitor)
+			fmt.Fprintf(&b, "clone %[1]s-clone %[1]s meta interleave=true\n", a.name)
+		}
 	}
 	fmt.Fprintf(&b, "location %s-own /%s/ \\\n\trule %d: %s eq 1 and writable_monit eq 1\n",
 		s.Name, s.ResourcePattern(), OwnScore, "own_"+s.Name+"_%1")
@@ -178,7 +286,7 @@ func (s Spec) configuration() (*elem, error) {
 	t := s.template()
 	ia := newElem("instance_attributes", "id", t+"-params")
 	for _, p := range s.params() {
-		ia.add(newElem("nvpair", "id", t+"-params-"+p[0], "name", p[0], "value", p[1]))
+		ia.add(newElem("nvpair", "id", t+"-params-"+p.Name, "name", p.Name, "value", p.Value))
 	}
 	tmpl := newElem("template", "id", t, "class", "ocf", "provider", "loadshare", "type", "clustervip").add(
 		ia,
@@ -196,18 +304,17 @@ func (s Spec) configuration() (*elem, error) {
 				newElem("nvpair", "id", r+"-params-bucket", "name", "bucket", "value", strconv.Itoa(k)))))
 	}
 	if s.AttributeAgents {
-		for _, a := range []struct {
-			name     string
-			interval string
-		}{{"mysql_monitor", "5s"}, {"server_load", "10s"}} {
+		for _, a := range s.attrAgents() {
 			prim := newElem("primitive", "id", a.name, "class", "ocf", "provider", "loadshare", "type", a.name)
-			if a.name == "server_load" {
-				// Its monitor runs the placer for this VIP (it writes only on the DC).
-				prim.add(newElem("instance_attributes", "id", a.name+"-params").add(
-					newElem("nvpair", "id", a.name+"-params-placer", "name", "placer", "value", s.Name)))
+			if len(a.params) > 0 {
+				ia := newElem("instance_attributes", "id", a.name+"-params")
+				for _, p := range a.params {
+					ia.add(newElem("nvpair", "id", a.name+"-params-"+p.Name, "name", p.Name, "value", p.Value))
+				}
+				prim.add(ia)
 			}
 			prim.add(newElem("operations").add(
-				newElem("op", "id", a.name+"-monitor", "name", "monitor", "interval", a.interval, "timeout", "20s")))
+				newElem("op", "id", a.name+"-monitor", "name", "monitor", "interval", strconv.Itoa(a.monitor)+"s", "timeout", "20s")))
 			res.add(newElem("clone", "id", a.name+"-clone").add(
 				newElem("meta_attributes", "id", a.name+"-clone-meta").add(
 					newElem("nvpair", "id", a.name+"-clone-meta-interleave", "name", "interleave", "value", "true")),

@@ -25,6 +25,12 @@ func TestSpecValidate(t *testing.T) {
 		{"underscore name", Spec{Name: "my_vip", IP: netip.MustParseAddr("192.0.2.10"), Buckets: 4}, `name="my_vip"`},
 		{"duplicate node", testSpec(4, "n1", "n1"), `node "n1"`},
 		{"netmask", Spec{IP: netip.MustParseAddr("192.0.2.10"), Buckets: 4, CIDRNetmask: 33}, "cidr_netmask=33"},
+		{"params ok", withParams(testSpec(4), "mysql_monitor", "defaults_file", "/etc/mysql/mon.cnf", "clustervip", "drain_grace", "5"), ""},
+		{"param of no agent", withParams(testSpec(4), "IPaddr2", "x", "1"), `parameter of "IPaddr2": not an agent`},
+		{"param a field sets", withParams(testSpec(4), "clustervip", "buckets", "8"), "clustervip parameter buckets: set by its own option"},
+		{"param name", withParams(testSpec(4), "server_load", "Weight-CPU", "1"), `server_load parameter "Weight-CPU": not a parameter name`},
+		{"param value", withParams(testSpec(4), "mysql_monitor", "user", `a"b`), "quotes, backslashes"},
+		{"params without agents", withParams(Spec{IP: netip.MustParseAddr("192.0.2.10"), Buckets: 4}, "server_load", "step", "5"), "attribute agents are left out"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -33,6 +39,42 @@ func TestSpecValidate(t *testing.T) {
 				t.Errorf("Validate(%+v) = %v, want %q", tt.s, err, tt.want)
 			}
 		})
+	}
+}
+
+// withParams adds agent, name, value triples to s.Params.
+func withParams(s Spec, kv ...string) Spec {
+	s.Params = map[string][]Param{}
+	for i := 0; i+2 < len(kv)+1; i += 3 {
+		s.Params[kv[i]] = append(s.Params[kv[i]], Param{kv[i+1], kv[i+2]})
+	}
+	return s
+}
+
+// TestCrmshParams: extra parameters land on their agent, a generated one
+// (server_load's placer) is replaced in place, values that crmsh would
+// split are quoted, and AttrMonitor sets both attribute agents' monitors.
+func TestCrmshParams(t *testing.T) {
+	s := withParams(testSpec(2), "mysql_monitor", "defaults_file", "/etc/mysql/mon.cnf",
+		"server_load", "weight_cpu", "0", "server_load", "placer", "", "clustervip", "drain_grace", "5",
+		"mysql_monitor", "user", "mon itor")
+	s.AttrMonitor = 2
+	got, err := s.Crmsh()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"\tparams ip=192.0.2.10 buckets=2 drain_grace=5 \\\n",
+		"primitive mysql_monitor ocf:loadshare:mysql_monitor \\\n\tparams defaults_file=/etc/mysql/mon.cnf user=\"mon itor\" \\\n\top monitor interval=2s timeout=20s\n",
+		"primitive server_load ocf:loadshare:server_load \\\n\tparams placer=\"\" weight_cpu=0 \\\n\top monitor interval=2s timeout=20s\n",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("Crmsh() lacks %q; got:\n%s", want, got)
+		}
+	}
+	if d, _ := testSpec(2).Crmsh(); !strings.Contains(d, "\tparams placer=vip \\\n\top monitor interval=10s") ||
+		!strings.Contains(d, "mysql_monitor \\\n\top monitor interval=5s") {
+		t.Errorf("defaults: want server_load placer=vip every 10 s, mysql_monitor every 5 s; got:\n%s", d)
 	}
 }
 
@@ -66,7 +108,7 @@ func TestXMLVerifies(t *testing.T) {
 	if _, err := exec.LookPath("crm_verify"); err != nil {
 		t.Skip("crm_verify not installed (Debian package pacemaker-cli-utils)")
 	}
-	for _, s := range []Spec{testSpec(24, "n1", "n2", "n3"), {Name: "db2", IP: netip.MustParseAddr("2001:db8::5"), Buckets: 256, NIC: "eth1", CIDRNetmask: 64}} {
+	for _, s := range []Spec{withParams(testSpec(24, "n1", "n2", "n3"), "mysql_monitor", "socket", "/run/mysqld/mysqld.sock", "server_load", "weight_cpu", "0"), {Name: "db2", IP: netip.MustParseAddr("2001:db8::5"), Buckets: 256, NIC: "eth1", CIDRNetmask: 64}} {
 		b, err := s.XML()
 		if err != nil {
 			t.Fatal(err)

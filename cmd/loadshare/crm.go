@@ -93,6 +93,17 @@ func crmGenerate(args []string, stdout, stderr io.Writer) error {
 	nodes := fs.String("nodes", "", "comma-separated node names (the XML gets a <nodes> section)")
 	format := fs.String("format", "crmsh", "crmsh or xml (a whole CIB, for crm_verify -x / crm_simulate -x)")
 	noAgents := fs.Bool("no-attribute-agents", false, "leave out the mysql_monitor and server_load clones")
+	params := map[string][]crm.Param{}
+	fs.Func("param", "AGENT:NAME=VALUE: an instance parameter of clustervip (every bucket), mysql_monitor or server_load, e.g. mysql_monitor:defaults_file=/etc/mysql/monitor.cnf (repeatable)", func(v string) error {
+		agent, kv, ok := strings.Cut(v, ":")
+		name, value, ok2 := strings.Cut(kv, "=")
+		if !ok || !ok2 {
+			return errors.New("want AGENT:NAME=VALUE")
+		}
+		params[agent] = append(params[agent], crm.Param{Name: name, Value: value})
+		return nil
+	})
+	attrMonitor := fs.Int("attr-monitor", 0, "seconds between monitors of mysql_monitor and server_load (default 5 and 10)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -104,7 +115,7 @@ func crmGenerate(args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("--seed=%d: must be below 2^32: %w", *seed, errUsage)
 	}
 	s := crm.Spec{Name: *name, IP: addr, NIC: *nic, CIDRNetmask: *mask, Buckets: *buckets, Seed: uint32(*seed),
-		AttributeAgents: !*noAgents}
+		AttributeAgents: !*noAgents, Params: params, AttrMonitor: *attrMonitor}
 	if *nodes != "" {
 		s.Nodes = strings.Split(*nodes, ",")
 	}

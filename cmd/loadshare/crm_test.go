@@ -138,7 +138,7 @@ func TestCrmshLoadsGenerated(t *testing.T) {
 		t.Fatal(err)
 	}
 	var out, errOut bytes.Buffer
-	if code := cli([]string{"crm", "--ip", "192.0.2.10", "--buckets", "4"}, &out, &errOut); code != 0 {
+	if code := cli([]string{"crm", "--ip", "192.0.2.10", "--buckets", "4", "--param", "mysql_monitor:user=mon itor", "--param", "clustervip:drain_grace=5"}, &out, &errOut); code != 0 {
 		t.Fatalf("crm generate: %s", errOut.String())
 	}
 	conf := filepath.Join(dir, "vip.crm")
@@ -159,7 +159,7 @@ func TestCrmshLoadsGenerated(t *testing.T) {
 	if err != nil {
 		t.Fatalf("crmsh load: %v\n%s", err, got)
 	}
-	for _, want := range []string{"primitive vip_3 @vip-bucket", "params bucket=3", "location vip-own /^vip_([0-9]+)$/", "rule 100: own_vip_%1 eq 1 and writable_monit eq 1", "clone server_load-clone server_load"} {
+	for _, want := range []string{"primitive vip_3 @vip-bucket", "params bucket=3", "location vip-own /^vip_([0-9]+)$/", "rule 100: own_vip_%1 eq 1 and writable_monit eq 1", "clone server_load-clone server_load", `params user="mon itor"`, "drain_grace=5"} {
 		if !strings.Contains(string(got), want) {
 			t.Errorf("crm configure show lacks %q:\n%s", want, got)
 		}
