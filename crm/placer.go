@@ -3,6 +3,7 @@ package crm
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -30,6 +31,7 @@ type AttrChange struct {
 type Plan struct {
 	Nodes   []Node // the placement input read from the status
 	Targets []Assignment
+	Ideal   []Assignment // the targets without hysteresis (Policy.Hysteresis 0)
 	Owners  Placement
 	Running Placement
 	Set     []AttrChange
@@ -103,8 +105,10 @@ func PlanFrom(st *Status, spec Spec, p Policy) Plan {
 		nodes[i].Prev = counts[nodes[i].Name]
 	}
 	targets := Target(nodes, n, p)
+	noH := p.norm()
+	noH.Hysteresis = 0
 	owners := Assign(targets, n, prev, running)
-	plan := Plan{Nodes: nodes, Targets: targets, Owners: owners, Running: running}
+	plan := Plan{Nodes: nodes, Targets: targets, Ideal: Target(nodes, n, noH), Owners: owners, Running: running}
 	for k, cs := range claims {
 		has := false
 		for _, c := range cs {
@@ -198,6 +202,14 @@ func LocalNode(ctx context.Context) (string, error) {
 // node writes at a time: run it from every node's server_load monitor.
 // spec needs only Name; Buckets 0 means count the primitives.
 func Place(ctx context.Context, spec Spec, p Policy, onlyDC bool) (plan Plan, skipped string, err error) {
+	return PlaceSettling(ctx, spec, p, onlyDC, nil)
+}
+
+// PlaceSettling is Place where settle, given the round's ideal targets
+// (without hysteresis), says whether they have held long enough to go to
+// them at once (see planSettling); nil never settles. server_load's
+// monitor keeps the time an ideal was first seen.
+func PlaceSettling(ctx context.Context, spec Spec, p Policy, onlyDC bool, settle func(ideal []Assignment) bool) (plan Plan, skipped string, err error) {
 	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
 	st, err := ReadStatus(ctx)
@@ -219,8 +231,24 @@ func Place(ctx context.Context, spec Spec, p Policy, onlyDC bool) (plan Plan, sk
 	if spec.Buckets == 0 {
 		return Plan{}, fmt.Sprintf("no bucket primitives %s_0 … in the cluster status", spec.norm().Name), nil
 	}
-	plan = PlanFrom(st, spec, p)
+	plan = planSettling(st, spec, p, settle)
 	return plan, "", plan.Apply(ctx, Attrd)
+}
+
+// planSettling is PlanFrom, except that when settle says the round's ideal
+// (the targets without hysteresis) has held long enough, the round goes to
+// it: hysteresis keeps a spread from moving on a load that wobbles, but
+// once the loads are still, what it keeps is only an uneven spread (a
+// passing load leaves 5/3/4 behind where idle nodes want 4/4/4). Which
+// round is "long enough" needs time, which Target, being pure, has not.
+func planSettling(st *Status, spec Spec, p Policy, settle func(ideal []Assignment) bool) Plan {
+	plan := PlanFrom(st, spec, p)
+	if settle == nil || !settle(plan.Ideal) || slices.Equal(plan.Targets, plan.Ideal) {
+		return plan
+	}
+	p = p.norm()
+	p.Hysteresis = 0
+	return PlanFrom(st, spec, p)
 }
 
 // BucketsIn counts the bucket primitives NAME_K (not clone instances) in a

@@ -24,6 +24,40 @@ func statusOf(nodes []NodeStatus, running ...string) *Status {
 	return st
 }
 
+// TestPlanSettling: three idle nodes holding 5/3/4 of 12 buckets (what a
+// load passing through n2 leaves: every count within hysteresis of 4/4/4)
+// stay so until settle says the ideal has held long enough; then the
+// round goes to 4/4/4, moving one bucket. settle sees the ideal.
+func TestPlanSettling(t *testing.T) {
+	spec := Spec{IP: netip.MustParseAddr("192.0.2.1"), Buckets: 12}
+	owners := []string{"n1", "n1", "n1", "n1", "n1", "n2", "n2", "n2", "n3", "n3", "n3", "n3"}
+	var nodes []NodeStatus
+	for _, n := range []string{"n1", "n2", "n3"} {
+		a := map[string]string{"writable_monit": "1", "server_load": "0"}
+		for k, o := range owners {
+			if o == n {
+				a[spec.OwnAttr(k)] = "1"
+			}
+		}
+		nodes = append(nodes, NodeStatus{Name: n, Online: true, Attrs: a})
+	}
+	st := statusOf(nodes, owners...)
+	want := []Assignment{{"n1", 4}, {"n2", 4}, {"n3", 4}}
+	var seen []Assignment
+	for _, settled := range []bool{false, true} {
+		p := planSettling(st, spec, DefaultPolicy, func(ideal []Assignment) bool { seen = ideal; return settled })
+		if !reflect.DeepEqual(p.Ideal, want) || !reflect.DeepEqual(seen, want) {
+			t.Fatalf("ideal %v, settle saw %v; want %v", p.Ideal, seen, want)
+		}
+		switch got := targetMap(p.Targets); {
+		case !settled && (got["n1"] != 5 || got["n2"] != 3 || p.Moves() != 0):
+			t.Errorf("not settled: targets %v, %d moves; want 5/3/4 kept by hysteresis, no move", got, p.Moves())
+		case settled && (!reflect.DeepEqual(p.Targets, want) || p.Moves() != 1):
+			t.Errorf("settled: targets %v, %d moves; want %v, one move", p.Targets, p.Moves(), want)
+		}
+	}
+}
+
 func TestPlanFrom(t *testing.T) {
 	spec := Spec{IP: netip.MustParseAddr("192.0.2.1"), Buckets: 4}
 	live := func(name, load string, own ...int) NodeStatus {

@@ -70,6 +70,14 @@ type State struct {
 	Reason      string            `json:"reason,omitempty"`      // mysql_monitor: why the last value was what it was
 	Model       *loadmon.State    `json:"model,omitempty"`       // server_load: the load model between monitors
 	Probe       string            `json:"probe_error,omitempty"` // server_load: last database probe error, logged once
+	Ideals      map[string]Ideal  `json:"ideals,omitempty"`      // server_load: per placed VIP, the ideal targets and since when
+}
+
+// Ideal is a placer's ideal targets (as text) and when they were first
+// seen: once they have held long enough, the placer goes to them.
+type Ideal struct {
+	Targets string    `json:"targets"`
+	Since   time.Time `json:"since"`
 }
 
 // StatePath is the instance's state file: one per agent and instance, so

@@ -3,6 +3,7 @@ package serverload
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -22,7 +23,7 @@ func TestServerLoadRunsPlacer(t *testing.T) {
 	fail := false
 	a := &serverLoad{env: attrs.Env{Attrs: &crmtest.Attrs{}, RunDir: t.TempDir(), Now: time.Now}, host: host,
 		sleep: func(context.Context, time.Duration) error { return nil },
-		place: func(_ context.Context, name string) (crm.Plan, string, error) {
+		place: func(_ context.Context, name string, _ func([]crm.Assignment) bool) (crm.Plan, string, error) {
 			placed = append(placed, name)
 			if fail {
 				return crm.Plan{}, "", errors.New("crm_mon: connection refused")
@@ -58,5 +59,50 @@ func TestServerLoadRunsPlacer(t *testing.T) {
 	agenttest.WantCode(t, "validate-all placer=\"vip 9bad\"", code, 6, log)
 	if !strings.Contains(log, "placer") || !strings.Contains(log, `"9bad"`) {
 		t.Errorf("validate-all log %q does not name the parameter and the bad prefix", log)
+	}
+}
+
+// TestServerLoadSettles: the placer is told to settle once the same ideal
+// targets have held for placer_settle seconds across monitors (the time
+// kept in the state file), not before, not after they change, and not on
+// the strength of what this node saw before a round it skipped (not the
+// DC).
+func TestServerLoadSettles(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	host := &replayHost{levels: []float64{0.2}, now: now}
+	ideal := []crm.Assignment{{Node: "n1", Buckets: 4}, {Node: "n2", Buckets: 4}}
+	skip := ""
+	var settled []bool
+	a := &serverLoad{env: attrs.Env{Attrs: &crmtest.Attrs{}, RunDir: t.TempDir(), Now: func() time.Time { return now }}, host: host,
+		sleep: func(context.Context, time.Duration) error { return nil },
+		place: func(_ context.Context, _ string, settle func([]crm.Assignment) bool) (crm.Plan, string, error) {
+			if skip != "" {
+				return crm.Plan{}, skip, nil
+			}
+			settled = append(settled, settle(ideal))
+			return crm.Plan{}, "", nil
+		}}
+	name := agenttest.Register(a, "server_load")
+	env := agenttest.Reskeys("probe_mysql", "false", "placer", "vip", "placer_settle", "30", "CRM_meta_interval", "10000")
+	code, log := agenttest.RunMain(t, name, "start", env)
+	agenttest.WantCode(t, "start", code, 0, log)
+	monitor := func(after time.Duration) {
+		t.Helper()
+		now = now.Add(after)
+		code, log := agenttest.RunMain(t, name, "monitor", env)
+		agenttest.WantCode(t, "monitor", code, 0, log)
+	}
+	monitor(0)                // first seen: not settled
+	monitor(20 * time.Second) // held 20 s
+	monitor(10 * time.Second) // held 30 s: settled
+	ideal = []crm.Assignment{{Node: "n1", Buckets: 5}, {Node: "n2", Buckets: 3}}
+	monitor(10 * time.Second) // changed: not settled
+	monitor(40 * time.Second) // held 40 s: settled
+	skip = "this node (n1) is not the DC"
+	monitor(10 * time.Second)
+	skip = ""
+	monitor(10 * time.Second) // DC again: first seen anew
+	if want := []bool{false, false, true, false, true, false}; !slices.Equal(settled, want) {
+		t.Errorf("settle answers %v, want %v", settled, want)
 	}
 }

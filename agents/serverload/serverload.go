@@ -39,13 +39,13 @@ type serverLoad struct {
 }
 
 // placer runs one placement round for the bucket primitives NAME_K (see
-// crm.Place); skipped says why it did nothing.
-type placer func(ctx context.Context, name string) (plan crm.Plan, skipped string, err error)
+// crm.PlaceSettling); skipped says why it did nothing.
+type placer func(ctx context.Context, name string, settle func(ideal []crm.Assignment) bool) (plan crm.Plan, skipped string, err error)
 
 // placeOnDC is the live placer: it writes only where this node is the DC, so
 // that running it from every node's monitor gives exactly one writer.
-func placeOnDC(ctx context.Context, name string) (crm.Plan, string, error) {
-	return crm.Place(ctx, crm.Spec{Name: name}, crm.DefaultPolicy, true)
+func placeOnDC(ctx context.Context, name string, settle func(ideal []crm.Assignment) bool) (crm.Plan, string, error) {
+	return crm.PlaceSettling(ctx, crm.Spec{Name: name}, crm.DefaultPolicy, true, settle)
 }
 
 // hostSampler is hostprobe.Host; tests replay recorded samples instead.
@@ -106,6 +106,11 @@ func (a *serverLoad) Meta() ocf.Meta {
 			"After publishing server_load, each monitor runs one placement round for them (as `loadshare crm place --only-dc`): " +
 			"on the DC it sets own_NAME_K so that each node's bucket count follows its spare capacity; elsewhere it does nothing. " +
 			"Empty: no placement from this agent."})
+	params = append(params, ocf.Param{Name: "placer_settle", Type: ocf.Integer, Default: "30",
+		ShortDesc: "seconds before the placer evens out a still spread",
+		LongDesc: "The placer keeps each node's previous bucket count while it is within one bucket of the new target (hysteresis), so a load that wobbles moves nothing. " +
+			"Once the targets have not changed for this many seconds, it goes to them exactly: a load that passed leaves no uneven spread behind. 0: always exact (no hysteresis).",
+		Check: attrs.NonNegative})
 	return ocf.Meta{
 		Name:      "server_load",
 		ShortDesc: "publishes the node's load (" + attrLoad + ", 0..100 in coarse steps)",
@@ -179,22 +184,42 @@ func (a *serverLoad) Monitor(ctx context.Context, p ocf.Params) error {
 	if err := a.update(ctx, p, st, false); err != nil {
 		return err
 	}
-	if !p.IsProbe() {
-		a.placeBuckets(ctx, p)
+	if p.IsProbe() || p.String("placer") == "" {
+		return nil
 	}
-	return nil
+	a.placeBuckets(ctx, p, st)
+	return a.env.Save(p, st)
 }
 
 // placeBuckets runs the placer for each configured VIP. A failed round is
 // logged, not returned: server_load itself is healthy, and the next
-// monitor tries again (placement keeps no state of its own).
-func (a *serverLoad) placeBuckets(ctx context.Context, p ocf.Params) {
+// monitor tries again. The only state is st.Ideals: when each VIP's ideal
+// targets were first seen on this node while it was the DC; once they
+// have held for placer_settle seconds, hysteresis no longer keeps an
+// uneven spread (see crm.PlaceSettling).
+func (a *serverLoad) placeBuckets(ctx context.Context, p ocf.Params, st *attrs.State) {
+	now := a.env.Now()
+	settleAfter := time.Duration(p.Int("placer_settle")) * time.Second
 	for _, name := range strings.Fields(p.String("placer")) {
-		plan, skipped, err := a.place(ctx, name)
+		settle := func(ideal []crm.Assignment) bool {
+			key := fmt.Sprint(ideal)
+			if rec, ok := st.Ideals[name]; !ok || rec.Targets != key {
+				if st.Ideals == nil {
+					st.Ideals = map[string]attrs.Ideal{}
+				}
+				st.Ideals[name] = attrs.Ideal{Targets: key, Since: now}
+			}
+			return now.Sub(st.Ideals[name].Since) >= settleAfter
+		}
+		plan, skipped, err := a.place(ctx, name, settle)
 		switch {
 		case err != nil:
 			p.Log.Warn("placement round failed", "vip", name, "err", err)
-		case skipped == "" && !plan.Empty():
+		case skipped != "":
+			// Not the DC: what this node saw before is no measure of how
+			// long the ideal has held by the time it is the DC again.
+			delete(st.Ideals, name)
+		case !plan.Empty():
 			p.Log.Info("placed buckets", "vip", name, "set", len(plan.Set), "deleted", len(plan.Delete), "moves", plan.Moves())
 		}
 	}

@@ -52,55 +52,77 @@ func ParsePlacement(s string) (Placement, error) {
 	return 0, fmt.Errorf("placement %q: must be placer or clone", s)
 }
 
-// attributeAgents are the mysql_monitor and server_load clones.
+// agentBinary is the loadshare CLI inside a node (Config.CLI, copied).
+const agentBinary = "/usr/lib/ocf/resource.d/loadshare/.loadshare"
+
+// attrAgentArgs are the lab's settings of the attribute agents, as
+// loadshare crm options.
 //
 // The nodes of the lab share one kernel, so the host components of
 // server_load (CPU, load average, iowait, memory) are the same on every
 // node and say nothing about one node; the lab weighs only the per-node
 // database components (Threads_running, Threads_connected), with a short
-// half-life and 2 s monitors so that the demo moves in seconds.
-func attributeAgents(placer string) string {
-	extra := ""
-	if placer != "" {
-		extra = fmt.Sprintf(`
-        <nvpair id="server_load-placer" name="placer" value="%s"/>`, placer)
-	}
-	return fmt.Sprintf(attributeAgentsFmt, extra)
+// half-life, 2 s monitors and a 6 s placer settle so that the demo moves
+// in seconds.
+var attrAgentArgs = []string{
+	"--attr-monitor", "2",
+	"--param", "mysql_monitor:socket=/run/mysqld/mysqld.sock",
+	"--param", "mysql_monitor:dampen=0",
+	"--param", "mysql_monitor:connect_timeout=2",
+	"--param", "server_load:socket=/run/mysqld/mysqld.sock",
+	"--param", "server_load:dampen=0",
+	"--param", "server_load:half_life=4",
+	"--param", "server_load:step=10",
+	"--param", "server_load:weight_cpu=0",
+	"--param", "server_load:weight_load=0",
+	"--param", "server_load:weight_iowait=0",
+	"--param", "server_load:weight_memory=0",
+	"--param", "server_load:weight_db_threads=80",
+	"--param", "server_load:weight_db_connections=20",
+	"--param", "server_load:placer_settle=6",
 }
 
-const attributeAgentsFmt = `
-  <clone id="mysql_monitor-clone">
-    <meta_attributes id="mysql_monitor-clone-meta"><nvpair id="mysql_monitor-clone-interleave" name="interleave" value="true"/></meta_attributes>
-    <primitive id="mysql_monitor" class="ocf" provider="loadshare" type="mysql_monitor">
-      <instance_attributes id="mysql_monitor-params">
-        <nvpair id="mysql_monitor-socket" name="socket" value="/run/mysqld/mysqld.sock"/>
-        <nvpair id="mysql_monitor-dampen" name="dampen" value="0"/>
-        <nvpair id="mysql_monitor-timeout" name="connect_timeout" value="2"/>
-      </instance_attributes>
-      <operations><op id="mysql_monitor-monitor" name="monitor" interval="2s" timeout="10s"/></operations>
-    </primitive>
-  </clone>
-  <clone id="server_load-clone">
-    <meta_attributes id="server_load-clone-meta"><nvpair id="server_load-clone-interleave" name="interleave" value="true"/></meta_attributes>
-    <primitive id="server_load" class="ocf" provider="loadshare" type="server_load">
-      <instance_attributes id="server_load-params">
-        <nvpair id="server_load-socket" name="socket" value="/run/mysqld/mysqld.sock"/>
-        <nvpair id="server_load-dampen" name="dampen" value="0"/>
-        <nvpair id="server_load-half_life" name="half_life" value="4"/>
-        <nvpair id="server_load-step" name="step" value="10"/>
-        <nvpair id="server_load-w-cpu" name="weight_cpu" value="0"/>
-        <nvpair id="server_load-w-load" name="weight_load" value="0"/>
-        <nvpair id="server_load-w-iowait" name="weight_iowait" value="0"/>
-        <nvpair id="server_load-w-memory" name="weight_memory" value="0"/>
-        <nvpair id="server_load-w-dbt" name="weight_db_threads" value="80"/>
-        <nvpair id="server_load-w-dbc" name="weight_db_connections" value="20"/>%s
-      </instance_attributes>
-      <operations><op id="server_load-monitor" name="monitor" interval="2s" timeout="10s"/></operations>
-    </primitive>
-  </clone>`
+// generate runs `loadshare crm` (the binary installed in the nodes) in
+// viewer for the lab's VIP in buckets buckets, with the lab's attribute
+// agents and extra options, and returns its resources and constraints.
+func (l *Lab) generate(ctx context.Context, viewer string, buckets int, extra ...string) (resources, constraints string, err error) {
+	args := append([]string{"crm", "--ip", l.VIP().String(), "--buckets", strconv.Itoa(buckets),
+		"--cidr-netmask", "24", "--nic", "eth0", "--format", "xml"}, attrAgentArgs...)
+	out, err := l.Exec(ctx, viewer, agentBinary, append(args, extra...)...)
+	if err != nil {
+		return "", "", fmt.Errorf("generate the configuration with loadshare crm: %w", err)
+	}
+	x := string(out)
+	section := func(name string) (string, error) {
+		i, j := strings.Index(x, "<"+name+">"), strings.Index(x, "</"+name+">")
+		if i < 0 || j < i {
+			return "", fmt.Errorf("loadshare crm --format xml: no <%s> section", name)
+		}
+		return x[i : j+len(name)+3], nil
+	}
+	if resources, err = section("resources"); err != nil {
+		return "", "", err
+	}
+	if constraints, err = section("constraints"); err != nil {
+		return "", "", err
+	}
+	return resources, constraints, nil
+}
 
-// cloneConfig is the ByClone configuration: resources and constraints.
-func (l *Lab) cloneConfig(buckets int) (resources, constraints string) {
+// cloneConfig is the ByClone configuration: resources and constraints, the
+// attribute agents (without placer) as loadshare crm generates them.
+func (l *Lab) cloneConfig(ctx context.Context, viewer string, buckets int) (resources, constraints string, err error) {
+	generated, _, err := l.generate(ctx, viewer, 1, "--param", "server_load:placer=")
+	if err != nil {
+		return "", "", err
+	}
+	i := strings.Index(generated, `<clone id="mysql_monitor-clone">`)
+	j := strings.Index(generated, `<clone id="server_load-clone">`)
+	k := strings.Index(generated[max(j, 0):], "</clone>")
+	if i < 0 || j < i || k < 0 {
+		return "", "", errors.New("loadshare crm --format xml: no attribute agent clones")
+	}
+	agents := generated[i : j+k+len("</clone>")]
 	resources = fmt.Sprintf(`<resources>%[4]s
   <clone id="%[1]s-clone">
     <meta_attributes id="%[1]s-clone-meta">
@@ -122,7 +144,7 @@ func (l *Lab) cloneConfig(buckets int) (resources, constraints string) {
       </operations>
     </primitive>
   </clone>
-</resources>`, VIPResource, buckets, l.VIP(), attributeAgents(""))
+</resources>`, VIPResource, buckets, l.VIP(), agents)
 	constraints = fmt.Sprintf(`<constraints>
   <rsc_location id="%[1]s-not-unwritable" rsc="%[1]s-clone">
     <rule id="%[1]s-not-unwritable-rule" score="-INFINITY">
@@ -130,38 +152,8 @@ func (l *Lab) cloneConfig(buckets int) (resources, constraints string) {
     </rule>
   </rsc_location>
 </constraints>`, VIPResource)
-	return resources, constraints
-}
-
-// placerConfig is the ByPlacer configuration: `loadshare crm` (the binary
-// installed in the nodes, run in viewer) generates the VIP's part; the
-// lab adds its attribute agents with the lab's parameters.
-func (l *Lab) placerConfig(ctx context.Context, viewer string, buckets int) (resources, constraints string, err error) {
-	out, err := l.Exec(ctx, viewer, agentBinary, "crm", "--ip", l.VIP().String(), "--buckets", strconv.Itoa(buckets),
-		"--cidr-netmask", "24", "--nic", "eth0", "--format", "xml", "--no-attribute-agents")
-	if err != nil {
-		return "", "", fmt.Errorf("generate the configuration with loadshare crm: %w", err)
-	}
-	x := string(out)
-	section := func(name string) (string, error) {
-		i, j := strings.Index(x, "<"+name+">"), strings.Index(x, "</"+name+">")
-		if i < 0 || j < i {
-			return "", fmt.Errorf("loadshare crm --format xml: no <%s> section", name)
-		}
-		return x[i : j+len(name)+3], nil
-	}
-	if resources, err = section("resources"); err != nil {
-		return "", "", err
-	}
-	if constraints, err = section("constraints"); err != nil {
-		return "", "", err
-	}
-	resources = strings.Replace(resources, "<resources>", "<resources>"+attributeAgents(VIPResource), 1)
 	return resources, constraints, nil
 }
-
-// agentBinary is the loadshare CLI inside a node (Config.CLI, copied).
-const agentBinary = "/usr/lib/ocf/resource.d/loadshare/.loadshare"
 
 // ConfigureService configures the loadshare service on a running cluster
 // (through node viewer): the attribute agents and the VIP in buckets
@@ -175,14 +167,17 @@ func (l *Lab) ConfigureService(ctx context.Context, viewer string, buckets int, 
 		return errors.New("configure service: the lab has no agents installed (Config.Agents)")
 	}
 	var res, cons string
+	var err error
 	switch how {
 	case ByClone:
-		res, cons = l.cloneConfig(buckets)
+		res, cons, err = l.cloneConfig(ctx, viewer, buckets)
 	default:
-		var err error
-		if res, cons, err = l.placerConfig(ctx, viewer, buckets); err != nil {
-			return err
-		}
+		// The whole service as loadshare crm generates it; server_load's
+		// monitor runs the placer.
+		res, cons, err = l.generate(ctx, viewer, buckets)
+	}
+	if err != nil {
+		return err
 	}
 	for _, a := range [][]string{
 		{"--type", "rsc_defaults", "--name", "resource-stickiness", "--update", "0"},
