@@ -215,6 +215,19 @@ func daddrMatch(v VIP) []expr.Any {
 	}
 }
 
+// frameToVIP matches, at the netdev hook (before IP), a frame of v's IP
+// version whose destination address is v's.
+func frameToVIP(v VIP) []expr.Any {
+	proto := uint16(unix.ETH_P_IP)
+	if v.Addr.Is6() {
+		proto = unix.ETH_P_IPV6
+	}
+	return cat([]expr.Any{
+		&expr.Meta{Key: expr.MetaKeyPROTOCOL, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: binaryutil.BigEndian.PutUint16(proto)},
+	}, daddrMatch(v))
+}
+
 // addLinkObjects queues the tables both backends use: pkttype fix and the
 // ARP (IPv4) answer rewrite, and with the nftables backend the early drop
 // (addEarlyDrop) with held as its set. IPv6's neighbour rewrite lives in
@@ -225,19 +238,11 @@ func addLinkObjects(c *nftables.Conn, v VIP, be Backend, held []Bucket) error {
 	ch := c.AddChain(&nftables.Chain{Name: chainIngr, Table: nd, Type: nftables.ChainTypeFilter,
 		Hooknum: nftables.ChainHookIngress, Priority: nftables.ChainPriorityRef(prioIngress),
 		Device: v.Link, Policy: policy(nftables.ChainPolicyAccept)})
-	proto := uint16(unix.ETH_P_IP)
-	if v.Addr.Is6() {
-		proto = unix.ETH_P_IPV6
-	}
 	// pkttype set host: frames to a multicast (or foreign unicast) MAC
 	// arrive as PACKET_MULTICAST/OTHERHOST; IP drops OTHERHOST, TCP
 	// drops anything not PACKET_HOST.
 	c.AddRule(&nftables.Rule{Table: nd, Chain: ch, Exprs: cat(
-		[]expr.Any{
-			&expr.Meta{Key: expr.MetaKeyPROTOCOL, Register: 1},
-			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: binaryutil.BigEndian.PutUint16(proto)},
-		},
-		daddrMatch(v),
+		frameToVIP(v),
 		[]expr.Any{
 			&expr.Immediate{Register: 1, Data: []byte{unix.PACKET_HOST}},
 			&expr.Meta{Key: expr.MetaKeyPKTTYPE, SourceRegister: true, Register: 1},
@@ -296,18 +301,10 @@ func addEarlyDrop(c *nftables.Conn, nd *nftables.Table, ch *nftables.Chain, v VI
 	if err := c.AddSet(s, bucketElems(held)); err != nil {
 		return err
 	}
-	proto := uint16(unix.ETH_P_IP)
-	if v.Addr.Is6() {
-		proto = unix.ETH_P_IPV6
-	}
 	// Non-TCP (ND, ICMP errors) and non-first fragments (no ports: the
 	// payload read fails and the rule does not match) go on to the bucket chain.
 	c.AddRule(&nftables.Rule{Table: nd, Chain: ch, Exprs: cat(
-		[]expr.Any{
-			&expr.Meta{Key: expr.MetaKeyPROTOCOL, Register: 1},
-			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: binaryutil.BigEndian.PutUint16(proto)},
-		},
-		daddrMatch(v),
+		frameToVIP(v),
 		[]expr.Any{
 			&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
 			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.IPPROTO_TCP}},

@@ -250,6 +250,23 @@ func CheckWithPacemakerTools(t *testing.T, nsName string, names ...string) (inMo
 	return inMountNS
 }
 
+// Interleave times ours and theirs rounds times each, alternating which
+// goes first so that neither always runs on a warmer or colder machine,
+// and returns each one's median.
+func Interleave(rounds int, ours, theirs func() time.Duration) (oursMedian, theirsMedian time.Duration) {
+	var o, t []time.Duration
+	for i := 0; i < rounds; i++ {
+		if i%2 == 0 {
+			o = append(o, ours())
+			t = append(t, theirs())
+		} else {
+			t = append(t, theirs())
+			o = append(o, ours())
+		}
+	}
+	return Median(o), Median(t)
+}
+
 // Median of ds, for benchmarks that compare single agent calls on a shared
 // machine: a stall lands in one call, and a mean would charge it to
 // whichever variant ran then.

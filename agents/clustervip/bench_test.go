@@ -63,23 +63,10 @@ func BenchmarkMonitorVsIPaddr2(b *testing.B) {
 		}
 		return time.Since(start)
 	}
-	const rounds = 20
-	var ours, theirs []time.Duration
 	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		for r := 0; r < rounds; r++ {
-			// Alternate the order so that neither always runs first.
-			if r%2 == 0 {
-				ours = append(ours, timeOne(path, vip))
-				theirs = append(theirs, timeOne(ipaddr2, ipa))
-			} else {
-				theirs = append(theirs, timeOne(ipaddr2, ipa))
-				ours = append(ours, timeOne(path, vip))
-			}
-		}
-	}
+	mo, mt := agenttest.Interleave(20*b.N, func() time.Duration { return timeOne(path, vip) },
+		func() time.Duration { return timeOne(ipaddr2, ipa) })
 	b.StopTimer()
-	mo, mt := agenttest.Median(ours), agenttest.Median(theirs)
 	b.ReportMetric(float64(mo)/float64(mt), "ratio")
 	b.ReportMetric(float64(mo)/1e6, "clustervip-ms")
 	b.ReportMetric(float64(mt)/1e6, "ipaddr2-ms")

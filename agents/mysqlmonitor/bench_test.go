@@ -221,8 +221,6 @@ func BenchmarkMonitorVsHeartbeatMysql(b *testing.B) {
 	// Interleaved, alternating which goes first, and compared by medians
 	// (as the clustervip benchmark): a shared machine's stalls land in
 	// single calls, and a mean would charge them to whichever ran then.
-	rounds := max(b.N, 40)
-	var ourTimes, hbTimes []time.Duration
 	timeOne := func(path string, env map[string]string) time.Duration {
 		t0 := time.Now()
 		if r := runBinary(b, path, "monitor", env); r.Code != 0 {
@@ -231,17 +229,9 @@ func BenchmarkMonitorVsHeartbeatMysql(b *testing.B) {
 		return time.Since(t0)
 	}
 	b.ResetTimer()
-	for i := 0; i < rounds; i++ {
-		if i%2 == 0 {
-			ourTimes = append(ourTimes, timeOne(ours, ourEnv))
-			hbTimes = append(hbTimes, timeOne(heartbeat, hbEnv))
-		} else {
-			hbTimes = append(hbTimes, timeOne(heartbeat, hbEnv))
-			ourTimes = append(ourTimes, timeOne(ours, ourEnv))
-		}
-	}
+	ourTime, hbTime := agenttest.Interleave(max(b.N, 40), func() time.Duration { return timeOne(ours, ourEnv) },
+		func() time.Duration { return timeOne(heartbeat, hbEnv) })
 	b.StopTimer()
-	ourTime, hbTime := agenttest.Median(ourTimes), agenttest.Median(hbTimes)
 	ms := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 	b.ReportMetric(float64(ourTime)/float64(hbTime), "ratio")
 	b.ReportMetric(ms(ourTime), "ours-ms/op")
