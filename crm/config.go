@@ -234,12 +234,9 @@ func (s Spec) Crmsh() (string, error) {
 	if len(s.Nodes) > 0 {
 		fmt.Fprintf(&b, "# nodes: %s\n", strings.Join(s.Nodes, " "))
 	}
-	b.WriteString("# resource-stickiness=1 (explicit, below the writable score 10): a bucket runs where its own_* attribute says.\n")
-	fmt.Fprintf(&b, "rsc_template %s ocf:loadshare:clustervip \\\n\t%s", s.template(), strings.TrimPrefix(crmshParams(s.params()), " "))
-	fmt.Fprintf(&b, " \\\n\tmeta resource-stickiness=%d \\\n\top monitor interval=%ds timeout=20s \\\n\top start timeout=20s interval=0 \\\n\top stop timeout=20s interval=0\n", Stickiness, s.Monitor)
-	for k := 0; k < s.Buckets; k++ {
-		fmt.Fprintf(&b, "primitive %s @%s params bucket=%d\n", s.Resource(k), s.template(), k)
-	}
+	// The attribute agents first: Pacemaker starts resources in this
+	// order, and the placer places nothing on a node before its
+	// writable_monit and server_load are there.
 	if s.AttributeAgents {
 		for _, a := range s.attrAgents() {
 			fmt.Fprintf(&b, "primitive %[1]s ocf:loadshare:%[1]s \\\n", a.name)
@@ -249,6 +246,12 @@ func (s Spec) Crmsh() (string, error) {
 			fmt.Fprintf(&b, "\top monitor interval=%ds timeout=20s\n", a.monitor)
 			fmt.Fprintf(&b, "clone %[1]s-clone %[1]s meta interleave=true\n", a.name)
 		}
+	}
+	b.WriteString("# resource-stickiness=1 (explicit, below the writable score 10): a bucket runs where its own_* attribute says.\n")
+	fmt.Fprintf(&b, "rsc_template %s ocf:loadshare:clustervip \\\n\t%s", s.template(), strings.TrimPrefix(crmshParams(s.params()), " "))
+	fmt.Fprintf(&b, " \\\n\tmeta resource-stickiness=%d \\\n\top monitor interval=%ds timeout=20s \\\n\top start timeout=20s interval=0 \\\n\top stop timeout=20s interval=0\n", Stickiness, s.Monitor)
+	for k := 0; k < s.Buckets; k++ {
+		fmt.Fprintf(&b, "primitive %s @%s params bucket=%d\n", s.Resource(k), s.template(), k)
 	}
 	fmt.Fprintf(&b, "location %s-own /%s/ \\\n\trule %d: %s eq 1 and writable_monit eq 1\n",
 		s.Name, s.ResourcePattern(), OwnScore, "own_"+s.Name+"_%1")
@@ -283,6 +286,24 @@ func (s Spec) configuration() (*elem, error) {
 		nodes.add(newElem("node", "id", strconv.Itoa(i+1), "uname", n))
 	}
 	res := newElem("resources")
+	if s.AttributeAgents {
+		for _, a := range s.attrAgents() {
+			prim := newElem("primitive", "id", a.name, "class", "ocf", "provider", "loadshare", "type", a.name)
+			if len(a.params) > 0 {
+				ia := newElem("instance_attributes", "id", a.name+"-params")
+				for _, p := range a.params {
+					ia.add(newElem("nvpair", "id", a.name+"-params-"+p.Name, "name", p.Name, "value", p.Value))
+				}
+				prim.add(ia)
+			}
+			prim.add(newElem("operations").add(
+				newElem("op", "id", a.name+"-monitor", "name", "monitor", "interval", strconv.Itoa(a.monitor)+"s", "timeout", "20s")))
+			res.add(newElem("clone", "id", a.name+"-clone").add(
+				newElem("meta_attributes", "id", a.name+"-clone-meta").add(
+					newElem("nvpair", "id", a.name+"-clone-meta-interleave", "name", "interleave", "value", "true")),
+				prim))
+		}
+	}
 	t := s.template()
 	ia := newElem("instance_attributes", "id", t+"-params")
 	for _, p := range s.params() {
@@ -302,24 +323,6 @@ func (s Spec) configuration() (*elem, error) {
 		res.add(newElem("primitive", "id", r, "template", t).add(
 			newElem("instance_attributes", "id", r+"-params").add(
 				newElem("nvpair", "id", r+"-params-bucket", "name", "bucket", "value", strconv.Itoa(k)))))
-	}
-	if s.AttributeAgents {
-		for _, a := range s.attrAgents() {
-			prim := newElem("primitive", "id", a.name, "class", "ocf", "provider", "loadshare", "type", a.name)
-			if len(a.params) > 0 {
-				ia := newElem("instance_attributes", "id", a.name+"-params")
-				for _, p := range a.params {
-					ia.add(newElem("nvpair", "id", a.name+"-params-"+p.Name, "name", p.Name, "value", p.Value))
-				}
-				prim.add(ia)
-			}
-			prim.add(newElem("operations").add(
-				newElem("op", "id", a.name+"-monitor", "name", "monitor", "interval", strconv.Itoa(a.monitor)+"s", "timeout", "20s")))
-			res.add(newElem("clone", "id", a.name+"-clone").add(
-				newElem("meta_attributes", "id", a.name+"-clone-meta").add(
-					newElem("nvpair", "id", a.name+"-clone-meta-interleave", "name", "interleave", "value", "true")),
-				prim))
-		}
 	}
 	cons := newElem("constraints").add(
 		newElem("rsc_location", "id", s.Name+"-own", "rsc-pattern", s.ResourcePattern()).add(

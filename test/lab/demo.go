@@ -130,10 +130,9 @@ func (d *demo) run() error {
 	}
 	d.Metrics.FirstAnswer = time.Since(d.t0)
 	d.say("first VIP connection answered %s after the demo started", d.Metrics.FirstAnswer.Round(time.Millisecond))
-	even := d.spread()
-	if _, err := d.waitSpread(60*time.Second, even); err != nil {
-		return err
-	}
+	// Attributes first, then the spread: before every node's attributes
+	// are there, Pacemaker's own first spread can look even for a moment
+	// while the placer is still moving buckets to the nodes it knows.
 	if err := d.attrsUntil(30*time.Second, func(c Cluster) bool {
 		for _, n := range nodes {
 			if v, _ := c.Attr(n, "writable_monit"); v != "1" {
@@ -145,6 +144,10 @@ func (d *demo) run() error {
 		}
 		return true
 	}); err != nil {
+		return err
+	}
+	even := d.spread()
+	if _, err := d.waitSpread(60*time.Second, even); err != nil {
 		return err
 	}
 	if err := d.showTables(); err != nil {
