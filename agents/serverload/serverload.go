@@ -173,7 +173,10 @@ func (a *serverLoad) Start(ctx context.Context, p ocf.Params) error {
 			return fmt.Errorf("wait between start samples: %w", err)
 		}
 	}
-	return a.update(ctx, p, st, true)
+	if err := a.update(ctx, p, st, true); err != nil {
+		return err
+	}
+	return a.env.Save(p, st)
 }
 
 func (a *serverLoad) Monitor(ctx context.Context, p ocf.Params) error {
@@ -184,10 +187,9 @@ func (a *serverLoad) Monitor(ctx context.Context, p ocf.Params) error {
 	if err := a.update(ctx, p, st, false); err != nil {
 		return err
 	}
-	if p.IsProbe() || p.String("placer") == "" {
-		return nil
+	if !p.IsProbe() {
+		a.placeBuckets(ctx, p, st)
 	}
-	a.placeBuckets(ctx, p, st)
 	return a.env.Save(p, st)
 }
 
@@ -265,7 +267,8 @@ func (a *serverLoad) step(ctx context.Context, p ocf.Params, st *attrs.State) er
 	return nil
 }
 
-// update samples, steps the model and publishes server_load if it changed.
+// update samples, steps the model and publishes server_load if it changed;
+// the caller saves st.
 func (a *serverLoad) update(ctx context.Context, p ocf.Params, st *attrs.State, force bool) error {
 	if err := a.step(ctx, p, st); err != nil {
 		return err
@@ -282,7 +285,7 @@ func (a *serverLoad) update(ctx context.Context, p ocf.Params, st *attrs.State, 
 			"cpu", round1(c.CPU), "load", round1(c.Load), "iowait", round1(c.IOWait), "memory", round1(c.Memory),
 			"db_threads", round1(c.DBThreads), "db_connections", round1(c.DBConnections))
 	}
-	return a.env.Save(p, st)
+	return nil
 }
 
 func round1(x float64) string { return strconv.FormatFloat(x, 'f', 2, 64) }
