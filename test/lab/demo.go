@@ -114,7 +114,7 @@ func (d *demo) run() error {
 	if d.o.Placement == ByClone {
 		how = "a globally-unique clone of ocf:loadshare:clustervip spread by Pacemaker"
 	}
-	d.step(fmt.Sprintf("service: agents from this binary; VIP %s in %d buckets, %s; mysql_monitor and server_load clones", d.VIP(), d.buckets, how))
+	d.step(fmt.Sprintf("service: the agent binaries installed in every node; VIP %s in %d buckets, %s; mysql_monitor and server_load clones", d.VIP(), d.buckets, how))
 	if err := d.ConfigureService(ctx, "n1", d.buckets, d.o.Placement); err != nil {
 		return err
 	}
