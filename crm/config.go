@@ -172,22 +172,20 @@ func crmshParams(ps []Param) string {
 	return b.String()
 }
 
-// attrAgents are the attribute agents' names, parameters and monitor
-// intervals as generated.
-func (s Spec) attrAgents() []struct {
+// attrAgent is an attribute agent as generated: its name (type and
+// resource id), parameters and monitor interval in seconds.
+type attrAgent struct {
 	name    string
 	params  []Param
 	monitor int
-} {
+}
+
+func (s Spec) attrAgents() []attrAgent {
 	mysqlEvery, loadEvery := 5, 10
 	if s.AttrMonitor > 0 {
 		mysqlEvery, loadEvery = s.AttrMonitor, s.AttrMonitor
 	}
-	return []struct {
-		name    string
-		params  []Param
-		monitor int
-	}{
+	return []attrAgent{
 		{"mysql_monitor", s.withParams("mysql_monitor", nil), mysqlEvery},
 		// Its monitor runs the placer for this VIP (it writes only on the DC).
 		{"server_load", s.withParams("server_load", []Param{{"placer", s.Name}}), loadEvery},

@@ -16,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/loadshare/loadshare/crm"
 	"github.com/loadshare/loadshare/test/nstest"
 )
 
@@ -89,7 +90,7 @@ func (c Config) validate() error {
 // agentFiles are the agent binaries in dir.
 func agentFiles(dir string) []string {
 	var fs []string
-	for _, a := range Agents {
+	for _, a := range crm.Agents {
 		fs = append(fs, filepath.Join(dir, a))
 	}
 	return fs

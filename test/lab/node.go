@@ -296,9 +296,6 @@ func (l *Lab) installAgents(node string) error {
 	return nil
 }
 
-// Agents are the OCF agent names of provider loadshare.
-var Agents = []string{"clustervip", "mysql_monitor", "server_load"}
-
 func copyFile(src, dst string, mode os.FileMode) error {
 	b, err := os.ReadFile(src)
 	if err != nil {
