@@ -64,14 +64,6 @@ func Register(name string, ctor func() Agent) {
 	registry[name] = ctor
 }
 
-// Registered reports whether name is a registered agent.
-func Registered(name string) bool {
-	regMu.Lock()
-	defer regMu.Unlock()
-	_, ok := registry[name]
-	return ok
-}
-
 // Names lists the registered agents, sorted.
 func Names() []string {
 	regMu.Lock()
