@@ -390,19 +390,9 @@ func (p *Plane) drainAndDrop(v VIP, be backendImpl) error {
 // the truth: it reads the owned set (or the cluster rule), not a file.
 // A VIP without kernel objects returns ErrNotEnsured (wrapped).
 func (p *Plane) Owned(v VIP) ([]Bucket, error) {
-	be, err := p.impl()
+	be, err := p.ensured(v, "owned buckets")
 	if err != nil {
 		return nil, err
-	}
-	if err := v.Validate(be.kind()); err != nil {
-		return nil, err
-	}
-	ok, err := be.present(v)
-	if err != nil {
-		return nil, fmt.Errorf("owned buckets of %s: %w", v, err)
-	}
-	if !ok {
-		return nil, fmt.Errorf("owned buckets of %s: %w", v, ErrNotEnsured)
 	}
 	bs, err := be.owned(v)
 	if err != nil {
@@ -411,9 +401,10 @@ func (p *Plane) Owned(v VIP) ([]Bucket, error) {
 	return bs, nil
 }
 
-// Counters returns per-bucket counters of traffic to v accepted on this
-// node, for every bucket 0..N-1 (xtcluster: ErrUnsupported).
-func (p *Plane) Counters(v VIP) (map[Bucket]Counter, error) {
+// ensured is the backend holding v's kernel objects, for the reads that
+// need them (what names the read in errors); ErrNotEnsured (wrapped)
+// when v has none.
+func (p *Plane) ensured(v VIP, what string) (backendImpl, error) {
 	be, err := p.impl()
 	if err != nil {
 		return nil, err
@@ -423,10 +414,20 @@ func (p *Plane) Counters(v VIP) (map[Bucket]Counter, error) {
 	}
 	ok, err := be.present(v)
 	if err != nil {
-		return nil, fmt.Errorf("counters of %s: %w", v, err)
+		return nil, fmt.Errorf("%s of %s: %w", what, v, err)
 	}
 	if !ok {
-		return nil, fmt.Errorf("counters of %s: %w", v, ErrNotEnsured)
+		return nil, fmt.Errorf("%s of %s: %w", what, v, ErrNotEnsured)
+	}
+	return be, nil
+}
+
+// Counters returns per-bucket counters of traffic to v accepted on this
+// node, for every bucket 0..N-1 (xtcluster: ErrUnsupported).
+func (p *Plane) Counters(v VIP) (map[Bucket]Counter, error) {
+	be, err := p.ensured(v, "counters")
+	if err != nil {
+		return nil, err
 	}
 	m, err := be.counters(v)
 	if err != nil {
