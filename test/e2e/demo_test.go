@@ -4,7 +4,6 @@ import (
 	"context"
 	"log/slog"
 	"os"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -16,17 +15,7 @@ import (
 // shorter busy phase, and checks that every phase passed and each measured
 // time was taken.
 func TestDemo(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs the whole lab demo; skipped in -short mode")
-	}
-	if os.Geteuid() != 0 {
-		t.Skip("needs root for network and mount namespaces (run make test as root)")
-	}
-	for _, tool := range []string{"corosync", "pacemakerd", "mariadbd", "nsenter", "unshare", "ip"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("needs %s (make deps): %v", tool, err)
-		}
-	}
+	skipUnlessLab(t)
 	bin := buildBinaries(t)
 	cfg := lab.Config{Prefix: "lsl-e", StateDir: "/var/tmp/loadshare-lab-e2e", Agents: bin}
 	var out strings.Builder

@@ -21,9 +21,9 @@ import (
 	"github.com/loadshare/loadshare/test/buildbin"
 )
 
-// newLab starts the e2e lab (own names and state, so that it never meets
-// the CLI's lab nor test/lab's) and tears it down when t ends.
-func newLab(t *testing.T, cfg lab.Config) *lab.Lab {
+// skipUnlessLab skips t where a real lab cannot run: -short, not root, or
+// a tool the lab starts missing.
+func skipUnlessLab(t *testing.T) {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("starts a real Corosync/Pacemaker/MariaDB cluster; skipped in -short mode")
@@ -36,6 +36,13 @@ func newLab(t *testing.T, cfg lab.Config) *lab.Lab {
 			t.Skipf("needs %s (Debian packages corosync, pacemaker, mariadb-server: make deps): %v", tool, err)
 		}
 	}
+}
+
+// newLab starts the e2e lab (own names and state, so that it never meets
+// the CLI's lab nor test/lab's) and tears it down when t ends.
+func newLab(t *testing.T, cfg lab.Config) *lab.Lab {
+	t.Helper()
+	skipUnlessLab(t)
 	if cfg.Prefix == "" {
 		cfg.Prefix = "lsl-e"
 	}
