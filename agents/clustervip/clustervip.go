@@ -344,21 +344,34 @@ func findNIC(nl *netlink.Handle, addrs *addrCache, nic string, addr netip.Addr) 
 		}
 		return l, nil
 	}
-	all, err := addrs.get()
-	if err != nil {
-		return nil, fmt.Errorf("list addresses: %w", err)
-	}
-	for _, a := range all {
-		if ip, ok := netip.AddrFromSlice(a.IP); !ok || ip.Unmap() != addr {
-			continue
+	var err error
+	// Two passes: a concurrent start of another bucket of this VIP may put
+	// the address on its link between our address read and the route
+	// lookup, which then answers with the local route through lo; the
+	// address is then on the link, and a fresh read finds it.
+	for pass := 0; pass < 2; pass++ {
+		if pass > 0 {
+			addrs.read = false
 		}
-		if l, err := nl.LinkByIndex(a.LinkIndex); err == nil && l.Attrs().Flags&net.FlagLoopback == 0 {
-			return l, nil
+		all, lerr := addrs.get()
+		if lerr != nil {
+			return nil, fmt.Errorf("list addresses: %w", lerr)
 		}
-	}
-	routes, err := nl.RouteGet(addr.AsSlice())
-	if err == nil && len(routes) > 0 {
-		if l, lerr := nl.LinkByIndex(routes[0].LinkIndex); lerr == nil && l.Attrs().Flags&net.FlagLoopback == 0 {
+		for _, a := range all {
+			if ip, ok := netip.AddrFromSlice(a.IP); !ok || ip.Unmap() != addr {
+				continue
+			}
+			if l, err := nl.LinkByIndex(a.LinkIndex); err == nil && l.Attrs().Flags&net.FlagLoopback == 0 {
+				return l, nil
+			}
+		}
+		var routes []netlink.Route
+		routes, err = nl.RouteGet(addr.AsSlice())
+		if err != nil || len(routes) == 0 {
+			break
+		}
+		l, lerr := nl.LinkByIndex(routes[0].LinkIndex)
+		if lerr == nil && l.Attrs().Flags&net.FlagLoopback == 0 {
 			return l, nil
 		}
 	}
