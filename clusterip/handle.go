@@ -2,11 +2,13 @@ package clusterip
 
 import (
 	"fmt"
+	"os"
 	"os/exec"
 	"slices"
 	"sync"
 	"time"
 
+	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 )
 
@@ -22,7 +24,8 @@ type Plane struct {
 	poll   time.Duration
 	be     backendImpl // nil until chosen (WithRecordedBackend defers the probe); see impl
 	beMu   sync.Mutex
-	rec    *VIP // WithRecordedBackend
+	rec    *VIP            // WithRecordedBackend
+	route  *netlink.Handle // WithRouteHandle
 }
 
 // Option configures a Plane.
@@ -50,6 +53,12 @@ func WithDrainGrace(d time.Duration) Option { return func(p *Plane) { p.grace = 
 // first needs one (State never does); when v is not programmed, that
 // method probes. Meant for monitors: New then reads and changes nothing.
 func WithRecordedBackend(v VIP) Option { return func(p *Plane) { p.rec = &v } }
+
+// WithRouteHandle makes State read links, addresses and neighbours through
+// h, a route-socket handle in the plane's namespace that the caller has
+// open already (a monitor that looked up the interface) and closes after
+// the plane's last use: one socket fewer per call.
+func WithRouteHandle(h *netlink.Handle) Option { return func(p *Plane) { p.route = h } }
 
 // New returns a Plane. With BackendAuto it probes the kernel once and picks
 // nftables when it accepts the bucket objects, else xtcluster (see
@@ -469,5 +478,6 @@ func (p *Plane) Remove(v VIP) error {
 	if err := p.removeNFT(v); err != nil {
 		return fmt.Errorf("remove %s: %w", v, err)
 	}
+	os.Remove(p.seenPath(v)) // State's cache: stale now, and nothing of v is left to describe
 	return nil
 }

@@ -40,10 +40,19 @@ func (p *Plane) netlink() (*netlink.Handle, error) {
 
 // rtnetlink is netlink with only the route socket (links, addresses,
 // neighbours): NewHandle opens xfrm and netfilter sockets too, which cost
-// a read-only caller like State time for nothing. Close it.
-func (p *Plane) rtnetlink() (*netlink.Handle, error) {
-	if p.nsFd < 0 {
-		return netlink.NewHandle(unix.NETLINK_ROUTE)
+// a read-only caller like State time for nothing. It is the WithRouteHandle
+// handle when the plane has one. Call done when finished with h.
+func (p *Plane) rtnetlink() (h *netlink.Handle, done func(), err error) {
+	if p.route != nil {
+		return p.route, func() {}, nil
 	}
-	return netlink.NewHandleAt(netns.NsHandle(p.nsFd), unix.NETLINK_ROUTE)
+	if p.nsFd < 0 {
+		h, err = netlink.NewHandle(unix.NETLINK_ROUTE)
+	} else {
+		h, err = netlink.NewHandleAt(netns.NsHandle(p.nsFd), unix.NETLINK_ROUTE)
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	return h, h.Close, nil
 }

@@ -105,7 +105,9 @@ func (p *Plane) status(v VIP, be Backend) (Status, error) {
 //
 // It is meant for recurring monitors and stays cheap: a few netlink reads
 // (with the nftables backend no exec), no conntrack dump (unlike Status)
-// and no commit. The backend is the plane's; on a plane that has not
+// and no commit; the nftables objects are read again only when the
+// ruleset generation changed since a monitor of any of v's buckets last
+// read them (seenNFT). The backend is the plane's; on a plane that has not
 // chosen one (WithRecordedBackend, v not recorded then), the one v's
 // objects record, else nftables.
 //
@@ -133,121 +135,17 @@ func (p *Plane) State(v VIP, b Bucket) (ServeState, Lack, error) {
 	fail := func(err error) (ServeState, Lack, error) {
 		return NotServed, 0, fmt.Errorf("state of %s: %w", v, err)
 	}
-	// One socket for every nft read (a plain Conn dials one per request).
-	// Each read is one rule or set-element dump, no separate table
-	// lookups: a rule dump of a missing table or chain is empty, which is
-	// what matters (the rule is missing). Equivalent to:
-	// nft -j list chain netdev loadshare-… ingress (and the others).
-	c, err := p.nftLastingConn()
+	seen, err := p.seenNFT(v, use)
 	if err != nil {
 		return fail(err)
 	}
-	defer c.CloseLasting()
-	var lack Lack
-	anything := false
-	name := v.name()
-	ingress, err := ingressRules(c, v)
-	switch {
-	case err != nil:
-		return fail(err)
-	case ingress == nil:
-		lack |= LackNetdev
-	default:
-		anything = true
-	}
-	if use == BackendAuto {
-		use = BackendNFTables
-		if rec, ok := recordedBackend(ingress, v); ok {
-			use = rec
-		}
-	}
-	if ingress != nil {
-		cm, _ := userdata.GetString(ingress[0].UserData, userdata.TypeComment)
-		if len(ingress) != ingressRuleCount(use == BackendNFTables) {
-			lack |= LackShape
-		} else if cm != fingerprint(v, use) {
-			lack |= LackSettings
-		}
-	}
-	count := func(fam nftables.TableFamily, chain string, want int, missing Lack) error {
-		t := &nftables.Table{Family: fam, Name: name}
-		rs, err := c.GetRules(t, &nftables.Chain{Name: chain, Table: t})
-		switch {
-		case err != nil && !isNotFound(err):
-			return err
-		case len(rs) == 0:
-			lack |= missing
-		default:
-			anything = true
-			if len(rs) != want {
-				lack |= LackShape
-			}
-		}
-		return nil
-	}
-	if v.Addr.Is4() {
-		if err := count(nftables.TableFamilyARP, chainARPOut, 1, LackARP); err != nil {
-			return fail(err)
-		}
-	}
-	var owned []Bucket
-	if use == BackendNFTables {
-		t := &nftables.Table{Family: l3Family(v), Name: name}
-		owned, err = readOwned(c, t)
-		switch {
-		case isNotFound(err):
-			lack |= LackBucketRules
-		case err != nil:
-			return fail(err)
-		default:
-			anything = true
-			want := 4
-			if v.Addr.Is6() {
-				want = 5
-			}
-			if err := count(l3Family(v), chainBucket, want, LackShape); err != nil {
-				return fail(err)
-			}
-			if err := count(l3Family(v), chainPre, 1, LackShape); err != nil {
-				return fail(err)
-			}
-			// An owned bucket missing from held would be dropped at ingress.
-			if slices.Contains(owned, b) && ingress != nil {
-				held, err := readHeld(c, v)
-				if err != nil && !isNotFound(err) {
-					return fail(err)
-				}
-				if !slices.Contains(held, b) {
-					lack |= LackShape
-				}
-			}
-		}
-	} else {
-		xt := &xtBackend{p: p}
-		ok, err := xt.present(v)
-		if err != nil {
-			return fail(err)
-		}
-		if !ok {
-			lack |= LackBucketRules
-		} else if owned, err = xt.owned(v); err != nil {
-			return fail(err)
-		}
-		anything = anything || ok
-	}
-	if v.Addr.Is6() {
-		if err := count(nftables.TableFamilyIPv6, chainNeigh, 2, LackBucketRules); err != nil {
-			return fail(err)
-		}
-	}
-	if !slices.Contains(owned, b) {
-		lack |= LackBucket
-	}
-	h, err := p.rtnetlink()
+	lack := seen.lackOf(b)
+	anything := seen.Anything
+	h, done, err := p.rtnetlink()
 	if err != nil {
 		return fail(err)
 	}
-	defer h.Close()
+	defer done()
 	l, err := linkOf(h, v)
 	var fe *FieldError
 	switch {

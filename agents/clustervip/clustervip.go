@@ -36,6 +36,17 @@ type clusterVIP struct {
 	grace    time.Duration     // drain grace, clipped to the operation's deadline
 	resolved bool
 	plane    *clusterip.Plane // nil until planeFor
+	route    *netlink.Handle  // route socket, from resolve to Close
+}
+
+// Close closes the route socket resolve opened.
+func (a *clusterVIP) Close() error {
+	if a.route == nil {
+		return nil
+	}
+	a.route.Close()
+	a.route = nil
+	return nil
 }
 
 const clusterVIPLongDesc = `
@@ -253,12 +264,13 @@ func (a *clusterVIP) resolve(ctx context.Context, p ocf.Params) error {
 
 	// Only the route socket: links, addresses and routes are all it reads
 	// (NewHandle() also opens xfrm and netfilter sockets; every monitor
-	// runs this).
-	nl, err := netlink.NewHandle(unix.NETLINK_ROUTE)
-	if err != nil {
-		return fmt.Errorf("netlink: %w", err)
+	// runs this). Kept open for the monitor's State, closed by Close.
+	if a.route == nil {
+		if a.route, err = netlink.NewHandle(unix.NETLINK_ROUTE); err != nil {
+			return fmt.Errorf("netlink: %w", err)
+		}
 	}
-	defer nl.Close()
+	nl := a.route
 	addrs := &addrCache{nl: nl, family: family(addr)}
 	link, err := findNIC(nl, addrs, p.String("nic"), addr)
 	if err != nil {
@@ -505,7 +517,8 @@ func (a *clusterVIP) Monitor(ctx context.Context, p ocf.Params) error {
 		return err
 	}
 	b := clusterip.Bucket(a.bucket)
-	pl, err := clusterip.New(clusterip.WithBackend(a.backend), clusterip.WithRecordedBackend(a.vip))
+	pl, err := clusterip.New(clusterip.WithBackend(a.backend), clusterip.WithRecordedBackend(a.vip),
+		clusterip.WithRouteHandle(a.route))
 	if err != nil {
 		return kernelErr(err)
 	}

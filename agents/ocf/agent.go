@@ -42,6 +42,12 @@ type Reloader interface {
 	Reload(ctx context.Context, p Params) error
 }
 
+// Closer is an Agent that holds resources from Validate into its action (a
+// netlink socket); Close runs once, after the action.
+type Closer interface {
+	Close() error
+}
+
 // Promoter is an Agent for promotable clones.
 type Promoter interface {
 	Promote(ctx context.Context, p Params) error
@@ -226,6 +232,9 @@ func run(name string, args []string, env map[string]string, stdout, stderr io.Wr
 		log.Warn("ignoring undeclared parameters", "params", strings.Join(unknown, ","))
 	}
 
+	if c, ok := a.(Closer); ok {
+		defer c.Close()
+	}
 	ctx := context.Background()
 	if p.Timeout > 0 {
 		// Finish, with an error saying where, before the executor kills us.

@@ -96,9 +96,41 @@ func (promoAgent) Promote(ctx context.Context, p Params) error  { return nil }
 func (promoAgent) Demote(ctx context.Context, p Params) error   { return errors.New("cannot demote") }
 func (promoAgent) Validate(ctx context.Context, p Params) error { return nil }
 
+// closingAgent counts its Close calls.
+type closingAgent struct {
+	testAgent
+	closes *int
+}
+
+func (a closingAgent) Close() error { *a.closes++; return nil }
+
+var closes int
+
 func init() {
 	Register("ocftest", func() Agent { return testAgent{} })
 	Register("ocftest-promo", func() Agent { return promoAgent{} })
+	Register("ocftest-closing", func() Agent { return closingAgent{closes: &closes} })
+}
+
+// TestCloser: an agent holding resources from Validate into its action
+// is closed exactly once per call, also when validation fails.
+func TestCloser(t *testing.T) {
+	env := map[string]string{"OCF_RESKEY_state": filepath.Join(t.TempDir(), "s")}
+	for _, c := range []struct {
+		action string
+		env    map[string]string
+		want   ExitCode
+	}{
+		{"monitor", env, ExitNotRunning},
+		{"start", env, ExitSuccess},
+		{"monitor", with(env, "OCF_RESKEY_fail", "configured"), ExitNotRunning},
+		{"start", with(env, "OCF_RESKEY_fail", "installed"), ExitErrInstalled},
+	} {
+		closes = 0
+		if r := call("ocftest-closing", c.env, c.action); r.code != c.want || closes != 1 {
+			t.Errorf("%s = %v with %d Close calls, want %v with 1 (%s)", c.action, r.code, closes, c.want, r.stderr)
+		}
+	}
 }
 
 type result struct {

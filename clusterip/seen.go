@@ -1,0 +1,344 @@
+package clusterip
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/google/nftables"
+	"github.com/google/nftables/userdata"
+	mnl "github.com/mdlayher/netlink"
+	"golang.org/x/sys/unix"
+)
+
+// nftSeen is what State reads of v's nftables objects (and, with the
+// xtcluster backend, of its iptables rules): the pieces missing, the owned
+// and held buckets. It does not depend on the bucket asked about, so every
+// bucket's monitor of one VIP on a node reads the same.
+type nftSeen struct {
+	Lack     Lack    // LackNetdev, LackARP, LackBucketRules, LackShape, LackSettings
+	Anything bool    // some object of v is there
+	Backend  Backend // the backend the objects are for
+	Ingress  bool    // the netdev ingress rules are there
+	Owned    []Bucket
+	Held     []Bucket // nftables: read when something is owned
+}
+
+// seenCache is the last nftSeen of a VIP with the ruleset generation it
+// was read at. Every commit in a namespace (any table, set element or
+// rule: ours, nft's, iptables-nft's) bumps the generation, so an entry
+// whose generation is current describes the kernel as it is now; nft keys
+// its own cache the same way. The namespace cookie tells namespaces apart
+// (an inode may be reused by the next namespace, a cookie never within a
+// boot), the key tells settings apart.
+type seenCache struct {
+	Cookie uint64
+	Gen    uint32
+	Key    string
+	Seen   nftSeen
+}
+
+// The cache file is two lines of text, e.g.
+//
+//	seen/1 cookie=4096 gen=17 lack=0 anything=1 ingress=1 backend=nftables owned=0,3 held=0,3,5
+//	loadshare/1 addr=192.0.2.10 prefix=24 ... (the key: v's fingerprint)
+//
+// read by a monitor of every bucket every few seconds: a format that
+// parses in microseconds in a fresh process (a first json.Unmarshal
+// builds its reflection caches, ~0.1 ms).
+const seenVersion = "seen/1"
+
+func (c seenCache) MarshalText() ([]byte, error) {
+	s := c.Seen
+	return fmt.Appendf(nil, "%s cookie=%d gen=%d lack=%d anything=%t ingress=%t backend=%s owned=%s held=%s\n%s\n",
+		seenVersion, c.Cookie, c.Gen, s.Lack, s.Anything, s.Ingress, s.Backend,
+		formatBuckets(s.Owned), formatBuckets(s.Held), c.Key), nil
+}
+
+func (c *seenCache) UnmarshalText(b []byte) error {
+	head, key, ok := strings.Cut(strings.TrimSuffix(string(b), "\n"), "\n")
+	f := strings.Fields(head)
+	if !ok || len(f) != 9 || f[0] != seenVersion {
+		return fmt.Errorf("not a %s cache", seenVersion)
+	}
+	val := map[string]string{}
+	for _, kv := range f[1:] {
+		k, v, _ := strings.Cut(kv, "=")
+		val[k] = v
+	}
+	var errs [8]error
+	var lack uint64
+	c.Cookie, errs[0] = strconv.ParseUint(val["cookie"], 10, 64)
+	gen, err := strconv.ParseUint(val["gen"], 10, 32)
+	c.Gen, errs[1] = uint32(gen), err
+	lack, errs[2] = strconv.ParseUint(val["lack"], 10, 16)
+	c.Seen.Lack = Lack(lack)
+	c.Seen.Anything, errs[3] = strconv.ParseBool(val["anything"])
+	c.Seen.Ingress, errs[4] = strconv.ParseBool(val["ingress"])
+	c.Seen.Backend, errs[5] = ParseBackend(val["backend"])
+	c.Seen.Owned, errs[6] = parseBuckets(val["owned"])
+	c.Seen.Held, errs[7] = parseBuckets(val["held"])
+	c.Key = key
+	return errors.Join(errs[:]...)
+}
+
+// formatBuckets writes bs as 0,3,5 ("-" when empty).
+func formatBuckets(bs []Bucket) string {
+	if len(bs) == 0 {
+		return "-"
+	}
+	var sb strings.Builder
+	for i, b := range bs {
+		if i > 0 {
+			sb.WriteByte(',')
+		}
+		sb.WriteString(strconv.Itoa(int(b)))
+	}
+	return sb.String()
+}
+
+func parseBuckets(s string) ([]Bucket, error) {
+	if s == "-" {
+		return nil, nil
+	}
+	var out []Bucket
+	for _, f := range strings.Split(s, ",") {
+		n, err := strconv.ParseUint(f, 10, 16)
+		if err != nil {
+			return nil, fmt.Errorf("bucket list %q: %w", s, err)
+		}
+		out = append(out, Bucket(n))
+	}
+	return out, nil
+}
+
+// seenNFT returns what is there of v's objects for backend use (BackendAuto:
+// the one they record, else nftables). With nftables it first asks the
+// kernel for the ruleset generation (one netlink request) and, when the
+// cache in the run directory is of this generation, namespace and
+// settings, takes it instead of six dumps: every bucket's monitor of a VIP
+// checks the same tables, and they change only at a commit. The
+// xtcluster backend's rules live outside nftables' generation: never cached.
+func (p *Plane) seenNFT(v VIP, use Backend) (nftSeen, error) {
+	if use == BackendXTCluster {
+		return p.readSeen(v, use)
+	}
+	key := fingerprint(v, use)
+	path := p.seenPath(v)
+	cookie, gen, genErr := p.rulesetGen()
+	if genErr == nil {
+		if s, ok := loadSeen(path, cookie, gen, key); ok {
+			return s, nil
+		}
+	}
+	s, err := p.readSeen(v, use)
+	if err != nil || genErr != nil || s.Backend != BackendNFTables {
+		return s, err
+	}
+	storeSeen(path, seenCache{Cookie: cookie, Gen: gen, Key: key, Seen: s})
+	return s, nil
+}
+
+// seenPath is v's cache file in the run directory.
+func (p *Plane) seenPath(v VIP) string { return filepath.Join(p.runDir, v.name()+".seen") }
+
+func loadSeen(path string, cookie uint64, gen uint32, key string) (nftSeen, bool) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nftSeen{}, false
+	}
+	var c seenCache
+	if c.UnmarshalText(b) != nil || c.Cookie != cookie || c.Gen != gen || c.Key != key {
+		return nftSeen{}, false
+	}
+	return c.Seen, true
+}
+
+// storeSeen replaces the cache atomically (monitors of one VIP's buckets
+// run concurrently); failing to write it only costs the next monitor the
+// full read.
+func storeSeen(path string, c seenCache) {
+	b, _ := c.MarshalText()
+	if os.MkdirAll(filepath.Dir(path), 0o755) != nil {
+		return
+	}
+	tmp := path + "." + strconv.Itoa(os.Getpid())
+	if os.WriteFile(tmp, b, 0o644) != nil || os.Rename(tmp, path) != nil {
+		os.Remove(tmp)
+	}
+}
+
+// rulesetGen returns the plane's namespace cookie (SO_NETNS_COOKIE) and
+// its nftables ruleset generation (NFT_MSG_GETGEN; `nft list ruleset`
+// shows it as "generation"), which google/nftables v0.3.0 has no call for.
+func (p *Plane) rulesetGen() (cookie uint64, gen uint32, err error) {
+	cfg := &mnl.Config{}
+	if p.nsFd >= 0 {
+		cfg.NetNS = p.nsFd
+	}
+	c, err := mnl.Dial(unix.NETLINK_NETFILTER, cfg)
+	if err != nil {
+		return 0, 0, fmt.Errorf("nftables generation: %w", err)
+	}
+	defer c.Close()
+	raw, err := c.SyscallConn()
+	if err != nil {
+		return 0, 0, fmt.Errorf("nftables generation: %w", err)
+	}
+	var serr error
+	if err := raw.Control(func(fd uintptr) {
+		cookie, serr = unix.GetsockoptUint64(int(fd), unix.SOL_SOCKET, unix.SO_NETNS_COOKIE)
+	}); err != nil || serr != nil {
+		return 0, 0, fmt.Errorf("netns cookie: %w", errors.Join(err, serr))
+	}
+	msgs, err := c.Execute(mnl.Message{
+		Header: mnl.Header{
+			Type:  mnl.HeaderType(unix.NFNL_SUBSYS_NFTABLES<<8 | unix.NFT_MSG_GETGEN),
+			Flags: mnl.Request,
+		},
+		Data: []byte{unix.AF_UNSPEC, unix.NFNETLINK_V0, 0, 0}, // struct nfgenmsg
+	})
+	if err != nil {
+		return 0, 0, fmt.Errorf("nftables generation: %w", err)
+	}
+	for _, m := range msgs {
+		if len(m.Data) < 4 {
+			continue
+		}
+		ad, err := mnl.NewAttributeDecoder(m.Data[4:])
+		if err != nil {
+			return 0, 0, fmt.Errorf("nftables generation: %w", err)
+		}
+		ad.ByteOrder = binary.BigEndian
+		for ad.Next() {
+			if ad.Type() == unix.NFTA_GEN_ID {
+				return cookie, ad.Uint32(), nil
+			}
+		}
+	}
+	return 0, 0, errors.New("nftables generation: no NFTA_GEN_ID in the reply")
+}
+
+// readSeen reads v's objects: one rule dump per chain (a missing table or
+// chain dumps nothing, which is what matters: the rule is missing) and one
+// element dump per set, on one socket. Equivalent to:
+// nft -j list chain netdev loadshare-… ingress (and the others).
+func (p *Plane) readSeen(v VIP, use Backend) (nftSeen, error) {
+	var s nftSeen
+	c, err := p.nftLastingConn()
+	if err != nil {
+		return s, err
+	}
+	defer c.CloseLasting()
+	name := v.name()
+	ingress, err := ingressRules(c, v)
+	switch {
+	case err != nil:
+		return s, err
+	case ingress == nil:
+		s.Lack |= LackNetdev
+	default:
+		s.Anything, s.Ingress = true, true
+	}
+	if use == BackendAuto {
+		use = BackendNFTables
+		if rec, ok := recordedBackend(ingress, v); ok {
+			use = rec
+		}
+	}
+	s.Backend = use
+	if ingress != nil {
+		cm, _ := userdata.GetString(ingress[0].UserData, userdata.TypeComment)
+		if len(ingress) != ingressRuleCount(use == BackendNFTables) {
+			s.Lack |= LackShape
+		} else if cm != fingerprint(v, use) {
+			s.Lack |= LackSettings
+		}
+	}
+	count := func(fam nftables.TableFamily, chain string, want int, missing Lack) error {
+		t := &nftables.Table{Family: fam, Name: name}
+		rs, err := c.GetRules(t, &nftables.Chain{Name: chain, Table: t})
+		switch {
+		case err != nil && !isNotFound(err):
+			return err
+		case len(rs) == 0:
+			s.Lack |= missing
+		default:
+			s.Anything = true
+			if len(rs) != want {
+				s.Lack |= LackShape
+			}
+		}
+		return nil
+	}
+	if v.Addr.Is4() {
+		if err := count(nftables.TableFamilyARP, chainARPOut, 1, LackARP); err != nil {
+			return s, err
+		}
+	}
+	if use == BackendNFTables {
+		t := &nftables.Table{Family: l3Family(v), Name: name}
+		s.Owned, err = readOwned(c, t)
+		switch {
+		case isNotFound(err):
+			s.Lack |= LackBucketRules
+		case err != nil:
+			return s, err
+		default:
+			s.Anything = true
+			want := 4
+			if v.Addr.Is6() {
+				want = 5
+			}
+			if err := count(l3Family(v), chainBucket, want, LackShape); err != nil {
+				return s, err
+			}
+			if err := count(l3Family(v), chainPre, 1, LackShape); err != nil {
+				return s, err
+			}
+			if len(s.Owned) > 0 && ingress != nil {
+				s.Held, err = readHeld(c, v)
+				if err != nil && !isNotFound(err) {
+					return s, err
+				}
+			}
+		}
+	} else {
+		xt := &xtBackend{p: p}
+		ok, err := xt.present(v)
+		if err != nil {
+			return s, err
+		}
+		if !ok {
+			s.Lack |= LackBucketRules
+		} else if s.Owned, err = xt.owned(v); err != nil {
+			return s, err
+		}
+		s.Anything = s.Anything || ok
+	}
+	if v.Addr.Is6() {
+		if err := count(nftables.TableFamilyIPv6, chainNeigh, 2, LackBucketRules); err != nil {
+			return s, err
+		}
+	}
+	return s, nil
+}
+
+// lackOf is what s says is missing for bucket b.
+func (s nftSeen) lackOf(b Bucket) Lack {
+	lack := s.Lack
+	owned := slices.Contains(s.Owned, b)
+	if !owned {
+		lack |= LackBucket
+	}
+	// An owned bucket missing from held would be dropped at ingress.
+	if owned && s.Backend == BackendNFTables && s.Ingress && !slices.Contains(s.Held, b) {
+		lack |= LackShape
+	}
+	return lack
+}
