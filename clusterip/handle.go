@@ -26,6 +26,7 @@ type Plane struct {
 	beMu   sync.Mutex
 	rec    *VIP            // WithRecordedBackend
 	route  *netlink.Handle // WithRouteHandle
+	links  []netlink.Link  // WithRouteHandle
 }
 
 // Option configures a Plane.
@@ -57,8 +58,12 @@ func WithRecordedBackend(v VIP) Option { return func(p *Plane) { p.rec = &v } }
 // WithRouteHandle makes State read links, addresses and neighbours through
 // h, a route-socket handle in the plane's namespace that the caller has
 // open already (a monitor that looked up the interface) and closes after
-// the plane's last use: one socket fewer per call.
-func WithRouteHandle(h *netlink.Handle) Option { return func(p *Plane) { p.route = h } }
+// the plane's last use: one socket fewer per call. links are links the
+// caller has just read through h; State takes the VIP's from them instead
+// of asking the kernel again.
+func WithRouteHandle(h *netlink.Handle, links ...netlink.Link) Option {
+	return func(p *Plane) { p.route, p.links = h, links }
+}
 
 // New returns a Plane. With BackendAuto it probes the kernel once and picks
 // nftables when it accepts the bucket objects, else xtcluster (see

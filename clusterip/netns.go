@@ -56,3 +56,13 @@ func (p *Plane) rtnetlink() (h *netlink.Handle, done func(), err error) {
 	}
 	return h, h.Close, nil
 }
+
+// knownLink is v's link: one WithRouteHandle lent, else read through h.
+func (p *Plane) knownLink(h *netlink.Handle, v VIP) (netlink.Link, error) {
+	for _, l := range p.links {
+		if l != nil && l.Attrs().Name == v.Link {
+			return l, nil
+		}
+	}
+	return linkOf(h, v)
+}

@@ -146,7 +146,7 @@ func (p *Plane) State(v VIP, b Bucket) (ServeState, Lack, error) {
 		return fail(err)
 	}
 	defer done()
-	l, err := linkOf(h, v)
+	l, err := p.knownLink(h, v)
 	var fe *FieldError
 	switch {
 	case errors.As(err, &fe):

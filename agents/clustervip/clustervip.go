@@ -37,6 +37,7 @@ type clusterVIP struct {
 	resolved bool
 	plane    *clusterip.Plane // nil until planeFor
 	route    *netlink.Handle  // route socket, from resolve to Close
+	link     netlink.Link     // the VIP's link, as resolve read it
 }
 
 // Close closes the route socket resolve opened.
@@ -276,7 +277,7 @@ func (a *clusterVIP) resolve(ctx context.Context, p ocf.Params) error {
 	if err != nil {
 		return err
 	}
-	v.Link = link.Attrs().Name
+	v.Link, a.link = link.Attrs().Name, link
 	if !p.IsSet("cidr_netmask") {
 		v.Prefix = coveringPrefix(addrs, link, addr)
 	}
@@ -518,7 +519,7 @@ func (a *clusterVIP) Monitor(ctx context.Context, p ocf.Params) error {
 	}
 	b := clusterip.Bucket(a.bucket)
 	pl, err := clusterip.New(clusterip.WithBackend(a.backend), clusterip.WithRecordedBackend(a.vip),
-		clusterip.WithRouteHandle(a.route))
+		clusterip.WithRouteHandle(a.route, a.link))
 	if err != nil {
 		return kernelErr(err)
 	}
