@@ -26,7 +26,7 @@ type Plane struct {
 	beMu   sync.Mutex
 	rec    *VIP            // WithRecordedBackend
 	route  *netlink.Handle // WithRouteHandle
-	links  []netlink.Link  // WithRouteHandle
+	reads  RouteReads      // WithRouteHandle
 }
 
 // Option configures a Plane.
@@ -58,11 +58,18 @@ func WithRecordedBackend(v VIP) Option { return func(p *Plane) { p.rec = &v } }
 // WithRouteHandle makes State read links, addresses and neighbours through
 // h, a route-socket handle in the plane's namespace that the caller has
 // open already (a monitor that looked up the interface) and closes after
-// the plane's last use: one socket fewer per call. links are links the
-// caller has just read through h; State takes the VIP's from them instead
-// of asking the kernel again.
-func WithRouteHandle(h *netlink.Handle, links ...netlink.Link) Option {
-	return func(p *Plane) { p.route, p.links = h, links }
+// the plane's last use: one socket fewer per call. What the caller has
+// just read through h, State takes from r instead of asking again.
+func WithRouteHandle(h *netlink.Handle, r RouteReads) Option {
+	return func(p *Plane) { p.route, p.reads = h, r }
+}
+
+// RouteReads is what a caller lending its route socket (WithRouteHandle)
+// has just read through it.
+type RouteReads struct {
+	Links     []netlink.Link // links read, the VIP's among them
+	Addrs     []netlink.Addr // every address of the VIP's family on the node, when AddrsRead
+	AddrsRead bool
 }
 
 // New returns a Plane. With BackendAuto it probes the kernel once and picks

@@ -57,12 +57,26 @@ func (p *Plane) rtnetlink() (h *netlink.Handle, done func(), err error) {
 	return h, h.Close, nil
 }
 
-// knownLink is v's link: one WithRouteHandle lent, else read through h.
+// knownLink is v's link: from WithRouteHandle's reads, else read through h.
 func (p *Plane) knownLink(h *netlink.Handle, v VIP) (netlink.Link, error) {
-	for _, l := range p.links {
+	for _, l := range p.reads.Links {
 		if l != nil && l.Attrs().Name == v.Link {
 			return l, nil
 		}
 	}
 	return linkOf(h, v)
+}
+
+// knownAddr is hasAddr, from WithRouteHandle's reads when they hold the
+// addresses of v's family.
+func (p *Plane) knownAddr(h *netlink.Handle, l netlink.Link, v VIP) (bool, error) {
+	if !p.reads.AddrsRead {
+		return hasAddr(h, l, v)
+	}
+	for _, a := range p.reads.Addrs {
+		if a.LinkIndex == l.Attrs().Index && a.IP.Equal(v.Addr.AsSlice()) {
+			return true, nil
+		}
+	}
+	return false, nil
 }

@@ -154,7 +154,7 @@ func (p *Plane) State(v VIP, b Bucket) (ServeState, Lack, error) {
 	case err != nil:
 		return fail(err)
 	default:
-		addr, err := hasAddr(h, l, v)
+		addr, err := p.knownAddr(h, l, v)
 		if err != nil {
 			return fail(err)
 		}

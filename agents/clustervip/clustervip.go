@@ -35,9 +35,9 @@ type clusterVIP struct {
 	backend  clusterip.Backend // as configured (may be auto)
 	grace    time.Duration     // drain grace, clipped to the operation's deadline
 	resolved bool
-	plane    *clusterip.Plane // nil until planeFor
-	route    *netlink.Handle  // route socket, from resolve to Close
-	link     netlink.Link     // the VIP's link, as resolve read it
+	plane    *clusterip.Plane     // nil until planeFor
+	route    *netlink.Handle      // route socket, from resolve to Close
+	reads    clusterip.RouteReads // what resolve read through route
 }
 
 // Close closes the route socket resolve opened.
@@ -277,10 +277,11 @@ func (a *clusterVIP) resolve(ctx context.Context, p ocf.Params) error {
 	if err != nil {
 		return err
 	}
-	v.Link, a.link = link.Attrs().Name, link
+	v.Link = link.Attrs().Name
 	if !p.IsSet("cidr_netmask") {
 		v.Prefix = coveringPrefix(addrs, link, addr)
 	}
+	a.reads = clusterip.RouteReads{Links: []netlink.Link{link}, Addrs: addrs.list, AddrsRead: addrs.read && addrs.err == nil}
 	if err := v.Validate(backend); err != nil {
 		return paramErr(err)
 	}
@@ -519,7 +520,7 @@ func (a *clusterVIP) Monitor(ctx context.Context, p ocf.Params) error {
 	}
 	b := clusterip.Bucket(a.bucket)
 	pl, err := clusterip.New(clusterip.WithBackend(a.backend), clusterip.WithRecordedBackend(a.vip),
-		clusterip.WithRouteHandle(a.route, a.link))
+		clusterip.WithRouteHandle(a.route, a.reads))
 	if err != nil {
 		return kernelErr(err)
 	}
