@@ -41,7 +41,10 @@ loadshare's own checks, and explains each problem. Exit status 1 on errors.
 place reads the cluster status (crm_mon), computes every node's bucket
 target from writable_monit and server_load, and writes the own_* attributes
 (attrd_updater -N) that move buckets there. Run it on every node from the
-server_load monitor with --only-dc: only the DC writes.`
+server_load monitor with --only-dc: only the DC writes. By hand, one round
+keeps a spread within --hysteresis of the ideal (a round has no history to
+tell a still load from a wobble); --hysteresis 0 goes to the exact spread,
+as server_load's rounds do once the ideal has held placer_settle seconds.`
 
 func runCrm(args []string, stdout, stderr io.Writer) error {
 	sub := "generate"
