@@ -45,8 +45,8 @@ type seenCache struct {
 
 // The cache file is two lines of text, e.g.
 //
-//	seen/1 cookie=4096 gen=17 lack=0 anything=1 ingress=1 backend=nftables owned=0,3 held=0,3,5
-//	loadshare/1 addr=192.0.2.10 prefix=24 ... (the key: v's fingerprint)
+//	seen/1 cookie=4096 gen=17 lack=0 anything=true ingress=true backend=nftables owned=0,3 held=0,3,5
+//	loadshare/1 addr=192.0.2.10 prefix=24 ... (the key: the settings fingerprint)
 //
 // read by a monitor of every bucket every few seconds: a format that
 // parses in microseconds in a fresh process (a first json.Unmarshal
