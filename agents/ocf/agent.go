@@ -6,7 +6,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"runtime"
 	"sort"
 	"strings"
 	"sync"
@@ -115,13 +114,8 @@ func isPromoter(a Agent) bool { _, ok := a.(Promoter); return ok }
 // Main runs the agent registered as name with argv args (the action is
 // args[0]) and the environment env (KEY=VALUE, as os.Environ returns), and
 // returns the OCF exit code. Equivalent to: /usr/lib/ocf/resource.d/loadshare/<name> <action>.
-//
-// Main runs the action on one P (GOMAXPROCS=1): an action is a short
-// sequence of blocking calls (netlink, one MySQL query, attrd_updater),
-// and with more Ps the scheduler wakes idle Ps, and threads, on every
-// netpoll event; measured, one P makes a clustervip monitor ~5% faster.
+// The agent binaries also import package oneproc, which runs them on one P.
 func Main(name string, args, env []string) int {
-	runtime.GOMAXPROCS(1)
 	return Run(name, args, env, os.Stdout, os.Stderr)
 }
 

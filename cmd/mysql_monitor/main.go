@@ -7,6 +7,7 @@ import (
 
 	_ "github.com/loadshare/loadshare/agents/mysqlmonitor" // registers mysql_monitor
 	"github.com/loadshare/loadshare/agents/ocf"
+	_ "github.com/loadshare/loadshare/agents/ocf/oneproc" // one P from the first init on
 )
 
 func main() { os.Exit(ocf.Main("mysql_monitor", os.Args[1:], os.Environ())) }

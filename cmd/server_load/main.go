@@ -6,7 +6,8 @@ import (
 	"os"
 
 	"github.com/loadshare/loadshare/agents/ocf"
-	_ "github.com/loadshare/loadshare/agents/serverload" // registers server_load
+	_ "github.com/loadshare/loadshare/agents/ocf/oneproc" // one P from the first init on
+	_ "github.com/loadshare/loadshare/agents/serverload"  // registers server_load
 )
 
 func main() { os.Exit(ocf.Main("server_load", os.Args[1:], os.Environ())) }
