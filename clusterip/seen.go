@@ -24,7 +24,6 @@ type nftSeen struct {
 	Lack     Lack    // LackNetdev, LackARP, LackBucketRules, LackShape, LackSettings
 	Anything bool    // some object of v is there
 	Backend  Backend // the backend the objects are for
-	Ingress  bool    // the netdev ingress rules are there
 	Owned    []Bucket
 	Held     []Bucket // nftables: read when something is owned
 }
@@ -45,7 +44,7 @@ type seenCache struct {
 
 // The cache file is two lines of text, e.g.
 //
-//	seen/1 cookie=4096 gen=17 lack=0 anything=true ingress=true backend=nftables owned=0,3 held=0,3,5
+//	seen/1 cookie=4096 gen=17 lack=0 anything=true backend=nftables owned=0,3 held=0,3,5
 //	loadshare/1 addr=192.0.2.10 prefix=24 ... (the key: the settings fingerprint)
 //
 // read by a monitor of every bucket every few seconds: a format that
@@ -55,15 +54,15 @@ const seenVersion = "seen/1"
 
 func (c seenCache) MarshalText() ([]byte, error) {
 	s := c.Seen
-	return fmt.Appendf(nil, "%s cookie=%d gen=%d lack=%d anything=%t ingress=%t backend=%s owned=%s held=%s\n%s\n",
-		seenVersion, c.Cookie, c.Gen, s.Lack, s.Anything, s.Ingress, s.Backend,
+	return fmt.Appendf(nil, "%s cookie=%d gen=%d lack=%d anything=%t backend=%s owned=%s held=%s\n%s\n",
+		seenVersion, c.Cookie, c.Gen, s.Lack, s.Anything, s.Backend,
 		formatBuckets(s.Owned), formatBuckets(s.Held), c.Key), nil
 }
 
 func (c *seenCache) UnmarshalText(b []byte) error {
 	head, key, ok := strings.Cut(strings.TrimSuffix(string(b), "\n"), "\n")
 	f := strings.Fields(head)
-	if !ok || len(f) != 9 || f[0] != seenVersion {
+	if !ok || len(f) != 8 || f[0] != seenVersion {
 		return fmt.Errorf("not a %s cache", seenVersion)
 	}
 	val := map[string]string{}
@@ -71,7 +70,7 @@ func (c *seenCache) UnmarshalText(b []byte) error {
 		k, v, _ := strings.Cut(kv, "=")
 		val[k] = v
 	}
-	var errs [8]error
+	var errs [7]error
 	var lack uint64
 	c.Cookie, errs[0] = strconv.ParseUint(val["cookie"], 10, 64)
 	gen, err := strconv.ParseUint(val["gen"], 10, 32)
@@ -79,10 +78,9 @@ func (c *seenCache) UnmarshalText(b []byte) error {
 	lack, errs[2] = strconv.ParseUint(val["lack"], 10, 16)
 	c.Seen.Lack = Lack(lack)
 	c.Seen.Anything, errs[3] = strconv.ParseBool(val["anything"])
-	c.Seen.Ingress, errs[4] = strconv.ParseBool(val["ingress"])
-	c.Seen.Backend, errs[5] = ParseBackend(val["backend"])
-	c.Seen.Owned, errs[6] = parseBuckets(val["owned"])
-	c.Seen.Held, errs[7] = parseBuckets(val["held"])
+	c.Seen.Backend, errs[4] = ParseBackend(val["backend"])
+	c.Seen.Owned, errs[5] = parseBuckets(val["owned"])
+	c.Seen.Held, errs[6] = parseBuckets(val["held"])
 	c.Key = key
 	return errors.Join(errs[:]...)
 }
@@ -243,7 +241,7 @@ func (p *Plane) readSeen(v VIP, use Backend) (nftSeen, error) {
 	case ingress == nil:
 		s.Lack |= LackNetdev
 	default:
-		s.Anything, s.Ingress = true, true
+		s.Anything = true
 	}
 	if use == BackendAuto {
 		use = BackendNFTables
@@ -337,7 +335,8 @@ func (s nftSeen) lackOf(b Bucket) Lack {
 		lack |= LackBucket
 	}
 	// An owned bucket missing from held would be dropped at ingress.
-	if owned && s.Backend == BackendNFTables && s.Ingress && !slices.Contains(s.Held, b) {
+	ingress := s.Lack&LackNetdev == 0
+	if owned && s.Backend == BackendNFTables && ingress && !slices.Contains(s.Held, b) {
 		lack |= LackShape
 	}
 	return lack

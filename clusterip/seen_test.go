@@ -10,7 +10,7 @@ import (
 func TestSeenCacheText(t *testing.T) {
 	for _, c := range []seenCache{
 		{Cookie: 4096, Gen: 17, Key: "loadshare/1 addr=192.0.2.10 prefix=24 backend=auto",
-			Seen: nftSeen{Lack: LackShape | LackARP, Anything: true, Backend: BackendNFTables, Ingress: true, Owned: []Bucket{0, 3}, Held: []Bucket{0, 3, 5}}},
+			Seen: nftSeen{Lack: LackShape | LackARP, Anything: true, Backend: BackendNFTables, Owned: []Bucket{0, 3}, Held: []Bucket{0, 3, 5}}},
 		{Cookie: 1, Gen: 0, Key: "k", Seen: nftSeen{Backend: BackendNFTables}},
 	} {
 		b, err := c.MarshalText()
@@ -24,12 +24,12 @@ func TestSeenCacheText(t *testing.T) {
 	}
 	for _, bad := range []string{
 		"",
-		"seen/1 cookie=1 gen=2 lack=0 anything=true ingress=true backend=nftables owned=- held=-", // no key line
-		"seen/2 cookie=1 gen=2 lack=0 anything=true ingress=true backend=nftables owned=- held=-\nk\n",
-		"seen/1 cookie=x gen=2 lack=0 anything=true ingress=true backend=nftables owned=- held=-\nk\n",
-		"seen/1 cookie=1 gen=2 lack=0 anything=true ingress=true backend=nftables owned=1,x held=-\nk\n",
-		"seen/1 cookie=1 gen=2 lack=0 anything=maybe ingress=true backend=nftables owned=- held=-\nk\n",
-		"seen/1 cookie=1 gen=2 lack=0 anything=true ingress=true backend=nftables owned=-\nk\n",
+		"seen/1 cookie=1 gen=2 lack=0 anything=true backend=nftables owned=- held=-", // no key line
+		"seen/2 cookie=1 gen=2 lack=0 anything=true backend=nftables owned=- held=-\nk\n",
+		"seen/1 cookie=x gen=2 lack=0 anything=true backend=nftables owned=- held=-\nk\n",
+		"seen/1 cookie=1 gen=2 lack=0 anything=true backend=nftables owned=1,x held=-\nk\n",
+		"seen/1 cookie=1 gen=2 lack=0 anything=maybe backend=nftables owned=- held=-\nk\n",
+		"seen/1 cookie=1 gen=2 lack=0 anything=true backend=nftables owned=-\nk\n",
 	} {
 		var c seenCache
 		if err := c.UnmarshalText([]byte(bad)); err == nil {
