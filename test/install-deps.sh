@@ -7,10 +7,13 @@ set -euo pipefail
 pkgs=(
   pacemaker corosync pacemaker-cli-utils crmsh   # the cluster stack and its CLI
   resource-agents libxml2-utils                  # ocf-tester, ra-api-1.dtd; xmllint for both
-  mariadb-server mariadb-client                  # real MariaDB for probes and the lab
+  mariadb-server mariadb-client galera-4         # real MariaDB (standalone, replication, Galera)
   nftables iptables conntrack iproute2 kmod      # data plane and its independent readers
   haproxy                                        # the benchmark's baseline
   prometheus-hacluster-exporter                  # a real consumer of our node attributes
+  prometheus prometheus-node-exporter            # real scraper and textfile collector of the metrics
+  pcs                                            # the other Pacemaker shell (pcs -f FILE)
+  lintian rpm                                    # package checks (the .deb) and rpm -qlp
   procps psmisc
 )
 missing=()
