@@ -105,14 +105,21 @@ func Open(name string) (*NS, error) {
 	return &NS{Name: name, Handle: h}, nil
 }
 
-// Delete removes the named namespace; absence is fine. Processes still
-// inside keep the (then unnamed) namespace alive until they exit.
-// Equivalent to: ip netns delete NAME
+// Delete removes the named namespace; absence is fine, and so is a bare
+// file where the namespace's mount was (a crash between creating the file
+// and mounting, or a machine restored without its mounts: CI once failed
+// on such a file, which netns.DeleteNamed leaves because it stops at the
+// unmount). Processes still inside keep the (then unnamed) namespace alive
+// until they exit. Equivalent to: ip netns delete NAME
 func Delete(name string) error {
 	if !Exists(name) {
 		return nil
 	}
-	if err := netns.DeleteNamed(name); err != nil && !errors.Is(err, os.ErrNotExist) {
+	err := netns.DeleteNamed(name)
+	if errors.Is(err, unix.EINVAL) { // not a mount point: only the file is left
+		err = os.Remove(Path(name))
+	}
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("delete netns %s: %w", name, err)
 	}
 	return nil
@@ -356,7 +363,9 @@ func New(t testing.TB, name string) *NS {
 func removeStale(t testing.TB, name string) {
 	t.Helper()
 	SkipUnlessRoot(t)
-	_ = netns.DeleteNamed(name)
+	if err := Delete(name); err != nil {
+		t.Fatalf("stale namespace from an earlier run: %v", err)
+	}
 }
 
 // checkCreate skips t when namespaces cannot be made, and fails it on any other error.

@@ -4,6 +4,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"os"
 	"testing"
 
 	"github.com/vishvananda/netlink"
@@ -96,6 +97,30 @@ func TestLifetime(t *testing.T) {
 	}
 	if err := made.Close(); err != nil || Exists(name) {
 		t.Fatalf("Close of a created namespace: err %v, exists %v; want it removed", err, Exists(name))
+	}
+}
+
+// TestNewOverBareFile: a file where a namespace's mount was (what CI found
+// at /run/netns/lsmg-upg) is removed like a stale namespace, and New
+// succeeds over it.
+func TestNewOverBareFile(t *testing.T) {
+	SkipUnlessRoot(t)
+	const name = "lsnt-bare"
+	_ = Delete(name)
+	if err := os.MkdirAll(Dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(Path(name), nil, 0o444); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.Remove(Path(name)) })
+	ns := New(t, name)
+	if err := ns.Do(func() error { return nil }); err != nil {
+		t.Fatalf("namespace made over a bare file: %v", err)
+	}
+	ns.Close()
+	if Exists(name) {
+		t.Fatalf("%s left after Close", name)
 	}
 }
 
