@@ -149,8 +149,8 @@ func (e *DrainError) Error() string {
 func (e *DrainError) Is(target error) bool { return target == ErrDrainCut }
 
 // backendImpl makes the bucket decision for one Backend. The link-level
-// part (pkttype fix, ARP/ND answers with the cluster MAC) is shared and
-// lives in nftlink.go.
+// part (pkttype fix, ARP/ND answers with the cluster MAC, the early drop)
+// is shared by both backends and lives in nft.go (addLinkObjects).
 type backendImpl interface {
 	kind() Backend
 	// ensure creates or repairs v's bucket objects, keeping owned buckets.

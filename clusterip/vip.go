@@ -93,7 +93,7 @@ type VIP struct {
 	Addr    netip.Addr       // IPv4 or IPv6, no zone
 	Prefix  int              // prefix length of the address on Link; 0 means host (/32, /128)
 	Link    string           // interface that receives the VIP's frames
-	Buckets uint16           // hash modulus, 1..MaxBuckets (xtcluster: 1..32); equals the clone's clone-max
+	Buckets uint16           // hash modulus, 1..MaxBuckets (xtcluster: 1..32): the buckets parameter of every bucket primitive
 	Seed    uint32           // jhash seed, non-zero; must be the same on every node
 	Hash    HashMode         // fields hashed; same on every node
 	MACMode MACMode          // how every node receives every frame

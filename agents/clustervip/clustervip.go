@@ -24,8 +24,10 @@ import (
 
 func init() { ocf.Register("clustervip", func() ocf.Agent { return &clusterVIP{} }) }
 
-// clusterVIP is ocf:loadshare:clustervip: instance K of a globally-unique
-// clone owns bucket K of the VIP, and clone-max is the bucket count. All of
+// clusterVIP is ocf:loadshare:clustervip: one resource owns one bucket of
+// the VIP, either a primitive with bucket=K buckets=N (what loadshare crm
+// generates, placed by the placer's own_NAME_K rules) or instance K of a
+// globally-unique clone whose clone-max is the bucket count. All of
 // the kernel work is package clusterip's; this file maps parameters to a
 // clusterip.VIP and actions to Ensure/Own/Release/Owned.
 type clusterVIP struct {
@@ -55,12 +57,12 @@ One bucket of a virtual IP address served by every node at once. A node
 answers the new connections whose source hashes into a bucket it owns; the
 address and the cluster MAC are on a node while it owns at least one bucket.
 
-Run it either as a globally-unique clone (clone-max is the number of
-buckets, instance K owns bucket K; set resource-stickiness=0 so instances
-spread again after a node returns, and clone-node-max=clone-max so one node
-can hold every bucket), or as one primitive per bucket with parameters
-bucket=K and buckets=N, placed by location rules ("loadshare crm" generates
-that configuration).
+Run it as one primitive per bucket with parameters bucket=K and buckets=N,
+placed by location rules ("loadshare crm" generates that configuration,
+with a placer that spreads buckets by load), or as a globally-unique clone
+(clone-max is the number of buckets, instance K owns bucket K; set
+resource-stickiness=0 so instances spread again after a node returns, and
+clone-node-max=clone-max so one node can hold every bucket).
 
 Every bucket of one VIP must use the same ip, hash, hash_seed and bucket
 count.`
@@ -68,7 +70,7 @@ count.`
 func (a *clusterVIP) Meta() ocf.Meta {
 	return ocf.Meta{
 		Version:   "1.0",
-		ShortDesc: "One hash bucket of a shared virtual IP (globally-unique clone)",
+		ShortDesc: "One hash bucket of a shared virtual IP",
 		LongDesc:  clusterVIPLongDesc,
 		Params: []ocf.Param{
 			{Name: "ip", Required: true, // not unique: every bucket primitive of a VIP shares it

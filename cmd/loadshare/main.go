@@ -80,5 +80,5 @@ func usage(w io.Writer) {
 	for _, n := range names {
 		fmt.Fprintf(w, "  %-10s %s\n", n, commands[n].summary)
 	}
-	fmt.Fprintln(w, "\nAs an OCF resource agent, link this binary as clustervip, mysql_monitor or server_load.")
+	fmt.Fprintln(w, "\nThe OCF resource agents are separate binaries (clustervip, mysql_monitor, server_load),\ninstalled in /usr/lib/ocf/resource.d/loadshare by make install.")
 }
