@@ -1,11 +1,9 @@
 package crm
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"os/exec"
 	"regexp"
 	"strconv"
 	"strings"
@@ -55,7 +53,7 @@ func (a *AttrdUpdater) Set(ctx context.Context, name, value string, delay time.D
 // Equivalent to: attrd_updater -n NAME -Q
 func (a *AttrdUpdater) Get(ctx context.Context, name string) (string, bool, error) {
 	out, err := a.run(ctx, "-n", name, "-Q")
-	var ae *AttrdError
+	var ae *ToolError
 	if errors.As(err, &ae) && ae.IsNotExist() {
 		return "", false, nil
 	}
@@ -64,7 +62,7 @@ func (a *AttrdUpdater) Get(ctx context.Context, name string) (string, bool, erro
 	}
 	v, ok := parseQuery(out)
 	if !ok {
-		return "", false, fmt.Errorf("running %s: unexpected output %q", strings.Join(a.argv("-n", name, "-Q"), " "), trim(out))
+		return "", false, fmt.Errorf("running %s: unexpected output %q", strings.Join(a.argv("-n", name, "-Q"), " "), trimLines(out, 6))
 	}
 	return v, v != "", nil
 }
@@ -89,59 +87,7 @@ func (a *AttrdUpdater) argv(args ...string) []string {
 }
 
 func (a *AttrdUpdater) run(ctx context.Context, args ...string) ([]byte, error) {
-	argv := a.argv(args...)
-	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		ae := &AttrdError{Argv: argv, Err: err, Stderr: trim(stderr.Bytes()), ExitCode: -1}
-		var ee *exec.ExitError
-		if errors.As(err, &ee) {
-			ae.ExitCode = ee.ExitCode()
-		}
-		return nil, ae
-	}
-	return stdout.Bytes(), nil
-}
-
-// AttrdError is a failed attrd_updater run: its argv (attribute values are no
-// secrets), exit status and trimmed stderr.
-type AttrdError struct {
-	Argv     []string
-	Err      error  // *exec.ExitError, or why it could not run
-	Stderr   string // trimmed
-	ExitCode int    // -1 when it did not run to an exit
-}
-
-func (e *AttrdError) Error() string {
-	s := fmt.Sprintf("running [%s]: %v", strings.Join(e.Argv, " "), e.Err)
-	if e.Stderr != "" {
-		s += ": " + e.Stderr
-	}
-	return s
-}
-
-func (e *AttrdError) Unwrap() error { return e.Err }
-
-// Pacemaker's exit codes (crm_exit_t) that attrd_updater uses.
-const (
-	exitNotConnected = 102 // CRM_EX_DISCONNECT: no pacemaker-attrd to talk to
-	exitNoSuch       = 105 // CRM_EX_NOSUCH: no such attribute (newer versions)
-)
-
-// IsNotExist reports whether the attribute does not exist. Pacemaker 2.1.5
-// (Debian 12) exits 78 for it, a code it uses for other failures too, and
-// says "Could not query value of NAME: attribute does not exist", so the
-// text decides; exit 105 (CRM_EX_NOSUCH) is taken too. The one place that
-// matches text.
-func (e *AttrdError) IsNotExist() bool {
-	return e.ExitCode == exitNoSuch || strings.Contains(e.Stderr, "attribute does not exist")
-}
-
-// IsNotConnected reports whether attrd was not reachable (Pacemaker not
-// running on this node).
-func (e *AttrdError) IsNotConnected() bool {
-	return e.ExitCode == exitNotConnected
+	return runTool(ctx, nil, a.argv(args...)...)
 }
 
 // queryLine matches attrd_updater -Q's text output, a line of key="value"
@@ -171,12 +117,4 @@ func formatDelay(d time.Duration) string {
 		return strconv.FormatInt(int64(d/time.Second), 10) + "s"
 	}
 	return strconv.FormatInt(d.Milliseconds(), 10) + "ms"
-}
-
-func trim(b []byte) string {
-	s := strings.TrimSpace(string(b))
-	if len(s) > 512 {
-		s = s[:512] + "..."
-	}
-	return s
 }

@@ -80,9 +80,9 @@ func TestAttrdUpdater(t *testing.T) {
 
 	os.WriteFile(filepath.Join(dir, "down"), nil, 0o644)
 	err := a.Set(ctx, "server_load", "45", 0)
-	var ae *AttrdError
+	var ae *ToolError
 	if !errors.As(err, &ae) || !ae.IsNotConnected() || ae.IsNotExist() {
-		t.Fatalf("Set with attrd down = %v, want *AttrdError IsNotConnected", err)
+		t.Fatalf("Set with attrd down = %v, want *ToolError IsNotConnected", err)
 	}
 	want := "running [" + path + " -n server_load -U 45]: exit status 102: attrd_updater: Could not connect to attrd: Connection refused"
 	if err.Error() != want {
@@ -100,9 +100,9 @@ func TestAttrdUpdaterNoPacemaker(t *testing.T) {
 		t.Skip("pacemaker-attrd runs on this machine; not touching its attributes")
 	}
 	err := (&AttrdUpdater{}).Set(context.Background(), "loadshare_test", "1", time.Second)
-	var ae *AttrdError
+	var ae *ToolError
 	if !errors.As(err, &ae) || !ae.IsNotConnected() {
-		t.Fatalf("Set without pacemaker = %v, want an *AttrdError that IsNotConnected", err)
+		t.Fatalf("Set without pacemaker = %v, want a *ToolError that IsNotConnected", err)
 	}
 	if !strings.HasPrefix(err.Error(), "running [attrd_updater -n loadshare_test -B 1 -d 1s]: exit status 102: ") {
 		t.Errorf("error text %q lacks argv and status", err)

@@ -1,16 +1,10 @@
 package crm
 
 import (
-	"bytes"
 	"context"
 	"encoding/xml"
-	"errors"
 	"fmt"
-	"os"
-	"os/exec"
 	"sort"
-	"strconv"
-	"strings"
 )
 
 // Status is the cluster as crm_mon shows it: nodes with their transient
@@ -178,62 +172,4 @@ func ReadStatus(ctx context.Context) (*Status, error) {
 		return nil, err
 	}
 	return ParseStatus(out)
-}
-
-// ToolError is a failed Pacemaker command: argv, exit status, trimmed
-// stderr (CIB contents are no secret; no password ever passes here).
-type ToolError struct {
-	Argv     []string
-	Err      error
-	Stderr   string
-	ExitCode int // -1 when it did not run to an exit
-}
-
-func (e *ToolError) Error() string {
-	if e.Stderr == "" {
-		return fmt.Sprintf("running %s: %v", strings.Join(e.Argv, " "), e.Err)
-	}
-	return fmt.Sprintf("running %s: %v: %s", strings.Join(e.Argv, " "), e.Err, e.Stderr)
-}
-
-func (e *ToolError) Unwrap() error { return e.Err }
-
-// IsNotConnected reports that the tool found no running cluster on this
-// node (Pacemaker's exit status 102, CRM_EX_UNAVAILABLE... or ENOTCONN, 107).
-func (e *ToolError) IsNotConnected() bool {
-	return e.ExitCode == 102 || e.ExitCode == 107 || strings.Contains(e.Stderr, "Transport endpoint is not connected") ||
-		strings.Contains(e.Stderr, "Could not connect")
-}
-
-// runTool runs a Pacemaker tool with extra environment env and returns its stdout.
-func runTool(ctx context.Context, env []string, argv ...string) ([]byte, error) {
-	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
-	if len(env) > 0 {
-		cmd.Env = append(os.Environ(), env...)
-	}
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		te := &ToolError{Argv: argv, Err: err, Stderr: trimLines(stderr.Bytes(), 6), ExitCode: -1}
-		var ee *exec.ExitError
-		if errors.As(err, &ee) {
-			te.ExitCode = ee.ExitCode()
-		}
-		return stdout.Bytes(), te
-	}
-	return stdout.Bytes(), nil
-}
-
-// trimLines keeps the first max non-empty lines of b, trimmed.
-func trimLines(b []byte, max int) string {
-	var keep []string
-	for _, l := range strings.Split(string(b), "\n") {
-		if l = strings.TrimSpace(l); l != "" {
-			keep = append(keep, l)
-		}
-	}
-	if len(keep) > max {
-		keep = append(keep[:max], "... ("+strconv.Itoa(len(keep)-max)+" more lines)")
-	}
-	return strings.Join(keep, "; ")
 }

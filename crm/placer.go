@@ -2,6 +2,7 @@ package crm
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"sort"
@@ -212,6 +213,24 @@ func Place(ctx context.Context, spec Spec, p Policy, onlyDC bool) (plan Plan, sk
 func PlaceSettling(ctx context.Context, spec Spec, p Policy, onlyDC bool, settle func(ideal []Assignment) bool) (plan Plan, skipped string, err error) {
 	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
+	plan, skipped, err = PlanLive(ctx, spec, p, onlyDC, settle)
+	if errors.Is(err, ErrNoBuckets) { // not configured (yet): nothing to place, not a failure
+		return Plan{}, err.Error(), nil
+	}
+	if err != nil || skipped != "" {
+		return plan, skipped, err
+	}
+	return plan, "", plan.Apply(ctx, Attrd)
+}
+
+// ErrNoBuckets: the cluster has no bucket primitives of the VIP asked for.
+var ErrNoBuckets = errors.New("no bucket primitives")
+
+// PlanLive is PlaceSettling without the writes: the round it would apply
+// on the live cluster (or the CIB that CIB_file names), or why this node
+// would do nothing (skipped: not the DC). ErrNoBuckets when the cluster
+// has no bucket primitives of spec.Name.
+func PlanLive(ctx context.Context, spec Spec, p Policy, onlyDC bool, settle func(ideal []Assignment) bool) (plan Plan, skipped string, err error) {
 	st, err := ReadStatus(ctx)
 	if err != nil {
 		return Plan{}, "", fmt.Errorf("read cluster status: %w", err)
@@ -229,10 +248,9 @@ func PlaceSettling(ctx context.Context, spec Spec, p Policy, onlyDC bool, settle
 		spec.Buckets = BucketsIn(st, spec.Name)
 	}
 	if spec.Buckets == 0 {
-		return Plan{}, fmt.Sprintf("no bucket primitives %s_0 … in the cluster status", spec.norm().Name), nil
+		return Plan{}, "", fmt.Errorf("%w %s_0 … in the cluster status", ErrNoBuckets, spec.norm().Name)
 	}
-	plan = planSettling(st, spec, p, settle)
-	return plan, "", plan.Apply(ctx, Attrd)
+	return planSettling(st, spec, p, settle), "", nil
 }
 
 // planSettling is PlanFrom, except that when settle says the round's ideal

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 )
 
@@ -439,4 +440,60 @@ func Schedule(ctx context.Context, file string) (before *Status, after []Resourc
 		after = append(after, res)
 	}
 	return before, after, t, nil
+}
+
+// DarkBuckets asks the scheduler (crm_simulate -R) where the bucket
+// primitives would run with this CIB, and reports those that would run
+// nowhere while some node is online and writable.
+func DarkBuckets(ctx context.Context, cib []byte) ([]Problem, error) {
+	dir, err := os.MkdirTemp("", "loadshare-check-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	f := filepath.Join(dir, "cib.xml")
+	if err := os.WriteFile(f, cib, 0o600); err != nil {
+		return nil, err
+	}
+	before, after, _, err := Schedule(ctx, f)
+	if err != nil {
+		return []Problem{{Severity: Warning, Message: "could not ask the scheduler where buckets would run: " + err.Error()}}, nil
+	}
+	writable := false
+	for _, n := range before.Nodes {
+		writable = writable || (n.Online && n.Attrs[AttrWritable] == "1")
+	}
+	if !writable {
+		return nil, nil
+	}
+	var dark []string
+	for _, r := range after {
+		if r.Clone == "" && bucketRE().MatchString(r.ID) && len(r.Nodes) == 0 {
+			dark = append(dark, r.ID)
+		}
+	}
+	if len(dark) == 0 {
+		return nil, nil
+	}
+	return []Problem{{Severity: Error, Message: fmt.Sprintf("%d bucket(s) would run nowhere although a node is writable: %s; their clients get no answer.", len(dark), strings.Join(dark, " ")),
+		Fix: "crm_simulate -L -s shows the scores; look for bans (-INFINITY) and failed resources (crm_resource --cleanup)"}}, nil
+}
+
+// CheckAll is what `loadshare crm check` reports for a CIB: crm_verify's
+// findings (of file, or of the live cluster when file is ""), loadshare's
+// own checks (Check) and the buckets the scheduler would leave dark.
+func CheckAll(ctx context.Context, file string, cib []byte) ([]Problem, error) {
+	problems, err := Verify(ctx, file)
+	if err != nil {
+		return nil, err
+	}
+	own, err := Check(cib)
+	if err != nil {
+		return nil, err
+	}
+	dark, err := DarkBuckets(ctx, cib)
+	if err != nil {
+		return nil, err
+	}
+	return append(append(problems, own...), dark...), nil
 }

@@ -8,9 +8,6 @@ import (
 	"io"
 	"net/netip"
 	"os"
-	"os/exec"
-	"path/filepath"
-	"regexp"
 	"strings"
 	"time"
 
@@ -160,25 +157,15 @@ func crmCheck(args []string, stdout, stderr io.Writer) error {
 	if *file != "" {
 		cib, err = os.ReadFile(*file)
 	} else {
-		cib, err = cibQuery(ctx)
+		cib, err = crm.QueryCIB(ctx)
 	}
 	if err != nil {
 		return err
 	}
-	problems, err := crm.Verify(ctx, *file)
+	problems, err := crm.CheckAll(ctx, *file, cib)
 	if err != nil {
 		return err
 	}
-	own, err := crm.Check(cib)
-	if err != nil {
-		return err
-	}
-	problems = append(problems, own...)
-	dark, err := darkBuckets(ctx, cib)
-	if err != nil {
-		return err
-	}
-	problems = append(problems, dark...)
 	errs := 0
 	for _, p := range problems {
 		fmt.Fprintln(stdout, p)
@@ -193,59 +180,6 @@ func crmCheck(args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("%d error(s): %w", errs, errProblems)
 	}
 	return nil
-}
-
-// darkBuckets asks the scheduler (crm_simulate -R) where the bucket
-// primitives would run with this CIB, and reports those that would run
-// nowhere while some node is online and writable.
-func darkBuckets(ctx context.Context, cib []byte) ([]crm.Problem, error) {
-	dir, err := os.MkdirTemp("", "loadshare-check-")
-	if err != nil {
-		return nil, err
-	}
-	defer os.RemoveAll(dir)
-	f := filepath.Join(dir, "cib.xml")
-	if err := os.WriteFile(f, cib, 0o600); err != nil {
-		return nil, err
-	}
-	before, after, _, err := crm.Schedule(ctx, f)
-	if err != nil {
-		return []crm.Problem{{Severity: crm.Warning, Message: "could not ask the scheduler where buckets would run: " + err.Error()}}, nil
-	}
-	writable := false
-	for _, n := range before.Nodes {
-		writable = writable || (n.Online && n.Attrs[crm.AttrWritable] == "1")
-	}
-	if !writable {
-		return nil, nil
-	}
-	var dark []string
-	for _, r := range after {
-		if r.Clone == "" && bucketName.MatchString(r.ID) && len(r.Nodes) == 0 {
-			dark = append(dark, r.ID)
-		}
-	}
-	if len(dark) == 0 {
-		return nil, nil
-	}
-	return []crm.Problem{{Severity: crm.Error, Message: fmt.Sprintf("%d bucket(s) would run nowhere although a node is writable: %s; their clients get no answer.", len(dark), strings.Join(dark, " ")),
-		Fix: "crm_simulate -L -s shows the scores; look for bans (-INFINITY) and failed resources (crm_resource --cleanup)"}}, nil
-}
-
-var bucketName = regexp.MustCompile(`^.+_[0-9]+$`)
-
-// cibQuery reads the live CIB. Equivalent to: cibadmin -Q
-func cibQuery(ctx context.Context) ([]byte, error) {
-	out, err := exec.CommandContext(ctx, "cibadmin", "-Q").Output()
-	if err != nil {
-		var ee *exec.ExitError
-		stderr := ""
-		if errors.As(err, &ee) {
-			stderr = strings.TrimSpace(string(ee.Stderr))
-		}
-		return nil, fmt.Errorf("running cibadmin -Q (no cluster on this node? use --file): %w: %s", err, stderr)
-	}
-	return out, nil
 }
 
 func policyFlags(fs *flag.FlagSet) func() (crm.Policy, error) {
@@ -285,25 +219,14 @@ func crmPlace(args []string, stdout, stderr io.Writer) error {
 		*dry = true
 		os.Setenv("CIB_file", *file)
 	}
-	st, err := crm.ReadStatus(ctx)
+	plan, skipped, err := crm.PlanLive(ctx, crm.Spec{Name: *name}, p, *onlyDC, nil)
 	if err != nil {
-		return fmt.Errorf("read cluster status: %w", err)
+		return err
 	}
-	if *onlyDC {
-		me, err := crm.LocalNode(ctx)
-		if err != nil {
-			return err
-		}
-		if st.DC != me {
-			fmt.Fprintf(stdout, "nothing to do: this node (%s) is not the DC (%q)\n", me, st.DC)
-			return nil
-		}
+	if skipped != "" {
+		fmt.Fprintf(stdout, "nothing to do: %s\n", skipped)
+		return nil
 	}
-	spec := crm.Spec{Name: *name, Buckets: crm.BucketsIn(st, *name)}
-	if spec.Buckets == 0 {
-		return fmt.Errorf("no bucket primitives %s_0 … in the cluster status", *name)
-	}
-	plan := crm.PlanFrom(st, spec, p)
 	printPlan(stdout, plan)
 	if *dry || plan.Empty() {
 		return nil
