@@ -5,12 +5,14 @@ import (
 	"encoding/xml"
 	"fmt"
 	"sort"
+	"strings"
 )
 
 // Status is the cluster as crm_mon shows it: nodes with their transient
 // attributes, and every resource with the nodes it runs on.
 type Status struct {
 	DC        string // the designated controller's node name; "" when none
+	Quorum    bool   // the viewer's partition has quorum
 	Nodes     []NodeStatus
 	Resources []Resource
 }
@@ -58,12 +60,45 @@ func (s *Status) Resource(id string) (Resource, bool) {
 	return Resource{}, false
 }
 
+// Online returns the names of the online nodes, sorted.
+func (s *Status) Online() []string {
+	var ns []string
+	for _, n := range s.Nodes {
+		if n.Online {
+			ns = append(ns, n.Name)
+		}
+	}
+	return ns // s.Nodes is sorted by name
+}
+
+// Attr returns node's attribute name and whether it is set.
+func (s *Status) Attr(node, name string) (string, bool) {
+	n, _ := s.Node(node)
+	v, ok := n.Attrs[name]
+	return v, ok
+}
+
+// Count returns how many active resources whose ID starts with prefix run
+// on each node.
+func (s *Status) Count(prefix string) map[string]int {
+	m := map[string]int{}
+	for _, r := range s.Resources {
+		if strings.HasPrefix(r.ID, prefix) {
+			for _, n := range r.Nodes {
+				m[n]++
+			}
+		}
+	}
+	return m
+}
+
 type monResult struct {
 	XMLName xml.Name `xml:"pacemaker-result"`
 	Summary struct {
 		DC struct {
 			Present bool   `xml:"present,attr"`
 			Name    string `xml:"name,attr"`
+			Quorum  bool   `xml:"with_quorum,attr"`
 		} `xml:"current_dc"`
 	} `xml:"summary"`
 	monBody
@@ -138,7 +173,7 @@ func ParseStatus(b []byte) (*Status, error) {
 	if m.Cluster != nil {
 		m.monBody = *m.Cluster
 	}
-	s := &Status{}
+	s := &Status{Quorum: m.Summary.DC.Quorum}
 	if m.Summary.DC.Present {
 		s.DC = m.Summary.DC.Name
 	}

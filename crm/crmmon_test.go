@@ -42,6 +42,22 @@ func TestParseStatusRealCluster(t *testing.T) {
 	if !reflect.DeepEqual(st.Resources, want) {
 		t.Errorf("Resources = %+v\nwant %+v", st.Resources, want)
 	}
+	// What test/lab reads of it.
+	if !st.Quorum {
+		t.Error("quorum false, want with_quorum=true")
+	}
+	if got := st.Online(); !reflect.DeepEqual(got, []string{"n1", "n2"}) {
+		t.Errorf("Online = %v, want n1 n2", got)
+	}
+	if v, ok := st.Attr("n2", "server_load"); !ok || v != "42" {
+		t.Errorf("n2 server_load = %q %v, want 42", v, ok)
+	}
+	if _, ok := st.Attr("n9", "server_load"); ok {
+		t.Error("Attr of an unknown node is set")
+	}
+	if got := st.Count("d:"); got["n1"] != 2 || got["n2"] != 1 || got["n3"] != 0 {
+		t.Errorf("Count(d:) = %v, want n1=2 n2=1", got)
+	}
 }
 
 // crm_mon-3nodes.xml, crm_mon-node-failed.xml: crm_mon on CIBs made by

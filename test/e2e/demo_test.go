@@ -15,12 +15,12 @@ import (
 // shorter busy phase, and checks that every phase passed and each measured
 // time was taken.
 func TestDemo(t *testing.T) {
-	skipUnlessLab(t)
+	lab.SkipUnlessCapable(t, lab.Config{})
 	bin := buildBinaries(t)
 	cfg := lab.Config{Prefix: "lsl-e", StateDir: "/var/tmp/loadshare-lab-e2e", Agents: bin}
 	var out strings.Builder
 	m, err := lab.Demo(context.Background(), cfg, lab.DemoOptions{
-		Out: &out, Log: slog.New(slog.NewTextHandler(tWriter{t}, nil)), Busy: 10 * time.Second,
+		Out: &out, Log: lab.TestLogger(t, slog.LevelInfo), Busy: 10 * time.Second,
 	})
 	t.Logf("demo output:\n%s", out.String())
 	if err != nil {

@@ -10,7 +10,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"os/exec"
 	"strings"
 	"testing"
@@ -21,35 +20,18 @@ import (
 	"github.com/loadshare/loadshare/test/buildbin"
 )
 
-// skipUnlessLab skips t where a real lab cannot run: -short, not root, or
-// a tool the lab starts missing.
-func skipUnlessLab(t *testing.T) {
-	t.Helper()
-	if testing.Short() {
-		t.Skip("starts a real Corosync/Pacemaker/MariaDB cluster; skipped in -short mode")
-	}
-	if os.Geteuid() != 0 {
-		t.Skip("needs root for network and mount namespaces (run make test as root)")
-	}
-	for _, tool := range []string{"corosync", "pacemakerd", "mariadbd", "nsenter", "unshare", "ip"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("needs %s (Debian packages corosync, pacemaker, mariadb-server: make deps): %v", tool, err)
-		}
-	}
-}
-
 // newLab starts the e2e lab (own names and state, so that it never meets
 // the CLI's lab nor test/lab's) and tears it down when t ends.
 func newLab(t *testing.T, cfg lab.Config) *lab.Lab {
 	t.Helper()
-	skipUnlessLab(t)
+	lab.SkipUnlessCapable(t, cfg)
 	if cfg.Prefix == "" {
 		cfg.Prefix = "lsl-e"
 	}
 	if cfg.StateDir == "" {
 		cfg.StateDir = "/var/tmp/loadshare-lab-e2e"
 	}
-	log := slog.New(slog.NewTextHandler(tWriter{t}, nil))
+	log := lab.TestLogger(t, slog.LevelInfo)
 	l, err := lab.Up(context.Background(), cfg, log)
 	if err != nil {
 		t.Fatal(err)
@@ -69,13 +51,6 @@ func newLab(t *testing.T, cfg lab.Config) *lab.Lab {
 	})
 	t.Logf("lab start to all online with quorum: %s", l.QuorumAfter.Round(time.Millisecond))
 	return l
-}
-
-type tWriter struct{ t *testing.T }
-
-func (w tWriter) Write(b []byte) (int, error) {
-	w.t.Log(strings.TrimSpace(string(b)))
-	return len(b), nil
 }
 
 // waitFor polls cond every 200 ms for up to d; it fails t with what on timeout.

@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/loadshare/loadshare/crm"
 )
 
 // DemoOptions tune Demo.
@@ -133,7 +135,7 @@ func (d *demo) run() error {
 	// Attributes first, then the spread: before every node's attributes
 	// are there, Pacemaker's own first spread can look even for a moment
 	// while the placer is still moving buckets to the nodes it knows.
-	if err := d.attrsUntil(30*time.Second, func(c Cluster) bool {
+	if err := d.attrsUntil(30*time.Second, func(c *crm.Status) bool {
 		for _, n := range nodes {
 			if v, _ := c.Attr(n, "writable_monit"); v != "1" {
 				return false
@@ -212,7 +214,7 @@ func (d *demo) run() error {
 	if err := d.KillDB(busy); err != nil {
 		return err
 	}
-	if err := d.attrsUntil(30*time.Second, func(c Cluster) bool { v, _ := c.Attr(busy, "writable_monit"); return v == "0" }); err != nil {
+	if err := d.attrsUntil(30*time.Second, func(c *crm.Status) bool { v, _ := c.Attr(busy, "writable_monit"); return v == "0" }); err != nil {
 		return err
 	}
 	d.say("writable_monit=0 on %s after %s", busy, time.Since(t0).Round(time.Millisecond))
@@ -324,7 +326,7 @@ func (d *demo) attr(node, name string) (string, error) {
 	return v, nil
 }
 
-func (d *demo) attrsUntil(limit time.Duration, cond func(Cluster) bool) error {
+func (d *demo) attrsUntil(limit time.Duration, cond func(*crm.Status) bool) error {
 	return d.until(limit, "node attributes", func() (bool, error) {
 		c, err := d.Cluster(d.ctx, d.viewer())
 		return err == nil && cond(c), nil

@@ -15,31 +15,7 @@ import (
 	"github.com/loadshare/loadshare/test/nstest"
 )
 
-// skipUnlessLab skips t when the lab cannot run here: short mode, not root,
-// or the cluster packages missing.
-func skipUnlessLab(t *testing.T, db bool) {
-	t.Helper()
-	if testing.Short() {
-		t.Skip("starts a real Corosync/Pacemaker cluster; skipped in -short mode")
-	}
-	if os.Geteuid() != 0 {
-		t.Skip("needs root for network and mount namespaces (run make test as root)")
-	}
-	if err := checkTools(Config{NoDB: !db}); err != nil {
-		t.Skipf("%v", err)
-	}
-}
-
-func testLogger(t *testing.T) *slog.Logger {
-	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
-
-type tWriter struct{ t *testing.T }
-
-func (w tWriter) Write(b []byte) (int, error) {
-	w.t.Log(strings.TrimSpace(string(b)))
-	return len(b), nil
-}
+func testLogger(t *testing.T) *slog.Logger { return TestLogger(t, slog.LevelDebug) }
 
 func TestCorosyncConfOneKeyPerLine(t *testing.T) {
 	conf := corosyncConf("c", 1000, []string{"n1", "n2"}, []string{"10.0.0.11", "10.0.0.12"})
@@ -52,30 +28,6 @@ func TestCorosyncConfOneKeyPerLine(t *testing.T) {
 		if !strings.Contains(conf, want) {
 			t.Errorf("corosync.conf lacks %q:\n%s", want, conf)
 		}
-	}
-}
-
-func TestParseCrmMon(t *testing.T) {
-	b, err := os.ReadFile("testdata/crm_mon.xml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := parseCrmMon(b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if c.DC != "n2" || !c.Quorum {
-		t.Errorf("dc=%q quorum=%v, want n2 true", c.DC, c.Quorum)
-	}
-	if got := strings.Join(c.Online(), ","); got != "n1,n2" {
-		t.Errorf("online = %s, want n1,n2", got)
-	}
-	if v, ok := c.Attr("n2", "server_load"); !ok || v != "42" {
-		t.Errorf("n2 server_load = %q %v, want 42", v, ok)
-	}
-	got := c.Count("d:")
-	if got["n1"] != 2 || got["n2"] != 1 || got["n3"] != 0 {
-		t.Errorf("Count(d:) = %v, want n1=2 n2=1", got)
 	}
 }
 
@@ -101,7 +53,7 @@ func TestConfigValidate(t *testing.T) {
 // TestLab runs the real three-node lab: quorum, hostnames and private
 // mounts, MariaDB per node, a node crash noticed and its restart.
 func TestLab(t *testing.T) {
-	skipUnlessLab(t, true)
+	SkipUnlessCapable(t, Config{})
 	ctx := context.Background()
 	cfg := Config{Prefix: "lsl-l", StateDir: "/var/tmp/loadshare-lab-test"}
 	l, err := Up(ctx, cfg, testLogger(t))
@@ -187,7 +139,7 @@ func TestLab(t *testing.T) {
 // TestStaleLabCleaned leaves a one-node lab behind, as a crashed run would,
 // and checks that the next Up removes it and that Down leaves nothing.
 func TestStaleLabCleaned(t *testing.T) {
-	skipUnlessLab(t, false)
+	SkipUnlessCapable(t, Config{NoDB: true})
 	ctx := context.Background()
 	cfg := Config{Prefix: "lsl-s", StateDir: "/var/tmp/loadshare-lab-test-stale", Nodes: 1, NoDB: true}
 	first, err := Up(ctx, cfg, testLogger(t))

@@ -4,9 +4,12 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 	"strings"
 	"text/tabwriter"
+
+	"github.com/loadshare/loadshare/crm"
 )
 
 // WriteStatus prints the lab's nodes (pids, memory), the cluster as the
@@ -62,7 +65,7 @@ func WriteStatus(ctx context.Context, l *Lab, w io.Writer) error {
 // WriteAttrs prints a node × attribute table (crm_mon -A style) with the
 // number of resources running on each node. The placer's own_NAME_K
 // attributes are summed into one column, OWN (buckets claimed).
-func WriteAttrs(w io.Writer, c Cluster) error {
+func WriteAttrs(w io.Writer, c *crm.Status) error {
 	names := map[string]bool{}
 	own := false
 	for _, n := range c.Nodes {
@@ -102,7 +105,7 @@ func WriteAttrs(w io.Writer, c Cluster) error {
 		}
 		running := 0
 		for _, r := range c.Resources {
-			if r.Active && r.Node == n.Name {
+			if slices.Contains(r.Nodes, n.Name) {
 				running++
 			}
 		}

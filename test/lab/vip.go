@@ -302,14 +302,14 @@ func (l *Lab) Buckets(ctx context.Context, viewer string, buckets int) (BucketTa
 		if !ok {
 			id, ok = strings.CutPrefix(r.ID, VIPResource+"_") // primitive vip_K
 		}
-		if !ok || !r.Active || r.Node == "" {
+		if !ok || len(r.Nodes) == 0 {
 			continue
 		}
 		k, err := strconv.Atoi(id)
 		if err != nil {
 			continue
 		}
-		t.Pacemaker[r.Node] = append(t.Pacemaker[r.Node], k)
+		t.Pacemaker[r.Nodes[0]] = append(t.Pacemaker[r.Nodes[0]], k)
 	}
 	for n := range t.Pacemaker {
 		sort.Ints(t.Pacemaker[n])
