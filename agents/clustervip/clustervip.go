@@ -67,7 +67,6 @@ count.`
 
 func (a *clusterVIP) Meta() ocf.Meta {
 	return ocf.Meta{
-		Version:   "1.0",
 		ShortDesc: "One hash bucket of a shared virtual IP (globally-unique clone)",
 		LongDesc:  clusterVIPLongDesc,
 		Params: []ocf.Param{
