@@ -5,6 +5,12 @@ DESTDIR ?=
 PREFIX  ?= /usr
 OCFDIR  ?= $(PREFIX)/lib/ocf/resource.d/loadshare
 AGENTS  := clustervip mysql_monitor server_load
+# VERSION is the one version of the build: `loadshare --version`, every
+# agent's meta-data and the node attribute loadshare_version say it.
+# Without git (a source tarball) it is empty and the binaries say the
+# module version the go command stamped, or "devel".
+VERSION ?= $(shell git describe --always --dirty 2>/dev/null)
+LDFLAGS := -X github.com/loadshare/loadshare/agents/ocf.version=$(VERSION)
 # Whole suite, lab included, on 2 cores: well inside CI's 90 minutes.
 TEST_TIMEOUT ?= 60m
 
@@ -16,7 +22,7 @@ all: build
 # process, a dynamically linked one spends milliseconds in the loader, and
 # an agent that links only what it needs starts faster than the whole CLI.
 build:
-	CGO_ENABLED=0 $(GO) build -o bin/ ./cmd/...
+	CGO_ENABLED=0 $(GO) build -ldflags "$(LDFLAGS)" -o bin/ ./cmd/...
 
 # deps installs the Debian packages the tests, lab and benchmarks use (no-op when present).
 deps:

@@ -58,8 +58,9 @@ type resolved struct {
 // Check reads a CIB (cibadmin -Q, or a file) and reports what keeps
 // loadshare's placement from working: bucket primitives and their
 // numbering, the buckets parameter, resource-stickiness, the two location
-// rules, a clustervip clone's meta, the attribute agents, fencing and
-// quorum. It does not run crm_verify (Verify does).
+// rules, a clustervip clone's meta, the attribute agents, fencing,
+// quorum, and (from the status section) agent versions that differ
+// between nodes. It does not run crm_verify (Verify does).
 func Check(cib []byte) ([]Problem, error) {
 	doc, err := parseElem(cib)
 	if err != nil {
@@ -247,7 +248,38 @@ func Check(cib []byte) ([]Problem, error) {
 	if v := strings.ToLower(props["symmetric-cluster"]); v == "false" {
 		add(Warning, "symmetric-cluster", "symmetric-cluster=false: buckets may run only where a rule scores above 0, so with no writable node they all stop.", "")
 	}
+	out = append(out, checkVersions(doc)...)
 	return out, nil
+}
+
+// checkVersions warns when the nodes' agents are of different builds, as
+// the AttrVersion node attributes in the CIB's status section say (a
+// configuration file without status says nothing).
+func checkVersions(doc *elem) []Problem {
+	nodes := map[string][]string{} // version → node names
+	for _, ns := range doc.path("status").children("node_state") {
+		for _, ta := range ns.children("transient_attributes") {
+			if v, ok := ta.nvpairs("instance_attributes")[AttrVersion]; ok && v != "" {
+				nodes[v] = append(nodes[v], ns.attr("uname"))
+			}
+		}
+	}
+	if len(nodes) < 2 {
+		return nil
+	}
+	versions := make([]string, 0, len(nodes))
+	for v := range nodes {
+		versions = append(versions, v)
+	}
+	sort.Strings(versions)
+	var each []string
+	for _, v := range versions {
+		sort.Strings(nodes[v])
+		each = append(each, v+" on "+strings.Join(nodes[v], ","))
+	}
+	return []Problem{{Severity: Warning, Object: AttrVersion,
+		Message: fmt.Sprintf("nodes run different loadshare agent versions: %s. Fine during an upgrade, node by node; otherwise the nodes may disagree on how buckets are served.", strings.Join(each, "; ")),
+		Fix:     "install the same loadshare package on every node"}}
 }
 
 func isClone(res, p *elem) bool {

@@ -5,9 +5,27 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 )
+
+// versionStatus is a CIB status section in which node nK publishes
+// loadshare_version=versions[K-1] ("": not at all), as server_load does.
+func versionStatus(versions ...string) string {
+	var b strings.Builder
+	b.WriteString("<status>")
+	for i, v := range versions {
+		n := strconv.Itoa(i + 1)
+		b.WriteString(`<node_state id="` + n + `" uname="n` + n + `"><transient_attributes id="` + n + `"><instance_attributes id="status-` + n + `">`)
+		if v != "" {
+			b.WriteString(`<nvpair id="status-` + n + `-v" name="loadshare_version" value="` + v + `"/>`)
+		}
+		b.WriteString(`<nvpair id="status-` + n + `-w" name="writable_monit" value="1"/></instance_attributes></transient_attributes></node_state>`)
+	}
+	b.WriteString("</status>")
+	return b.String()
+}
 
 func TestCheck(t *testing.T) {
 	good, err := testSpec(4, "n1", "n2", "n3").XML()
@@ -44,6 +62,12 @@ func TestCheck(t *testing.T) {
 			return strings.Replace(s, `</resources>`, `<clone id="vipc"><meta_attributes id="vm"><nvpair id="vm1" name="clone-max" value="8"/></meta_attributes>`+
 				`<primitive id="vipx" class="ocf" provider="loadshare" type="clustervip"><instance_attributes id="vxi"><nvpair id="vxb" name="buckets" value="8"/></instance_attributes></primitive></clone></resources>`, 1)
 		}, []string{"error: vipc: clone of clustervip without globally-unique=true", "error: vipc: clone-node-max=\"\" is not clone-max=8", "error: vipc: clone without resource-stickiness=0", "warning: vipc: buckets as a clone cannot follow load"}},
+		{"one version", func(s string) string {
+			return strings.Replace(s, `<status/>`, versionStatus("v1.2", "v1.2", ""), 1)
+		}, nil},
+		{"two versions", func(s string) string {
+			return strings.Replace(s, `<status/>`, versionStatus("v1.3", "v1.2", "v1.2"), 1)
+		}, []string{"warning: loadshare_version: nodes run different loadshare agent versions: v1.2 on n2,n3; v1.3 on n1."}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -172,24 +172,98 @@ func crmshParams(ps []Param) string {
 	return b.String()
 }
 
-// attrAgent is an attribute agent as generated: its name (type and
-// resource id), parameters and monitor interval in seconds.
-type attrAgent struct {
-	name    string
-	params  []Param
-	monitor int
+// model is one VIP's configuration as every renderer (Crmsh, XML, Pcs)
+// sees it: what each resource is and where the rules send it. The
+// renderers decide only the syntax and the ids of the elements inside.
+type model struct {
+	// attrs are the attribute agents, each in an interleaved clone; they
+	// come first, since Pacemaker starts resources in that order and the
+	// placer places nothing on a node before its attributes are there.
+	attrs    []primitive
+	template primitive   // NAME-bucket: what every bucket shares
+	buckets  []primitive // NAME_K: the template plus bucket=K
+	rules    []location
 }
 
-func (s Spec) attrAgents() []attrAgent {
-	mysqlEvery, loadEvery := 5, 10
-	if s.AttrMonitor > 0 {
-		mysqlEvery, loadEvery = s.AttrMonitor, s.AttrMonitor
+// primitive is one resource of agent ocf:loadshare:<agent>.
+type primitive struct {
+	id, agent string
+	params    []Param
+	meta      []Param
+	ops       []operation
+	clone     string  // id of the clone holding it; "" for none
+	cloneMeta []Param // the clone's meta attributes
+}
+
+// operation is one op: interval "0" for start and stop.
+type operation struct{ name, interval, timeout string }
+
+// location is a rsc_location with one rule, over the resources whose ids
+// match pattern.
+type location struct {
+	id, pattern, ruleID string
+	score               int
+	booleanOp           string // "and" when the rule has several expressions
+	exprs               []expression
+}
+
+// expression is a rule's "attribute eq value" (string comparison).
+type expression struct{ id, attribute, value string }
+
+func (s Spec) model() (model, error) {
+	if err := s.Validate(); err != nil {
+		return model{}, err
 	}
-	return []attrAgent{
-		{"mysql_monitor", s.withParams("mysql_monitor", nil), mysqlEvery},
-		// Its monitor runs the placer for this VIP (it writes only on the DC).
-		{"server_load", s.withParams("server_load", []Param{{"placer", s.Name}}), loadEvery},
+	s = s.norm()
+	var m model
+	if s.AttributeAgents {
+		mysqlEvery, loadEvery := 5, 10
+		if s.AttrMonitor > 0 {
+			mysqlEvery, loadEvery = s.AttrMonitor, s.AttrMonitor
+		}
+		for _, a := range []struct {
+			name   string
+			params []Param
+			every  int
+		}{
+			{"mysql_monitor", s.withParams("mysql_monitor", nil), mysqlEvery},
+			// Its monitor runs the placer for this VIP (it writes only on the DC).
+			{"server_load", s.withParams("server_load", []Param{{"placer", s.Name}}), loadEvery},
+		} {
+			m.attrs = append(m.attrs, primitive{id: a.name, agent: a.name, params: a.params,
+				ops:   []operation{{"monitor", strconv.Itoa(a.every) + "s", "20s"}},
+				clone: a.name + "-clone", cloneMeta: []Param{{"interleave", "true"}}})
+		}
 	}
+	m.template = primitive{id: s.template(), agent: "clustervip", params: s.params(),
+		meta: []Param{{"resource-stickiness", strconv.Itoa(Stickiness)}},
+		ops: []operation{
+			{"monitor", strconv.Itoa(s.Monitor) + "s", "20s"},
+			{"start", "0", "20s"},
+			{"stop", "0", "20s"},
+		}}
+	for k := 0; k < s.Buckets; k++ {
+		m.buckets = append(m.buckets, primitive{id: s.Resource(k), agent: "clustervip", params: []Param{{"bucket", strconv.Itoa(k)}}})
+	}
+	m.rules = []location{
+		{id: s.Name + "-own", pattern: s.ResourcePattern(), ruleID: s.Name + "-own-rule", score: OwnScore, booleanOp: "and",
+			exprs: []expression{
+				{s.Name + "-own-rule-own", "own_" + s.Name + "_%1", "1"},
+				{s.Name + "-own-rule-writable", AttrWritable, "1"},
+			}},
+		{id: s.Name + "-writable", pattern: "^" + s.Name + "_[0-9]+$", ruleID: s.Name + "-writable-rule", score: WritableScore,
+			exprs: []expression{{s.Name + "-writable-rule-expr", AttrWritable, "1"}}},
+	}
+	return m, nil
+}
+
+// resolved is bucket b with the template applied: its own parameters
+// follow the template's, as a renderer without templates (pcs) writes it.
+func (m model) resolved(b primitive) primitive {
+	r := m.template
+	r.id = b.id
+	r.params = append(slices.Clone(m.template.params), b.params...)
+	return r
 }
 
 // Resource returns the primitive id of bucket k: NAME_k.
@@ -223,7 +297,8 @@ func (s Spec) params() []Param {
 // Crmsh returns the configuration in crmsh syntax, for
 // `crm configure load update FILE`.
 func (s Spec) Crmsh() (string, error) {
-	if err := s.Validate(); err != nil {
+	m, err := s.model()
+	if err != nil {
 		return "", err
 	}
 	s = s.norm()
@@ -232,30 +307,58 @@ func (s Spec) Crmsh() (string, error) {
 	if len(s.Nodes) > 0 {
 		fmt.Fprintf(&b, "# nodes: %s\n", strings.Join(s.Nodes, " "))
 	}
-	// The attribute agents first: Pacemaker starts resources in this
-	// order, and the placer places nothing on a node before its
-	// writable_monit and server_load are there.
-	if s.AttributeAgents {
-		for _, a := range s.attrAgents() {
-			fmt.Fprintf(&b, "primitive %[1]s ocf:loadshare:%[1]s \\\n", a.name)
-			if len(a.params) > 0 {
-				fmt.Fprintf(&b, "\t%s \\\n", strings.TrimPrefix(crmshParams(a.params), " "))
-			}
-			fmt.Fprintf(&b, "\top monitor interval=%ds timeout=20s\n", a.monitor)
-			fmt.Fprintf(&b, "clone %[1]s-clone %[1]s meta interleave=true\n", a.name)
+	for _, a := range m.attrs {
+		fmt.Fprintf(&b, "primitive %s ocf:loadshare:%s \\\n", a.id, a.agent)
+		if len(a.params) > 0 {
+			fmt.Fprintf(&b, "\t%s \\\n", strings.TrimPrefix(crmshParams(a.params), " "))
+		}
+		fmt.Fprintf(&b, "\t%s\n", crmshOps(a.ops, " \\\n\t"))
+		fmt.Fprintf(&b, "clone %s %s meta%s\n", a.clone, a.id, crmshPairs(a.cloneMeta))
+	}
+	t := m.template
+	b.WriteString("# resource-stickiness=1 (explicit, below the writable score 10): a bucket runs where its own_* attribute says.\n")
+	fmt.Fprintf(&b, "rsc_template %s ocf:loadshare:%s \\\n\t%s", t.id, t.agent, strings.TrimPrefix(crmshParams(t.params), " "))
+	fmt.Fprintf(&b, " \\\n\tmeta%s \\\n\t%s\n", crmshPairs(t.meta), crmshOps(t.ops, " \\\n\t"))
+	for _, k := range m.buckets {
+		fmt.Fprintf(&b, "primitive %s @%s%s\n", k.id, t.id, crmshParams(k.params))
+	}
+	for _, l := range m.rules {
+		fmt.Fprintf(&b, "location %s /%s/ \\\n\trule %d: %s\n", l.id, l.pattern, l.score, l.expression())
+	}
+	return b.String(), nil
+}
+
+// expression is the rule's text in crmsh and pcs alike:
+// "a eq 1 and b eq 1".
+func (l location) expression() string {
+	parts := make([]string, len(l.exprs))
+	for i, e := range l.exprs {
+		parts[i] = e.attribute + " eq " + e.value
+	}
+	return strings.Join(parts, " "+l.booleanOp+" ")
+}
+
+// crmshPairs is " a=1 b=2", without quoting (meta values are generated).
+func crmshPairs(ps []Param) string {
+	var b strings.Builder
+	for _, p := range ps {
+		fmt.Fprintf(&b, " %s=%s", p.Name, p.Value)
+	}
+	return b.String()
+}
+
+// crmshOps is "op monitor interval=10s timeout=20s" for each op, joined
+// by sep; one-shot ops put the timeout first, as crmsh shows them.
+func crmshOps(ops []operation, sep string) string {
+	parts := make([]string, len(ops))
+	for i, o := range ops {
+		if o.interval == "0" {
+			parts[i] = fmt.Sprintf("op %s timeout=%s interval=0", o.name, o.timeout)
+		} else {
+			parts[i] = fmt.Sprintf("op %s interval=%s timeout=%s", o.name, o.interval, o.timeout)
 		}
 	}
-	b.WriteString("# resource-stickiness=1 (explicit, below the writable score 10): a bucket runs where its own_* attribute says.\n")
-	fmt.Fprintf(&b, "rsc_template %s ocf:loadshare:clustervip \\\n\t%s", s.template(), strings.TrimPrefix(crmshParams(s.params()), " "))
-	fmt.Fprintf(&b, " \\\n\tmeta resource-stickiness=%d \\\n\top monitor interval=%ds timeout=20s \\\n\top start timeout=20s interval=0 \\\n\top stop timeout=20s interval=0\n", Stickiness, s.Monitor)
-	for k := 0; k < s.Buckets; k++ {
-		fmt.Fprintf(&b, "primitive %s @%s params bucket=%d\n", s.Resource(k), s.template(), k)
-	}
-	fmt.Fprintf(&b, "location %s-own /%s/ \\\n\trule %d: %s eq 1 and writable_monit eq 1\n",
-		s.Name, s.ResourcePattern(), OwnScore, "own_"+s.Name+"_%1")
-	fmt.Fprintf(&b, "location %s-writable /^%s_[0-9]+$/ \\\n\trule %d: writable_monit eq 1\n",
-		s.Name, s.Name, WritableScore)
-	return b.String(), nil
+	return strings.Join(parts, sep)
 }
 
 // XML returns a whole CIB (empty status) holding the configuration: the
@@ -273,7 +376,8 @@ func (s Spec) XML() ([]byte, error) {
 
 // configuration builds the <configuration> element.
 func (s Spec) configuration() (*elem, error) {
-	if err := s.Validate(); err != nil {
+	m, err := s.model()
+	if err != nil {
 		return nil, err
 	}
 	s = s.norm()
@@ -284,52 +388,57 @@ func (s Spec) configuration() (*elem, error) {
 		nodes.add(newElem("node", "id", strconv.Itoa(i+1), "uname", n))
 	}
 	res := newElem("resources")
-	if s.AttributeAgents {
-		for _, a := range s.attrAgents() {
-			prim := newElem("primitive", "id", a.name, "class", "ocf", "provider", "loadshare", "type", a.name)
-			if len(a.params) > 0 {
-				ia := newElem("instance_attributes", "id", a.name+"-params")
-				for _, p := range a.params {
-					ia.add(newElem("nvpair", "id", a.name+"-params-"+p.Name, "name", p.Name, "value", p.Value))
-				}
-				prim.add(ia)
-			}
-			prim.add(newElem("operations").add(
-				newElem("op", "id", a.name+"-monitor", "name", "monitor", "interval", strconv.Itoa(a.monitor)+"s", "timeout", "20s")))
-			res.add(newElem("clone", "id", a.name+"-clone").add(
-				newElem("meta_attributes", "id", a.name+"-clone-meta").add(
-					newElem("nvpair", "id", a.name+"-clone-meta-interleave", "name", "interleave", "value", "true")),
-				prim))
+	for _, a := range m.attrs {
+		res.add(newElem("clone", "id", a.clone).add(
+			xmlPairs("meta_attributes", a.clone+"-meta", a.cloneMeta),
+			xmlPrimitive("primitive", a, "class", "ocf", "provider", "loadshare", "type", a.agent)))
+	}
+	t := m.template
+	res.add(xmlPrimitive("template", t, "class", "ocf", "provider", "loadshare", "type", t.agent))
+	for _, k := range m.buckets {
+		res.add(xmlPrimitive("primitive", k, "template", t.id))
+	}
+	cons := newElem("constraints")
+	for _, l := range m.rules {
+		rule := newElem("rule", "id", l.ruleID, "score", strconv.Itoa(l.score))
+		if l.booleanOp != "" {
+			rule.set("boolean-op", l.booleanOp)
 		}
+		for _, e := range l.exprs {
+			rule.add(newElem("expression", "id", e.id, "attribute", e.attribute, "operation", "eq", "value", e.value))
+		}
+		cons.add(newElem("rsc_location", "id", l.id, "rsc-pattern", l.pattern).add(rule))
 	}
-	t := s.template()
-	ia := newElem("instance_attributes", "id", t+"-params")
-	for _, p := range s.params() {
-		ia.add(newElem("nvpair", "id", t+"-params-"+p.Name, "name", p.Name, "value", p.Value))
-	}
-	tmpl := newElem("template", "id", t, "class", "ocf", "provider", "loadshare", "type", "clustervip").add(
-		ia,
-		newElem("meta_attributes", "id", t+"-meta").add(
-			newElem("nvpair", "id", t+"-meta-resource-stickiness", "name", "resource-stickiness", "value", strconv.Itoa(Stickiness))),
-		newElem("operations").add(
-			newElem("op", "id", t+"-monitor", "name", "monitor", "interval", strconv.Itoa(s.Monitor)+"s", "timeout", "20s"),
-			newElem("op", "id", t+"-start", "name", "start", "interval", "0", "timeout", "20s"),
-			newElem("op", "id", t+"-stop", "name", "stop", "interval", "0", "timeout", "20s")))
-	res.add(tmpl)
-	for k := 0; k < s.Buckets; k++ {
-		r := s.Resource(k)
-		res.add(newElem("primitive", "id", r, "template", t).add(
-			newElem("instance_attributes", "id", r+"-params").add(
-				newElem("nvpair", "id", r+"-params-bucket", "name", "bucket", "value", strconv.Itoa(k)))))
-	}
-	cons := newElem("constraints").add(
-		newElem("rsc_location", "id", s.Name+"-own", "rsc-pattern", s.ResourcePattern()).add(
-			newElem("rule", "id", s.Name+"-own-rule", "score", strconv.Itoa(OwnScore), "boolean-op", "and").add(
-				newElem("expression", "id", s.Name+"-own-rule-own", "attribute", "own_"+s.Name+"_%1", "operation", "eq", "value", "1"),
-				newElem("expression", "id", s.Name+"-own-rule-writable", "attribute", "writable_monit", "operation", "eq", "value", "1"))),
-		newElem("rsc_location", "id", s.Name+"-writable", "rsc-pattern", "^"+s.Name+"_[0-9]+$").add(
-			newElem("rule", "id", s.Name+"-writable-rule", "score", strconv.Itoa(WritableScore)).add(
-				newElem("expression", "id", s.Name+"-writable-rule-expr", "attribute", "writable_monit", "operation", "eq", "value", "1"))))
 	cfg.add(crmConfig, nodes, res, cons)
 	return cfg, nil
+}
+
+// xmlPrimitive is p as a <primitive> or <template> with the attributes kv
+// after its id: instance_attributes ID-params, meta_attributes ID-meta,
+// operations with ops ID-NAME.
+func xmlPrimitive(name string, p primitive, kv ...string) *elem {
+	e := newElem(name, append([]string{"id", p.id}, kv...)...)
+	if len(p.params) > 0 {
+		e.add(xmlPairs("instance_attributes", p.id+"-params", p.params))
+	}
+	if len(p.meta) > 0 {
+		e.add(xmlPairs("meta_attributes", p.id+"-meta", p.meta))
+	}
+	if len(p.ops) > 0 {
+		ops := newElem("operations")
+		for _, o := range p.ops {
+			ops.add(newElem("op", "id", p.id+"-"+o.name, "name", o.name, "interval", o.interval, "timeout", o.timeout))
+		}
+		e.add(ops)
+	}
+	return e
+}
+
+// xmlPairs is a nvpair set: <set id=ID><nvpair id=ID-NAME .../>...</set>.
+func xmlPairs(set, id string, ps []Param) *elem {
+	e := newElem(set, "id", id)
+	for _, p := range ps {
+		e.add(newElem("nvpair", "id", id+"-"+p.Name, "name", p.Name, "value", p.Value))
+	}
+	return e
 }

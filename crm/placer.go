@@ -16,6 +16,9 @@ import (
 const (
 	AttrWritable = "writable_monit" // 1: MySQL accepts writes on the node
 	AttrLoad     = "server_load"    // 0–100, coarse steps
+	// AttrVersion is the loadshare build a node's agents run (ocf.Version),
+	// published by server_load; crm check warns when nodes differ.
+	AttrVersion = "loadshare_version"
 )
 
 // AttrChange names one node's own_* attribute to set to 1 or delete.

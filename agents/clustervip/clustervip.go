@@ -69,7 +69,6 @@ count.`
 
 func (a *clusterVIP) Meta() ocf.Meta {
 	return ocf.Meta{
-		Version:   "1.0",
 		ShortDesc: "One hash bucket of a shared virtual IP",
 		LongDesc:  clusterVIPLongDesc,
 		Params: []ocf.Param{

@@ -12,7 +12,6 @@ import (
 // validation and typed access.
 type Meta struct {
 	Name      string // agent name; Register fills it in when empty
-	Version   string // the agent's own version; "1.0" when empty
 	ShortDesc string
 	LongDesc  string
 	Params    []Param
@@ -139,13 +138,10 @@ func MetaData(m Meta, hasPromote bool) ([]byte, error) {
 	reload := m.reloadable()
 	x := xmlAgent{
 		Name:      m.Name,
-		Version:   m.Version,
+		Version:   Version(), // the build's: every agent ships in one build
 		OCF:       "1.0",
 		LongDesc:  xmlDesc{"en", "\n" + strings.TrimSpace(m.LongDesc) + "\n"},
 		ShortDesc: xmlDesc{"en", m.ShortDesc},
-	}
-	if x.Version == "" {
-		x.Version = "1.0"
 	}
 	for _, p := range m.Params {
 		xp := xmlParam{

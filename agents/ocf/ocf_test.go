@@ -20,7 +20,6 @@ type testAgent struct{}
 
 func (testAgent) Meta() Meta {
 	return Meta{
-		Version:   "0.1",
 		ShortDesc: "test agent",
 		LongDesc:  "A file-backed agent that exercises the OCF framework.",
 		Params: []Param{
@@ -353,7 +352,7 @@ func TestMetaDataContent(t *testing.T) {
 	s := string(out)
 	for _, want := range []string{
 		"<?xml version=\"1.0\"?>\n<!DOCTYPE resource-agent SYSTEM \"ra-api-1.dtd\">\n",
-		`<resource-agent name="ocftest" version="0.1">`,
+		`<resource-agent name="ocftest" version="` + Version() + `">`,
 		`<parameter name="state" unique="1" required="1">`,
 		`<content type="integer" default="3"></content>`,
 		`<content type="boolean" default="false"></content>`,

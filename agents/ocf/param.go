@@ -156,6 +156,26 @@ func parseParams(decl []Param, env map[string]string) (values map[string]string,
 	return values, set, unknown, err
 }
 
+// CheckParam vets one value of parameter name as the agent would at
+// validate-all: the declared type, then the declaration's Check. An
+// undeclared name is a *ParamError listing the declared ones. Checks that
+// need the node (nic present, files readable) or other parameters are the
+// agent's Validate and are not run here. Used to refuse a value when a
+// configuration is written (loadshare crm --param), not when it fails on
+// every node.
+func (m Meta) CheckParam(name, value string) error {
+	for i := range m.Params {
+		if m.Params[i].Name == name {
+			return checkParam(&m.Params[i], value)
+		}
+	}
+	names := make([]string, len(m.Params))
+	for i, p := range m.Params {
+		names[i] = p.Name
+	}
+	return &ParamError{Param: name, Value: value, Reason: "not a parameter of " + m.Name + " (" + strings.Join(names, ", ") + ")"}
+}
+
 func checkParam(d *Param, v string) error {
 	if v == "" {
 		if d.Required {

@@ -1,6 +1,6 @@
 // Package serverload is the OCF resource agent ocf:loadshare:server_load:
-// it publishes server_load (0–100, smoothed, in coarse steps) through attrd
-// and, with placer set, runs the bucket placer on the DC. It registers
+// it publishes server_load (0–100, smoothed, in coarse steps) and
+// loadshare_version through attrd and, with placer set, runs the bucket placer on the DC. It registers
 // itself with package ocf in init(); cmd/server_load is its binary.
 package serverload
 
@@ -116,7 +116,8 @@ func (a *serverLoad) Meta() ocf.Meta {
 		ShortDesc: "publishes the node's load (" + attrLoad + ", 0..100 in coarse steps)",
 		LongDesc: "Run as a clone, one instance per node. Every monitor samples the host (CPU, load per core, iowait, memory pressure) and the local database (Threads_running, Threads_connected; see probe_mysql), " +
 			"combines them with weights into one load 0..100, smooths it (median of 3, then an exponential moving average), quantizes it to steps with hysteresis, and publishes the node attribute " + attrLoad + " through attrd_updater only when it changed. " +
-			"The model's state is kept between monitors in a state file under HA_RSCTMP (default " + attrs.DefaultRunDir + "). Stop deletes the attribute.",
+			"The model's state is kept between monitors in a state file under HA_RSCTMP (default " + attrs.DefaultRunDir + "). " +
+			"It also publishes " + crm.AttrVersion + ", the loadshare build the node runs, so that \"loadshare crm check\" can warn when nodes run different versions. Stop deletes both attributes.",
 		Params:  params,
 		Actions: attrs.Actions(),
 	}
@@ -228,7 +229,7 @@ func (a *serverLoad) placeBuckets(ctx context.Context, p ocf.Params, st *attrs.S
 }
 
 func (a *serverLoad) Stop(ctx context.Context, p ocf.Params) error {
-	a.env.Unpublish(ctx, p, attrLoad)
+	a.env.Unpublish(ctx, p, attrLoad, crm.AttrVersion)
 	return a.env.Remove(p)
 }
 
@@ -274,7 +275,9 @@ func (a *serverLoad) update(ctx context.Context, p ocf.Params, st *attrs.State, 
 		return err
 	}
 	m := st.Model
-	values := map[string]string{attrLoad: strconv.Itoa(m.Value)}
+	// The build's version rides along: written at start and when it
+	// changes (an upgrade restarts the agent), read by crm check.
+	values := map[string]string{attrLoad: strconv.Itoa(m.Value), crm.AttrVersion: ocf.Version()}
 	changed, err := a.env.Publish(ctx, p, st, values, time.Duration(p.Int("dampen"))*time.Second, force)
 	if err != nil {
 		return err

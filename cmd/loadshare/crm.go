@@ -6,8 +6,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"net/netip"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -107,6 +109,9 @@ func crmGenerate(args []string, stdout, stderr io.Writer) error {
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
+	if err := checkParams(params); err != nil {
+		return err
+	}
 	addr, err := netip.ParseAddr(*ip)
 	if err != nil {
 		return fmt.Errorf("--ip=%q: not an IP address: %w", *ip, errUsage)
@@ -139,6 +144,24 @@ func crmGenerate(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	return fmt.Errorf("--format=%q: want crmsh or xml: %w", *format, errUsage)
+}
+
+// checkParams vets every --param against its agent's declarations (type,
+// allowed values, name): refused here, before anything is printed, rather
+// than by every node's validate once the configuration is loaded.
+func checkParams(params map[string][]crm.Param) error {
+	for _, agent := range slices.Sorted(maps.Keys(params)) {
+		m, err := agentMeta(agent)
+		if err != nil {
+			return fmt.Errorf("--param %s:…: %w: %w", agent, err, errUsage)
+		}
+		for _, p := range params[agent] {
+			if err := m.CheckParam(p.Name, p.Value); err != nil {
+				return fmt.Errorf("--param %s:%s=%s: %w: %w", agent, p.Name, p.Value, err, errUsage)
+			}
+		}
+	}
+	return nil
 }
 
 // errProblems: check found errors (exit status 1, the list is printed).

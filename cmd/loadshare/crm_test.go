@@ -168,3 +168,39 @@ func TestCrmshLoadsGenerated(t *testing.T) {
 		t.Errorf("crmsh did not find the agents:\n%s", got)
 	}
 }
+
+// TestCrmParamChecked: --param values are checked against the agents'
+// declarations, naming the parameter, before anything is printed.
+func TestCrmParamChecked(t *testing.T) {
+	tests := []struct {
+		param string
+		want  string // in stderr; "" for accepted
+	}{
+		{"clustervip:hash=md5", `--param clustervip:hash=md5: parameter hash="md5": unknown hash mode (want sourceip-sourceport or sourceip)`},
+		{"clustervip:backend=ipvs", `parameter backend="ipvs"`},
+		{"clustervip:hsh=sourceip", `parameter hsh="sourceip": not a parameter of clustervip (ip, bucket, buckets,`},
+		{"clustervip:drain_grace=-1", `parameter drain_grace="-1": must be 0 or more`},
+		{"mysql_monitor:max_lag=soon", `parameter max_lag="soon": not an integer`},
+		{"mysql_monitor:port=70000", `parameter port="70000": not a TCP port (1..65535)`},
+		{"server_load:probe_mysql=perhaps", `parameter probe_mysql="perhaps": not a boolean`},
+		{"nosuch:x=1", `"nosuch": not an agent of loadshare (clustervip, mysql_monitor, server_load)`},
+		{"clustervip:hash=sourceip", ""},
+		{"mysql_monitor:replica_ok=yes", ""},
+		{"server_load:half_life=60", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.param, func(t *testing.T) {
+			var out, errOut bytes.Buffer
+			code := cli([]string{"crm", "--ip", "192.0.2.10", "--buckets", "2", "--param", tt.param}, &out, &errOut)
+			if tt.want == "" {
+				if code != 0 || !strings.Contains(out.String(), tt.param[strings.Index(tt.param, ":")+1:]) {
+					t.Errorf("--param %s: exit %d, stderr %q; want it accepted and in the output:\n%s", tt.param, code, errOut.String(), out.String())
+				}
+				return
+			}
+			if code != 2 || out.Len() != 0 || !strings.Contains(errOut.String(), tt.want) {
+				t.Errorf("--param %s: exit %d, %d bytes printed, stderr %q; want exit 2, nothing printed, and %q", tt.param, code, out.Len(), errOut.String(), tt.want)
+			}
+		})
+	}
+}

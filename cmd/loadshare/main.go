@@ -11,6 +11,8 @@ import (
 	"io"
 	"os"
 	"sort"
+
+	"github.com/loadshare/loadshare/agents/ocf"
 )
 
 // command is one `loadshare` subcommand. Each lives in a file of its own and
@@ -46,6 +48,10 @@ func cli(args []string, stdout, stderr io.Writer) int {
 		usage(stdout)
 		return 0
 	}
+	if args[0] == "--version" || args[0] == "version" {
+		fmt.Fprintln(stdout, "loadshare", ocf.Version())
+		return 0
+	}
 	c, ok := commands[args[0]]
 	if !ok {
 		fmt.Fprintf(stderr, "loadshare: unknown command %q\n", args[0])
@@ -71,6 +77,7 @@ func cli(args []string, stdout, stderr io.Writer) int {
 
 func usage(w io.Writer) {
 	fmt.Fprintln(w, "usage: loadshare COMMAND [flags]")
+	fmt.Fprintln(w, "       loadshare --version")
 	fmt.Fprintln(w, "\ncommands:")
 	names := make([]string, 0, len(commands))
 	for n := range commands {
