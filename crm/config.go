@@ -34,6 +34,10 @@ type Spec struct {
 	CIDRNetmask int        // prefix length; 0 lets the agent choose
 	NIC         string     // interface; "" lets the agent choose
 	Buckets     int        // hash buckets, one primitive each: 1–1024
+	// Require is the node attribute that must be 1 on a node for the VIP's
+	// buckets to run there: AttrWritable (the default: a writer VIP) or
+	// AttrReadable (a reader VIP over caught-up replicas and the primary).
+	Require string
 	Seed        uint32     // hash_seed; 0 lets the agent derive it from IP
 	Nodes       []string   // node names, for the XML <nodes> section (ids 1..n); crmsh output leaves nodes to the cluster
 	// AttributeAgents adds the mysql_monitor and server_load clones that
@@ -68,8 +72,17 @@ func (s Spec) norm() Spec {
 	if s.Monitor == 0 {
 		s.Monitor = 10
 	}
+	if s.Require == "" {
+		s.Require = AttrWritable
+	}
 	return s
 }
+
+// Requires are the attributes a VIP's buckets can require, by role.
+var Requires = map[string]string{AttrWritable: "writable", AttrReadable: "readable"}
+
+// role is "writable" or "readable": the VIP's required attribute without _monit.
+func (s Spec) role() string { return Requires[s.norm().Require] }
 
 // ValidName reports whether name can prefix a VIP's resources (vip_0,
 // vip-own, own_vip_0, ...): letters, digits and '-', starting with a letter.
@@ -94,6 +107,8 @@ func (s Spec) Validate() error {
 		return fmt.Errorf("cidr_netmask=%d: must be 1–%d", s.CIDRNetmask, s.IP.BitLen())
 	case s.Monitor < 1:
 		return fmt.Errorf("monitor=%d: must be at least 1 second", s.Monitor)
+	case Requires[s.Require] == "":
+		return fmt.Errorf("require=%q: must be %s (a writer VIP) or %s (a reader VIP)", s.Require, AttrWritable, AttrReadable)
 	}
 	if err := s.validateParams(); err != nil {
 		return err
@@ -245,14 +260,15 @@ func (s Spec) model() (model, error) {
 	for k := 0; k < s.Buckets; k++ {
 		m.buckets = append(m.buckets, primitive{id: s.Resource(k), agent: "clustervip", params: []Param{{"bucket", strconv.Itoa(k)}}})
 	}
+	role := s.role() // the ids say which attribute the rules require
 	m.rules = []location{
 		{id: s.Name + "-own", pattern: s.ResourcePattern(), ruleID: s.Name + "-own-rule", score: OwnScore, booleanOp: "and",
 			exprs: []expression{
 				{s.Name + "-own-rule-own", "own_" + s.Name + "_%1", "1"},
-				{s.Name + "-own-rule-writable", AttrWritable, "1"},
+				{s.Name + "-own-rule-" + role, s.Require, "1"},
 			}},
-		{id: s.Name + "-writable", pattern: "^" + s.Name + "_[0-9]+$", ruleID: s.Name + "-writable-rule", score: WritableScore,
-			exprs: []expression{{s.Name + "-writable-rule-expr", AttrWritable, "1"}}},
+		{id: s.Name + "-" + role, pattern: "^" + s.Name + "_[0-9]+$", ruleID: s.Name + "-" + role + "-rule", score: WritableScore,
+			exprs: []expression{{s.Name + "-" + role + "-rule-expr", s.Require, "1"}}},
 	}
 	return m, nil
 }

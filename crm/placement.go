@@ -10,7 +10,8 @@ import (
 type Node struct {
 	Name     string
 	Online   bool // a cluster member that can run resources (not standby)
-	Writable bool // writable_monit=1
+	Eligible bool // the VIP's required attribute is 1 (writable_monit, or readable_monit for a reader VIP)
+	Writer   bool // writable_monit=1: weighed by Policy.WriterWeight
 	Load     int  // server_load, 0–100; negative when the attribute is missing
 	Prev     int  // buckets this node was targeted (owns) before; hysteresis input
 }
@@ -36,6 +37,10 @@ type Policy struct {
 	// every node's new ideal is within this many buckets of its previous
 	// target, so a small load change moves nothing. 0 disables.
 	Hysteresis int
+	// WriterWeight, percent: a writable node (Node.Writer) counts with this
+	// share of its spare capacity, so that a reader VIP spread over the
+	// replicas and the primary gives the primary less. 1–100; 0 means 100.
+	WriterWeight int
 }
 
 // DefaultPolicy is what `loadshare crm` configures and Target uses for the
@@ -59,6 +64,8 @@ func (p Policy) Validate() error {
 		return fmt.Errorf("min buckets=%d: above max buckets=%d", p.MinBuckets, p.MaxBuckets)
 	case p.Hysteresis < 0:
 		return fmt.Errorf("hysteresis=%d: must not be negative", p.Hysteresis)
+	case p.WriterWeight < 0 || p.WriterWeight > 100:
+		return fmt.Errorf("writer weight=%d: must be 1–100 (percent; 0: 100)", p.WriterWeight)
 	}
 	return nil
 }
@@ -70,6 +77,9 @@ func (p Policy) norm() Policy {
 	if p.FullLoad == 0 {
 		p.FullLoad = 100
 	}
+	if p.WriterWeight == 0 {
+		p.WriterWeight = 100
+	}
 	return p
 }
 
@@ -80,11 +90,12 @@ type Assignment struct {
 }
 
 // Target computes every node's bucket target: buckets split over the online
-// writable nodes in proportion to their spare capacity (FullLoad minus
-// server_load, at least MinShare), by largest remainder with ties going to
-// the node whose name sorts first, within MinBuckets/MaxBuckets; the
-// previous targets stand while within Hysteresis. Offline and non-writable
-// nodes get 0. The sum is buckets whenever some node is online and writable.
+// eligible nodes in proportion to their spare capacity (FullLoad minus
+// server_load, at least MinShare; times WriterWeight for a writer), by
+// largest remainder with ties going to the node whose name sorts first,
+// within MinBuckets/MaxBuckets; the previous targets stand while within
+// Hysteresis. Offline and ineligible nodes get 0. The sum is buckets
+// whenever some node is online and eligible.
 //
 // Target is pure and deterministic: every node computing it from the same
 // attributes gets the same answer, whatever the order of nodes. The result
@@ -97,7 +108,7 @@ func Target(nodes []Node, buckets int, p Policy) []Assignment {
 	var live []int // indexes into sorted
 	for i, n := range sorted {
 		out[i].Node = n.Name
-		if n.Online && n.Writable {
+		if n.Online && n.Eligible {
 			live = append(live, i)
 		}
 	}
@@ -106,7 +117,11 @@ func Target(nodes []Node, buckets int, p Policy) []Assignment {
 	}
 	weights := make([]int64, len(live))
 	for j, i := range live {
-		weights[j] = int64(p.weight(sorted[i].Load))
+		w := int64(p.weight(sorted[i].Load))
+		if sorted[i].Writer {
+			w = w * int64(p.WriterWeight) / 100
+		}
+		weights[j] = w
 	}
 	ideal := boundedApportion(buckets, weights, p.MinBuckets, p.MaxBuckets)
 	if p.Hysteresis > 0 && prevStands(sorted, live, ideal, buckets, p) {

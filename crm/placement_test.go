@@ -16,7 +16,7 @@ func targetMap(as []Assignment) map[string]int {
 }
 
 func TestTargetExamples(t *testing.T) {
-	live := func(name string, load int) Node { return Node{Name: name, Online: true, Writable: true, Load: load} }
+	live := func(name string, load int) Node { return Node{Name: name, Online: true, Eligible: true, Load: load} }
 	tests := []struct {
 		name    string
 		nodes   []Node
@@ -36,7 +36,7 @@ func TestTargetExamples(t *testing.T) {
 			map[string]int{"a": 2, "b": 1, "c": 1}},
 		{"not writable gets none", []Node{live("n1", 10), {Name: "n2", Online: true, Load: 10}, live("n3", 10)}, 24, DefaultPolicy,
 			map[string]int{"n1": 12, "n2": 0, "n3": 12}},
-		{"offline gets none", []Node{live("n1", 10), {Name: "n2", Writable: true, Load: 10}, live("n3", 10)}, 24, DefaultPolicy,
+		{"offline gets none", []Node{live("n1", 10), {Name: "n2", Eligible: true, Load: 10}, live("n3", 10)}, 24, DefaultPolicy,
 			map[string]int{"n1": 12, "n2": 0, "n3": 12}},
 		{"nobody writable", []Node{{Name: "n1", Online: true}, {Name: "n2", Online: true}}, 24, DefaultPolicy,
 			map[string]int{"n1": 0, "n2": 0}},
@@ -63,9 +63,9 @@ func TestTargetExamples(t *testing.T) {
 
 func TestTargetHysteresis(t *testing.T) {
 	nodes := []Node{
-		{Name: "n1", Online: true, Writable: true, Load: 40, Prev: 8},
-		{Name: "n2", Online: true, Writable: true, Load: 40, Prev: 8},
-		{Name: "n3", Online: true, Writable: true, Load: 40, Prev: 8},
+		{Name: "n1", Online: true, Eligible: true, Load: 40, Prev: 8},
+		{Name: "n2", Online: true, Eligible: true, Load: 40, Prev: 8},
+		{Name: "n3", Online: true, Eligible: true, Load: 40, Prev: 8},
 	}
 	// One step up on n1: the ideal is 7/9/8 (within 1 of 8/8/8): nothing moves.
 	nodes[0].Load = 45
@@ -95,7 +95,7 @@ func randomNodes(r *rand.Rand, k, buckets int) []Node {
 		nodes[i] = Node{
 			Name:     fmt.Sprintf("node%02d", r.Intn(100)*100+i),
 			Online:   r.Intn(8) != 0,
-			Writable: r.Intn(6) != 0,
+			Eligible: r.Intn(6) != 0,
 			Load:     r.Intn(112) - 6,
 		}
 	}
@@ -140,10 +140,10 @@ func TestTargetProperties(t *testing.T) {
 			}
 		}
 		for _, n := range nodes {
-			live := n.Online && n.Writable
+			live := n.Online && n.Eligible
 			anyLive = anyLive || live
 			if tg := targetMap(got)[n.Name]; !live && tg != 0 {
-				t.Fatalf("Target(%v, %d, %+v): %s (online=%v writable=%v) got %d, want 0", nodes, buckets, p, n.Name, n.Online, n.Writable, tg)
+				t.Fatalf("Target(%v, %d, %+v): %s (online=%v writable=%v) got %d, want 0", nodes, buckets, p, n.Name, n.Online, n.Eligible, tg)
 			} else if live && p.MaxBuckets > 0 && liveCount(nodes)*p.MaxBuckets >= buckets && tg > p.MaxBuckets && tg != n.Prev {
 				t.Fatalf("Target(%v, %d, %+v): %s got %d above max", nodes, buckets, p, n.Name, tg)
 			}
@@ -175,7 +175,7 @@ func TestTargetProperties(t *testing.T) {
 func liveCount(nodes []Node) int {
 	c := 0
 	for _, n := range nodes {
-		if n.Online && n.Writable {
+		if n.Online && n.Eligible {
 			c++
 		}
 	}
@@ -192,7 +192,7 @@ func TestTargetMonotone(t *testing.T) {
 		buckets := 1 + r.Intn(256)
 		nodes := randomNodes(r, k, buckets)
 		for i := range nodes {
-			nodes[i].Online, nodes[i].Writable = true, true
+			nodes[i].Online, nodes[i].Eligible = true, true
 			if nodes[i].Load < 0 { // missing is no load: tested in TestTargetExamples
 				nodes[i].Load = 0
 			}
@@ -248,12 +248,12 @@ func TestAssignMinimalMoves(t *testing.T) {
 		k := 1 + r.Intn(8)
 		buckets := 1 + r.Intn(256)
 		nodes := randomNodes(r, k, buckets)
-		nodes[0].Online, nodes[0].Writable = true, true
+		nodes[0].Online, nodes[0].Eligible = true, true
 		before := Target(nodes, buckets, Policy{FullLoad: 100})
 		cur := Assign(before, buckets, nil, nil)
 		for i := range nodes {
 			nodes[i].Load = r.Intn(100)
-			nodes[i].Writable = r.Intn(5) != 0 || i == 0
+			nodes[i].Eligible = r.Intn(5) != 0 || i == 0
 		}
 		after := Target(nodes, buckets, Policy{FullLoad: 100})
 		next := Assign(after, buckets, cur, cur)
@@ -281,7 +281,7 @@ func BenchmarkTarget(b *testing.B) {
 	r := rand.New(rand.NewSource(1))
 	nodes := randomNodes(r, 8, 256)
 	for i := range nodes {
-		nodes[i].Online, nodes[i].Writable = true, true
+		nodes[i].Online, nodes[i].Eligible = true, true
 	}
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {

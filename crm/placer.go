@@ -15,6 +15,7 @@ import (
 // Attributes the probes write and placement reads.
 const (
 	AttrWritable = "writable_monit" // 1: MySQL accepts writes on the node
+	AttrReadable = "readable_monit" // 1: MySQL answers reads (a caught-up replica, or writable)
 	AttrLoad     = "server_load"    // 0–100, coarse steps
 	// AttrVersion is the loadshare build a node's agents run (ocf.Version),
 	// published by server_load; crm check warns when nodes differ.
@@ -49,7 +50,8 @@ func (p Plan) Empty() bool { return len(p.Set) == 0 && len(p.Delete) == 0 }
 func (p Plan) Moves() int { return p.Running.Moves(p.Owners) }
 
 // PlanFrom computes a placer round from the cluster status (crm_mon): each
-// node's membership, writable_monit and server_load, the own_* claims
+// node's membership, the attribute the VIP requires (spec.Require:
+// writable_monit by default), writable_monit and server_load, the own_* claims
 // (a node's claim count is its previous target, for hysteresis) and where
 // the buckets run. Pure: every node computes the same plan from the same
 // status.
@@ -64,7 +66,8 @@ func PlanFrom(st *Status, spec Spec, p Policy) Plan {
 		node := Node{
 			Name:     ns.Name,
 			Online:   ns.Online && !ns.Standby && !ns.Maintenance && !ns.Unclean,
-			Writable: ns.Attrs[AttrWritable] == "1",
+			Eligible: ns.Attrs[spec.Require] == "1",
+			Writer:   ns.Attrs[AttrWritable] == "1",
 			Load:     -1,
 		}
 		if v, err := strconv.Atoi(ns.Attrs[AttrLoad]); err == nil {

@@ -23,15 +23,15 @@ func TestServerLoadRunsPlacer(t *testing.T) {
 	fail := false
 	a := &serverLoad{env: attrs.Env{Attrs: &crmtest.Attrs{}, RunDir: t.TempDir(), Now: time.Now}, host: host,
 		sleep: func(context.Context, time.Duration) error { return nil },
-		place: func(_ context.Context, name string, _ func([]crm.Assignment) bool) (crm.Plan, string, error) {
-			placed = append(placed, name)
+		place: func(_ context.Context, v crm.PlacerVIP, _ func([]crm.Assignment) bool) (crm.Plan, string, error) {
+			placed = append(placed, v.String())
 			if fail {
 				return crm.Plan{}, "", errors.New("crm_mon: connection refused")
 			}
 			return crm.Plan{}, "", nil
 		}}
 	name := agenttest.Register(a, "server_load")
-	env := agenttest.Reskeys("probe_mysql", "false", "placer", "vip db-ro")
+	env := agenttest.Reskeys("probe_mysql", "false", "placer", "vip db-ro:require=readable_monit,writer-weight=50")
 	env["OCF_RESOURCE_INSTANCE"] = "load:0"
 
 	code, log := agenttest.RunMain(t, name, "start", env)
@@ -44,7 +44,7 @@ func TestServerLoadRunsPlacer(t *testing.T) {
 	env["OCF_RESKEY_CRM_meta_interval"] = "10000"
 	code, log = agenttest.RunMain(t, name, "monitor", env)
 	agenttest.WantCode(t, "monitor", code, 0, log)
-	if got, want := strings.Join(placed, " "), "vip db-ro"; got != want {
+	if got, want := strings.Join(placed, " "), "vip db-ro:require=readable_monit,writer-weight=50"; got != want {
 		t.Fatalf("monitor placed %q, want %q", got, want)
 	}
 	fail = true
@@ -59,6 +59,20 @@ func TestServerLoadRunsPlacer(t *testing.T) {
 	agenttest.WantCode(t, "validate-all placer=\"vip 9bad\"", code, 6, log)
 	if !strings.Contains(log, "placer") || !strings.Contains(log, `"9bad"`) {
 		t.Errorf("validate-all log %q does not name the parameter and the bad prefix", log)
+	}
+	for _, bad := range []struct{ value, says string }{
+		{"ro:require=lag_monit", `require="lag_monit"`},
+		{"ro:writer-weight=150", "writer weight=150"},
+		{"ro:max-buckets=x", `max-buckets="x": not an integer`},
+		{"ro:colour=red", `unknown key "colour"`},
+		{"ro ro", "named twice"},
+	} {
+		env["OCF_RESKEY_placer"] = bad.value
+		code, log = agenttest.RunMain(t, name, "validate-all", env)
+		agenttest.WantCode(t, "validate-all placer="+bad.value, code, 6, log)
+		if !strings.Contains(log, "placer") || !strings.Contains(log, bad.says) {
+			t.Errorf("validate-all placer=%q: log %q does not name the parameter and say %q", bad.value, log, bad.says)
+		}
 	}
 }
 
@@ -75,7 +89,7 @@ func TestServerLoadSettles(t *testing.T) {
 	var settled []bool
 	a := &serverLoad{env: attrs.Env{Attrs: &crmtest.Attrs{}, RunDir: t.TempDir(), Now: func() time.Time { return now }}, host: host,
 		sleep: func(context.Context, time.Duration) error { return nil },
-		place: func(_ context.Context, _ string, settle func([]crm.Assignment) bool) (crm.Plan, string, error) {
+		place: func(_ context.Context, _ crm.PlacerVIP, settle func([]crm.Assignment) bool) (crm.Plan, string, error) {
 			if skip != "" {
 				return crm.Plan{}, skip, nil
 			}

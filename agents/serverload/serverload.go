@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/loadshare/loadshare/agents/attrs"
@@ -38,14 +37,14 @@ type serverLoad struct {
 	place placer
 }
 
-// placer runs one placement round for the bucket primitives NAME_K (see
-// crm.PlaceSettling); skipped says why it did nothing.
-type placer func(ctx context.Context, name string, settle func(ideal []crm.Assignment) bool) (plan crm.Plan, skipped string, err error)
+// placer runs one placement round for the bucket primitives NAME_K of v
+// (see crm.PlaceSettling); skipped says why it did nothing.
+type placer func(ctx context.Context, v crm.PlacerVIP, settle func(ideal []crm.Assignment) bool) (plan crm.Plan, skipped string, err error)
 
 // placeOnDC is the live placer: it writes only where this node is the DC, so
 // that running it from every node's monitor gives exactly one writer.
-func placeOnDC(ctx context.Context, name string, settle func(ideal []crm.Assignment) bool) (crm.Plan, string, error) {
-	return crm.PlaceSettling(ctx, crm.Spec{Name: name}, crm.DefaultPolicy, true, settle)
+func placeOnDC(ctx context.Context, v crm.PlacerVIP, settle func(ideal []crm.Assignment) bool) (crm.Plan, string, error) {
+	return crm.PlaceSettling(ctx, v.Spec(), v.Policy, true, settle)
 }
 
 // hostSampler is hostprobe.Host; tests replay recorded samples instead.
@@ -102,10 +101,14 @@ func (a *serverLoad) Meta() ocf.Meta {
 	params = append(params, attrs.MySQLParams(true)...)
 	params = append(params, ocf.Param{Name: "placer",
 		ShortDesc: "VIPs whose buckets this node places while it is the DC",
-		LongDesc: "Space-separated resource prefixes of VIPs configured by `loadshare crm` (bucket primitives NAME_0 … NAME_{N-1}). " +
-			"After publishing server_load, each monitor runs one placement round for them (as `loadshare crm place --only-dc`): " +
-			"on the DC it sets own_NAME_K so that each node's bucket count follows its spare capacity; elsewhere it does nothing. " +
-			"Empty: no placement from this agent."})
+		LongDesc: "Space-separated VIPs configured by `loadshare crm` (bucket primitives NAME_0 … NAME_{N-1}), each NAME or NAME:key=value,…: " +
+			"require=writable_monit (default: a writer VIP) or require=readable_monit (a reader VIP), and the placement policy, " +
+			"idle-load, full-load, min-share, min-buckets, max-buckets, hysteresis, writer-weight (percent of its spare capacity a writable node counts with: " +
+			"a reader VIP that gives the primary a smaller share), as the flags of `loadshare crm place`. Example: \"vip ro:require=readable_monit,writer-weight=50\". " +
+			"After publishing server_load, each monitor runs one placement round for each (as `loadshare crm place --only-dc`): " +
+			"on the DC it sets own_NAME_K so that each eligible node's bucket count follows its spare capacity; elsewhere it does nothing. " +
+			"Empty: no placement from this agent.",
+		Check: func(v string) error { _, err := crm.ParsePlacer(v); return err }})
 	params = append(params, ocf.Param{Name: "placer_settle", Type: ocf.Integer, Default: "30",
 		ShortDesc: "seconds before the placer evens out a still spread",
 		LongDesc: "The placer keeps each node's previous bucket count while it is within one bucket of the new target (hysteresis), so a load that wobbles moves nothing. " +
@@ -127,12 +130,6 @@ func (a *serverLoad) Validate(_ context.Context, p ocf.Params) error {
 	if attrs.ValidatesFiles(p) {
 		if _, _, err := attrs.MySQLProbe(p, true); err != nil {
 			return err
-		}
-	}
-	for _, name := range strings.Fields(p.String("placer")) {
-		if !crm.ValidName(name) {
-			return &ocf.ParamError{Param: "placer", Value: p.String("placer"),
-				Reason: fmt.Sprintf("%q is not a VIP resource prefix (letters, digits and '-', starting with a letter)", name)}
 		}
 	}
 	if a.model(p).Weights == (loadmon.Weights{}) {
@@ -203,7 +200,9 @@ func (a *serverLoad) Monitor(ctx context.Context, p ocf.Params) error {
 func (a *serverLoad) placeBuckets(ctx context.Context, p ocf.Params, st *attrs.State) {
 	now := a.env.Now()
 	settleAfter := time.Duration(p.Int("placer_settle")) * time.Second
-	for _, name := range strings.Fields(p.String("placer")) {
+	vips, _ := crm.ParsePlacer(p.String("placer")) // checked by validation
+	for _, v := range vips {
+		name := v.Name
 		settle := func(ideal []crm.Assignment) bool {
 			key := fmt.Sprint(ideal)
 			if rec, ok := st.Ideals[name]; !ok || rec.Targets != key {
@@ -214,7 +213,7 @@ func (a *serverLoad) placeBuckets(ctx context.Context, p ocf.Params, st *attrs.S
 			}
 			return now.Sub(st.Ideals[name].Since) >= settleAfter
 		}
-		plan, skipped, err := a.place(ctx, name, settle)
+		plan, skipped, err := a.place(ctx, v, settle)
 		switch {
 		case err != nil:
 			p.Log.Warn("placement round failed", "vip", name, "err", err)

@@ -404,8 +404,8 @@ func TestFlappingLoad(t *testing.T) {
 	low, high := 30, 45
 	noH := crm.Policy{FullLoad: 100, MinShare: 5}
 	ideal := func(load int) int {
-		nodes := []crm.Node{{Name: "n1", Online: true, Writable: true, Load: load},
-			{Name: "n2", Online: true, Writable: true, Load: 30}, {Name: "n3", Online: true, Writable: true, Load: 30}}
+		nodes := []crm.Node{{Name: "n1", Online: true, Eligible: true, Load: load},
+			{Name: "n2", Online: true, Eligible: true, Load: 30}, {Name: "n3", Online: true, Eligible: true, Load: 30}}
 		return crm.Target(nodes, 24, noH)[0].Buckets
 	}
 	if ideal(low) == ideal(high) {

@@ -1,0 +1,121 @@
+package crm
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+)
+
+// PlacerVIP is one VIP the in-cluster placer places: what server_load's
+// placer parameter says for it. Its text form is one word,
+//
+//	NAME[:key=value[,key=value]…]
+//
+// with the keys require (writable_monit or readable_monit), idle-load,
+// full-load, min-share, min-buckets, max-buckets, hysteresis and
+// writer-weight: the flags of `loadshare crm place`, which mean the same.
+// A key not given keeps DefaultPolicy's value. Example, a writer VIP and a
+// reader VIP that gives the primary half its share:
+//
+//	vip ro:require=readable_monit,writer-weight=50
+type PlacerVIP struct {
+	Name    string
+	Require string // AttrWritable or AttrReadable
+	Policy  Policy
+}
+
+// Spec is the placer's view of the VIP: its name and required attribute
+// (the bucket count is read from the cluster).
+func (v PlacerVIP) Spec() Spec { return Spec{Name: v.Name, Require: v.Require} }
+
+// policyKeys are the keys of a placer word that set a Policy field.
+var policyKeys = []struct {
+	key   string
+	field func(*Policy) *int
+}{
+	{"idle-load", func(p *Policy) *int { return &p.IdleLoad }},
+	{"full-load", func(p *Policy) *int { return &p.FullLoad }},
+	{"min-share", func(p *Policy) *int { return &p.MinShare }},
+	{"min-buckets", func(p *Policy) *int { return &p.MinBuckets }},
+	{"max-buckets", func(p *Policy) *int { return &p.MaxBuckets }},
+	{"hysteresis", func(p *Policy) *int { return &p.Hysteresis }},
+	{"writer-weight", func(p *Policy) *int { return &p.WriterWeight }},
+}
+
+// ParsePlacer reads server_load's placer parameter: space-separated
+// PlacerVIP words. Errors name the word and the key.
+func ParsePlacer(s string) ([]PlacerVIP, error) {
+	var out []PlacerVIP
+	seen := map[string]bool{}
+	for _, word := range strings.Fields(s) {
+		name, opts, _ := strings.Cut(word, ":")
+		if !ValidName(name) {
+			return nil, fmt.Errorf("%q: %q is not a VIP resource prefix (letters, digits and '-', starting with a letter)", word, name)
+		}
+		if seen[name] {
+			return nil, fmt.Errorf("%q: VIP %s named twice", word, name)
+		}
+		seen[name] = true
+		v := PlacerVIP{Name: name, Require: AttrWritable, Policy: DefaultPolicy}
+		if opts != "" {
+			for _, kv := range strings.Split(opts, ",") {
+				if err := v.set(kv); err != nil {
+					return nil, fmt.Errorf("%q: %w", word, err)
+				}
+			}
+		}
+		if err := v.Policy.Validate(); err != nil {
+			return nil, fmt.Errorf("%q: %w", word, err)
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}
+
+func (v *PlacerVIP) set(kv string) error {
+	k, val, ok := strings.Cut(kv, "=")
+	if !ok {
+		return fmt.Errorf("%q: want key=value", kv)
+	}
+	if k == "require" {
+		if Requires[val] == "" {
+			return fmt.Errorf("require=%q: want %s or %s", val, AttrWritable, AttrReadable)
+		}
+		v.Require = val
+		return nil
+	}
+	for _, pk := range policyKeys {
+		if pk.key == k {
+			n, err := strconv.Atoi(val)
+			if err != nil {
+				return fmt.Errorf("%s=%q: not an integer", k, val)
+			}
+			*pk.field(&v.Policy) = n
+			return nil
+		}
+	}
+	keys := []string{"require"}
+	for _, pk := range policyKeys {
+		keys = append(keys, pk.key)
+	}
+	return fmt.Errorf("unknown key %q (want %s)", k, strings.Join(keys, ", "))
+}
+
+// String is the word ParsePlacer reads back: the name, then only what
+// differs from the defaults.
+func (v PlacerVIP) String() string {
+	var opts []string
+	if v.Require != "" && v.Require != AttrWritable {
+		opts = append(opts, "require="+v.Require)
+	}
+	p, d := v.Policy, DefaultPolicy
+	for _, pk := range policyKeys {
+		if got, def := *pk.field(&p), *pk.field(&d); got != def {
+			opts = append(opts, pk.key+"="+strconv.Itoa(got))
+		}
+	}
+	if len(opts) == 0 {
+		return v.Name
+	}
+	return v.Name + ":" + strings.Join(opts, ",")
+}
