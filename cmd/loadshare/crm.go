@@ -31,8 +31,12 @@ const crmUsage = `usage: loadshare crm [generate] --ip ADDR --buckets N [flags] 
 generate prints the whole configuration of one shared VIP: one primitive per
 bucket (NAME_0 … NAME_{N-1}, from the rsc_template NAME-bucket), the
 location rules that give bucket K to the node with own_NAME_K=1, and the
-mysql_monitor / server_load clones. Load it with
+mysql_monitor / server_load clones. Load it with crmsh
   loadshare crm --ip 192.0.2.10 --buckets 64 > vip.crm && crm configure load update vip.crm
+or with pcs (--format pcs prints pcs commands; run them on a copy of the CIB)
+  loadshare crm --ip 192.0.2.10 --buckets 64 --format pcs > vip.pcs
+  pcs cluster cib vip.xml && sed 's/^pcs /pcs -f vip.xml /' vip.pcs | sh -e && pcs cluster cib-push vip.xml --config
+--param values are checked against the agent's declarations first.
 
 check runs crm_verify (live: crm_verify -L; with --file: crm_verify -x) and
 loadshare's own checks, and explains each problem. Exit status 1 on errors.
@@ -93,7 +97,7 @@ func crmGenerate(args []string, stdout, stderr io.Writer) error {
 	mask := fs.Int("cidr-netmask", 0, "prefix length (default: the agent's choice)")
 	seed := fs.Uint("seed", 0, "hash seed (default: the agent derives it from the ip)")
 	nodes := fs.String("nodes", "", "comma-separated node names (the XML gets a <nodes> section)")
-	format := fs.String("format", "crmsh", "crmsh or xml (a whole CIB, for crm_verify -x / crm_simulate -x)")
+	format := fs.String("format", "crmsh", "crmsh, pcs (pcs commands) or xml (a whole CIB, for crm_verify -x / crm_simulate -x)")
 	noAgents := fs.Bool("no-attribute-agents", false, "leave out the mysql_monitor and server_load clones")
 	params := map[string][]crm.Param{}
 	fs.Func("param", "AGENT:NAME=VALUE: an instance parameter of clustervip (every bucket), mysql_monitor or server_load, e.g. mysql_monitor:defaults_file=/etc/mysql/monitor.cnf (repeatable)", func(v string) error {
@@ -135,6 +139,13 @@ func crmGenerate(args []string, stdout, stderr io.Writer) error {
 		}
 		_, err = io.WriteString(stdout, out)
 		return err
+	case "pcs":
+		out, err := s.Pcs()
+		if err != nil {
+			return err
+		}
+		_, err = io.WriteString(stdout, out)
+		return err
 	case "xml":
 		out, err := s.XML()
 		if err != nil {
@@ -143,7 +154,7 @@ func crmGenerate(args []string, stdout, stderr io.Writer) error {
 		_, err = stdout.Write(out)
 		return err
 	}
-	return fmt.Errorf("--format=%q: want crmsh or xml: %w", *format, errUsage)
+	return fmt.Errorf("--format=%q: want crmsh, pcs or xml: %w", *format, errUsage)
 }
 
 // checkParams vets every --param against its agent's declarations (type,

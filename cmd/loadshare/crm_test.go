@@ -25,6 +25,11 @@ func TestCrmGenerate(t *testing.T) {
 		}
 	}
 	out.Reset()
+	if code := cli([]string{"crm", "--ip", "192.0.2.10", "--buckets", "4", "--format", "pcs"}, &out, &errOut); code != 0 ||
+		!strings.Contains(out.String(), "\npcs resource create vip_3 ocf:loadshare:clustervip ip=192.0.2.10 buckets=4 bucket=3 --no-default-ops") {
+		t.Errorf("crm --format pcs: exit %d, stderr %q, output:\n%s", code, errOut.String(), out.String())
+	}
+	out.Reset()
 	errOut.Reset()
 	if code := cli([]string{"crm", "--ip", "nope", "--buckets", "4"}, &out, &errOut); code != 2 {
 		t.Errorf("crm --ip nope: exit %d, want 2 (usage)", code)

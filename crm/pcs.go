@@ -1,0 +1,78 @@
+package crm
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Pcs returns the configuration as pcs commands, one a line, for the
+// clusters (RHEL and its rebuilds, SUSE with pcs) that are configured with
+// pcs rather than crmsh. pcs has no resource templates, so every bucket
+// primitive carries the shared parameters, meta attributes and ops
+// itself; the resource and constraint ids and the rules are those of
+// Crmsh and XML. --no-default-ops keeps pcs from adding an op for every
+// action of the meta-data: the ops are exactly the model's. Lines
+// starting with # are comments (sh ignores them too).
+func (s Spec) Pcs() (string, error) {
+	m, err := s.model()
+	if err != nil {
+		return "", err
+	}
+	s = s.norm()
+	var b strings.Builder
+	fmt.Fprintf(&b, "# loadshare: VIP %s in %d buckets, one primitive per bucket (see docs/placement.md).\n", s.IP, s.Buckets)
+	if len(s.Nodes) > 0 {
+		fmt.Fprintf(&b, "# nodes: %s\n", strings.Join(s.Nodes, " "))
+	}
+	b.WriteString("# Apply to a copy of the CIB and push it once, so no bucket starts before its rules exist:\n" +
+		"#   pcs cluster cib vip.xml && sed 's/^pcs /pcs -f vip.xml /' vip.pcs | sh -e && pcs cluster cib-push vip.xml --config\n")
+	for _, a := range m.attrs {
+		b.WriteString(pcsCreate(a) + " clone " + a.clone + pcsPairs(a.cloneMeta) + "\n")
+	}
+	b.WriteString("# resource-stickiness=1 (explicit, below the writable score 10): a bucket runs where its own_* attribute says.\n")
+	for _, k := range m.buckets {
+		b.WriteString(pcsCreate(m.resolved(k)) + "\n")
+	}
+	for _, l := range m.rules {
+		fmt.Fprintf(&b, "pcs constraint location %s rule id=%s constraint-id=%s score=%d %s\n",
+			shellQuote("regexp%"+l.pattern), l.ruleID, l.id, l.score, l.expression())
+	}
+	return b.String(), nil
+}
+
+// pcsCreate is "pcs resource create ID ocf:loadshare:AGENT params
+// --no-default-ops [meta ...] [op ...]".
+func pcsCreate(p primitive) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "pcs resource create %s ocf:loadshare:%s%s --no-default-ops", p.id, p.agent, pcsPairs(p.params))
+	if len(p.meta) > 0 {
+		b.WriteString(" meta" + pcsPairs(p.meta))
+	}
+	for i, o := range p.ops {
+		if i == 0 {
+			b.WriteString(" op")
+		}
+		fmt.Fprintf(&b, " %s interval=%s timeout=%s", o.name, o.interval, o.timeout)
+	}
+	return b.String()
+}
+
+// pcsPairs is " a=1 b='x y'", each pair one shell word.
+func pcsPairs(ps []Param) string {
+	var b strings.Builder
+	for _, p := range ps {
+		b.WriteString(" " + shellQuote(p.Name+"="+p.Value))
+	}
+	return b.String()
+}
+
+// shellQuote makes s one sh word: as it is when it holds only characters
+// sh takes literally, else in single quotes.
+func shellQuote(s string) string {
+	if s != "" && !strings.ContainsFunc(s, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("_./:@,+%=-", r))
+	}) {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
