@@ -123,9 +123,16 @@ func Check(cib []byte) ([]Problem, error) {
 	// Bucket primitives, grouped by name prefix.
 	groups := map[string][]resolved{}
 	agents := map[string]bool{}
+	var mysqlMonitors, serverLoads []resolved
 	for _, p := range res.all("primitive") {
 		r := resolve(p)
 		agents[r.agent] = true
+		switch r.agent {
+		case "ocf:loadshare:mysql_monitor":
+			mysqlMonitors = append(mysqlMonitors, r)
+		case "ocf:loadshare:server_load":
+			serverLoads = append(serverLoads, r)
+		}
 		if r.agent != "ocf:loadshare:clustervip" {
 			continue
 		}
@@ -140,6 +147,8 @@ func Check(cib []byte) ([]Problem, error) {
 		}
 		groups[m[1]] = append(groups[m[1]], r)
 	}
+	requires := map[string]string{} // VIP → the attribute its rules require
+	vipOf := map[string]string{}    // ip → the VIP that has it
 	names := make([]string, 0, len(groups))
 	for n := range groups {
 		names = append(names, n)
@@ -189,15 +198,29 @@ func Check(cib []byte) ([]Problem, error) {
 				"regenerate the configuration with loadshare crm")
 		}
 		probe := name + "_0"
+		require := AttrWritable // the attribute the VIP's rules require
+		if !hasRule(cons, probe, AttrWritable, WritableScore) && hasRule(cons, probe, AttrReadable, WritableScore) {
+			require = AttrReadable
+		}
+		requires[name] = require
+		if ip := g[0].params["ip"]; ip != "" {
+			if other, ok := vipOf[ip]; ok {
+				add(Error, name, fmt.Sprintf("VIP %s has ip=%s, as VIP %s does: both would hold the address and answer the same clients twice.", name, ip, other),
+					"give every VIP its own address")
+			} else {
+				vipOf[ip] = name
+			}
+		}
 		if !hasRule(cons, probe, "own_"+name+"_%1", OwnScore) {
 			add(Error, name, fmt.Sprintf("no location rule gives bucket K to the node with own_%s_K=1 (score %d): the placer's targets are never enforced.", name, OwnScore),
-				fmt.Sprintf("add: location %s-own /^%s_([0-9]+)$/ rule %d: own_%s_%%1 eq 1 and writable_monit eq 1", name, name, OwnScore, name))
+				fmt.Sprintf("add: location %s-own /^%s_([0-9]+)$/ rule %d: own_%s_%%1 eq 1 and %s eq 1", name, name, OwnScore, name, require))
 		}
-		if !hasRule(cons, probe, "writable_monit", WritableScore) {
-			add(Error, name, fmt.Sprintf("no location rule prefers writable nodes (writable_monit eq 1, score %d): a failed owner's buckets may land on a node whose MySQL is not writable.", WritableScore),
-				fmt.Sprintf("add: location %s-writable /^%s_[0-9]+$/ rule %d: writable_monit eq 1", name, name, WritableScore))
+		if !hasRule(cons, probe, require, WritableScore) {
+			add(Error, name, fmt.Sprintf("no location rule prefers eligible nodes (%s eq 1, score %d): a failed owner's buckets may land on a node whose MySQL cannot serve them.", require, WritableScore),
+				fmt.Sprintf("add: location %s-%s /^%s_[0-9]+$/ rule %d: %s eq 1", name, Requires[require], name, WritableScore, require))
 		}
 	}
+	out = append(out, checkRoles(names, requires, mysqlMonitors, serverLoads)...)
 
 	// The design's other shape: a globally-unique clone of clustervip.
 	for _, c := range res.children("clone") {
@@ -250,6 +273,56 @@ func Check(cib []byte) ([]Problem, error) {
 	}
 	out = append(out, checkVersions(doc)...)
 	return out, nil
+}
+
+// checkRoles checks what ties the VIPs to the attribute agents: each VIP
+// is in server_load's placer list with the attribute its rules require, the
+// list names no VIP that has no buckets, and a required attribute is one
+// that mysql_monitor publishes.
+func checkRoles(names []string, requires map[string]string, mysqlMonitors, serverLoads []resolved) []Problem {
+	var out []Problem
+	add := func(sev Severity, obj, msg, fix string) {
+		out = append(out, Problem{Severity: sev, Object: obj, Message: msg, Fix: fix})
+	}
+	for _, m := range mysqlMonitors {
+		v := strings.ToLower(m.params["publish_readable"])
+		if v != "false" && v != "no" && v != "0" && v != "off" {
+			continue
+		}
+		for _, name := range names {
+			if requires[name] == AttrReadable {
+				add(Error, name, fmt.Sprintf("VIP %s's buckets require %s, but %s has publish_readable=%s: no node is ever eligible, the buckets run on no chosen node.", name, AttrReadable, m.id, m.params["publish_readable"]),
+					"remove publish_readable=false from "+m.id)
+			}
+		}
+	}
+	for _, sl := range serverLoads {
+		vips, err := ParsePlacer(sl.params["placer"])
+		if err != nil {
+			add(Error, sl.id, fmt.Sprintf("parameter placer=%q: %v; its monitor refuses to run.", sl.params["placer"], err), "regenerate the configuration with loadshare crm")
+			continue
+		}
+		placed := map[string]PlacerVIP{}
+		for _, v := range vips {
+			placed[v.Name] = v
+			if _, ok := requires[v.Name]; !ok {
+				add(Warning, sl.id, fmt.Sprintf("placer names VIP %s, which has no bucket primitives %s_0 …: that round does nothing.", v.Name, v.Name),
+					"remove it from placer, or add the VIP")
+			}
+		}
+		for _, name := range names {
+			v, ok := placed[name]
+			switch {
+			case !ok:
+				add(Error, name, fmt.Sprintf("VIP %s is not in %s's placer (%q): its own_%s_K attributes are never written, so its buckets do not follow load and a returning node gets none. Loading one VIP's configuration over another's does this.", name, sl.id, sl.params["placer"], name),
+					"generate every VIP in one run (loadshare crm --vip … --vip …) and load that")
+			case v.Require != requires[name]:
+				add(Error, name, fmt.Sprintf("VIP %s's rules require %s, but the placer places it on nodes with %s=1: targets and rules disagree and buckets move back and forth.", name, requires[name], v.Require),
+					fmt.Sprintf("set require=%s in its placer word", requires[name]))
+			}
+		}
+	}
+	return out
 }
 
 // checkVersions warns when the nodes' agents are of different builds, as

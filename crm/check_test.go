@@ -91,6 +91,65 @@ func TestCheck(t *testing.T) {
 	}
 }
 
+// TestCheckRoles: a writer and a reader VIP generated together check
+// clean; loading one VIP's configuration over the other's (server_load's
+// placer naming only one), a placer word whose require differs from the
+// rules, a reader VIP when mysql_monitor does not publish readable_monit,
+// two VIPs on one address, and a placer naming a VIP that has no buckets
+// are each reported.
+func TestCheckRoles(t *testing.T) {
+	good, err := writerReaderOf(2, 2, "n1", "n2").XML()
+	if err != nil {
+		t.Fatal(err)
+	}
+	placer := `name="placer" value="vip ro:require=readable_monit,writer-weight=50"`
+	if !strings.Contains(string(good), placer) {
+		t.Fatalf("generated CIB lacks %s:\n%s", placer, good)
+	}
+	tests := []struct {
+		name string
+		edit func(string) string
+		want []string
+	}{
+		{"generated", func(s string) string { return s }, nil},
+		{"second VIP loaded over the first", func(s string) string {
+			return strings.Replace(s, placer, `name="placer" value="ro:require=readable_monit"`, 1)
+		}, []string{"error: vip: VIP vip is not in server_load's placer"}},
+		{"require differs", func(s string) string { return strings.Replace(s, placer, `name="placer" value="vip ro"`, 1) },
+			[]string{"error: ro: VIP ro's rules require readable_monit, but the placer places it on nodes with writable_monit=1"}},
+		{"readable not published", func(s string) string {
+			return strings.Replace(s, `<primitive id="mysql_monitor" class="ocf" provider="loadshare" type="mysql_monitor">`,
+				`<primitive id="mysql_monitor" class="ocf" provider="loadshare" type="mysql_monitor"><instance_attributes id="mm-p"><nvpair id="mm-p-r" name="publish_readable" value="false"/></instance_attributes>`, 1)
+		}, []string{"error: ro: VIP ro's buckets require readable_monit, but mysql_monitor has publish_readable=false"}},
+		{"one address", func(s string) string {
+			return strings.Replace(s, `name="ip" value="192.0.2.11"`, `name="ip" value="192.0.2.10"`, 1)
+		}, []string{"error: vip: VIP vip has ip=192.0.2.10, as VIP ro does"}},
+		{"placer names a VIP without buckets", func(s string) string {
+			return strings.Replace(s, placer, `name="placer" value="vip ro:require=readable_monit,writer-weight=50 old"`, 1)
+		}, []string{"warning: server_load: placer names VIP old, which has no bucket primitives"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ps, err := Check([]byte(tt.edit(string(good))))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, p := range ps {
+				got = append(got, p.String())
+			}
+			if len(got) != len(tt.want) {
+				t.Fatalf("Check: %d problems, want %d:\n%s", len(got), len(tt.want), strings.Join(got, "\n"))
+			}
+			for i, w := range tt.want {
+				if !strings.Contains(got[i], w) {
+					t.Errorf("problem %d = %q, want it to contain %q", i, got[i], w)
+				}
+			}
+		})
+	}
+}
+
 func TestVerify(t *testing.T) {
 	if _, err := exec.LookPath("crm_verify"); err != nil {
 		t.Skip("crm_verify not installed (Debian package pacemaker-cli-utils)")

@@ -1,6 +1,7 @@
 package crm
 
 import (
+	"errors"
 	"fmt"
 	"net/netip"
 	"regexp"
@@ -38,8 +39,11 @@ type Spec struct {
 	// buckets to run there: AttrWritable (the default: a writer VIP) or
 	// AttrReadable (a reader VIP over caught-up replicas and the primary).
 	Require string
-	Seed        uint32     // hash_seed; 0 lets the agent derive it from IP
-	Nodes       []string   // node names, for the XML <nodes> section (ids 1..n); crmsh output leaves nodes to the cluster
+	// Policy is the in-cluster placer's policy for this VIP (the zero value
+	// is DefaultPolicy), written into server_load's placer parameter.
+	Policy Policy
+	Seed   uint32   // hash_seed; 0 lets the agent derive it from IP
+	Nodes  []string // node names, for the XML <nodes> section (ids 1..n); crmsh output leaves nodes to the cluster
 	// AttributeAgents adds the mysql_monitor and server_load clones that
 	// write writable_monit and server_load on every node (default in the
 	// CLI; the placement simulations leave them out).
@@ -54,6 +58,56 @@ type Spec struct {
 	// AttrMonitor is the seconds between monitors of mysql_monitor and
 	// server_load; 0: 5 and 10.
 	AttrMonitor int
+}
+
+// Specs is a whole configuration of several VIPs: each its own buckets
+// and rules, one set of attribute agents for all, whose server_load
+// places every VIP. The attribute agents' settings (AttributeAgents,
+// AttrMonitor, Nodes and the mysql_monitor and server_load Params) must
+// be the same on every Spec.
+type Specs []Spec
+
+// Validate reports a configuration that would be broken: a bad VIP, two
+// VIPs with one name or one address, or attribute agent settings that
+// differ between VIPs (one set of agents serves them all).
+func (ss Specs) Validate() error {
+	if len(ss) == 0 {
+		return errors.New("no VIP")
+	}
+	names, addrs := map[string]bool{}, map[netip.Addr]string{}
+	first := ss[0].norm()
+	for _, s := range ss {
+		if err := s.Validate(); err != nil {
+			if len(ss) > 1 {
+				return fmt.Errorf("vip %s: %w", s.norm().Name, err)
+			}
+			return err
+		}
+		s = s.norm()
+		if names[s.Name] {
+			return fmt.Errorf("name=%s: two VIPs with one name (their resources would be the same)", s.Name)
+		}
+		names[s.Name] = true
+		if other, ok := addrs[s.IP]; ok {
+			return fmt.Errorf("vip %s: ip=%s is vip %s's too: two VIPs cannot share an address", s.Name, s.IP, other)
+		}
+		addrs[s.IP] = s.Name
+		for _, d := range []struct {
+			what string
+			same bool
+		}{
+			{"attribute agents (on or off)", s.AttributeAgents == first.AttributeAgents},
+			{"attribute agents' monitor interval", s.AttrMonitor == first.AttrMonitor},
+			{"nodes", slices.Equal(s.Nodes, first.Nodes)},
+			{"mysql_monitor parameters", slices.Equal(s.Params["mysql_monitor"], first.Params["mysql_monitor"])},
+			{"server_load parameters", slices.Equal(s.Params["server_load"], first.Params["server_load"])},
+		} {
+			if !d.same {
+				return fmt.Errorf("vip %s: its %s differ from vip %s's: one set of attribute agents serves every VIP", s.Name, d.what, first.Name)
+			}
+		}
+	}
+	return nil
 }
 
 // Param is one instance parameter of a resource.
@@ -109,6 +163,9 @@ func (s Spec) Validate() error {
 		return fmt.Errorf("monitor=%d: must be at least 1 second", s.Monitor)
 	case Requires[s.Require] == "":
 		return fmt.Errorf("require=%q: must be %s (a writer VIP) or %s (a reader VIP)", s.Require, AttrWritable, AttrReadable)
+	}
+	if err := s.Policy.Validate(); err != nil {
+		return fmt.Errorf("policy: %w", err)
 	}
 	if err := s.validateParams(); err != nil {
 		return err
@@ -187,14 +244,21 @@ func crmshParams(ps []Param) string {
 	return b.String()
 }
 
-// model is one VIP's configuration as every renderer (Crmsh, XML, Pcs)
-// sees it: what each resource is and where the rules send it. The
-// renderers decide only the syntax and the ids of the elements inside.
+// model is a configuration as every renderer (Crmsh, XML, Pcs) sees it:
+// what each resource is and where the rules send it. The renderers decide
+// only the syntax and the ids of the elements inside.
 type model struct {
 	// attrs are the attribute agents, each in an interleaved clone; they
 	// come first, since Pacemaker starts resources in that order and the
 	// placer places nothing on a node before its attributes are there.
-	attrs    []primitive
+	// One set serves every VIP: server_load's placer names them all.
+	attrs []primitive
+	vips  []vipModel
+}
+
+// vipModel is one VIP's part of the model.
+type vipModel struct {
+	spec     Spec        // normalised
 	template primitive   // NAME-bucket: what every bucket shares
 	buckets  []primitive // NAME_K: the template plus bucket=K
 	rules    []location
@@ -225,16 +289,23 @@ type location struct {
 // expression is a rule's "attribute eq value" (string comparison).
 type expression struct{ id, attribute, value string }
 
-func (s Spec) model() (model, error) {
-	if err := s.Validate(); err != nil {
+func (s Spec) model() (model, error) { return Specs{s}.model() }
+
+func (ss Specs) model() (model, error) {
+	if err := ss.Validate(); err != nil {
 		return model{}, err
 	}
-	s = s.norm()
+	s := ss[0].norm() // the attribute agents' settings (Validate: the same on every VIP)
 	var m model
 	if s.AttributeAgents {
 		mysqlEvery, loadEvery := 5, 10
 		if s.AttrMonitor > 0 {
 			mysqlEvery, loadEvery = s.AttrMonitor, s.AttrMonitor
+		}
+		placer := make([]string, len(ss))
+		for i, v := range ss {
+			v = v.norm()
+			placer[i] = PlacerVIP{Name: v.Name, Require: v.Require, Policy: v.Policy}.String()
 		}
 		for _, a := range []struct {
 			name   string
@@ -242,15 +313,24 @@ func (s Spec) model() (model, error) {
 			every  int
 		}{
 			{"mysql_monitor", s.withParams("mysql_monitor", nil), mysqlEvery},
-			// Its monitor runs the placer for this VIP (it writes only on the DC).
-			{"server_load", s.withParams("server_load", []Param{{"placer", s.Name}}), loadEvery},
+			// Its monitor runs the placer for the VIPs (it writes only on the DC).
+			{"server_load", s.withParams("server_load", []Param{{"placer", strings.Join(placer, " ")}}), loadEvery},
 		} {
 			m.attrs = append(m.attrs, primitive{id: a.name, agent: a.name, params: a.params,
 				ops:   []operation{{"monitor", strconv.Itoa(a.every) + "s", "20s"}},
 				clone: a.name + "-clone", cloneMeta: []Param{{"interleave", "true"}}})
 		}
 	}
-	m.template = primitive{id: s.template(), agent: "clustervip", params: s.params(),
+	for _, s := range ss {
+		m.vips = append(m.vips, s.norm().vipModel())
+	}
+	return m, nil
+}
+
+// vipModel is s's bucket template, primitives and rules; s is normalised.
+func (s Spec) vipModel() vipModel {
+	v := vipModel{spec: s}
+	v.template = primitive{id: s.template(), agent: "clustervip", params: s.params(),
 		meta: []Param{{"resource-stickiness", strconv.Itoa(Stickiness)}},
 		ops: []operation{
 			{"monitor", strconv.Itoa(s.Monitor) + "s", "20s"},
@@ -258,10 +338,10 @@ func (s Spec) model() (model, error) {
 			{"stop", "0", "20s"},
 		}}
 	for k := 0; k < s.Buckets; k++ {
-		m.buckets = append(m.buckets, primitive{id: s.Resource(k), agent: "clustervip", params: []Param{{"bucket", strconv.Itoa(k)}}})
+		v.buckets = append(v.buckets, primitive{id: s.Resource(k), agent: "clustervip", params: []Param{{"bucket", strconv.Itoa(k)}}})
 	}
 	role := s.role() // the ids say which attribute the rules require
-	m.rules = []location{
+	v.rules = []location{
 		{id: s.Name + "-own", pattern: s.ResourcePattern(), ruleID: s.Name + "-own-rule", score: OwnScore, booleanOp: "and",
 			exprs: []expression{
 				{s.Name + "-own-rule-own", "own_" + s.Name + "_%1", "1"},
@@ -270,15 +350,15 @@ func (s Spec) model() (model, error) {
 		{id: s.Name + "-" + role, pattern: "^" + s.Name + "_[0-9]+$", ruleID: s.Name + "-" + role + "-rule", score: WritableScore,
 			exprs: []expression{{s.Name + "-" + role + "-rule-expr", s.Require, "1"}}},
 	}
-	return m, nil
+	return v
 }
 
 // resolved is bucket b with the template applied: its own parameters
 // follow the template's, as a renderer without templates (pcs) writes it.
-func (m model) resolved(b primitive) primitive {
-	r := m.template
+func (v vipModel) resolved(b primitive) primitive {
+	r := v.template
 	r.id = b.id
-	r.params = append(slices.Clone(m.template.params), b.params...)
+	r.params = append(slices.Clone(v.template.params), b.params...)
 	return r
 }
 
@@ -312,17 +392,16 @@ func (s Spec) params() []Param {
 
 // Crmsh returns the configuration in crmsh syntax, for
 // `crm configure load update FILE`.
-func (s Spec) Crmsh() (string, error) {
-	m, err := s.model()
+func (s Spec) Crmsh() (string, error) { return Specs{s}.Crmsh() }
+
+// Crmsh returns the configuration of every VIP in crmsh syntax.
+func (ss Specs) Crmsh() (string, error) {
+	m, err := ss.model()
 	if err != nil {
 		return "", err
 	}
-	s = s.norm()
 	var b strings.Builder
-	fmt.Fprintf(&b, "# loadshare: VIP %s in %d buckets, one primitive per bucket (see docs/placement.md).\n", s.IP, s.Buckets)
-	if len(s.Nodes) > 0 {
-		fmt.Fprintf(&b, "# nodes: %s\n", strings.Join(s.Nodes, " "))
-	}
+	m.header(&b)
 	for _, a := range m.attrs {
 		fmt.Fprintf(&b, "primitive %s ocf:loadshare:%s \\\n", a.id, a.agent)
 		if len(a.params) > 0 {
@@ -331,17 +410,35 @@ func (s Spec) Crmsh() (string, error) {
 		fmt.Fprintf(&b, "\t%s\n", crmshOps(a.ops, " \\\n\t"))
 		fmt.Fprintf(&b, "clone %s %s meta%s\n", a.clone, a.id, crmshPairs(a.cloneMeta))
 	}
-	t := m.template
-	b.WriteString("# resource-stickiness=1 (explicit, below the writable score 10): a bucket runs where its own_* attribute says.\n")
-	fmt.Fprintf(&b, "rsc_template %s ocf:loadshare:%s \\\n\t%s", t.id, t.agent, strings.TrimPrefix(crmshParams(t.params), " "))
-	fmt.Fprintf(&b, " \\\n\tmeta%s \\\n\t%s\n", crmshPairs(t.meta), crmshOps(t.ops, " \\\n\t"))
-	for _, k := range m.buckets {
-		fmt.Fprintf(&b, "primitive %s @%s%s\n", k.id, t.id, crmshParams(k.params))
-	}
-	for _, l := range m.rules {
-		fmt.Fprintf(&b, "location %s /%s/ \\\n\trule %d: %s\n", l.id, l.pattern, l.score, l.expression())
+	for _, v := range m.vips {
+		t := v.template
+		b.WriteString(stickinessComment(v.spec))
+		fmt.Fprintf(&b, "rsc_template %s ocf:loadshare:%s \\\n\t%s", t.id, t.agent, strings.TrimPrefix(crmshParams(t.params), " "))
+		fmt.Fprintf(&b, " \\\n\tmeta%s \\\n\t%s\n", crmshPairs(t.meta), crmshOps(t.ops, " \\\n\t"))
+		for _, k := range v.buckets {
+			fmt.Fprintf(&b, "primitive %s @%s%s\n", k.id, t.id, crmshParams(k.params))
+		}
+		for _, l := range v.rules {
+			fmt.Fprintf(&b, "location %s /%s/ \\\n\trule %d: %s\n", l.id, l.pattern, l.score, l.expression())
+		}
 	}
 	return b.String(), nil
+}
+
+// header is the comment lines that open the crmsh and pcs text: one per
+// VIP, then the nodes.
+func (m model) header(b *strings.Builder) {
+	for _, v := range m.vips {
+		fmt.Fprintf(b, "# loadshare: VIP %s in %d buckets, one primitive per bucket (see docs/placement.md).\n", v.spec.IP, v.spec.Buckets)
+	}
+	if nodes := m.vips[0].spec.Nodes; len(nodes) > 0 {
+		fmt.Fprintf(b, "# nodes: %s\n", strings.Join(nodes, " "))
+	}
+}
+
+// stickinessComment says why the buckets' stickiness is what it is.
+func stickinessComment(s Spec) string {
+	return fmt.Sprintf("# resource-stickiness=%d (explicit, below the %s score %d): a bucket runs where its own_* attribute says.\n", Stickiness, s.role(), WritableScore)
 }
 
 // expression is the rule's text in crmsh and pcs alike:
@@ -380,8 +477,11 @@ func crmshOps(ops []operation, sep string) string {
 // XML returns a whole CIB (empty status) holding the configuration: the
 // input of crm_verify -x and crm_simulate -x, or of
 // `cibadmin --replace --xml-file` on a new cluster.
-func (s Spec) XML() ([]byte, error) {
-	cfg, err := s.configuration()
+func (s Spec) XML() ([]byte, error) { return Specs{s}.XML() }
+
+// XML returns a whole CIB holding the configuration of every VIP.
+func (ss Specs) XML() ([]byte, error) {
+	cfg, err := ss.configuration()
 	if err != nil {
 		return nil, err
 	}
@@ -391,12 +491,12 @@ func (s Spec) XML() ([]byte, error) {
 }
 
 // configuration builds the <configuration> element.
-func (s Spec) configuration() (*elem, error) {
-	m, err := s.model()
+func (ss Specs) configuration() (*elem, error) {
+	m, err := ss.model()
 	if err != nil {
 		return nil, err
 	}
-	s = s.norm()
+	s := m.vips[0].spec
 	cfg := newElem("configuration")
 	crmConfig := newElem("crm_config").add(newElem("cluster_property_set", "id", "cib-bootstrap-options"))
 	nodes := newElem("nodes")
@@ -409,21 +509,23 @@ func (s Spec) configuration() (*elem, error) {
 			xmlPairs("meta_attributes", a.clone+"-meta", a.cloneMeta),
 			xmlPrimitive("primitive", a, "class", "ocf", "provider", "loadshare", "type", a.agent)))
 	}
-	t := m.template
-	res.add(xmlPrimitive("template", t, "class", "ocf", "provider", "loadshare", "type", t.agent))
-	for _, k := range m.buckets {
-		res.add(xmlPrimitive("primitive", k, "template", t.id))
-	}
 	cons := newElem("constraints")
-	for _, l := range m.rules {
-		rule := newElem("rule", "id", l.ruleID, "score", strconv.Itoa(l.score))
-		if l.booleanOp != "" {
-			rule.set("boolean-op", l.booleanOp)
+	for _, v := range m.vips {
+		t := v.template
+		res.add(xmlPrimitive("template", t, "class", "ocf", "provider", "loadshare", "type", t.agent))
+		for _, k := range v.buckets {
+			res.add(xmlPrimitive("primitive", k, "template", t.id))
 		}
-		for _, e := range l.exprs {
-			rule.add(newElem("expression", "id", e.id, "attribute", e.attribute, "operation", "eq", "value", e.value))
+		for _, l := range v.rules {
+			rule := newElem("rule", "id", l.ruleID, "score", strconv.Itoa(l.score))
+			if l.booleanOp != "" {
+				rule.set("boolean-op", l.booleanOp)
+			}
+			for _, e := range l.exprs {
+				rule.add(newElem("expression", "id", e.id, "attribute", e.attribute, "operation", "eq", "value", e.value))
+			}
+			cons.add(newElem("rsc_location", "id", l.id, "rsc-pattern", l.pattern).add(rule))
 		}
-		cons.add(newElem("rsc_location", "id", l.id, "rsc-pattern", l.pattern).add(rule))
 	}
 	cfg.add(crmConfig, nodes, res, cons)
 	return cfg, nil

@@ -108,7 +108,11 @@ func TestXMLVerifies(t *testing.T) {
 	if _, err := exec.LookPath("crm_verify"); err != nil {
 		t.Skip("crm_verify not installed (Debian package pacemaker-cli-utils)")
 	}
-	for _, s := range []Spec{withParams(testSpec(24, "n1", "n2", "n3"), "mysql_monitor", "socket", "/run/mysqld/mysqld.sock", "server_load", "weight_cpu", "0"), {Name: "db2", IP: netip.MustParseAddr("2001:db8::5"), Buckets: 256, NIC: "eth1", CIDRNetmask: 64}} {
+	for _, s := range []Specs{
+		{withParams(testSpec(24, "n1", "n2", "n3"), "mysql_monitor", "socket", "/run/mysqld/mysqld.sock", "server_load", "weight_cpu", "0")},
+		{{Name: "db2", IP: netip.MustParseAddr("2001:db8::5"), Buckets: 256, NIC: "eth1", CIDRNetmask: 64}},
+		writerReader("n1", "n2", "n3"),
+	} {
 		b, err := s.XML()
 		if err != nil {
 			t.Fatal(err)
@@ -124,7 +128,90 @@ func TestXMLVerifies(t *testing.T) {
 		}
 		out, err := exec.Command("crm_verify", "-V", "-x", f).CombinedOutput()
 		if err != nil || len(strings.TrimSpace(string(out))) != 0 {
-			t.Errorf("crm_verify -V -x on Spec %q: %v\n%s", s.Name, err, out)
+			t.Errorf("crm_verify -V -x on VIP %q…: %v\n%s", s[0].Name, err, out)
 		}
+	}
+}
+
+// writerReader is the replication topology: a writer VIP on the writable
+// node, a reader VIP over the caught-up replicas that gives the primary
+// half its share.
+func writerReader(nodes ...string) Specs { return writerReaderOf(24, 12, nodes...) }
+
+// writerReaderOf is writerReader with w and r buckets.
+func writerReaderOf(w, r int, nodes ...string) Specs {
+	ws := testSpec(w, nodes...)
+	rs := testSpec(r, nodes...)
+	rs.Name, rs.IP, rs.Require = "ro", netip.MustParseAddr("192.0.2.11"), AttrReadable
+	rs.Policy = DefaultPolicy
+	rs.Policy.WriterWeight = 50
+	return Specs{ws, rs}
+}
+
+// TestSpecsValidate: a whole configuration refuses two VIPs with one name
+// or address, a required attribute no agent publishes, and attribute agent
+// settings that differ (one set of agents serves every VIP), each naming
+// what is wrong.
+func TestSpecsValidate(t *testing.T) {
+	ok := writerReader("n1", "n2")
+	if err := ok.Validate(); err != nil {
+		t.Fatalf("writer + reader: %v", err)
+	}
+	mod := func(f func(ss Specs)) Specs {
+		ss := writerReader("n1", "n2")
+		f(ss)
+		return ss
+	}
+	for _, tc := range []struct {
+		name string
+		ss   Specs
+		want string
+	}{
+		{"none", Specs{}, "no VIP"},
+		{"one name", mod(func(ss Specs) { ss[1].Name = "vip" }), "name=vip: two VIPs with one name"},
+		{"one address", mod(func(ss Specs) { ss[1].IP = ss[0].IP }), "vip ro: ip=192.0.2.10 is vip vip's too"},
+		{"unknown attribute", mod(func(ss Specs) { ss[1].Require = "lag_monit" }), `vip ro: require="lag_monit": must be writable_monit`},
+		{"bad policy", mod(func(ss Specs) { ss[1].Policy.WriterWeight = 101 }), "vip ro: policy: writer weight=101"},
+		{"other nodes", mod(func(ss Specs) { ss[1].Nodes = []string{"n1"} }), "vip ro: its nodes differ from vip vip's"},
+		{"other agent params", mod(func(ss Specs) { ss[1] = withParams(ss[1], "mysql_monitor", "user", "x") }), "vip ro: its mysql_monitor parameters differ"},
+	} {
+		if err := tc.ss.Validate(); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: Validate = %v, want %q", tc.name, err, tc.want)
+		}
+	}
+}
+
+// TestSpecsCrmsh: several VIPs share one pair of attribute agents, whose
+// server_load places them all (the reader's require and policy in its
+// word), and each VIP has its own template, buckets and rules on its
+// required attribute.
+func TestSpecsCrmsh(t *testing.T) {
+	got, err := writerReader().Crmsh()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(got, "primitive server_load "); n != 1 {
+		t.Errorf("%d server_load primitives, want 1:\n%s", n, got)
+	}
+	for _, want := range []string{
+		"# loadshare: VIP 192.0.2.10 in 24 buckets",
+		"# loadshare: VIP 192.0.2.11 in 12 buckets",
+		"\tparams placer=\"vip ro:require=readable_monit,writer-weight=50\" \\\n",
+		"rsc_template vip-bucket ocf:loadshare:clustervip \\\n\tparams ip=192.0.2.10 buckets=24",
+		"rsc_template ro-bucket ocf:loadshare:clustervip \\\n\tparams ip=192.0.2.11 buckets=12",
+		"primitive vip_23 @vip-bucket params bucket=23\n",
+		"primitive ro_11 @ro-bucket params bucket=11\n",
+		"location vip-own /^vip_([0-9]+)$/ \\\n\trule 100: own_vip_%1 eq 1 and writable_monit eq 1\n",
+		"location vip-writable /^vip_[0-9]+$/ \\\n\trule 10: writable_monit eq 1\n",
+		"location ro-own /^ro_([0-9]+)$/ \\\n\trule 100: own_ro_%1 eq 1 and readable_monit eq 1\n",
+		"location ro-readable /^ro_[0-9]+$/ \\\n\trule 10: readable_monit eq 1\n",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("Crmsh() lacks %q; got:\n%s", want, got)
+		}
+	}
+	vips, err := ParsePlacer("vip ro:require=readable_monit,writer-weight=50")
+	if err != nil || len(vips) != 2 || vips[1].Require != AttrReadable || vips[1].Policy.WriterWeight != 50 || vips[0].Spec().norm().Require != AttrWritable {
+		t.Errorf("the placer word does not read back: %+v %v", vips, err)
 	}
 }

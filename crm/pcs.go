@@ -13,29 +13,30 @@ import (
 // Crmsh and XML. --no-default-ops keeps pcs from adding an op for every
 // action of the meta-data: the ops are exactly the model's. Lines
 // starting with # are comments (sh ignores them too).
-func (s Spec) Pcs() (string, error) {
-	m, err := s.model()
+func (s Spec) Pcs() (string, error) { return Specs{s}.Pcs() }
+
+// Pcs returns the configuration of every VIP as pcs commands.
+func (ss Specs) Pcs() (string, error) {
+	m, err := ss.model()
 	if err != nil {
 		return "", err
 	}
-	s = s.norm()
 	var b strings.Builder
-	fmt.Fprintf(&b, "# loadshare: VIP %s in %d buckets, one primitive per bucket (see docs/placement.md).\n", s.IP, s.Buckets)
-	if len(s.Nodes) > 0 {
-		fmt.Fprintf(&b, "# nodes: %s\n", strings.Join(s.Nodes, " "))
-	}
+	m.header(&b)
 	b.WriteString("# Apply to a copy of the CIB and push it once, so no bucket starts before its rules exist:\n" +
 		"#   pcs cluster cib vip.xml && sed 's/^pcs /pcs -f vip.xml /' vip.pcs | sh -e && pcs cluster cib-push vip.xml --config\n")
 	for _, a := range m.attrs {
 		b.WriteString(pcsCreate(a) + " clone " + a.clone + pcsPairs(a.cloneMeta) + "\n")
 	}
-	b.WriteString("# resource-stickiness=1 (explicit, below the writable score 10): a bucket runs where its own_* attribute says.\n")
-	for _, k := range m.buckets {
-		b.WriteString(pcsCreate(m.resolved(k)) + "\n")
-	}
-	for _, l := range m.rules {
-		fmt.Fprintf(&b, "pcs constraint location %s rule id=%s constraint-id=%s score=%d %s\n",
-			shellQuote("regexp%"+l.pattern), l.ruleID, l.id, l.score, l.expression())
+	for _, v := range m.vips {
+		b.WriteString(stickinessComment(v.spec))
+		for _, k := range v.buckets {
+			b.WriteString(pcsCreate(v.resolved(k)) + "\n")
+		}
+		for _, l := range v.rules {
+			fmt.Fprintf(&b, "pcs constraint location %s rule id=%s constraint-id=%s score=%d %s\n",
+				shellQuote("regexp%"+l.pattern), l.ruleID, l.id, l.score, l.expression())
+		}
 	}
 	return b.String(), nil
 }

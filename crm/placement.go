@@ -72,7 +72,7 @@ func (p Policy) Validate() error {
 
 func (p Policy) norm() Policy {
 	if p == (Policy{}) {
-		return DefaultPolicy
+		p = DefaultPolicy
 	}
 	if p.FullLoad == 0 {
 		p.FullLoad = 100

@@ -58,6 +58,43 @@ func TestPlanSettling(t *testing.T) {
 	}
 }
 
+// TestPlanFromReader: a reader VIP's buckets go to the nodes whose
+// readable_monit is 1 (the caught-up replicas and the primary), not to a
+// lagging replica, and writer-weight 50 gives the primary half a
+// replica's share at equal load; the writer VIP of the same cluster goes
+// to the primary alone.
+func TestPlanFromReader(t *testing.T) {
+	nodes := []NodeStatus{
+		{Name: "p1", Online: true, Attrs: map[string]string{"writable_monit": "1", "readable_monit": "1", "server_load": "20"}},
+		{Name: "r1", Online: true, Attrs: map[string]string{"writable_monit": "0", "readable_monit": "1", "server_load": "20"}},
+		{Name: "r2", Online: true, Attrs: map[string]string{"writable_monit": "0", "readable_monit": "1", "server_load": "20"}},
+		{Name: "r3", Online: true, Attrs: map[string]string{"writable_monit": "0", "readable_monit": "0", "server_load": "20"}}, // lagging
+	}
+	vips, err := ParsePlacer("rw ro:require=readable_monit,writer-weight=50")
+	if err != nil {
+		t.Fatal(err)
+	}
+	counts := func(v PlacerVIP, buckets int) map[string]int {
+		spec := v.Spec()
+		spec.Buckets = buckets
+		st := &Status{Nodes: nodes}
+		for k := 0; k < buckets; k++ {
+			st.Resources = append(st.Resources, Resource{ID: spec.Resource(k), Role: "Stopped"})
+		}
+		m := map[string]int{}
+		for _, a := range PlanFrom(st, spec, v.Policy).Targets {
+			m[a.Node] = a.Buckets
+		}
+		return m
+	}
+	if got, want := counts(vips[1], 10), map[string]int{"p1": 2, "r1": 4, "r2": 4, "r3": 0}; !reflect.DeepEqual(got, want) {
+		t.Errorf("reader targets %v, want %v", got, want)
+	}
+	if got, want := counts(vips[0], 10), map[string]int{"p1": 10, "r1": 0, "r2": 0, "r3": 0}; !reflect.DeepEqual(got, want) {
+		t.Errorf("writer targets %v, want %v", got, want)
+	}
+}
+
 func TestPlanFrom(t *testing.T) {
 	spec := Spec{IP: netip.MustParseAddr("192.0.2.1"), Buckets: 4}
 	live := func(name, load string, own ...int) NodeStatus {

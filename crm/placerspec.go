@@ -1,7 +1,9 @@
 package crm
 
 import (
+	"errors"
 	"fmt"
+	"net/netip"
 	"strconv"
 	"strings"
 )
@@ -94,11 +96,7 @@ func (v *PlacerVIP) set(kv string) error {
 			return nil
 		}
 	}
-	keys := []string{"require"}
-	for _, pk := range policyKeys {
-		keys = append(keys, pk.key)
-	}
-	return fmt.Errorf("unknown key %q (want %s)", k, strings.Join(keys, ", "))
+	return fmt.Errorf("unknown key %q (want require, %s)", k, strings.Join(policyKeyNames(), ", "))
 }
 
 // String is the word ParsePlacer reads back: the name, then only what
@@ -108,7 +106,7 @@ func (v PlacerVIP) String() string {
 	if v.Require != "" && v.Require != AttrWritable {
 		opts = append(opts, "require="+v.Require)
 	}
-	p, d := v.Policy, DefaultPolicy
+	p, d := v.Policy.norm(), DefaultPolicy.norm()
 	for _, pk := range policyKeys {
 		if got, def := *pk.field(&p), *pk.field(&d); got != def {
 			opts = append(opts, pk.key+"="+strconv.Itoa(got))
@@ -118,4 +116,70 @@ func (v PlacerVIP) String() string {
 		return v.Name
 	}
 	return v.Name + ":" + strings.Join(opts, ",")
+}
+
+// ParseVIP reads one VIP of a whole configuration, as `loadshare crm
+// --vip` takes it: comma-separated key=value with the keys name, ip,
+// buckets, nic, cidr-netmask and seed (the VIP's), and those of a placer
+// word (require and the policy), e.g.
+//
+//	name=ro,ip=192.0.2.11,buckets=12,require=readable_monit,writer-weight=50
+//
+// The result is not validated (Specs.Validate does that, with the rest).
+func ParseVIP(s string) (Spec, error) {
+	v := PlacerVIP{Require: AttrWritable, Policy: DefaultPolicy}
+	var spec Spec
+	for _, kv := range strings.Split(s, ",") {
+		k, val, ok := strings.Cut(kv, "=")
+		if !ok {
+			return Spec{}, fmt.Errorf("%q: want key=value", kv)
+		}
+		var err error
+		switch k {
+		case "name":
+			v.Name = val
+		case "ip":
+			if spec.IP, err = netip.ParseAddr(val); err != nil {
+				err = errors.New("not an IP address")
+			}
+		case "buckets":
+			if spec.Buckets, err = strconv.Atoi(val); err != nil {
+				err = errors.New("not an integer")
+			}
+		case "nic":
+			spec.NIC = val
+		case "cidr-netmask":
+			if spec.CIDRNetmask, err = strconv.Atoi(val); err != nil {
+				err = errors.New("not an integer")
+			}
+		case "seed":
+			n, perr := strconv.ParseUint(val, 10, 32)
+			if perr != nil {
+				err = errors.New("not a 32-bit number")
+			}
+			spec.Seed = uint32(n)
+		default:
+			err = v.set(kv)
+			if err != nil && strings.HasPrefix(err.Error(), "unknown key") {
+				err = fmt.Errorf("unknown key %q (want name, ip, buckets, nic, cidr-netmask, seed, require, %s)", k, strings.Join(policyKeyNames(), ", "))
+			}
+			if err != nil {
+				return Spec{}, err
+			}
+			continue
+		}
+		if err != nil {
+			return Spec{}, fmt.Errorf("%s=%q: %w", k, val, err)
+		}
+	}
+	spec.Name, spec.Require, spec.Policy = v.Name, v.Require, v.Policy
+	return spec, nil
+}
+
+func policyKeyNames() []string {
+	var ks []string
+	for _, pk := range policyKeys {
+		ks = append(ks, pk.key)
+	}
+	return ks
 }

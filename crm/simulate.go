@@ -67,7 +67,7 @@ type Transition struct {
 // records, by running crm_simulate once per chunk of resources. Work files
 // go to dir.
 func NewSim(ctx context.Context, s Spec, dir string) (*Sim, error) {
-	cfg, err := s.configuration()
+	cfg, err := Specs{s}.configuration()
 	if err != nil {
 		return nil, err
 	}

@@ -25,13 +25,25 @@ func init() {
 }
 
 const crmUsage = `usage: loadshare crm [generate] --ip ADDR --buckets N [flags]   print the configuration
+       loadshare crm [generate] --vip KEY=VALUE,… [--vip …] [flags]  the same for several VIPs
        loadshare crm check [--file CIB.xml]                       check a live or file CIB
        loadshare crm place [--name vip] [--dry-run] [--only-dc]   one placer round
 
-generate prints the whole configuration of one shared VIP: one primitive per
-bucket (NAME_0 … NAME_{N-1}, from the rsc_template NAME-bucket), the
-location rules that give bucket K to the node with own_NAME_K=1, and the
-mysql_monitor / server_load clones. Load it with crmsh
+generate prints the whole configuration of one or more shared VIPs: for each
+one primitive per bucket (NAME_0 … NAME_{N-1}, from the rsc_template
+NAME-bucket) and the location rules that give bucket K to the node with
+own_NAME_K=1 among those whose required attribute is 1 (writable_monit, or
+readable_monit for a reader VIP); and one pair of mysql_monitor /
+server_load clones, whose placer places every VIP. A writer VIP and a
+reader VIP that gives the primary half a replica's share:
+  loadshare crm --vip name=rw,ip=192.0.2.10,buckets=24 \
+    --vip name=ro,ip=192.0.2.11,buckets=24,require=readable_monit,writer-weight=50
+--vip keys: name, ip, buckets, nic, cidr-netmask, seed, require, and the
+placer's policy (idle-load, full-load, min-share, min-buckets, max-buckets,
+hysteresis, writer-weight: as the flags of crm place). Adding a VIP to a
+cluster: generate the whole configuration, every VIP, and load it with
+crm configure load update (it replaces server_load's placer list, so a VIP
+left out of it is no longer placed: crm check says so). Load it with crmsh
   loadshare crm --ip 192.0.2.10 --buckets 64 > vip.crm && crm configure load update vip.crm
 or with pcs (--format pcs prints pcs commands; run them on a copy of the CIB)
   loadshare crm --ip 192.0.2.10 --buckets 64 --format pcs > vip.pcs
@@ -110,24 +122,53 @@ func crmGenerate(args []string, stdout, stderr io.Writer) error {
 		return nil
 	})
 	attrMonitor := fs.Int("attr-monitor", 0, "seconds between monitors of mysql_monitor and server_load (default 5 and 10)")
+	var vipFlags []string
+	fs.Func("vip", "KEY=VALUE,…: one VIP of several (keys name, ip, buckets, nic, cidr-netmask, seed, require, and the placer policy's); repeatable, instead of --ip, --buckets, --name, --nic, --cidr-netmask, --seed", func(v string) error {
+		vipFlags = append(vipFlags, v)
+		return nil
+	})
 	if err := parseFlags(fs, args); err != nil {
 		return err
+	}
+	// Parsed here, not in the flag callback, so a bad value is one line.
+	var vips crm.Specs
+	for _, v := range vipFlags {
+		s, err := crm.ParseVIP(v)
+		if err != nil {
+			return fmt.Errorf("--vip %s: %w: %w", v, err, errUsage)
+		}
+		vips = append(vips, s)
 	}
 	if err := checkParams(params); err != nil {
 		return err
 	}
-	addr, err := netip.ParseAddr(*ip)
-	if err != nil {
-		return fmt.Errorf("--ip=%q: not an IP address: %w", *ip, errUsage)
+	if len(vips) == 0 {
+		addr, err := netip.ParseAddr(*ip)
+		if err != nil {
+			return fmt.Errorf("--ip=%q: not an IP address: %w", *ip, errUsage)
+		}
+		if *seed > 0xffffffff {
+			return fmt.Errorf("--seed=%d: must be below 2^32: %w", *seed, errUsage)
+		}
+		vips = crm.Specs{{Name: *name, IP: addr, NIC: *nic, CIDRNetmask: *mask, Buckets: *buckets, Seed: uint32(*seed)}}
+	} else {
+		var clash []string
+		fs.Visit(func(f *flag.Flag) {
+			if slices.Contains([]string{"ip", "buckets", "name", "nic", "cidr-netmask", "seed"}, f.Name) {
+				clash = append(clash, "--"+f.Name)
+			}
+		})
+		if len(clash) > 0 {
+			return fmt.Errorf("%s with --vip: give each VIP's settings in its --vip: %w", strings.Join(clash, ", "), errUsage)
+		}
 	}
-	if *seed > 0xffffffff {
-		return fmt.Errorf("--seed=%d: must be below 2^32: %w", *seed, errUsage)
+	for i := range vips {
+		vips[i].AttributeAgents, vips[i].Params, vips[i].AttrMonitor = !*noAgents, params, *attrMonitor
+		if *nodes != "" {
+			vips[i].Nodes = strings.Split(*nodes, ",")
+		}
 	}
-	s := crm.Spec{Name: *name, IP: addr, NIC: *nic, CIDRNetmask: *mask, Buckets: *buckets, Seed: uint32(*seed),
-		AttributeAgents: !*noAgents, Params: params, AttrMonitor: *attrMonitor}
-	if *nodes != "" {
-		s.Nodes = strings.Split(*nodes, ",")
-	}
+	s := vips
 	if err := s.Validate(); err != nil {
 		return fmt.Errorf("%w: %w", errUsage, err)
 	}

@@ -172,6 +172,50 @@ func TestCrmshLoadsGenerated(t *testing.T) {
 	if strings.Contains(string(got), "no such resource agent") {
 		t.Errorf("crmsh did not find the agents:\n%s", got)
 	}
+
+	// Adding a reader VIP: the whole configuration, both VIPs, loaded over
+	// the first keeps the first VIP placed; the reader's alone would not,
+	// and crm check says so.
+	loadOver := func(args ...string) []crm.Problem {
+		t.Helper()
+		out.Reset()
+		if code := cli(append([]string{"crm"}, args...), &out, &errOut); code != 0 {
+			t.Fatalf("crm %v: %s", args, errOut.String())
+		}
+		if err := os.WriteFile(conf, out.Bytes(), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		script := "mount --make-rprivate / && mount --bind " + agents + " " + ocfDir + " && crm -F configure load update " + conf
+		cmd := exec.Command("unshare", "-m", "sh", "-c", script)
+		cmd.Env = append(os.Environ(), "CIB_file="+cib)
+		if got, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("crmsh load update: %v\n%s", err, got)
+		}
+		b, err := os.ReadFile(cib)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ps, err := crm.Check(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ps
+	}
+	onlyRoles := func(ps []crm.Problem) (s []string) {
+		for _, p := range ps {
+			if p.Object == "vip" || p.Object == "ro" || p.Object == "server_load" {
+				s = append(s, p.String())
+			}
+		}
+		return s
+	}
+	if ps := onlyRoles(loadOver("--vip", "name=vip,ip=192.0.2.10,buckets=4", "--vip", "name=ro,ip=192.0.2.11,buckets=2,require=readable_monit")); len(ps) != 0 {
+		t.Errorf("both VIPs generated together and loaded: crm check says %q, want nothing", ps)
+	}
+	ps := onlyRoles(loadOver("--name", "ro", "--ip", "192.0.2.11", "--buckets", "2"))
+	if len(ps) == 0 || !strings.Contains(strings.Join(ps, "\n"), "VIP vip is not in server_load's placer") {
+		t.Errorf("the reader VIP's configuration alone loaded over the writer's: crm check says %q, want that vip is no longer placed", ps)
+	}
 }
 
 // TestCrmParamChecked: --param values are checked against the agents'
