@@ -37,7 +37,6 @@ func TestMySQLMonitorBinary(t *testing.T) {
 		"OCF_ROOT":                    "/usr/lib/ocf",
 		"OCF_RESOURCE_INSTANCE":       "mysqlmon",
 		"OCF_RESKEY_defaults_file":    srv.DefaultsFile("mon", "pw"),
-		"OCF_RESKEY_replica_ok":       "true",
 		"OCF_RESKEY_publish_lag":      "true",
 		"OCF_RESKEY_CRM_meta_timeout": "20000",
 	}
@@ -139,7 +138,7 @@ func BenchmarkMonitorVsHeartbeatMysql(b *testing.B) {
 	ourEnv := map[string]string{
 		attrs.EnvAttrd: "none", attrs.EnvRunDir: filepath.Join(dir, "run"),
 		"OCF_RESOURCE_INSTANCE": "mysqlmon", "OCF_RESKEY_CRM_meta_interval": "10000", "OCF_RESKEY_CRM_meta_timeout": "20000",
-		"OCF_RESKEY_defaults_file": srv.DefaultsFile("mon", "pw"), "OCF_RESKEY_replica_ok": "true",
+		"OCF_RESKEY_defaults_file": srv.DefaultsFile("mon", "pw"),
 	}
 	ours := agenttest.Path(b, "mysql_monitor")
 	if r := runBinary(b, ours, "start", ourEnv); r.Code != 0 {
