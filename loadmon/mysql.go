@@ -26,9 +26,9 @@ const DefaultTimeout = 5 * time.Second
 const DefaultSocket = "/run/mysqld/mysqld.sock"
 
 // MySQL probes one MySQL or MariaDB server. Each Sample opens one
-// connection, sends ONE query packet (the variables, the Threads_ status
-// and, when Replica is set, the replica status: several statements, one
-// round trip), and closes it.
+// connection, sends ONE query packet (the variables, the Threads_ and
+// wsrep_ status and, when Replica is set, the replica status: several
+// statements, one round trip), and closes it.
 //
 // Round trips per Sample: 1 for the handshake (mysql_native_password; an
 // auth-plugin switch adds one), then 1 for the query. A second query round
@@ -58,6 +58,8 @@ type Status struct {
 	Replica    *Replica // nil when not asked, not a replica, or ReplicaErr is set
 	ReplicaErr error    // replica status asked for but unreadable (e.g. missing privilege)
 
+	Galera *Galera // nil when no wsrep provider is loaded (or the server has no wsrep at all)
+
 	HandshakeRoundTrips int // request/response turns to connect and authenticate
 	RoundTrips          int // request/response turns after the handshake: 1, or 2 after a dialect retry
 }
@@ -65,6 +67,46 @@ type Status struct {
 // Writable reports whether the server accepts writes from ordinary clients:
 // neither read_only nor super_read_only is set.
 func (s Status) Writable() bool { return !s.ReadOnly && !s.SuperReadOnly }
+
+// Galera is a Galera node's state (MariaDB Galera Cluster, Percona XtraDB
+// Cluster), from the wsrep_ status variables read with the rest.
+type Galera struct {
+	Provider     string // wsrep_provider_name, e.g. "Galera"
+	Ready        bool   // wsrep_ready=ON: the node accepts queries
+	Cluster      string // wsrep_cluster_status: "Primary", "non-Primary", "Disconnected"
+	State        int    // wsrep_local_state: 1 Joining, 2 Donor/Desynced, 3 Joined, 4 Synced
+	StateComment string // wsrep_local_state_comment, e.g. "Synced", "Donor/Desynced"
+	ClusterSize  int    // wsrep_cluster_size
+}
+
+// wsrep_local_state values (Galera's wsrep_member_status).
+const (
+	GaleraDonor  = 2 // Donor/Desynced: serving an SST, or wsrep_desync=ON
+	GaleraSynced = 4
+)
+
+// Available reports whether the Galera node may take clients' reads and
+// writes: wsrep_ready=ON, wsrep_cluster_status=Primary and
+// wsrep_local_state=4 (Synced), or 2 (Donor/Desynced) when donorOK, like
+// clustercheck's "available when donor". When not, reason names every
+// condition that failed, e.g. "wsrep_ready=OFF, wsrep_cluster_status=non-Primary".
+func (g *Galera) Available(donorOK bool) (ok bool, reason string) {
+	var failed []string
+	if !g.Ready {
+		failed = append(failed, "wsrep_ready=OFF")
+	}
+	if g.Cluster != "Primary" {
+		failed = append(failed, "wsrep_cluster_status="+g.Cluster)
+	}
+	if g.State != GaleraSynced && (g.State != GaleraDonor || !donorOK) {
+		s := "wsrep_local_state=" + strconv.Itoa(g.State)
+		if g.StateComment != "" {
+			s += " (" + g.StateComment + ")"
+		}
+		failed = append(failed, s)
+	}
+	return len(failed) == 0, strings.Join(failed, ", ")
+}
 
 // Replica is the default replication connection's state, from SHOW SLAVE
 // STATUS (MariaDB, MySQL < 8.0.22) or SHOW REPLICA STATUS (MySQL ≥ 8.0.22).
@@ -224,20 +266,26 @@ func wrongDialect(n uint16) bool {
 // packet holds several statements, answered in one round trip:
 //
 //	SELECT read_only, super_read_only (0 on MariaDB), max_connections
-//	SHOW GLOBAL STATUS LIKE 'Threads\_%'  (Threads_running, _connected, ...)
+//	SHOW GLOBAL STATUS WHERE Variable_name IN (Threads_running, Threads_connected, wsrep_...)
 //	SHOW SLAVE STATUS | SHOW REPLICA STATUS  (only when replica status is asked)
 //
-// SHOW GLOBAL STATUS LIKE beats reading the status table in the SELECT:
-// on MariaDB 10.11, 0.05 + 0.37 ms against 0.85 ms for two scalar
-// subqueries on information_schema.GLOBAL_STATUS (and a FROM clause on that
-// table makes @@GLOBAL.read_only read 0 whatever its value).
+// SHOW GLOBAL STATUS beats reading the status table in the SELECT: on
+// MariaDB 10.11, 0.05 + 0.37 ms against 0.85 ms for two scalar subqueries
+// on information_schema.GLOBAL_STATUS (and a FROM clause on that table
+// makes @@GLOBAL.read_only read 0 whatever its value). Its cost is summing
+// every thread's counters, once per statement, so the wsrep_ names ride in
+// the same statement: WHERE Variable_name IN (...) costs 0.23 ms
+// against 0.20 ms for LIKE 'Threads\_%' on a plain MariaDB 10.11 and the
+// same (0.32 ms) on a Galera node; a second SHOW would double it. A server without wsrep answers without those rows; MariaDB
+// without a provider loaded has them with wsrep_provider_name empty.
 type dialect struct {
 	flavor  Flavor
 	vars    string
 	replica string
 }
 
-const statusStatement = `SHOW GLOBAL STATUS LIKE 'Threads\_%'`
+const statusStatement = `SHOW GLOBAL STATUS WHERE Variable_name IN ('Threads_running', 'Threads_connected', ` +
+	`'wsrep_provider_name', 'wsrep_ready', 'wsrep_cluster_status', 'wsrep_local_state', 'wsrep_local_state_comment', 'wsrep_cluster_size')`
 
 var (
 	// portable works on MariaDB (every version with SHOW SLAVE STATUS) and
@@ -309,14 +357,31 @@ func (d *dialect) read(ctx context.Context, q driver.QueryerContext, replica boo
 		return fmt.Errorf("read status: %w", err)
 	}
 	vals = make([]driver.Value, len(rows.Columns()))
+	var g Galera
 	for rows.Next(vals) == nil {
 		name, _ := asString(vals[0])
+		text, _ := asString(vals[1])
 		switch strings.ToLower(name) {
 		case "threads_running":
 			st.ThreadsRunning = asInt(vals[1])
 		case "threads_connected":
 			st.ThreadsConnected = asInt(vals[1])
+		case "wsrep_provider_name":
+			g.Provider = text
+		case "wsrep_ready":
+			g.Ready = asInt(vals[1]) == 1
+		case "wsrep_cluster_status":
+			g.Cluster = text
+		case "wsrep_local_state":
+			g.State = asInt(vals[1])
+		case "wsrep_local_state_comment":
+			g.StateComment = text
+		case "wsrep_cluster_size":
+			g.ClusterSize = asInt(vals[1])
 		}
+	}
+	if g.Provider != "" {
+		st.Galera = &g
 	}
 	if !replica {
 		return nil

@@ -55,6 +55,9 @@ func TestMySQLSampleMariaDB(t *testing.T) {
 			if st.Replica != nil || st.ReplicaErr != nil {
 				t.Errorf("Replica, ReplicaErr = %+v, %v on a primary; want nil, nil", st.Replica, st.ReplicaErr)
 			}
+			if st.Galera != nil {
+				t.Errorf("Galera = %+v without a wsrep provider, want nil", st.Galera)
+			}
 			if st.RoundTrips != 1 || st.HandshakeRoundTrips != 1 {
 				t.Errorf("RoundTrips, HandshakeRoundTrips = %d, %d; want 1, 1", st.RoundTrips, st.HandshakeRoundTrips)
 			}
@@ -92,6 +95,72 @@ func TestMySQLSampleMariaDB(t *testing.T) {
 	wantKind(t, "stopped server, tcp", err, ErrDown)
 	if !errors.Is(err, syscall.ECONNREFUSED) {
 		t.Errorf("stopped server over TCP: %v; want ECONNREFUSED in the chain", err)
+	}
+}
+
+// TestMySQLSampleGalera reads a real Galera node's state with the rest,
+// in the one query round trip (counted on the probe's connection and by
+// the server's general log), Synced and then desynced.
+func TestMySQLSampleGalera(t *testing.T) {
+	srv := mariadbtest.Start(t, mariadbtest.Options{Galera: true})
+	srv.CreateUser(t, "mon", "pw", "SLAVE MONITOR ON *.*")
+	m := probeOf(t, srv.DefaultsFile("mon", "pw"), true)
+	ctx := context.Background()
+
+	stop := srv.GeneralLog(t)
+	st, err := m.Sample(ctx)
+	threads := stop()
+	if err != nil {
+		t.Fatalf("Sample: %v", err)
+	}
+	want := Galera{Provider: "Galera", Ready: true, Cluster: "Primary", State: GaleraSynced, StateComment: "Synced", ClusterSize: 1}
+	if st.Galera == nil || *st.Galera != want {
+		t.Errorf("Galera = %+v, want %+v", st.Galera, want)
+	}
+	if conns, queries := mariadbtest.Commands(threads); conns != 1 || queries != 1 || st.RoundTrips != 1 {
+		t.Errorf("one Sample: %d connections, %d queries in the general log (%v), RoundTrips %d; want 1, 1, 1", conns, queries, threads, st.RoundTrips)
+	}
+	if st.ThreadsRunning < 1 || st.ThreadsConnected < 1 || !st.Writable() {
+		t.Errorf("the rest of the status on a Galera node: %+v", st)
+	}
+	if ok, reason := st.Galera.Available(false); !ok {
+		t.Errorf("Available(false) on a Synced node = false, %q", reason)
+	}
+
+	srv.SQL(t, "SET GLOBAL wsrep_desync=ON")
+	st, err = m.Sample(ctx)
+	if err != nil || st.Galera == nil || st.Galera.State != GaleraDonor || st.Galera.StateComment != "Donor/Desynced" {
+		t.Fatalf("desynced: Galera %+v, err %v; want wsrep_local_state 2 (Donor/Desynced)", st.Galera, err)
+	}
+	if ok, reason := st.Galera.Available(false); ok || reason != "wsrep_local_state=2 (Donor/Desynced)" {
+		t.Errorf("desynced: Available(false) = %v, %q; want false and the state", ok, reason)
+	}
+	if ok, _ := st.Galera.Available(true); !ok {
+		t.Errorf("desynced: Available(true) = false, want true (donor allowed)")
+	}
+}
+
+func TestGaleraAvailable(t *testing.T) {
+	synced := Galera{Provider: "Galera", Ready: true, Cluster: "Primary", State: 4, StateComment: "Synced"}
+	with := func(f func(*Galera)) Galera { g := synced; f(&g); return g }
+	for _, tc := range []struct {
+		name    string
+		g       Galera
+		donorOK bool
+		ok      bool
+		reason  string
+	}{
+		{"synced", synced, false, true, ""},
+		{"donor", with(func(g *Galera) { g.State, g.StateComment = 2, "Donor/Desynced" }), false, false, "wsrep_local_state=2 (Donor/Desynced)"},
+		{"donor allowed", with(func(g *Galera) { g.State, g.StateComment = 2, "Donor/Desynced" }), true, true, ""},
+		{"joined, donor allowed", with(func(g *Galera) { g.State, g.StateComment = 3, "Joined" }), true, false, "wsrep_local_state=3 (Joined)"},
+		{"non-Primary", with(func(g *Galera) { g.Ready, g.Cluster, g.State, g.StateComment = false, "non-Primary", 0, "Initialized" }), true, false,
+			"wsrep_ready=OFF, wsrep_cluster_status=non-Primary, wsrep_local_state=0 (Initialized)"},
+		{"not ready", with(func(g *Galera) { g.Ready = false }), false, false, "wsrep_ready=OFF"},
+	} {
+		if ok, reason := tc.g.Available(tc.donorOK); ok != tc.ok || reason != tc.reason {
+			t.Errorf("%s: Available(%v) = %v, %q; want %v, %q", tc.name, tc.donorOK, ok, reason, tc.ok, tc.reason)
+		}
 	}
 }
 

@@ -27,48 +27,6 @@ func runBinary(t testing.TB, path, action string, env map[string]string) agentte
 	return agenttest.Run(t, nil, path, action, env)
 }
 
-// generalLog records every command the server receives in mysql.general_log
-// until the returned function stops it and returns, per client thread, the
-// command types seen (Connect, Query, Quit, ...), the caller's own excluded.
-func generalLog(t testing.TB, srv *mariadbtest.Server) func() [][]string {
-	t.Helper()
-	srv.SQL(t, "SET GLOBAL general_log=0; SET GLOBAL log_output='TABLE'; TRUNCATE mysql.general_log; SET GLOBAL general_log=1")
-	return func() [][]string {
-		rows := srv.SQL(t, "SELECT thread_id, command_type FROM mysql.general_log WHERE thread_id <> CONNECTION_ID() ORDER BY event_time")
-		srv.SQL(t, "SET GLOBAL general_log=0")
-		byThread := map[string][]string{}
-		var order []string
-		for _, r := range rows {
-			if _, seen := byThread[r[0]]; !seen {
-				order = append(order, r[0])
-			}
-			byThread[r[0]] = append(byThread[r[0]], r[1])
-		}
-		var out [][]string
-		for _, id := range order {
-			out = append(out, byThread[id])
-		}
-		return out
-	}
-}
-
-// commands counts, over all threads, the commands that are request/response
-// round trips after the handshake (everything but Connect and Quit).
-func commands(threads [][]string) (conns, queries int) {
-	for _, th := range threads {
-		for _, c := range th {
-			switch c {
-			case "Connect":
-				conns++
-			case "Quit":
-			default:
-				queries++
-			}
-		}
-	}
-	return conns, queries
-}
-
 func TestMySQLMonitorBinary(t *testing.T) {
 	srv := mariadbtest.Start(t, mariadbtest.Options{})
 	srv.CreateUser(t, "mon", "pw", "SLAVE MONITOR ON *.*")
@@ -79,7 +37,6 @@ func TestMySQLMonitorBinary(t *testing.T) {
 		"OCF_ROOT":                    "/usr/lib/ocf",
 		"OCF_RESOURCE_INSTANCE":       "mysqlmon",
 		"OCF_RESKEY_defaults_file":    srv.DefaultsFile("mon", "pw"),
-		"OCF_RESKEY_replica_ok":       "true",
 		"OCF_RESKEY_publish_lag":      "true",
 		"OCF_RESKEY_CRM_meta_timeout": "20000",
 	}
@@ -95,13 +52,13 @@ func TestMySQLMonitorBinary(t *testing.T) {
 	}
 
 	// One monitor = one connection and ONE query, seen by the server.
-	stop := generalLog(t, srv)
+	stop := srv.GeneralLog(t)
 	r := runBinary(t, path, "monitor", env)
 	threads := stop()
 	if r.Code != 0 || r.Stderr != "" {
 		t.Errorf("monitor: exit %d, stderr %q; want 0 and silence", r.Code, r.Stderr)
 	}
-	if conns, queries := commands(threads); conns != 1 || queries != 1 {
+	if conns, queries := mariadbtest.Commands(threads); conns != 1 || queries != 1 {
 		t.Errorf("one monitor made %d connections and %d query round trips (%v), want 1 and 1", conns, queries, threads)
 	}
 
@@ -181,7 +138,7 @@ func BenchmarkMonitorVsHeartbeatMysql(b *testing.B) {
 	ourEnv := map[string]string{
 		attrs.EnvAttrd: "none", attrs.EnvRunDir: filepath.Join(dir, "run"),
 		"OCF_RESOURCE_INSTANCE": "mysqlmon", "OCF_RESKEY_CRM_meta_interval": "10000", "OCF_RESKEY_CRM_meta_timeout": "20000",
-		"OCF_RESKEY_defaults_file": srv.DefaultsFile("mon", "pw"), "OCF_RESKEY_replica_ok": "true",
+		"OCF_RESKEY_defaults_file": srv.DefaultsFile("mon", "pw"),
 	}
 	ours := agenttest.Path(b, "mysql_monitor")
 	if r := runBinary(b, ours, "start", ourEnv); r.Code != 0 {
@@ -190,13 +147,13 @@ func BenchmarkMonitorVsHeartbeatMysql(b *testing.B) {
 
 	// Round trips, once each, with the general log on (off while timing).
 	count := func(path string, env map[string]string) (int, int) {
-		stop := generalLog(b, srv)
+		stop := srv.GeneralLog(b)
 		r := runBinary(b, path, "monitor", env)
 		threads := stop()
 		if r.Code != 0 {
 			b.Fatalf("%s monitor: exit %d: %s%s", path, r.Code, r.Stdout, r.Stderr)
 		}
-		return commands(threads)
+		return mariadbtest.Commands(threads)
 	}
 	ourConns, ourQueries := count(ours, ourEnv)
 	hbConns, hbQueries := count(heartbeat, hbEnv)

@@ -1,8 +1,9 @@
 // Package mysqlmonitor is the OCF resource agent ocf:loadshare:mysql_monitor:
-// it publishes writable_monit (1 when the local MySQL/MariaDB accepts writes,
-// or is a replica that is caught up when replica_ok is set) through attrd.
-// It registers itself with package ocf in init(); cmd/mysql_monitor is its
-// binary.
+// it publishes the local MySQL/MariaDB's roles through attrd:
+// writable_monit (1 when it takes writes: not read-only, not a replica and,
+// on Galera, a Synced member of the Primary component) and readable_monit
+// (1 when it is writable or a replica in sync). It registers itself with
+// package ocf in init(); cmd/mysql_monitor is its binary.
 package mysqlmonitor
 
 import (
@@ -11,6 +12,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/loadshare/loadshare/agents/attrs"
@@ -20,8 +22,8 @@ import (
 
 // Attributes mysql_monitor publishes (the names crm rules use).
 const (
-	attrWritable = "writable_monit"  // 1: takes writes (or an in-sync replica with replica_ok); 0: not
-	attrReadable = "readable_monit"  // with publish_readable: 1 when it answers and replication (if any) is healthy
+	attrWritable = "writable_monit"  // 1: takes writes (not read-only, not a replica, Galera Synced); 0: not
+	attrReadable = "readable_monit"  // with publish_readable: 1 when writable or a replica in sync
 	attrLag      = "replication_lag" // with publish_lag: seconds behind the source, in steps of lagStep
 )
 
@@ -38,33 +40,63 @@ func init() {
 }
 
 // mysqlMonitor is ocf:loadshare:mysql_monitor: it publishes whether the
-// local database takes writes. Like Percona's mysql_monitor, its own monitor
-// succeeds while it runs: the database's health goes into the attribute,
-// never into a failed resource.
+// local database takes writes and reads. Like Percona's mysql_monitor, its
+// own monitor succeeds while it runs: the database's health goes into the
+// attributes, never into a failed resource.
 type mysqlMonitor struct {
 	env attrs.Env
 }
 
+// Values of the galera parameter.
+const (
+	galeraAuto = "auto" // Galera rules when a wsrep provider is loaded
+	galeraOn   = "true"
+	galeraOff  = "false"
+)
+
+// galeraMode reads the galera parameter: auto, or a boolean.
+func galeraMode(v string) (string, error) {
+	if strings.EqualFold(strings.TrimSpace(v), galeraAuto) {
+		return galeraAuto, nil
+	}
+	b, err := ocf.ParseBool(v)
+	if err != nil {
+		return "", errors.New("not auto, true or false")
+	}
+	if b {
+		return galeraOn, nil
+	}
+	return galeraOff, nil
+}
+
 func (a *mysqlMonitor) Meta() ocf.Meta {
 	params := append(attrs.MySQLParams(false),
-		ocf.Param{Name: "replica_ok", Type: ocf.Boolean, Default: "false", ShortDesc: "an in-sync replica counts as writable",
-			LongDesc: "When true, a read-only replica whose IO and SQL threads run and whose lag is at most max_lag also gets " + attrWritable + "=1 (for clusters where clients only read). Reading replica status needs the SLAVE MONITOR privilege (MariaDB) or REPLICATION CLIENT (MySQL)."},
+		ocf.Param{Name: "galera", Default: galeraAuto, ShortDesc: "apply Galera's rules: auto, true or false",
+			LongDesc: "On a Galera node (MariaDB Galera Cluster, Percona XtraDB Cluster) " + attrWritable + " and " + attrReadable + " also need wsrep_ready=ON, wsrep_cluster_status=Primary and wsrep_local_state=4 (Synced; see donor_ok). " +
+				"auto: when a wsrep provider is loaded (wsrep_provider_name is set). true: always; a server without a provider then gets 0. false: never (wsrep state ignored).",
+			Check: func(v string) error { _, err := galeraMode(v); return err }},
+		ocf.Param{Name: "donor_ok", Type: ocf.Boolean, Default: "false", ShortDesc: "a Galera donor (Donor/Desynced) still counts",
+			LongDesc: "When true, a Galera node in wsrep_local_state=2 (Donor/Desynced: serving a state transfer, or wsrep_desync=ON) counts as Synced, like clustercheck's available-when-donor. An rsync or mysqldump donor blocks writes while it serves, so leave it false unless the SST method is mariabackup."},
 		ocf.Param{Name: "max_lag", Type: ocf.Integer, Default: "30", ShortDesc: "seconds of replica lag still in sync",
-			LongDesc: "A replica at most this many seconds behind its source (Seconds_Behind_Master) is in sync, for replica_ok and " + attrReadable + ".",
+			LongDesc: "A replica at most this many seconds behind its source (Seconds_Behind_Master), with both replication threads running, is in sync: " + attrReadable + "=1. At least 0.",
 			Check:    attrs.NonNegative},
-		ocf.Param{Name: "publish_readable", Type: ocf.Boolean, Default: "false", ShortDesc: "also publish " + attrReadable,
-			LongDesc: "Also publish " + attrReadable + ": 1 when the server answers and, if it is a replica, both replication threads run and its lag is at most max_lag; 0 otherwise."},
+		ocf.Param{Name: "publish_readable", Type: ocf.Boolean, Default: "true", ShortDesc: "also publish " + attrReadable,
+			LongDesc: "Publish " + attrReadable + ": 1 when the server is writable (as " + attrWritable + "), or is a replica whose IO and SQL threads run and whose lag is at most max_lag; 0 otherwise (a read-only server that is not a replica included). A reader VIP requires it."},
 		ocf.Param{Name: "publish_lag", Type: ocf.Boolean, Default: "false", ShortDesc: "also publish " + attrLag,
 			LongDesc: "Also publish " + attrLag + ": seconds behind the source rounded down to multiples of 10, at most 600 (meaning 600 or more; 0 on a server that is no replica); deleted while the lag is unknown (a replication thread stopped, or the server down)."},
+		ocf.Param{Name: "replica_ok", Type: ocf.Boolean, Default: "false", ShortDesc: "deprecated: use " + attrReadable,
+			LongDesc: "Deprecated, kept for old configurations; each action that gets it logs a warning. When true, " + attrWritable + " takes " + attrReadable + "'s value, so an in-sync replica counts as writable and a writer VIP could send writes to it. " +
+				"Instead, leave it unset and make the VIP (or a second, reader VIP) require " + attrReadable + "=1."},
 		ocf.Param{Name: "dampen", Type: ocf.Integer, Default: "5", ShortDesc: "attrd dampening, seconds",
 			LongDesc: "attrd_updater --delay: seconds attrd waits for further changes before writing the attributes to the CIB; 0 writes at once.",
 			Check:    attrs.NonNegative},
 	)
 	return ocf.Meta{
 		Name:      "mysql_monitor",
-		ShortDesc: "publishes whether the local MySQL/MariaDB takes writes (" + attrWritable + ")",
-		LongDesc: "Run as a clone, one instance per node. Every monitor opens one connection to the local MySQL or MariaDB server and reads read_only, super_read_only and (when needed) the replica status in one round trip, then publishes the node attribute " + attrWritable + " (1 or 0) through attrd_updater, only when it changed. " +
-			"The agent's own monitor succeeds while it runs: a server that is down, read-only, refusing the password, unknown or not answering in time sets the attribute to 0 and logs why, and never fails the resource. Stop deletes the attributes.",
+		ShortDesc: "publishes whether the local MySQL/MariaDB takes writes (" + attrWritable + ") and reads (" + attrReadable + ")",
+		LongDesc: "Run as a clone, one instance per node. Every monitor opens one connection to the local MySQL or MariaDB server and reads, in one query round trip, read_only, super_read_only, the wsrep (Galera) status and the replica status (SHOW SLAVE STATUS: needs the SLAVE MONITOR privilege on MariaDB, REPLICATION CLIENT on MySQL), then publishes through attrd_updater, only when they changed, the node attributes " +
+			attrWritable + " (1: read_only and super_read_only off, not a replica, and on Galera Synced in the Primary component) and " + attrReadable + " (1: writable, or a replica whose threads run within max_lag). " +
+			"The agent's own monitor succeeds while it runs: a server that is down, refusing the password, unknown or not answering in time sets the attributes to 0 and logs why, and never fails the resource. Stop deletes the attributes.",
 		Params:  params,
 		Actions: attrs.Actions(),
 	}
@@ -74,7 +106,17 @@ func (a *mysqlMonitor) Meta() ocf.Meta {
 // validate-all and start only: once running, a defaults file that went
 // away is the database's trouble (attribute 0, reason logged), and stop
 // must always run so that it deletes the attributes.
+//
+// It also warns, once per action, that replica_ok is deprecated.
 func (a *mysqlMonitor) Validate(_ context.Context, p ocf.Params) error {
+	if p.IsSet("replica_ok") {
+		if p.Bool("replica_ok") {
+			p.Log.Warn("parameter replica_ok is deprecated: " + attrWritable + " takes " + attrReadable + "'s value, so a writer VIP can get a replica; " +
+				"remove replica_ok and make a reader VIP require " + attrReadable + "=1")
+		} else {
+			p.Log.Warn("parameter replica_ok is deprecated and false is what the agent does without it: remove it")
+		}
+	}
 	if !attrs.ValidatesFiles(p) {
 		return nil
 	}
@@ -116,12 +158,18 @@ func (a *mysqlMonitor) check(ctx context.Context, p ocf.Params, st *attrs.State,
 	var status loadmon.Status
 	probe, _, probeErr := attrs.MySQLProbe(p, false)
 	if probeErr == nil {
-		probe.Replica = p.Bool("replica_ok") || p.Bool("publish_readable") || p.Bool("publish_lag")
+		probe.Replica = true // writable_monit needs "not a replica" too
 		probe.Timeout = attrs.ProbeTimeout(ctx, probe.Timeout)
 		status, probeErr = probe.Sample(ctx)
 	}
 
-	v := judge(status, probeErr, time.Duration(p.Int("max_lag"))*time.Second, p.Bool("replica_ok"))
+	galera, _ := galeraMode(p.String("galera")) // validated
+	v := judge(status, probeErr, rules{
+		maxLag:    time.Duration(p.Int("max_lag")) * time.Second,
+		galera:    galera,
+		donorOK:   p.Bool("donor_ok"),
+		replicaOK: p.Bool("replica_ok"),
+	})
 	values := map[string]string{attrWritable: strconv.Itoa(v.writable)}
 	if p.Bool("publish_readable") {
 		values[attrReadable] = strconv.Itoa(v.readable)
@@ -134,20 +182,23 @@ func (a *mysqlMonitor) check(ctx context.Context, p ocf.Params, st *attrs.State,
 	if err != nil {
 		return err
 	}
-	// One line when the verdict or its reason changes: why it is 0 (or 1
-	// again). A healthy, unchanged monitor prints nothing.
-	if slices.Contains(changed, attrWritable) || v.reason != st.Reason || force {
-		args := []any{"reason", v.reason, attrWritable, v.writable}
+	// One line when a role or its reason changes: why it is what it is. A
+	// healthy, unchanged monitor prints nothing.
+	if slices.Contains(changed, attrWritable) || slices.Contains(changed, attrReadable) || v.reason != st.Reason || force {
+		args := []any{"reason", v.reason, attrWritable, v.writable, attrReadable, v.readable}
 		if r := status.Replica; r != nil && r.LagKnown {
 			args = append(args, "replica_lag", r.Lag) // not in reason: it would log every monitor
 		}
-		if v.writable == 0 {
+		switch {
+		case v.writable == 1:
+			p.Log.Info("database writable", args...)
+		case v.readable == 1:
+			p.Log.Info("database readable, not writable", args...)
+		default:
 			if probeErr != nil {
 				args = append(args, "err", probeErr)
 			}
-			p.Log.Warn("database not writable", args...)
-		} else {
-			p.Log.Info("database writable", args...)
+			p.Log.Warn("database neither writable nor readable", args...)
 		}
 	}
 	if st.PublishedAt.Equal(before) && v.reason == st.Reason {
@@ -157,15 +208,28 @@ func (a *mysqlMonitor) check(ctx context.Context, p ocf.Params, st *attrs.State,
 	return a.env.Save(p, st)
 }
 
+// rules are the parameters judge applies.
+type rules struct {
+	maxLag    time.Duration
+	galera    string // galeraAuto, galeraOn or galeraOff
+	donorOK   bool
+	replicaOK bool // deprecated: writable takes readable's value
+}
+
 // verdict is what mysql_monitor publishes for one probe.
 type verdict struct {
 	writable, readable int
 	lag                string // replication_lag value; "" deletes it
-	reason             string // short and stable, for the log: why writable is what it is
+	reason             string // short and stable, for the log: why the roles are what they are
 }
 
 // judge turns a probe's result into attribute values. Pure.
-func judge(st loadmon.Status, err error, maxLag time.Duration, replicaOK bool) verdict {
+//
+//	writable: read_only and super_read_only off, not a replica (replica
+//	          status read), and on Galera available (Galera.Available)
+//	readable: writable, or a replica whose threads run within maxLag (and
+//	          on Galera available)
+func judge(st loadmon.Status, err error, r rules) verdict {
 	if err != nil {
 		var pe *loadmon.ProbeError
 		var param *ocf.ParamError
@@ -178,43 +242,52 @@ func judge(st loadmon.Status, err error, maxLag time.Duration, replicaOK bool) v
 		}
 		return verdict{reason: "probe failed: " + kind}
 	}
-	v := verdict{readable: 1, lag: "0"}
-	r := st.Replica
+	v := verdict{lag: "0"}
+	rep := st.Replica
 	switch {
 	case st.ReplicaErr != nil:
 		v.lag = ""
-	case r == nil:
-	case r.LagKnown:
-		v.lag = strconv.Itoa(int(min(r.Lag, lagCap)/lagStep) * int(lagStep/time.Second))
+	case rep == nil:
+	case rep.LagKnown:
+		v.lag = strconv.Itoa(int(min(rep.Lag, lagCap)/lagStep) * int(lagStep/time.Second))
 	default:
 		v.lag = ""
 	}
-	replicaHealthy := r != nil && r.Healthy(maxLag)
-	if r != nil && !replicaHealthy {
-		v.readable = 0
-	}
-	switch {
-	case st.Writable():
-		v.writable, v.reason = 1, "writable"
-	case !replicaOK:
-		v.reason = readOnlyReason(st)
-	case st.ReplicaErr != nil:
-		v.reason = readOnlyReason(st) + ", replica status unreadable: " + st.ReplicaErr.Error()
-	case r == nil:
-		v.reason = readOnlyReason(st) + " and not a replica"
-	case replicaHealthy:
-		v.writable, v.reason = 1, fmt.Sprintf("replica in sync (lag within max_lag %s)", maxLag)
-	default:
-		v.reason = readOnlyReason(st) + ", replica not in sync: " + replicaProblem(r, maxLag)
+	v.writable, v.readable, v.reason = roles(st, r)
+	if r.replicaOK {
+		v.writable = v.readable
 	}
 	return v
 }
 
-func readOnlyReason(st loadmon.Status) string {
-	if st.SuperReadOnly {
-		return "super_read_only=ON"
+// roles decides writable and readable and says why, the first failing
+// condition first.
+func roles(st loadmon.Status, r rules) (writable, readable int, reason string) {
+	g := st.Galera
+	switch {
+	case r.galera == galeraOn && g == nil:
+		return 0, 0, "galera=true but no wsrep provider loaded"
+	case r.galera != galeraOff && g != nil:
+		if ok, why := g.Available(r.donorOK); !ok {
+			return 0, 0, "galera: " + why
+		}
 	}
-	return "read_only=ON"
+	rep := st.Replica
+	switch {
+	case st.ReplicaErr != nil:
+		// Without the replica status "not a replica" is unknown: a writer
+		// VIP must not land on what may be one.
+		return 0, 0, "replica status unreadable: " + st.ReplicaErr.Error()
+	case rep != nil && rep.Healthy(r.maxLag):
+		return 0, 1, fmt.Sprintf("replica of %s in sync (lag within max_lag %s)", rep.Source, r.maxLag)
+	case rep != nil:
+		return 0, 0, fmt.Sprintf("replica of %s not in sync: %s", rep.Source, replicaProblem(rep, r.maxLag))
+	case st.SuperReadOnly:
+		return 0, 0, "super_read_only=ON and not a replica"
+	case st.ReadOnly:
+		return 0, 0, "read_only=ON and not a replica"
+	}
+	return 1, 1, "writable"
 }
 
 func replicaProblem(r *loadmon.Replica, maxLag time.Duration) string {

@@ -34,7 +34,7 @@ func TestMySQLMonitorAgainstMariaDB(t *testing.T) {
 
 	code, log = agenttest.RunMain(t, name, "start", good)
 	agenttest.WantCode(t, "start", code, 0, log)
-	if got, want := fake.TakeCalls(), []string{"set writable_monit=1 delay=3s"}; !slices.Equal(got, want) {
+	if got, want := fake.TakeCalls(), []string{"set readable_monit=1 delay=3s", "set writable_monit=1 delay=3s"}; !slices.Equal(got, want) {
 		t.Errorf("start: attrd calls %q, want %q", got, want)
 	}
 	code, log = agenttest.RunMain(t, name, "monitor", good)
@@ -46,8 +46,8 @@ func TestMySQLMonitorAgainstMariaDB(t *testing.T) {
 	srv.SQL(t, "SET GLOBAL read_only=1")
 	code, log = agenttest.RunMain(t, name, "monitor", good)
 	agenttest.WantCode(t, "monitor with read_only=1", code, 0, log)
-	if v := fake.Value(attrWritable); v != "0" || !strings.Contains(log, "read_only=ON") {
-		t.Errorf("read_only=1: writable_monit=%q, log %q; want 0 and a line saying read_only=ON", v, log)
+	if w, r := fake.Value(attrWritable), fake.Value(attrReadable); w != "0" || r != "0" || !strings.Contains(log, "read_only=ON and not a replica") {
+		t.Errorf("read_only=1: writable_monit=%q readable_monit=%q, log %q; want 0, 0 and a line saying read_only=ON and not a replica", w, r, log)
 	}
 	srv.SQL(t, "SET GLOBAL read_only=0")
 	code, log = agenttest.RunMain(t, name, "monitor", good)
@@ -59,8 +59,8 @@ func TestMySQLMonitorAgainstMariaDB(t *testing.T) {
 	wrong := agenttest.Reskeys("defaults_file", srv.DefaultsFile("mon", "wrong"), "dampen", "3")
 	code, log = agenttest.RunMain(t, name, "monitor", wrong)
 	agenttest.WantCode(t, "monitor with a wrong password", code, 0, log)
-	if v := fake.Value(attrWritable); v != "0" || !strings.Contains(log, "access denied") || strings.Contains(log, "wrong") {
-		t.Errorf("wrong password: writable_monit=%q, log %q; want 0, a line saying access denied, no password", v, log)
+	if w, r := fake.Value(attrWritable), fake.Value(attrReadable); w != "0" || r != "0" || !strings.Contains(log, "access denied") || strings.Contains(log, "wrong") {
+		t.Errorf("wrong password: writable_monit=%q readable_monit=%q, log %q; want 0, 0, a line saying access denied, no password", w, r, log)
 	}
 	fake.TakeCalls()
 	code, log = agenttest.RunMain(t, name, "monitor", wrong)
@@ -71,8 +71,8 @@ func TestMySQLMonitorAgainstMariaDB(t *testing.T) {
 	srv.Stop()
 	code, log = agenttest.RunMain(t, name, "monitor", good)
 	agenttest.WantCode(t, "monitor with the server stopped", code, 0, log)
-	if v := fake.Value(attrWritable); v != "0" || !strings.Contains(log, "probe failed: down") {
-		t.Errorf("server stopped: writable_monit=%q, log %q; want 0 and a line saying down", v, log)
+	if w, r := fake.Value(attrWritable), fake.Value(attrReadable); w != "0" || r != "0" || !strings.Contains(log, "probe failed: down") {
+		t.Errorf("server stopped: writable_monit=%q readable_monit=%q, log %q; want 0, 0 and a line saying down", w, r, log)
 	}
 	srv.Restart()
 	code, log = agenttest.RunMain(t, name, "monitor", good)
@@ -86,7 +86,7 @@ func TestMySQLMonitorAgainstMariaDB(t *testing.T) {
 	srv.SQL(t, "SET GLOBAL read_only=1")
 	code, log = agenttest.RunMain(t, name, "monitor", good)
 	agenttest.WantCode(t, "monitor with attrd failing", code, 1, log)
-	if !strings.Contains(log, "publish writable_monit=0: attrd gone") {
+	if !strings.Contains(log, "publish readable_monit=0: attrd gone") {
 		t.Errorf("attrd failing: log %q lacks the reason", log)
 	}
 	fake.Err = nil
@@ -115,8 +115,16 @@ func TestMySQLMonitorValidate(t *testing.T) {
 	}{
 		{agenttest.Reskeys("defaults_file", "/nonexistent/my.cnf"), 2, `parameter defaults_file="/nonexistent/my.cnf"`},
 		{agenttest.Reskeys("max_lag", "-1"), 6, `parameter max_lag="-1": must not be negative`},
+		{agenttest.Reskeys("max_lag", "2.5"), 6, `parameter max_lag="2.5": not an integer`},
+		{agenttest.Reskeys("max_lag", "30s"), 6, `parameter max_lag="30s": not an integer`},
+		{agenttest.Reskeys("max_lag", "0"), 0, ""},
+		{agenttest.Reskeys("galera", "maybe"), 6, `parameter galera="maybe": not auto, true or false`},
+		{agenttest.Reskeys("donor_ok", "sometimes"), 6, `parameter donor_ok="sometimes": not a boolean`},
+		{agenttest.Reskeys("publish_readable", "2"), 6, `parameter publish_readable="2": not a boolean`},
+		{agenttest.Reskeys("replica_ok", "maybe"), 6, `parameter replica_ok="maybe": not a boolean`},
 		{agenttest.Reskeys("port", "70000"), 6, `parameter port="70000": not a TCP port`},
-		{agenttest.Reskeys("socket", "/run/x.sock", "replica_ok", "yes"), 0, ""},
+		{agenttest.Reskeys("socket", "/run/x.sock", "replica_ok", "yes"), 0, "parameter replica_ok is deprecated"},
+		{agenttest.Reskeys("galera", "true", "donor_ok", "yes"), 0, ""},
 	} {
 		code, log := agenttest.RunMain(t, name, "validate-all", tc.env)
 		if code != tc.want || !strings.Contains(log, tc.msg) {
@@ -128,7 +136,7 @@ func TestMySQLMonitorValidate(t *testing.T) {
 func TestJudge(t *testing.T) {
 	const maxLag = 30 * time.Second
 	replica := func(io, sql bool, lag int) *loadmon.Replica {
-		r := &loadmon.Replica{IORunning: io, SQLRunning: sql, IOState: "Yes", LagKnown: lag >= 0, Lag: time.Duration(lag) * time.Second}
+		r := &loadmon.Replica{Source: "db1:3306", IORunning: io, SQLRunning: sql, IOState: "Yes", LagKnown: lag >= 0, Lag: time.Duration(lag) * time.Second}
 		if !io {
 			r.IOState = "Connecting"
 		}
@@ -139,31 +147,66 @@ func TestJudge(t *testing.T) {
 	}
 	ro := loadmon.Status{ReadOnly: true}
 	withReplica := func(st loadmon.Status, r *loadmon.Replica) loadmon.Status { st.Replica = r; return st }
+	synced := loadmon.Galera{Provider: "Galera", Ready: true, Cluster: "Primary", State: 4, StateComment: "Synced"}
+	galera := func(f func(*loadmon.Galera)) loadmon.Status {
+		g := synced
+		if f != nil {
+			f(&g)
+		}
+		return loadmon.Status{Galera: &g}
+	}
+	desynced := galera(func(g *loadmon.Galera) { g.State, g.StateComment = 2, "Donor/Desynced" })
+	nonPrimary := galera(func(g *loadmon.Galera) {
+		g.Ready, g.Cluster, g.State, g.StateComment = false, "non-Primary", 0, "Initialized"
+	})
+	def := rules{maxLag: maxLag, galera: galeraAuto}
+	with := func(f func(*rules)) rules { r := def; f(&r); return r }
+	replicaOK := with(func(r *rules) { r.replicaOK = true })
 	for _, tc := range []struct {
-		name      string
-		st        loadmon.Status
-		err       error
-		replicaOK bool
-		want      verdict
+		name  string
+		st    loadmon.Status
+		err   error
+		rules rules
+		want  verdict
 	}{
-		{"writable primary", loadmon.Status{}, nil, false, verdict{1, 1, "0", "writable"}},
-		{"read_only", ro, nil, false, verdict{0, 1, "0", "read_only=ON"}},
-		{"super_read_only", loadmon.Status{SuperReadOnly: true}, nil, false, verdict{0, 1, "0", "super_read_only=ON"}},
-		{"down", loadmon.Status{}, &loadmon.ProbeError{Kind: loadmon.ErrDown}, false, verdict{0, 0, "", "probe failed: down"}},
-		{"access denied", loadmon.Status{}, &loadmon.ProbeError{Kind: loadmon.ErrAccessDenied}, true, verdict{0, 0, "", "probe failed: access denied"}},
-		{"in-sync replica, replica_ok", withReplica(ro, replica(true, true, 3)), nil, true, verdict{1, 1, "0", "replica in sync (lag within max_lag 30s)"}},
-		{"in-sync replica, not replica_ok", withReplica(ro, replica(true, true, 3)), nil, false, verdict{0, 1, "0", "read_only=ON"}},
-		{"lagging replica", withReplica(ro, replica(true, true, 45)), nil, true, verdict{0, 0, "40", "read_only=ON, replica not in sync: lag over max_lag 30s"}},
-		{"far behind", withReplica(ro, replica(true, true, 7200)), nil, true, verdict{0, 0, "600", "read_only=ON, replica not in sync: lag over max_lag 30s"}},
-		{"SQL thread stopped", withReplica(ro, replica(true, false, -1)), nil, true, verdict{0, 0, "", "read_only=ON, replica not in sync: SQL thread stopped (Duplicate entry)"}},
-		{"IO thread connecting", withReplica(ro, replica(false, true, -1)), nil, true, verdict{0, 0, "", "read_only=ON, replica not in sync: IO thread Connecting"}},
-		{"read-only, no replica", ro, nil, true, verdict{0, 1, "0", "read_only=ON and not a replica"}},
-		{"writable replica", withReplica(loadmon.Status{}, replica(true, false, -1)), nil, true, verdict{1, 0, "", "writable"}},
-		{"replica status unreadable", loadmon.Status{ReadOnly: true, ReplicaErr: errors.New("denied")}, nil, true, verdict{0, 1, "", "read_only=ON, replica status unreadable: denied"}},
+		{"writable primary", loadmon.Status{}, nil, def, verdict{1, 1, "0", "writable"}},
+		{"read_only, not a replica", ro, nil, def, verdict{0, 0, "0", "read_only=ON and not a replica"}},
+		{"super_read_only", loadmon.Status{SuperReadOnly: true}, nil, def, verdict{0, 0, "0", "super_read_only=ON and not a replica"}},
+		{"down", loadmon.Status{}, &loadmon.ProbeError{Kind: loadmon.ErrDown}, def, verdict{0, 0, "", "probe failed: down"}},
+		{"access denied", loadmon.Status{}, &loadmon.ProbeError{Kind: loadmon.ErrAccessDenied}, replicaOK, verdict{0, 0, "", "probe failed: access denied"}},
+		{"in-sync replica", withReplica(ro, replica(true, true, 3)), nil, def, verdict{0, 1, "0", "replica of db1:3306 in sync (lag within max_lag 30s)"}},
+		{"in-sync replica, replica_ok", withReplica(ro, replica(true, true, 3)), nil, replicaOK, verdict{1, 1, "0", "replica of db1:3306 in sync (lag within max_lag 30s)"}},
+		{"lag at max_lag", withReplica(ro, replica(true, true, 30)), nil, def, verdict{0, 1, "30", "replica of db1:3306 in sync (lag within max_lag 30s)"}},
+		{"lagging replica", withReplica(ro, replica(true, true, 45)), nil, def, verdict{0, 0, "40", "replica of db1:3306 not in sync: lag over max_lag 30s"}},
+		{"lagging, max_lag 0", withReplica(ro, replica(true, true, 1)), nil, with(func(r *rules) { r.maxLag = 0 }), verdict{0, 0, "0", "replica of db1:3306 not in sync: lag over max_lag 0s"}},
+		{"far behind, replica_ok", withReplica(ro, replica(true, true, 7200)), nil, replicaOK, verdict{0, 0, "600", "replica of db1:3306 not in sync: lag over max_lag 30s"}},
+		{"SQL thread stopped", withReplica(ro, replica(true, false, -1)), nil, def, verdict{0, 0, "", "replica of db1:3306 not in sync: SQL thread stopped (Duplicate entry)"}},
+		{"IO thread connecting", withReplica(ro, replica(false, true, -1)), nil, def, verdict{0, 0, "", "replica of db1:3306 not in sync: IO thread Connecting"}},
+		{"writable replica", withReplica(loadmon.Status{}, replica(true, true, 0)), nil, def, verdict{0, 1, "0", "replica of db1:3306 in sync (lag within max_lag 30s)"}},
+		{"replica status unreadable", loadmon.Status{ReplicaErr: errors.New("denied")}, nil, def, verdict{0, 0, "", "replica status unreadable: denied"}},
+		{"galera synced", galera(nil), nil, def, verdict{1, 1, "0", "writable"}},
+		{"galera synced, read_only", func() loadmon.Status { s := galera(nil); s.ReadOnly = true; return s }(), nil, def, verdict{0, 0, "0", "read_only=ON and not a replica"}},
+		{"galera desynced", desynced, nil, def, verdict{0, 0, "0", "galera: wsrep_local_state=2 (Donor/Desynced)"}},
+		{"galera desynced, donor_ok", desynced, nil, with(func(r *rules) { r.donorOK = true }), verdict{1, 1, "0", "writable"}},
+		{"galera non-Primary", nonPrimary, nil, def, verdict{0, 0, "0", "galera: wsrep_ready=OFF, wsrep_cluster_status=non-Primary, wsrep_local_state=0 (Initialized)"}},
+		{"galera non-Primary, galera=false", nonPrimary, nil, with(func(r *rules) { r.galera = galeraOff }), verdict{1, 1, "0", "writable"}},
+		{"galera=true without provider", loadmon.Status{}, nil, with(func(r *rules) { r.galera = galeraOn }), verdict{0, 0, "0", "galera=true but no wsrep provider loaded"}},
+		{"galera desynced, replica_ok", desynced, nil, replicaOK, verdict{0, 0, "0", "galera: wsrep_local_state=2 (Donor/Desynced)"}},
 	} {
-		if got := judge(tc.st, tc.err, maxLag, tc.replicaOK); got != tc.want {
+		if got := judge(tc.st, tc.err, tc.rules); got != tc.want {
 			t.Errorf("%s: judge = %+v, want %+v", tc.name, got, tc.want)
 		}
+	}
+}
+
+func TestGaleraMode(t *testing.T) {
+	for in, want := range map[string]string{"auto": galeraAuto, "AUTO": galeraAuto, "true": galeraOn, "yes": galeraOn, "1": galeraOn, "false": galeraOff, "off": galeraOff} {
+		if got, err := galeraMode(in); got != want || err != nil {
+			t.Errorf("galeraMode(%q) = %q, %v; want %q", in, got, err, want)
+		}
+	}
+	if got, err := galeraMode("maybe"); err == nil {
+		t.Errorf("galeraMode(maybe) = %q, want an error", got)
 	}
 }
 

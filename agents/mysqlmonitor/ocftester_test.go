@@ -16,7 +16,8 @@ import (
 )
 
 // TestAttributeAgentsOCFTester runs Debian's ocf-tester against the built
-// mysql_monitor and server_load with real parameters and a real MariaDB.
+// mysql_monitor (on a Galera node, with the Galera rules required) and
+// server_load with real parameters and a real MariaDB.
 // attrd is the stand-in attrd_updater (no Pacemaker here), passed in the
 // environment ocf-tester hands down to the agent.
 func TestAttributeAgentsOCFTester(t *testing.T) {
@@ -27,20 +28,20 @@ func TestAttributeAgentsOCFTester(t *testing.T) {
 	if _, err := exec.LookPath("xmllint"); err != nil {
 		t.Skip("xmllint not installed (Debian package libxml2-utils); ocf-tester needs it")
 	}
-	srv := mariadbtest.Start(t, mariadbtest.Options{})
-	srv.CreateUser(t, "mon", "pw", "SLAVE MONITOR ON *.*")
-	cnf := srv.DefaultsFile("mon", "pw")
 	dir := t.TempDir()
 	attrd := crmtest.FakeAttrdUpdater(t, dir)
 	for _, c := range []struct {
 		agent, attr string
+		opts        mariadbtest.Options
 		params      []string
 	}{
-		{"mysql_monitor", attrWritable, []string{"-o", "defaults_file=" + cnf, "-o", "replica_ok=true", "-o", "publish_readable=true", "-o", "publish_lag=true"}},
-		{"server_load", crm.AttrLoad, []string{"-o", "defaults_file=" + cnf}},
+		{"mysql_monitor", attrWritable, mariadbtest.Options{Galera: true}, []string{"-o", "galera=true", "-o", "donor_ok=false", "-o", "max_lag=10", "-o", "publish_lag=true"}},
+		{"server_load", crm.AttrLoad, mariadbtest.Options{}, nil},
 	} {
 		t.Run(c.agent, func(t *testing.T) {
-			args := append([]string{"-n", c.agent + "_t"}, c.params...)
+			srv := mariadbtest.Start(t, c.opts)
+			srv.CreateUser(t, "mon", "pw", "SLAVE MONITOR ON *.*")
+			args := append([]string{"-n", c.agent + "_t", "-o", "defaults_file=" + srv.DefaultsFile("mon", "pw")}, c.params...)
 			cmd := exec.Command(tester, append(args, agenttest.Path(t, c.agent))...)
 			cmd.Env = append(os.Environ(), attrs.EnvAttrd+"="+attrd, attrs.EnvRunDir+"="+filepath.Join(dir, "run"))
 			out, err := cmd.CombinedOutput()

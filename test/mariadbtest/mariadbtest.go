@@ -1,17 +1,22 @@
 // Package mariadbtest starts private MariaDB servers for tests: Debian's
 // mariadbd on a throwaway datadir and unix socket (plus, when asked, a TCP
 // port), never the system service. Each server is stopped by its pid and its
-// files removed when the test ends.
+// files removed when the test ends. Servers can replicate from each other
+// (ReplicateFrom) or form a Galera cluster on 127.0.0.1 (Options.Galera).
 //
 // It needs mariadbd and mariadb-install-db (Debian package mariadb-server);
-// without them, and under go test -short, the test skips, saying why. Any
-// other failure fails the test.
+// a Galera node also needs galera-4 (GaleraProvider), rsync (the SST
+// method) and the mysql user. Without them, and under go test -short, the
+// test skips, saying why. Any other failure fails the test.
 //
 //	srv := mariadbtest.Start(t, mariadbtest.Options{})
 //	srv.CreateUser(t, "mon", "secret", "REPLICATION CLIENT ON *.*")
 //	cnf := srv.DefaultsFile("mon", "secret") // [client] user, password, socket
 //	srv.SQL(t, "SET GLOBAL read_only=1")
 //	srv.Stop()                               // SIGTERM, wait; Restart() brings it back
+//
+//	g1 := mariadbtest.Start(t, mariadbtest.Options{Galera: true})             // a new cluster of one
+//	g2 := mariadbtest.Start(t, mariadbtest.Options{Galera: true, Join: g1}) // joins it (rsync SST), Synced
 package mariadbtest
 
 import (
@@ -22,6 +27,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -43,6 +49,17 @@ type Options struct {
 	LogBin   bool   // write a binary log (needed by a replication source)
 	Args     []string
 
+	// Galera runs the server as a Galera node: wsrep provider
+	// GaleraProvider, group communication, IST and SST on free ports of
+	// 127.0.0.1, SST by rsync. Without Join it bootstraps a new cluster of
+	// one; Start returns once the node is Synced. The rsync SST script drops
+	// privileges to the server's user, so a Galera node runs as the mysql
+	// user (when the test runs as root) and owns its directory.
+	Galera bool
+	// Join is a running Galera node whose cluster this one joins (SST from
+	// it). Needs Galera.
+	Join *Server
+
 	// Command runs mariadbd; nil means exec.Command. A lab passes
 	// (*nstest.NS).Command to run the server inside a network namespace.
 	Command func(name string, arg ...string) *exec.Cmd
@@ -57,10 +74,14 @@ type Server struct {
 	ErrLog  string
 	Addr    string // host for TCP clients ("" without TCP)
 	Port    int    // TCP port (0 without TCP)
+	// GaleraPort is the Galera group communication port on 127.0.0.1 (0
+	// when not a Galera node); IST and SST listen on ports of their own.
+	GaleraPort int
 
-	t        testing.TB
-	opts     Options
-	mariadbd string // resolved path
+	istPort, sstPort int
+	t                testing.TB
+	opts             Options
+	mariadbd         string // resolved path
 
 	mu   sync.Mutex
 	cmd  *exec.Cmd
@@ -83,6 +104,24 @@ func Start(t testing.TB, opts Options) *Server {
 		}
 		bins[i] = p
 	}
+	var owner *user.User
+	if opts.Galera {
+		if _, err := os.Stat(GaleraProvider); err != nil {
+			t.Skipf("Galera provider missing (Debian package galera-4): %v", err)
+		}
+		if _, err := exec.LookPath("rsync"); err != nil {
+			t.Skipf("rsync not installed (the Galera SST method): %v", err)
+		}
+		if os.Geteuid() == 0 {
+			u, err := user.Lookup("mysql")
+			if err != nil {
+				t.Skipf("no mysql user to run a Galera node as (Debian package mariadb-server creates it): %v", err)
+			}
+			owner = u
+		}
+	} else if opts.Join != nil {
+		t.Fatal("mariadbtest: Options.Join needs Options.Galera")
+	}
 	// A short directory of our own: a unix socket path must fit in 108 bytes,
 	// and t.TempDir() paths grow with the test name.
 	dir, err := os.MkdirTemp("", "mdbt")
@@ -101,6 +140,13 @@ func Start(t testing.TB, opts Options) *Server {
 		t:        t,
 		opts:     opts,
 		mariadbd: bins[0],
+	}
+	if opts.Galera {
+		for _, p := range []*int{&s.GaleraPort, &s.istPort, &s.sstPort} {
+			if *p, err = FreePort(); err != nil {
+				t.Fatal(err)
+			}
+		}
 	}
 	if opts.TCP {
 		s.Addr = opts.Bind
@@ -131,19 +177,52 @@ func Start(t testing.TB, opts Options) *Server {
 	if err := os.Mkdir(s.tmpDir(), 0o755); err != nil {
 		t.Fatal(err)
 	}
+	if owner != nil {
+		if err := chownTo(dir, owner); err != nil {
+			t.Fatal(err)
+		}
+	}
 	install := exec.Command(bins[1], "--no-defaults",
 		"--datadir="+s.DataDir, "--tmpdir="+s.tmpDir(), "--auth-root-authentication-method=normal",
 		"--skip-test-db", "--innodb-log-file-size=4M", "--innodb-buffer-pool-size=16M")
 	if os.Geteuid() == 0 {
-		install.Args = append(install.Args, "--user=root")
+		install.Args = append(install.Args, "--user="+s.runAs())
 	}
 	if out, err := install.CombinedOutput(); err != nil {
 		t.Fatalf("running %v: %v: %s", install.Args, err, tail(string(out), 2000))
+	}
+	if owner != nil {
+		// The install leaves files of root's (mysql_upgrade_info) behind.
+		if err := chownTo(dir, owner); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if err := s.start(); err != nil {
 		t.Fatal(err)
 	}
 	return s
+}
+
+// GaleraProvider is the wsrep provider of Debian's galera-4.
+const GaleraProvider = "/usr/lib/galera/libgalera_smm.so"
+
+// runAs is the user mariadbd runs as when the test runs as root.
+func (s *Server) runAs() string {
+	if s.opts.Galera {
+		return "mysql"
+	}
+	return "root"
+}
+
+func chownTo(dir string, u *user.User) error {
+	uid, _ := strconv.Atoi(u.Uid)
+	gid, _ := strconv.Atoi(u.Gid)
+	return filepath.Walk(dir, func(path string, _ os.FileInfo, err error) error {
+		if err != nil {
+			return err
+		}
+		return os.Lchown(path, uid, gid)
+	})
 }
 
 // Restart starts a stopped server again on the same datadir, socket and port.
@@ -172,7 +251,7 @@ func (s *Server) args() []string {
 		"--server-id=" + strconv.Itoa(max(s.opts.ServerID, 1)),
 	}
 	if os.Geteuid() == 0 {
-		a = append(a, "--user=root")
+		a = append(a, "--user="+s.runAs())
 	}
 	if s.Port != 0 {
 		a = append(a, "--bind-address="+s.Addr, "--port="+strconv.Itoa(s.Port))
@@ -182,7 +261,36 @@ func (s *Server) args() []string {
 	if s.opts.LogBin {
 		a = append(a, "--log-bin="+filepath.Join(s.DataDir, "binlog"), "--binlog-format=ROW")
 	}
+	if s.opts.Galera {
+		a = append(a, s.galeraArgs()...)
+	}
 	return append(a, s.opts.Args...)
+}
+
+// galeraArgs make a Galera node on 127.0.0.1. The group communication
+// timeouts are shortened (defaults: suspect 5 s, inactive 15 s) so that a
+// node whose peer is killed leaves the Primary component within seconds.
+func (s *Server) galeraArgs() []string {
+	cluster := "gcomm://" // bootstrap a new cluster
+	if j := s.opts.Join; j != nil {
+		cluster = fmt.Sprintf("gcomm://127.0.0.1:%d", j.GaleraPort)
+	}
+	node := fmt.Sprintf("127.0.0.1:%d", s.GaleraPort)
+	return []string{
+		"--wsrep-on=ON",
+		"--wsrep-provider=" + GaleraProvider,
+		"--wsrep-cluster-name=mariadbtest",
+		"--wsrep-cluster-address=" + cluster,
+		"--wsrep-node-address=" + node,
+		"--wsrep-node-name=" + filepath.Base(s.Dir),
+		"--wsrep-sst-method=rsync",
+		fmt.Sprintf("--wsrep-sst-receive-address=127.0.0.1:%d", s.sstPort),
+		fmt.Sprintf("--wsrep-provider-options=gmcast.listen_addr=tcp://%s; ist.recv_addr=127.0.0.1:%d; gcache.size=16M; "+
+			"evs.keepalive_period=PT0.5S; evs.inactive_check_period=PT0.5S; evs.suspect_timeout=PT2S; evs.inactive_timeout=PT3S",
+			node, s.istPort),
+		"--binlog-format=ROW",
+		"--innodb-autoinc-lock-mode=2",
+	}
 }
 
 func (s *Server) tmpDir() string { return filepath.Join(s.Dir, "tmp") }
@@ -212,6 +320,9 @@ func (s *Server) start() error {
 		default:
 		}
 		err := s.ping()
+		if err == nil && s.opts.Galera {
+			err = s.synced()
+		}
 		if err == nil {
 			return nil
 		}
@@ -232,6 +343,49 @@ func (s *Server) ping() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	return db.PingContext(ctx)
+}
+
+// synced returns nil once a Galera node is Synced (wsrep_local_state 4).
+func (s *Server) synced() error {
+	rows, err := s.Query("SHOW GLOBAL STATUS LIKE 'wsrep_local_state'")
+	if err != nil {
+		return err
+	}
+	if len(rows) != 1 || rows[0][1] != "4" {
+		return fmt.Errorf("galera node not synced: wsrep_local_state %v", rows)
+	}
+	return nil
+}
+
+// WaitStatus waits up to limit until every given global status variable
+// has its value (SHOW GLOBAL STATUS), and fails t otherwise, saying what
+// it last saw.
+func (s *Server) WaitStatus(t testing.TB, limit time.Duration, want map[string]string) {
+	t.Helper()
+	var names []string
+	for n := range want {
+		names = append(names, quote(n))
+	}
+	q := "SHOW GLOBAL STATUS WHERE Variable_name IN (" + strings.Join(names, ",") + ")"
+	deadline := time.Now().Add(limit)
+	for {
+		rows, err := s.Query(q)
+		got := map[string]string{}
+		for _, r := range rows {
+			got[r[0]] = r[1]
+		}
+		ok := err == nil
+		for n, v := range want {
+			ok = ok && got[n] == v
+		}
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("status %v not reached within %s: last %v, %v", want, limit, got, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
 
 // Pid is the process id of the running mariadbd, 0 when stopped.
@@ -399,6 +553,51 @@ func (s *Server) ReplicateFrom(t testing.TB, src *Server) {
 	src.SQL(t, "CREATE USER IF NOT EXISTS 'repl'@'%' IDENTIFIED BY 'repl'; GRANT REPLICATION SLAVE ON *.* TO 'repl'@'%'")
 	s.SQL(t, fmt.Sprintf("CHANGE MASTER TO MASTER_HOST=%s, MASTER_PORT=%d, MASTER_USER='repl', MASTER_PASSWORD='repl', MASTER_CONNECT_RETRY=1, MASTER_USE_GTID=slave_pos; START SLAVE",
 		quote(src.Addr), src.Port))
+}
+
+// GeneralLog records every command the server receives in
+// mysql.general_log until the returned function stops it and returns, per
+// client thread in order of appearance, the command types seen (Connect,
+// Query, Quit, ...), the caller's own excluded. Several statements sent in
+// one packet are one Query.
+func (s *Server) GeneralLog(t testing.TB) (stop func() [][]string) {
+	t.Helper()
+	s.SQL(t, "SET GLOBAL general_log=0; SET GLOBAL log_output='TABLE'; TRUNCATE mysql.general_log; SET GLOBAL general_log=1")
+	return func() [][]string {
+		rows := s.SQL(t, "SELECT thread_id, command_type FROM mysql.general_log WHERE thread_id <> CONNECTION_ID() ORDER BY event_time")
+		s.SQL(t, "SET GLOBAL general_log=0")
+		byThread := map[string][]string{}
+		var order []string
+		for _, r := range rows {
+			if _, seen := byThread[r[0]]; !seen {
+				order = append(order, r[0])
+			}
+			byThread[r[0]] = append(byThread[r[0]], r[1])
+		}
+		var out [][]string
+		for _, id := range order {
+			out = append(out, byThread[id])
+		}
+		return out
+	}
+}
+
+// Commands counts, over the threads GeneralLog returned, the connections
+// and the commands that are request/response round trips after the
+// handshake (everything but Connect and Quit).
+func Commands(threads [][]string) (conns, queries int) {
+	for _, th := range threads {
+		for _, c := range th {
+			switch c {
+			case "Connect":
+				conns++
+			case "Quit":
+			default:
+				queries++
+			}
+		}
+	}
+	return conns, queries
 }
 
 // FreePort returns a TCP port that was free on 127.0.0.1 a moment ago.
