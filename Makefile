@@ -4,6 +4,7 @@ BIN     := bin/loadshare
 DESTDIR ?=
 PREFIX  ?= /usr
 OCFDIR  ?= $(PREFIX)/lib/ocf/resource.d/loadshare
+UNITDIR ?= $(PREFIX)/lib/systemd/system
 AGENTS  := clustervip mysql_monitor server_load
 # VERSION is the one version of the build: `loadshare --version`, every
 # agent's meta-data and the node attribute loadshare_version say it.
@@ -53,9 +54,11 @@ install: build
 	install -D -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/sbin/loadshare
 	install -d $(DESTDIR)$(OCFDIR)
 	for a in $(AGENTS); do install -m 0755 bin/$$a $(DESTDIR)$(OCFDIR)/$$a; done
+	install -D -m 0644 contrib/loadshare-metrics.service $(DESTDIR)$(UNITDIR)/loadshare-metrics.service
 
 uninstall:
 	rm -f $(DESTDIR)$(PREFIX)/sbin/loadshare
+	rm -f $(DESTDIR)$(UNITDIR)/loadshare-metrics.service
 	for a in $(AGENTS); do rm -f $(DESTDIR)$(OCFDIR)/$$a; done
 	-rmdir $(DESTDIR)$(OCFDIR)
 
