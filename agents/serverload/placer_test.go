@@ -194,4 +194,6 @@ func TestServerLoadMetricsTextfile(t *testing.T) {
 
 // fakeCluster stands in for crm_mon and crm_node: the placer stand-ins
 // ignore the status.
-func fakeCluster(context.Context) (*crm.Status, string, error) { return &crm.Status{DC: "n1"}, "n1", nil }
+func fakeCluster(context.Context) (*crm.Status, string, error) {
+	return &crm.Status{DC: "n1"}, "n1", nil
+}
