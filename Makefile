@@ -4,6 +4,7 @@ BIN     := bin/loadshare
 DESTDIR ?=
 PREFIX  ?= /usr
 OCFDIR  ?= $(PREFIX)/lib/ocf/resource.d/loadshare
+MANDIR  ?= $(PREFIX)/share/man
 AGENTS  := clustervip mysql_monitor server_load
 # VERSION is the one version of the build: `loadshare --version`, every
 # agent's meta-data and the node attribute loadshare_version say it.
@@ -14,7 +15,7 @@ LDFLAGS := -X github.com/loadshare/loadshare/agents/ocf.version=$(VERSION)
 # Whole suite, lab included, on 2 cores: well inside CI's 90 minutes.
 TEST_TIMEOUT ?= 60m
 
-.PHONY: all build deps test test-short bench demo install uninstall vet clean
+.PHONY: all build man deps test test-short bench demo install uninstall vet clean
 
 all: build
 
@@ -23,6 +24,11 @@ all: build
 # an agent that links only what it needs starts faster than the whole CLI.
 build:
 	CGO_ENABLED=0 $(GO) build -ldflags "$(LDFLAGS)" -o bin/ ./cmd/...
+
+# man writes loadshare(8) and ocf_loadshare_AGENT(7) from the declarations
+# the programs use (the agents' parameters, the commands' flags).
+man: build
+	$(BIN) man --dir bin/man
 
 # deps installs the Debian packages the tests, lab and benchmarks use (no-op when present).
 deps:
@@ -49,13 +55,16 @@ bench: deps build
 demo: deps build
 	$(BIN) lab demo
 
-install: build
+install: build man
 	install -D -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/sbin/loadshare
 	install -d $(DESTDIR)$(OCFDIR)
 	for a in $(AGENTS); do install -m 0755 bin/$$a $(DESTDIR)$(OCFDIR)/$$a; done
+	install -D -m 0644 bin/man/loadshare.8 $(DESTDIR)$(MANDIR)/man8/loadshare.8
+	for a in $(AGENTS); do install -D -m 0644 bin/man/ocf_loadshare_$$a.7 $(DESTDIR)$(MANDIR)/man7/ocf_loadshare_$$a.7; done
 
 uninstall:
-	rm -f $(DESTDIR)$(PREFIX)/sbin/loadshare
+	rm -f $(DESTDIR)$(PREFIX)/sbin/loadshare $(DESTDIR)$(MANDIR)/man8/loadshare.8
+	for a in $(AGENTS); do rm -f $(DESTDIR)$(MANDIR)/man7/ocf_loadshare_$$a.7; done
 	for a in $(AGENTS); do rm -f $(DESTDIR)$(OCFDIR)/$$a; done
 	-rmdir $(DESTDIR)$(OCFDIR)
 

@@ -18,9 +18,10 @@ import (
 
 func init() {
 	register(command{
-		name:    "crm",
-		summary: "Pacemaker configuration: generate | check | place",
-		run:     runCrm,
+		name:        "crm",
+		summary:     "Pacemaker configuration: generate | check | place",
+		subcommands: []string{"check", "place"},
+		run:         runCrm,
 	})
 }
 
@@ -80,28 +81,8 @@ func runCrm(args []string, stdout, stderr io.Writer) error {
 	return fmt.Errorf("unknown crm command %q (generate, check, place): %w", sub, errUsage)
 }
 
-func newFlags(name string, stderr io.Writer) *flag.FlagSet {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprintln(stderr, crmUsage); fs.PrintDefaults() }
-	return fs
-}
-
-func parseFlags(fs *flag.FlagSet, args []string) error {
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return fmt.Errorf("%w: %w", errUsage, err)
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected argument %q: %w", fs.Arg(0), errUsage)
-	}
-	return nil
-}
-
 func crmGenerate(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("crm", stderr)
+	fs := newFlagSet("crm", crmUsage, stderr)
 	ip := fs.String("ip", "", "the shared VIP (IPv4 or IPv6)")
 	buckets := fs.Int("buckets", 0, "hash buckets, one primitive each (1–1024)")
 	name := fs.String("name", "vip", "resource prefix: primitives NAME_0 …")
@@ -220,7 +201,7 @@ func checkParams(params map[string][]crm.Param) error {
 var errProblems = errors.New("configuration has errors")
 
 func crmCheck(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("crm check", stderr)
+	fs := newFlagSet("crm check", crmUsage, stderr)
 	file := fs.String("file", "", "CIB XML file (default: the live cluster, cibadmin -Q)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -275,7 +256,7 @@ func policyFlags(fs *flag.FlagSet) func() (crm.Policy, error) {
 }
 
 func crmPlace(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("crm place", stderr)
+	fs := newFlagSet("crm place", crmUsage, stderr)
 	name := fs.String("name", "vip", "resource prefix of the bucket primitives")
 	dry := fs.Bool("dry-run", false, "print the plan, write nothing")
 	onlyDC := fs.Bool("only-dc", false, "do nothing unless this node is the DC")
