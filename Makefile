@@ -11,11 +11,11 @@ AGENTS  := clustervip mysql_monitor server_load
 # Without git (a source tarball) it is empty and the binaries say the
 # module version the go command stamped, or "devel".
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null)
-LDFLAGS := -X github.com/loadshare/loadshare/agents/ocf.version=$(VERSION)
+LDFLAGS := -X github.com/loadshare/loadshare/agents/ocf.version=$(VERSION) $(EXTRA_LDFLAGS)
 # Whole suite, lab included, on 2 cores: well inside CI's 90 minutes.
 TEST_TIMEOUT ?= 60m
 
-.PHONY: all build man deps test test-short bench demo install uninstall vet clean
+.PHONY: all build man deb rpm deps test test-short bench demo install uninstall vet clean
 
 all: build
 
@@ -30,6 +30,14 @@ build:
 man: build
 	$(BIN) man --dir bin/man
 
+# deb and rpm package a stripped build staged by make install, with nfpm as
+# a library (cmd/mkpackage, a module of its own): bin/loadshare_*.deb, .rpm.
+PKGROOT := bin/pkgroot
+deb rpm:
+	rm -rf $(PKGROOT)
+	$(MAKE) install DESTDIR=$(CURDIR)/$(PKGROOT) EXTRA_LDFLAGS='-s -w'
+	cd cmd/mkpackage && $(GO) run . -format $@ -root $(CURDIR)/$(PKGROOT) -version '$(or $(VERSION),devel)' -out $(CURDIR)/bin
+
 # deps installs the Debian packages the tests, lab and benchmarks use (no-op when present).
 deps:
 	./test/install-deps.sh
@@ -41,6 +49,7 @@ vet:
 # real-cluster lab. Tests that need root or a missing capability skip, saying why.
 test: deps build vet
 	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
+	cd cmd/mkpackage && $(GO) vet ./... && $(GO) test -count=1 ./...
 
 # test-short runs only the tests that need no root, kernel or cluster.
 test-short:
