@@ -5,6 +5,7 @@ DESTDIR ?=
 PREFIX  ?= /usr
 OCFDIR  ?= $(PREFIX)/lib/ocf/resource.d/loadshare
 MANDIR  ?= $(PREFIX)/share/man
+UNITDIR ?= $(PREFIX)/lib/systemd/system
 AGENTS  := clustervip mysql_monitor server_load
 # VERSION is the one version of the build: `loadshare --version`, every
 # agent's meta-data and the node attribute loadshare_version say it.
@@ -70,10 +71,12 @@ install: build man
 	for a in $(AGENTS); do install -m 0755 bin/$$a $(DESTDIR)$(OCFDIR)/$$a; done
 	install -D -m 0644 bin/man/loadshare.8 $(DESTDIR)$(MANDIR)/man8/loadshare.8
 	for a in $(AGENTS); do install -D -m 0644 bin/man/ocf_loadshare_$$a.7 $(DESTDIR)$(MANDIR)/man7/ocf_loadshare_$$a.7; done
+	install -D -m 0644 contrib/loadshare-metrics.service $(DESTDIR)$(UNITDIR)/loadshare-metrics.service
 
 uninstall:
 	rm -f $(DESTDIR)$(PREFIX)/sbin/loadshare $(DESTDIR)$(MANDIR)/man8/loadshare.8
 	for a in $(AGENTS); do rm -f $(DESTDIR)$(MANDIR)/man7/ocf_loadshare_$$a.7; done
+	rm -f $(DESTDIR)$(UNITDIR)/loadshare-metrics.service
 	for a in $(AGENTS); do rm -f $(DESTDIR)$(OCFDIR)/$$a; done
 	-rmdir $(DESTDIR)$(OCFDIR)
 

@@ -289,3 +289,21 @@ func BucketsIn(st *Status, name string) int {
 	}
 	return n
 }
+
+// VIPsIn names the VIPs whose bucket primitives a status holds (NAME_K,
+// not clone instances, with NAME_0 among them: what BucketsIn counts),
+// sorted.
+func VIPsIn(st *Status) []string {
+	seen := map[string]bool{}
+	for _, r := range st.Resources {
+		if m := bucketRE().FindStringSubmatch(r.ID); m != nil && r.Clone == "" && m[2] == "0" {
+			seen[m[1]] = true
+		}
+	}
+	names := make([]string, 0, len(seen))
+	for n := range seen {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}

@@ -3,6 +3,8 @@ package serverload
 import (
 	"context"
 	"errors"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -118,5 +120,70 @@ func TestServerLoadSettles(t *testing.T) {
 	monitor(10 * time.Second) // DC again: first seen anew
 	if want := []bool{false, false, true, false, true, false}; !slices.Equal(settled, want) {
 		t.Errorf("settle answers %v, want %v", settled, want)
+	}
+}
+
+// TestServerLoadMetricsTextfile: with metrics_textfile, every recurring
+// monitor writes DIR/loadshare.prom, whose placer series count the rounds
+// the monitors ran (the record kept in the state file); the directory
+// must exist (start and validate-all check it) and be absolute.
+func TestServerLoadMetricsTextfile(t *testing.T) {
+	host := &replayHost{levels: []float64{0.2}, now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	rounds := []struct {
+		plan    crm.Plan
+		skipped string
+	}{
+		{crm.Plan{Set: []crm.AttrChange{{Node: "n1", Name: "own_vip_3"}}, Delete: []crm.AttrChange{{Node: "n2", Name: "own_vip_3"}},
+			Owners: crm.Placement{"n1"}, Running: crm.Placement{"n2"}}, ""},
+		{crm.Plan{}, ""},
+		{crm.Plan{}, "this node (n1) is not the DC (\"n2\")"},
+	}
+	i := 0
+	runDir, dir := t.TempDir(), t.TempDir()
+	a := &serverLoad{env: attrs.Env{Attrs: &crmtest.Attrs{}, RunDir: runDir, Now: time.Now}, host: host,
+		sleep: func(context.Context, time.Duration) error { return nil },
+		place: func(context.Context, crm.PlacerVIP, func([]crm.Assignment) bool) (crm.Plan, string, error) {
+			r := rounds[i%len(rounds)]
+			i++
+			return r.plan, r.skipped, nil
+		},
+		textfile: WriteTextfile}
+	name := agenttest.Register(a, "server_load")
+	env := agenttest.Reskeys("probe_mysql", "false", "placer", "vip", "CRM_meta_interval", "10000", "metrics_textfile", dir)
+	code, log := agenttest.RunMain(t, name, "start", env)
+	agenttest.WantCode(t, "start", code, 0, log)
+	for range rounds {
+		code, log = agenttest.RunMain(t, name, "monitor", env)
+		agenttest.WantCode(t, "monitor", code, 0, log)
+	}
+	b, err := os.ReadFile(filepath.Join(dir, TextfileName))
+	if err != nil {
+		t.Fatalf("monitor with metrics_textfile=%s: %v", dir, err)
+	}
+	for _, want := range []string{
+		`loadshare_placer_rounds_total{result="applied",vip="vip"} 1`,
+		`loadshare_placer_rounds_total{result="balanced",vip="vip"} 1`,
+		`loadshare_placer_rounds_total{result="not_dc",vip="vip"} 1`,
+		`loadshare_placer_moves_total{vip="vip"} 1`,
+		`loadshare_placer_attribute_writes_total{vip="vip"} 2`,
+		`loadshare_placer_last_round_result{result="not_dc",vip="vip"} 1`,
+		`loadshare_placer_record_up 1`,
+	} {
+		if !strings.Contains(string(b), want+"\n") {
+			t.Errorf("%s lacks %s:\n%s", TextfileName, want, b)
+		}
+	}
+	if tmp, _ := filepath.Glob(filepath.Join(dir, "*")); len(tmp) != 1 {
+		t.Errorf("%s holds %q, want only %s (no temporary file left)", dir, tmp, TextfileName)
+	}
+
+	env["OCF_RESKEY_metrics_textfile"] = filepath.Join(dir, "missing")
+	code, log = agenttest.RunMain(t, name, "validate-all", env)
+	agenttest.WantCode(t, "validate-all metrics_textfile=missing", code, 2, log)
+	env["OCF_RESKEY_metrics_textfile"] = "textfiles"
+	code, log = agenttest.RunMain(t, name, "validate-all", env)
+	agenttest.WantCode(t, "validate-all metrics_textfile=textfiles", code, 6, log)
+	if !strings.Contains(log, "metrics_textfile") || !strings.Contains(log, "absolute") {
+		t.Errorf("validate-all log %q does not name the parameter and say why", log)
 	}
 }

@@ -8,6 +8,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strconv"
 	"time"
 
@@ -23,7 +25,7 @@ const attrLoad = "server_load"
 
 func init() {
 	ocf.Register("server_load", func() ocf.Agent {
-		return &serverLoad{env: attrs.NewEnv(), host: &hostprobe.Host{}, sleep: sleepCtx, place: placeOnDC}
+		return &serverLoad{env: attrs.NewEnv(), host: &hostprobe.Host{}, sleep: sleepCtx, place: placeOnDC, textfile: WriteTextfile}
 	})
 }
 
@@ -35,6 +37,8 @@ type serverLoad struct {
 	host  hostSampler
 	sleep func(context.Context, time.Duration) error
 	place placer
+	// textfile writes the metrics into a directory (WriteTextfile).
+	textfile func(dir, runDir string) error
 }
 
 // placer runs one placement round for the bucket primitives NAME_K of v
@@ -114,6 +118,17 @@ func (a *serverLoad) Meta() ocf.Meta {
 		LongDesc: "The placer keeps each node's previous bucket count while it is within one bucket of the new target (hysteresis), so a load that wobbles moves nothing. " +
 			"Once the targets have not changed for this many seconds, it goes to them exactly: a load that passed leaves no uneven spread behind. 0: always exact (no hysteresis).",
 		Check: attrs.NonNegative})
+	params = append(params, ocf.Param{Name: "metrics_textfile",
+		ShortDesc: "directory of node_exporter's textfile collector",
+		LongDesc: "When set, every monitor writes this node's loadshare metrics (what `loadshare metrics` prints: the kernel's buckets and counters, " +
+			"this node's attributes and bucket targets, the placer's rounds) to DIR/" + TextfileName + ", atomically (a temporary file, then a rename), " +
+			"for prometheus-node-exporter --collector.textfile.directory=DIR. An absolute path of an existing directory. Empty: no file.",
+		Check: func(v string) error {
+			if !filepath.IsAbs(v) {
+				return errors.New("not an absolute path")
+			}
+			return nil
+		}})
 	return ocf.Meta{
 		Name:      "server_load",
 		ShortDesc: "publishes the node's load (" + attrLoad + ", 0..100 in coarse steps)",
@@ -130,6 +145,11 @@ func (a *serverLoad) Validate(_ context.Context, p ocf.Params) error {
 	if attrs.ValidatesFiles(p) {
 		if _, _, err := attrs.MySQLProbe(p, true); err != nil {
 			return err
+		}
+		if dir := p.String("metrics_textfile"); dir != "" {
+			if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+				return &ocf.ParamError{Param: "metrics_textfile", Value: dir, Reason: "not a directory on this node", Local: true}
+			}
 		}
 	}
 	if a.model(p).Weights == (loadmon.Weights{}) {
@@ -188,15 +208,25 @@ func (a *serverLoad) Monitor(ctx context.Context, p ocf.Params) error {
 	if !p.IsProbe() {
 		a.placeBuckets(ctx, p, st)
 	}
-	return a.env.Save(p, st)
+	if err := a.env.Save(p, st); err != nil {
+		return err
+	}
+	if dir := p.String("metrics_textfile"); dir != "" && !p.IsProbe() {
+		// Not a failure of server_load: node_exporter sees the file age.
+		if err := a.textfile(dir, a.env.RunDir); err != nil {
+			p.Log.Warn("metrics textfile not written", "dir", dir, "err", err)
+		}
+	}
+	return nil
 }
 
 // placeBuckets runs the placer for each configured VIP. A failed round is
 // logged, not returned: server_load itself is healthy, and the next
-// monitor tries again. The only state is st.Ideals: when each VIP's ideal
+// monitor tries again. The state is st.Ideals: when each VIP's ideal
 // targets were first seen on this node while it was the DC; once they
 // have held for placer_settle seconds, hysteresis no longer keeps an
-// uneven spread (see crm.PlaceSettling).
+// uneven spread (see crm.PlaceSettling); and st.Placer, what the rounds
+// did, for the metrics (crm/metrics.Placer).
 func (a *serverLoad) placeBuckets(ctx context.Context, p ocf.Params, st *attrs.State) {
 	now := a.env.Now()
 	settleAfter := time.Duration(p.Int("placer_settle")) * time.Second
@@ -213,7 +243,15 @@ func (a *serverLoad) placeBuckets(ctx context.Context, p ocf.Params, st *attrs.S
 			}
 			return now.Sub(st.Ideals[name].Since) >= settleAfter
 		}
+		start := a.env.Now()
 		plan, skipped, err := a.place(ctx, v, settle)
+		if st.Placer == nil {
+			st.Placer = map[string]*crm.PlacerStats{}
+		}
+		if st.Placer[name] == nil {
+			st.Placer[name] = &crm.PlacerStats{}
+		}
+		st.Placer[name].Add(crm.NewPlacerRound(start, a.env.Now().Sub(start), plan, skipped, err))
 		switch {
 		case err != nil:
 			p.Log.Warn("placement round failed", "vip", name, "err", err)
