@@ -61,6 +61,7 @@ func TestPackages(t *testing.T) {
 		"/usr/share/man/man7/ocf_loadshare_mysql_monitor.7.gz",
 		"/usr/share/man/man7/ocf_loadshare_server_load.7.gz",
 		"/usr/share/doc/loadshare/copyright",
+		"/usr/lib/systemd/system/loadshare-metrics.service",
 	}
 	for _, format := range []string{"deb", "rpm"} {
 		if err := run([]string{"-format", format, "-root", root, "-version", version, "-out", out}); err != nil {
