@@ -37,9 +37,11 @@ own_NAME_K=1 among those whose required attribute is 1 (writable_monit, or
 readable_monit for a reader VIP); and one pair of mysql_monitor /
 server_load clones, whose placer places every VIP. A writer VIP and a
 reader VIP that gives the primary half a replica's share:
-  loadshare crm --vip name=rw,ip=192.0.2.10,buckets=24 \
+  loadshare crm --vip name=rw,ip=192.0.2.10,buckets=24,strict=true \
     --vip name=ro,ip=192.0.2.11,buckets=24,require=readable_monit,writer-weight=50
---vip keys: name, ip, buckets, nic, cidr-netmask, seed, require, and the
+--vip keys: name, ip, buckets, nic, cidr-netmask, seed, strict (true: the
+buckets stop when no node has the required attribute, for the writer VIP
+of a replication cluster), require, and the
 placer's policy (idle-load, full-load, min-share, min-buckets, max-buckets,
 hysteresis, writer-weight: as the flags of crm place). Adding a VIP to a
 cluster: generate the whole configuration, every VIP, and load it with
@@ -104,7 +106,7 @@ func crmGenerate(args []string, stdout, stderr io.Writer) error {
 	})
 	attrMonitor := fs.Int("attr-monitor", 0, "seconds between monitors of mysql_monitor and server_load (default 5 and 10)")
 	var vipFlags []string
-	fs.Func("vip", "KEY=VALUE,…: one VIP of several (keys name, ip, buckets, nic, cidr-netmask, seed, require, and the placer policy's); repeatable, instead of --ip, --buckets, --name, --nic, --cidr-netmask, --seed", func(v string) error {
+	fs.Func("vip", "KEY=VALUE,…: one VIP of several (keys name, ip, buckets, nic, cidr-netmask, seed, strict, require, and the placer policy's); repeatable, instead of --ip, --buckets, --name, --nic, --cidr-netmask, --seed", func(v string) error {
 		vipFlags = append(vipFlags, v)
 		return nil
 	})
