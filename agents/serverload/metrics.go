@@ -1,6 +1,7 @@
 package serverload
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -15,6 +16,13 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
+// Known is the cluster as read once by this process: its status and this
+// node's name.
+type Known struct {
+	Status *crm.Status
+	Node   string
+}
+
 // TextfileName is the file metrics_textfile and `loadshare metrics
 // --textfile` write in the textfile collector's directory.
 const TextfileName = "loadshare.prom"
@@ -26,22 +34,31 @@ const TextfileName = "loadshare.prom"
 // nftables backend so that no scrape probes the kernel with a commit
 // (which would move the ruleset generation and void every clustervip
 // monitor's cache); a VIP of the xtcluster backend has no counters.
-func Metrics(runDir string) (*prometheus.Registry, error) {
+//
+// known, when not nil, is the cluster as this process has just read it
+// (the monitor's placer rounds did): the Pacemaker series come from it
+// instead of another crm_mon and crm_node.
+func Metrics(runDir string, known *Known) (*prometheus.Registry, error) {
 	plane, err := clusterip.New(clusterip.WithBackend(clusterip.BackendNFTables))
 	if err != nil {
 		return nil, err
 	}
+	cluster := &cmetrics.Cluster{}
+	if known != nil {
+		cluster.Status = func(context.Context) (*crm.Status, error) { return known.Status, nil }
+		cluster.Node = func(context.Context) (string, error) { return known.Node, nil }
+	}
 	reg := prometheus.NewPedanticRegistry()
-	reg.MustRegister(&kmetrics.Kernel{Plane: plane}, &cmetrics.Cluster{},
+	reg.MustRegister(&kmetrics.Kernel{Plane: plane}, cluster,
 		&cmetrics.Placer{Stats: func() (map[string]crm.PlacerStats, error) { return ReadPlacerStats(runDir) }})
 	return reg, nil
 }
 
-// WriteTextfile writes the metrics (Metrics(runDir)) to dir/loadshare.prom
+// WriteTextfile writes the metrics (Metrics(runDir, known)) to dir/loadshare.prom
 // for node_exporter's textfile collector: a temporary file in dir, then a
 // rename, so the collector never reads a torn file.
-func WriteTextfile(dir, runDir string) error {
-	reg, err := Metrics(runDir)
+func WriteTextfile(dir, runDir string, known *Known) error {
+	reg, err := Metrics(runDir, known)
 	if err != nil {
 		return err
 	}

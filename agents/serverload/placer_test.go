@@ -24,8 +24,8 @@ func TestServerLoadRunsPlacer(t *testing.T) {
 	var placed []string
 	fail := false
 	a := &serverLoad{env: attrs.Env{Attrs: &crmtest.Attrs{}, RunDir: t.TempDir(), Now: time.Now}, host: host,
-		sleep: func(context.Context, time.Duration) error { return nil },
-		place: func(_ context.Context, v crm.PlacerVIP, _ func([]crm.Assignment) bool) (crm.Plan, string, error) {
+		sleep: func(context.Context, time.Duration) error { return nil }, cluster: fakeCluster,
+		place: func(_ context.Context, _ *crm.Status, _ string, v crm.PlacerVIP, _ func([]crm.Assignment) bool) (crm.Plan, string, error) {
 			placed = append(placed, v.String())
 			if fail {
 				return crm.Plan{}, "", errors.New("crm_mon: connection refused")
@@ -90,8 +90,8 @@ func TestServerLoadSettles(t *testing.T) {
 	skip := ""
 	var settled []bool
 	a := &serverLoad{env: attrs.Env{Attrs: &crmtest.Attrs{}, RunDir: t.TempDir(), Now: func() time.Time { return now }}, host: host,
-		sleep: func(context.Context, time.Duration) error { return nil },
-		place: func(_ context.Context, _ crm.PlacerVIP, settle func([]crm.Assignment) bool) (crm.Plan, string, error) {
+		sleep: func(context.Context, time.Duration) error { return nil }, cluster: fakeCluster,
+		place: func(_ context.Context, _ *crm.Status, _ string, _ crm.PlacerVIP, settle func([]crm.Assignment) bool) (crm.Plan, string, error) {
 			if skip != "" {
 				return crm.Plan{}, skip, nil
 			}
@@ -141,8 +141,8 @@ func TestServerLoadMetricsTextfile(t *testing.T) {
 	i := 0
 	runDir, dir := t.TempDir(), t.TempDir()
 	a := &serverLoad{env: attrs.Env{Attrs: &crmtest.Attrs{}, RunDir: runDir, Now: time.Now}, host: host,
-		sleep: func(context.Context, time.Duration) error { return nil },
-		place: func(context.Context, crm.PlacerVIP, func([]crm.Assignment) bool) (crm.Plan, string, error) {
+		sleep: func(context.Context, time.Duration) error { return nil }, cluster: fakeCluster,
+		place: func(context.Context, *crm.Status, string, crm.PlacerVIP, func([]crm.Assignment) bool) (crm.Plan, string, error) {
 			r := rounds[i%len(rounds)]
 			i++
 			return r.plan, r.skipped, nil
@@ -168,6 +168,10 @@ func TestServerLoadMetricsTextfile(t *testing.T) {
 		`loadshare_placer_attribute_writes_total{vip="vip"} 2`,
 		`loadshare_placer_last_round_result{result="not_dc",vip="vip"} 1`,
 		`loadshare_placer_record_up 1`,
+		// The Pacemaker series come from the status the rounds read
+		// (fakeCluster), not from another crm_mon.
+		`loadshare_pacemaker_up 1`,
+		`loadshare_node_dc{node="n1"} 1`,
 	} {
 		if !strings.Contains(string(b), want+"\n") {
 			t.Errorf("%s lacks %s:\n%s", TextfileName, want, b)
@@ -186,4 +190,10 @@ func TestServerLoadMetricsTextfile(t *testing.T) {
 	if !strings.Contains(log, "metrics_textfile") || !strings.Contains(log, "absolute") {
 		t.Errorf("validate-all log %q does not name the parameter and say why", log)
 	}
+}
+
+// fakeCluster stands in for crm_mon and crm_node: the placer stand-ins
+// ignore the status.
+func fakeCluster(context.Context) (*crm.Status, string, error) {
+	return &crm.Status{DC: "n1"}, "n1", nil
 }

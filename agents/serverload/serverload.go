@@ -38,17 +38,30 @@ type serverLoad struct {
 	sleep func(context.Context, time.Duration) error
 	place placer
 	// textfile writes the metrics into a directory (WriteTextfile).
-	textfile func(dir, runDir string) error
+	textfile func(dir, runDir string, known *Known) error
+	// cluster reads the status and this node's name; nil: crm.ReadLive.
+	cluster func(ctx context.Context) (*crm.Status, string, error)
 }
 
 // placer runs one placement round for the bucket primitives NAME_K of v
-// (see crm.PlaceSettling); skipped says why it did nothing.
-type placer func(ctx context.Context, v crm.PlacerVIP, settle func(ideal []crm.Assignment) bool) (plan crm.Plan, skipped string, err error)
+// on the cluster status st, read by this node (me) (see crm.PlaceIn);
+// skipped says why it did nothing.
+type placer func(ctx context.Context, st *crm.Status, me string, v crm.PlacerVIP, settle func(ideal []crm.Assignment) bool) (plan crm.Plan, skipped string, err error)
 
 // placeOnDC is the live placer: it writes only where this node is the DC, so
 // that running it from every node's monitor gives exactly one writer.
-func placeOnDC(ctx context.Context, v crm.PlacerVIP, settle func(ideal []crm.Assignment) bool) (crm.Plan, string, error) {
-	return crm.PlaceSettling(ctx, v.Spec(), v.Policy, true, settle)
+func placeOnDC(ctx context.Context, st *crm.Status, me string, v crm.PlacerVIP, settle func(ideal []crm.Assignment) bool) (crm.Plan, string, error) {
+	return crm.PlaceIn(ctx, st, me, v.Spec(), v.Policy, true, settle)
+}
+
+// readCluster reads what a monitor's placer rounds and metrics share:
+// the status and this node's name (crm.ReadLive: one crm_mon, one
+// crm_node), or the test's stand-in.
+func (a *serverLoad) readCluster(ctx context.Context) (*crm.Status, string, error) {
+	if a.cluster != nil {
+		return a.cluster(ctx)
+	}
+	return crm.ReadLive(ctx, true)
 }
 
 // hostSampler is hostprobe.Host; tests replay recorded samples instead.
@@ -205,15 +218,16 @@ func (a *serverLoad) Monitor(ctx context.Context, p ocf.Params) error {
 	if err := a.update(ctx, p, st, false); err != nil {
 		return err
 	}
+	var known *Known
 	if !p.IsProbe() {
-		a.placeBuckets(ctx, p, st)
+		known = a.placeBuckets(ctx, p, st)
 	}
 	if err := a.env.Save(p, st); err != nil {
 		return err
 	}
 	if dir := p.String("metrics_textfile"); dir != "" && !p.IsProbe() {
 		// Not a failure of server_load: node_exporter sees the file age.
-		if err := a.textfile(dir, a.env.RunDir); err != nil {
+		if err := a.textfile(dir, a.env.RunDir, known); err != nil {
 			p.Log.Warn("metrics textfile not written", "dir", dir, "err", err)
 		}
 	}
@@ -227,10 +241,21 @@ func (a *serverLoad) Monitor(ctx context.Context, p ocf.Params) error {
 // have held for placer_settle seconds, hysteresis no longer keeps an
 // uneven spread (see crm.PlaceSettling); and st.Placer, what the rounds
 // did, for the metrics (crm/metrics.Placer).
-func (a *serverLoad) placeBuckets(ctx context.Context, p ocf.Params, st *attrs.State) {
+//
+// It reads the cluster once for all the VIPs and returns what it read
+// (nil when there is no VIP to place or the read failed), for the metrics.
+func (a *serverLoad) placeBuckets(ctx context.Context, p ocf.Params, st *attrs.State) *Known {
 	now := a.env.Now()
 	settleAfter := time.Duration(p.Int("placer_settle")) * time.Second
 	vips, _ := crm.ParsePlacer(p.String("placer")) // checked by validation
+	if len(vips) == 0 {
+		return nil
+	}
+	var known *Known
+	cst, me, readErr := a.readCluster(ctx)
+	if readErr == nil {
+		known = &Known{Status: cst, Node: me}
+	}
 	for _, v := range vips {
 		name := v.Name
 		settle := func(ideal []crm.Assignment) bool {
@@ -244,7 +269,10 @@ func (a *serverLoad) placeBuckets(ctx context.Context, p ocf.Params, st *attrs.S
 			return now.Sub(st.Ideals[name].Since) >= settleAfter
 		}
 		start := a.env.Now()
-		plan, skipped, err := a.place(ctx, v, settle)
+		plan, skipped, err := crm.Plan{}, "", readErr
+		if readErr == nil {
+			plan, skipped, err = a.place(ctx, cst, me, v, settle)
+		}
 		if st.Placer == nil {
 			st.Placer = map[string]*crm.PlacerStats{}
 		}
@@ -263,6 +291,7 @@ func (a *serverLoad) placeBuckets(ctx context.Context, p ocf.Params, st *attrs.S
 			p.Log.Info("placed buckets", "vip", name, "set", len(plan.Set), "deleted", len(plan.Delete), "moves", plan.Moves())
 		}
 	}
+	return known
 }
 
 func (a *serverLoad) Stop(ctx context.Context, p ocf.Params) error {

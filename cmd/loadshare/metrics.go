@@ -50,9 +50,9 @@ func runMetrics(args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("--textfile and --listen: give one: %w", errUsage)
 	}
 	if *textfile != "" {
-		return serverload.WriteTextfile(*textfile, *runDir)
+		return serverload.WriteTextfile(*textfile, *runDir, nil)
 	}
-	reg, err := serverload.Metrics(*runDir)
+	reg, err := serverload.Metrics(*runDir, nil)
 	if err != nil {
 		return err
 	}

@@ -1,6 +1,7 @@
 package metrics
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"os"
@@ -12,6 +13,9 @@ import (
 	"github.com/loadshare/loadshare/crm"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/prometheus/common/expfmt"
+
+	"github.com/loadshare/loadshare/test/promtest"
 )
 
 func fixture(t *testing.T, name string) func(context.Context) (*crm.Status, error) {
@@ -118,6 +122,30 @@ loadshare_placer_rounds_total{result="not_dc",vip="vip"} 1
 		t.Error(err)
 	}
 	lint(t, p)
+}
+
+// TestPromtool: the whole Pacemaker side of a 3-node lab's status, and a
+// placer record, pass Debian's promtool check metrics.
+func TestPromtool(t *testing.T) {
+	var s crm.PlacerStats
+	s.Add(crm.PlacerRound{Result: crm.RoundApplied, At: time.Unix(1_700_000_000, 0), Duration: time.Second, Moves: 2, Writes: 4})
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(&Cluster{Status: fixture(t, "crm_mon-lab-buckets.xml"), Node: named("n2")},
+		&Placer{Stats: func() (map[string]crm.PlacerStats, error) { return map[string]crm.PlacerStats{"vip": s}, nil }})
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var text bytes.Buffer
+	for _, mf := range mfs {
+		if _, err := expfmt.MetricFamilyToText(&text, mf); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !strings.Contains(text.String(), `loadshare_node_dc{node="n2"} 1`) {
+		t.Errorf("n2, the DC, not exported as the DC:\n%s", text.String())
+	}
+	promtest.CheckMetrics(t, text.Bytes())
 }
 
 // lint fails on what promlint (promtool check metrics' rules) reports.
