@@ -39,8 +39,7 @@ metrics_textfile parameter does the same every monitor). --listen serves
 them on http://ADDR/metrics until SIGTERM (needs root, as the reads do).`
 
 func runMetrics(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("metrics", stderr)
-	fs.Usage = func() { fmt.Fprintln(stderr, metricsUsage); fs.PrintDefaults() }
+	fs := newFlagSet("metrics", metricsUsage, stderr)
 	textfile := fs.String("textfile", "", "write DIR/"+serverload.TextfileName+" instead of printing")
 	listen := fs.String("listen", "", "serve /metrics on ADDR (host:port) instead of printing")
 	runDir := fs.String("run-dir", attrs.NewEnv().RunDir, "the agents' state files (HA_RSCTMP), where the placer's record is")
