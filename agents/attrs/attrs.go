@@ -73,6 +73,8 @@ type State struct {
 	Ideals      map[string]Ideal  `json:"ideals,omitempty"`      // server_load: per placed VIP, the ideal targets and since when
 	// server_load: per placed VIP, what its rounds on this node did (the metrics read it)
 	Placer map[string]*crm.PlacerStats `json:"placer,omitempty"`
+	// server_load: why the last metrics textfile was not written ("": it was), logged once
+	Textfile string `json:"textfile_error,omitempty"`
 }
 
 // Ideal is a placer's ideal targets (as text) and when they were first

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 
@@ -63,6 +64,12 @@ func WriteTextfile(dir, runDir string, known *Known) error {
 		return err
 	}
 	if err := prometheus.WriteToTextfile(filepath.Join(dir, TextfileName), reg); err != nil {
+		// The temporary file's random name would make every failure
+		// read as a new one: keep the errno, name the file.
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = fmt.Errorf("%s: %w", pe.Op, pe.Err)
+		}
 		return fmt.Errorf("write %s: %w", filepath.Join(dir, TextfileName), err)
 	}
 	return nil

@@ -181,6 +181,34 @@ func TestServerLoadMetricsTextfile(t *testing.T) {
 		t.Errorf("%s holds %q, want only %s (no temporary file left)", dir, tmp, TextfileName)
 	}
 
+	// A directory gone while running: said once, not every monitor, and
+	// once more when the file is written again.
+	gone := filepath.Join(t.TempDir(), "gone")
+	if err := os.Mkdir(gone, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	env["OCF_RESKEY_metrics_textfile"] = gone
+	os.Remove(gone)
+	var logs []string
+	for range 2 {
+		code, log = agenttest.RunMain(t, name, "monitor", env)
+		agenttest.WantCode(t, "monitor with metrics_textfile gone", code, 0, log)
+		logs = append(logs, log)
+	}
+	if err := os.Mkdir(gone, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	code, log = agenttest.RunMain(t, name, "monitor", env)
+	agenttest.WantCode(t, "monitor with metrics_textfile back", code, 0, log)
+	logs = append(logs, log)
+	if !strings.Contains(logs[0], "metrics textfile not written") || strings.Contains(logs[1], "textfile") ||
+		!strings.Contains(logs[2], "metrics textfile written again") {
+		t.Errorf("monitors with the directory gone, gone, back logged %q; want the failure once, then nothing, then written again", logs)
+	}
+	if _, err := os.Stat(filepath.Join(gone, TextfileName)); err != nil {
+		t.Errorf("directory back: %v", err)
+	}
+
 	env["OCF_RESKEY_metrics_textfile"] = filepath.Join(dir, "missing")
 	code, log = agenttest.RunMain(t, name, "validate-all", env)
 	agenttest.WantCode(t, "validate-all metrics_textfile=missing", code, 2, log)

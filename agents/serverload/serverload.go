@@ -226,9 +226,21 @@ func (a *serverLoad) Monitor(ctx context.Context, p ocf.Params) error {
 		return err
 	}
 	if dir := p.String("metrics_textfile"); dir != "" && !p.IsProbe() {
-		// Not a failure of server_load: node_exporter sees the file age.
-		if err := a.textfile(dir, a.env.RunDir, known); err != nil {
-			p.Log.Warn("metrics textfile not written", "dir", dir, "err", err)
+		// Not a failure of server_load (node_exporter shows the file's
+		// age); said once per change, not every monitor.
+		msg := ""
+		err := a.textfile(dir, a.env.RunDir, known)
+		if err != nil {
+			msg = err.Error()
+		}
+		if msg != st.Textfile {
+			if err != nil {
+				p.Log.Warn("metrics textfile not written", "dir", dir, "err", err)
+			} else {
+				p.Log.Info("metrics textfile written again", "dir", dir)
+			}
+			st.Textfile = msg
+			return a.env.Save(p, st)
 		}
 	}
 	return nil
