@@ -264,7 +264,9 @@ func (a *serverLoad) placeBuckets(ctx context.Context, p ocf.Params, st *attrs.S
 		return nil
 	}
 	var known *Known
+	readStart := a.env.Now()
 	cst, me, readErr := a.readCluster(ctx)
+	readTook := a.env.Now().Sub(readStart) // part of every round's duration
 	if readErr == nil {
 		known = &Known{Status: cst, Node: me}
 	}
@@ -291,7 +293,7 @@ func (a *serverLoad) placeBuckets(ctx context.Context, p ocf.Params, st *attrs.S
 		if st.Placer[name] == nil {
 			st.Placer[name] = &crm.PlacerStats{}
 		}
-		st.Placer[name].Add(crm.NewPlacerRound(start, a.env.Now().Sub(start), plan, skipped, err))
+		st.Placer[name].Add(crm.NewPlacerRound(start, readTook+a.env.Now().Sub(start), plan, skipped, err))
 		switch {
 		case err != nil:
 			p.Log.Warn("placement round failed", "vip", name, "err", err)

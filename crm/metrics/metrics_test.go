@@ -92,7 +92,7 @@ func TestPlacer(t *testing.T) {
 	s.Add(crm.PlacerRound{Result: crm.RoundBalanced, At: at, Duration: 40 * time.Millisecond})
 	p := &Placer{Stats: func() (map[string]crm.PlacerStats, error) { return map[string]crm.PlacerStats{"vip": s}, nil }}
 	want := `
-# HELP loadshare_placer_last_round_duration_seconds How long the last round took (reading crm_mon, and on the DC writing the attributes).
+# HELP loadshare_placer_last_round_duration_seconds How long the last round took: reading the cluster (crm_mon, crm_node; one read for all the VIPs of a monitor) and on the DC writing the attributes.
 # TYPE loadshare_placer_last_round_duration_seconds gauge
 loadshare_placer_last_round_duration_seconds{vip="vip"} 0.04
 # HELP loadshare_placer_last_round_result 1 for the last round's result (why it did nothing, when it did), 0 for the others.

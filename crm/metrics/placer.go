@@ -26,7 +26,7 @@ var (
 	descWrites = prometheus.NewDesc("loadshare_placer_attribute_writes_total",
 		"own_* attributes the rounds applied on this node set or deleted.", []string{"vip"}, nil)
 	descLastDuration = prometheus.NewDesc("loadshare_placer_last_round_duration_seconds",
-		"How long the last round took (reading crm_mon, and on the DC writing the attributes).", []string{"vip"}, nil)
+		"How long the last round took: reading the cluster (crm_mon, crm_node; one read for all the VIPs of a monitor) and on the DC writing the attributes.", []string{"vip"}, nil)
 	descLastTime = prometheus.NewDesc("loadshare_placer_last_round_timestamp_seconds",
 		"When the last round started, Unix time.", []string{"vip"}, nil)
 	descLastResult = prometheus.NewDesc("loadshare_placer_last_round_result",
