@@ -7,8 +7,10 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -201,4 +203,103 @@ func ask(ns *nstest.NS, src, dst netip.AddrPort) (string, error) {
 		return "", err
 	}
 	return line[:len(line)-1], nil
+}
+
+// TestScrapeCommitsNothing: a scrape reads the kernel and writes nothing
+// to nftables, so it never moves the ruleset generation that every
+// clustervip monitor's cache is keyed by. `nft monitor` in the namespace
+// (an independent reader) sees the test's two marker tables and nothing
+// between them while three scrapes run.
+func TestScrapeCommitsNothing(t *testing.T) {
+	if testing.Short() {
+		t.Skip("namespace test (-short)")
+	}
+	nstest.SkipUnlessRoot(t)
+	if _, err := exec.LookPath("nft"); err != nil {
+		t.Skipf("needs nft (Debian package nftables): %v", err)
+	}
+	ns := nstest.New(t, "lsmx-gen")
+	sw := nstest.NewSwitch(t, "lsmx-gensw")
+	sw.Plug(t, ns, "eth0", nil, netip.MustParsePrefix("10.204.1.11/24"))
+	v := clusterip.VIP{Addr: netip.MustParseAddr("10.204.1.100"), Link: "eth0", Buckets: 4, Seed: 9}
+	p, err := clusterip.New(clusterip.WithNetNS(int(ns.Handle)), clusterip.WithBackend(clusterip.BackendNFTables),
+		clusterip.WithRunDir(t.TempDir()), clusterip.WithDrainGrace(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Own(v, 0, 2); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Remove(v) })
+
+	// stdbuf: nft writes events through stdio, block-buffered into a pipe.
+	mon := ns.Command("stdbuf", "-oL", "nft", "monitor")
+	out, err := mon.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := mon.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { mon.Process.Kill(); mon.Wait() })
+	lines := make(chan string, 100)
+	go func() {
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+	}()
+	// next returns the monitor's next line, false after d of silence.
+	next := func(d time.Duration) (string, bool) {
+		select {
+		case l, ok := <-lines:
+			return l, ok
+		case <-time.After(d):
+			return "", false
+		}
+	}
+	nft := func(args ...string) {
+		t.Helper()
+		if out, err := ns.Command("nft", args...).CombinedOutput(); err != nil {
+			t.Fatalf("nft %v: %v\n%s", args, err, out)
+		}
+	}
+	// A marker table, added until the monitor shows one (it listens from
+	// then on), then silence: the marker's own lines are behind us.
+	listening := false
+	for i := 0; i < 20 && !listening; i++ {
+		nft("add", "table", "inet", fmt.Sprintf("lsmx-m%d", i))
+		_, listening = next(200 * time.Millisecond)
+	}
+	if !listening {
+		t.Fatal("nft monitor showed none of 20 marker tables")
+	}
+	for {
+		if _, ok := next(300 * time.Millisecond); !ok {
+			break
+		}
+	}
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(&Kernel{Plane: p})
+	for range 3 {
+		if _, err := reg.Gather(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	nft("delete", "table", "inet", "lsmx-m0")
+	var between []string
+	for range 20 {
+		l, ok := next(2 * time.Second)
+		if !ok {
+			t.Fatal("nft monitor did not show the marker's delete")
+		}
+		if strings.Contains(l, "delete table inet lsmx-m0") {
+			break
+		}
+		between = append(between, l)
+	}
+	if len(between) > 0 {
+		t.Errorf("scrapes changed nftables: nft monitor showed %q", between)
+	}
 }

@@ -14,10 +14,12 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -58,11 +60,48 @@ func CheckMetrics(t testing.TB, text []byte) {
 	}
 }
 
-// start runs a long-lived tool, logging its output into t's log on
+// Host is where a long-lived tool runs and how the test reaches it. The
+// zero Host is this one: the tool listens on 127.0.0.1 at a free port.
+type Host struct {
+	// Command returns name run on the host (e.g. inside a namespace); it
+	// must exec the tool in place, so that its pid is the tool's. nil:
+	// exec.Command.
+	Command func(name string, args ...string) *exec.Cmd
+	// Dial connects to what listens on the host; nil: a plain dial.
+	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
+	// IP to listen on, with the tool's default port (the host is a
+	// namespace of the test's own); "": 127.0.0.1 at a free port.
+	IP string
+}
+
+func (h Host) listen(t testing.TB, port int) string {
+	t.Helper()
+	if h.IP != "" {
+		return net.JoinHostPort(h.IP, strconv.Itoa(port))
+	}
+	p, err := mariadbtest.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fmt.Sprintf("127.0.0.1:%d", p)
+}
+
+func (h Host) httpClient() *http.Client {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	if h.Dial != nil {
+		tr.DialContext = h.Dial
+	}
+	return &http.Client{Timeout: 5 * time.Second, Transport: tr}
+}
+
+// Start runs a long-lived tool on h, logging its output into t's log on
 // failure, and kills it by its pid when t ends.
-func start(t testing.TB, path string, args ...string) {
+func (h Host) Start(t testing.TB, path string, args ...string) {
 	t.Helper()
 	cmd := exec.Command(path, args...)
+	if h.Command != nil {
+		cmd = h.Command(path, args...)
+	}
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
@@ -77,19 +116,10 @@ func start(t testing.TB, path string, args ...string) {
 	})
 }
 
-func freeAddr(t testing.TB) string {
+// WaitHTTP polls url until it answers 200, at most tries times 100 ms apart.
+func (h Host) WaitHTTP(t testing.TB, url string, tries int) {
 	t.Helper()
-	port, err := mariadbtest.FreePort()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return fmt.Sprintf("127.0.0.1:%d", port)
-}
-
-// waitHTTP polls url until it answers 200, at most tries times 100 ms apart.
-func waitHTTP(t testing.TB, url string, tries int) {
-	t.Helper()
-	c := &http.Client{Timeout: time.Second}
+	c := h.httpClient()
 	var last string
 	for range tries {
 		resp, err := c.Get(url)
@@ -107,15 +137,18 @@ func waitHTTP(t testing.TB, url string, tries int) {
 	t.Fatalf("%s never answered 200 (last: %s)", url, last)
 }
 
-// NodeExporter starts prometheus-node-exporter with only the textfile
-// collector, reading dir, and returns its host:port.
-func NodeExporter(t testing.TB, dir string) string {
+// NodeExporter starts prometheus-node-exporter on this host with only
+// the textfile collector, reading dir, and returns its host:port.
+func NodeExporter(t testing.TB, dir string) string { return Host{}.NodeExporter(t, dir) }
+
+// NodeExporter is NodeExporter on h (port 9100 with h.IP).
+func (h Host) NodeExporter(t testing.TB, dir string) string {
 	t.Helper()
 	need(t, NodeExporterPath, "prometheus-node-exporter")
-	addr := freeAddr(t)
-	start(t, NodeExporterPath, "--collector.disable-defaults", "--collector.textfile",
+	addr := h.listen(t, 9100)
+	h.Start(t, NodeExporterPath, "--collector.disable-defaults", "--collector.textfile",
 		"--collector.textfile.directory="+dir, "--web.listen-address="+addr)
-	waitHTTP(t, "http://"+addr+"/metrics", 300)
+	h.WaitHTTP(t, "http://"+addr+"/metrics", 300)
 	return addr
 }
 
@@ -131,9 +164,13 @@ type Server struct {
 	API  v1.API
 }
 
-// Prometheus starts a Prometheus scraping targets every 500 ms, with its
-// storage in a temporary directory, and returns it once ready.
-func Prometheus(t testing.TB, targets ...Target) *Server {
+// Prometheus starts a Prometheus on this host scraping targets every
+// 500 ms, with its storage in a temporary directory, and returns it once
+// ready.
+func Prometheus(t testing.TB, targets ...Target) *Server { return Host{}.Prometheus(t, targets...) }
+
+// Prometheus is Prometheus on h (port 9090 with h.IP).
+func (h Host) Prometheus(t testing.TB, targets ...Target) *Server {
 	t.Helper()
 	need(t, PrometheusPath, "prometheus")
 	dir := t.TempDir()
@@ -152,11 +189,11 @@ func Prometheus(t testing.TB, targets ...Target) *Server {
 	if err := os.WriteFile(conf, []byte(cfg.String()), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	addr := freeAddr(t)
-	start(t, PrometheusPath, "--config.file="+conf, "--storage.tsdb.path="+filepath.Join(dir, "data"),
+	addr := h.listen(t, 9090)
+	h.Start(t, PrometheusPath, "--config.file="+conf, "--storage.tsdb.path="+filepath.Join(dir, "data"),
 		"--web.listen-address="+addr)
-	waitHTTP(t, "http://"+addr+"/-/ready", 600)
-	c, err := api.NewClient(api.Config{Address: "http://" + addr})
+	h.WaitHTTP(t, "http://"+addr+"/-/ready", 600)
+	c, err := api.NewClient(api.Config{Address: "http://" + addr, RoundTripper: h.httpClient().Transport})
 	if err != nil {
 		t.Fatal(err)
 	}
