@@ -482,7 +482,9 @@ func (a *clusterVIP) Start(ctx context.Context, p ocf.Params) error {
 }
 
 // Stop releases this instance's bucket. Rules already gone (reboot, flush)
-// mean the bucket is not owned: success.
+// mean the bucket is not owned: success. The stop of the node's last
+// bucket of the VIP waits for its connections (drain_grace, clipped to
+// the stop's deadline), then removes everything of the VIP on the node.
 func (a *clusterVIP) Stop(ctx context.Context, p ocf.Params) error {
 	if err := a.resolve(ctx, p); err != nil {
 		return err
