@@ -192,7 +192,8 @@ func TestVerify(t *testing.T) {
 }
 
 // cib-lab-buckets.xml: the CIB of the real lab cluster running the
-// generated configuration with Dummy agents (stonith off, as in the lab).
+// generated configuration with Dummy agents, recorded when the lab ran with
+// stonith off (it fences now; the fixture keeps the warning case).
 func TestCheckRealCIB(t *testing.T) {
 	b, err := os.ReadFile(filepath.Join("testdata", "cib-lab-buckets.xml"))
 	if err != nil {

@@ -41,7 +41,8 @@ const labUsage = `usage: loadshare lab COMMAND [flags]
 
 The lab runs as root: nodes are network+mount+UTS namespaces PREFIXn1…,
 joined by a bridge in PREFIXsw, client PREFIXc1; state in --state.
-Fencing is disabled in the lab (stonith-enabled=false); production needs fencing.`
+The lab fences through Pacemaker (stonith resource lab-fence, agent
+fence_loadshare_lab from beside this binary; without it stonith-enabled=false).`
 
 func runLab(args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {

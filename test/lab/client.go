@@ -3,12 +3,16 @@ package lab
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/go-sql-driver/mysql"
@@ -171,5 +175,150 @@ func (l *Lab) Busy(ctx context.Context, node string, n int, dur time.Duration) (
 		cancel()
 		wg.Wait()
 		db.Close()
+	}
+}
+
+// Tally counts the outcome of every connection of a Watch run.
+type Tally struct {
+	Answers  map[string]int // hostname of the answering MariaDB → connections
+	Reset    int            // connection reset by peer (ECONNRESET): what two nodes answering one bucket look like
+	Refused  int            // connection refused (ECONNREFUSED)
+	Timeout  int            // connect or read timed out (a node that took the SYN and went silent, or nobody)
+	Other    int            // any other failure
+	Examples map[string]error
+	// FirstFail and LastFail are the start times of the first and the last
+	// failed connection; zero when none failed.
+	FirstFail, LastFail time.Time
+}
+
+// Total returns the number of connections counted.
+func (t *Tally) Total() int {
+	n := t.Failed()
+	for _, a := range t.Answers {
+		n += a
+	}
+	return n
+}
+
+// Failed returns the number of failed connections.
+func (t *Tally) Failed() int { return t.Reset + t.Refused + t.Timeout + t.Other }
+
+// String prints "n1=10 n2=12 ok, reset=0 refused=0 timeout=3 other=0".
+func (t *Tally) String() string {
+	s := Spread{Answers: t.Answers}.String()
+	s = strings.TrimSuffix(s, "errors=0")
+	return fmt.Sprintf("%d connections: %sreset=%d refused=%d timeout=%d other=%d", t.Total(), s, t.Reset, t.Refused, t.Timeout, t.Other)
+}
+
+func (t *Tally) add(t0 time.Time, host string, err error) {
+	if err == nil {
+		t.Answers[host]++
+		return
+	}
+	if t.FirstFail.IsZero() || t0.Before(t.FirstFail) {
+		t.FirstFail = t0
+	}
+	if t0.After(t.LastFail) {
+		t.LastFail = t0
+	}
+	var ne net.Error
+	kind := "other"
+	switch {
+	case errors.Is(err, syscall.ECONNRESET):
+		kind, t.Reset = "reset", t.Reset+1
+	case errors.Is(err, syscall.ECONNREFUSED):
+		kind, t.Refused = "refused", t.Refused+1
+	case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, os.ErrDeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()):
+		kind, t.Timeout = "timeout", t.Timeout+1
+	default:
+		t.Other++
+	}
+	if _, ok := t.Examples[kind]; !ok {
+		t.Examples[kind] = err
+	}
+}
+
+// Watch makes new connections from the client to addr, concurrency
+// sequential loops at a time, each asking which node answered, until ctx
+// ends or max connections were made; it counts how each one ended. Every
+// connection is new (a TCP handshake, MariaDB's greeting and one query,
+// connect and read timeouts 2 s), and a failure is classified by the
+// socket's own error, not the driver's ("invalid connection" hides it).
+func (l *Lab) Watch(ctx context.Context, addr netip.Addr, concurrency, max int) *Tally {
+	t := &Tally{Answers: map[string]int{}, Examples: map[string]error{}}
+	var mu sync.Mutex
+	var left atomic.Int64
+	left.Store(int64(max))
+	var wg sync.WaitGroup
+	for range concurrency {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var sockErr error // the failure the current connection's socket saw
+			cfg := mysql.NewConfig()
+			cfg.User, cfg.Passwd = DBUser, DBPassword
+			cfg.Net = "tcp"
+			cfg.Addr = netip.AddrPortFrom(addr, DBPort).String()
+			cfg.Timeout = 2 * time.Second
+			cfg.ReadTimeout, cfg.WriteTimeout = 2*time.Second, 2*time.Second
+			cfg.DialFunc = func(ctx context.Context, network, a string) (net.Conn, error) {
+				c, err := l.Dial(ctx, "client", network, a)
+				if err != nil {
+					sockErr = err
+					return nil, err
+				}
+				return &errConn{Conn: c, err: &sockErr}, nil
+			}
+			conn, err := mysql.NewConnector(cfg)
+			if err != nil {
+				panic(err) // only for a config built right here
+			}
+			db := sql.OpenDB(conn)
+			defer db.Close()
+			db.SetMaxIdleConns(0)
+			db.SetMaxOpenConns(1)
+			for left.Add(-1) >= 0 && ctx.Err() == nil {
+				sockErr = nil
+				t0 := time.Now()
+				qctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+				h, err := l.Ask(qctx, db)
+				cancel()
+				if ctx.Err() != nil {
+					return // the run's end, not the connection's outcome
+				}
+				if err != nil && sockErr != nil {
+					err = fmt.Errorf("%w (socket: %w)", err, sockErr)
+				}
+				mu.Lock()
+				t.add(t0, h, err)
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	return t
+}
+
+// errConn remembers the first error its socket returned.
+type errConn struct {
+	net.Conn
+	err *error
+}
+
+func (c *errConn) Read(b []byte) (int, error) {
+	n, err := c.Conn.Read(b)
+	c.note(err)
+	return n, err
+}
+
+func (c *errConn) Write(b []byte) (int, error) {
+	n, err := c.Conn.Write(b)
+	c.note(err)
+	return n, err
+}
+
+func (c *errConn) note(err error) {
+	if err != nil && *c.err == nil && !errors.Is(err, net.ErrClosed) {
+		*c.err = err
 	}
 }

@@ -23,14 +23,25 @@ func corosyncConf(cluster string, tokenMS int, nodes []string, addrs []string) s
 // seedCIB is the initial CIB of every node. dc-deadtime=2s brings a fresh
 // cluster to quorum with a DC in about 5 s instead of about 23 s. Its
 // validate-with must not name a schema newer than the installed Pacemaker's.
-// stonith-enabled=false: lab nodes share one kernel and cannot be fenced; a
-// production cluster needs fencing.
-const seedCIB = `<cib validate-with="pacemaker-3.0" epoch="1" num_updates="0" admin_epoch="0">
+//
+// A lab that fences keeps Pacemaker's defaults, stonith-enabled=true and
+// no-quorum-policy=stop, as production must, with stonith-action=off: a
+// fenced node stays off (a power cut, the same as Lab.Crash) until a test
+// or the operator boots it. A lab without the fence agent (Config.Fence
+// empty: the tests of the bare cluster) has no fence device, and Pacemaker
+// with stonith-enabled=true would start no resource and try forever to
+// fence a crashed node, so it sets stonith-enabled=false.
+func seedCIB(fencing bool) string {
+	opt := `<nvpair id="opt-stonith" name="stonith-enabled" value="false"/>`
+	if fencing {
+		opt = `<nvpair id="opt-stonith-action" name="stonith-action" value="off"/>`
+	}
+	return `<cib validate-with="pacemaker-3.0" epoch="1" num_updates="0" admin_epoch="0">
   <configuration>
     <crm_config>
       <cluster_property_set id="cib-bootstrap-options">
         <nvpair id="opt-dc-deadtime" name="dc-deadtime" value="2s"/>
-        <nvpair id="opt-stonith" name="stonith-enabled" value="false"/>
+        ` + opt + `
       </cluster_property_set>
     </crm_config>
     <nodes/>
@@ -40,3 +51,4 @@ const seedCIB = `<cib validate-with="pacemaker-3.0" epoch="1" num_updates="0" ad
   <status/>
 </cib>
 `
+}

@@ -239,7 +239,13 @@ func (d *demo) run() error {
 	d.load(1000)
 
 	victim := nodes[len(nodes)-1]
-	d.step(fmt.Sprintf("crash %s (kill -9 of all its processes, its network gone): failover, then restart", victim))
+	d.step(fmt.Sprintf("crash %s (its network cut, kill -9 of all its processes): fenced, failover, then restart", victim))
+	if d.Fencing() {
+		d.say("fencing is on (stonith-enabled=true, device %s): the survivors fence %s before they start its buckets;", FenceResource, victim)
+	} else {
+		d.say("fencing is off: no %s beside the agents (stonith-enabled=false, a lab-only choice);", FenceAgentName)
+	}
+	d.say("no-quorum-policy=stop: had two of three crashed, the survivor without quorum would stop its buckets too")
 	t0 = time.Now()
 	if err := d.Crash(victim); err != nil {
 		return err
@@ -248,7 +254,7 @@ func (d *demo) run() error {
 		return err
 	}
 	d.Metrics.Failover = time.Since(t0)
-	d.say("failover: %s's buckets owned by the survivors %s after the crash", victim, d.Metrics.Failover.Round(time.Millisecond))
+	d.say("failover: %s fenced, its buckets owned by the survivors %s after the crash", victim, d.Metrics.Failover.Round(time.Millisecond))
 	d.load(1000)
 	t0 = time.Now()
 	if err := d.Start(ctx, victim); err != nil {

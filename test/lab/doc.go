@@ -12,8 +12,12 @@
 // lab's own network namespaces, and a lab left behind by a crashed run is
 // found and removed by the next Up.
 //
-// The lab disables fencing (stonith-enabled=false) because its nodes share
-// one kernel and have nothing to fence; a production cluster needs fencing.
+// The lab fences as production must: with the fence agent (Config.Fence,
+// cmd/fence_loadshare_lab) it keeps Pacemaker's defaults stonith-enabled=true
+// and no-quorum-policy=stop, with stonith-action=off, and a stonith resource
+// whose "off" is the lab's Crash (every process of the node killed by pid,
+// its link cut) and "on" its Start, done by a power server on the host
+// (fence.go). A lab without the fence agent sets stonith-enabled=false.
 //
 // It needs root (namespaces, mounts) and the Debian packages corosync,
 // pacemaker, mariadb-server and util-linux (unshare, nsenter).

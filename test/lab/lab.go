@@ -18,6 +18,7 @@ import (
 
 	"github.com/loadshare/loadshare/crm"
 	"github.com/loadshare/loadshare/test/nstest"
+	"golang.org/x/sys/unix"
 )
 
 // Config describes a lab. The zero value of a field means its default.
@@ -31,6 +32,7 @@ type Config struct {
 	NoDB     bool         // do not start MariaDB on the nodes
 	Agents   string       // directory holding the agent binaries (make build's bin/, or an installed provider directory), installed on every node as OCF provider loadshare; "" none
 	CLI      string       // the loadshare binary installed on every node beside the agents (the lab runs "loadshare crm" there); Agents/loadshare
+	Fence    string       // the fence agent fence_loadshare_lab, installed in every node: the lab fences (see Lab.Fencing); Agents/fence_loadshare_lab if that exists, else "" (no fencing)
 }
 
 // DefaultConfig is the lab the CLI runs.
@@ -58,6 +60,11 @@ func (c Config) withDefaults() Config {
 	if c.CLI == "" && c.Agents != "" {
 		c.CLI = filepath.Join(c.Agents, "loadshare")
 	}
+	if c.Fence == "" && c.Agents != "" {
+		if f := filepath.Join(c.Agents, FenceAgentName); isExecutable(f) {
+			c.Fence = f
+		}
+	}
 	return c
 }
 
@@ -79,12 +86,20 @@ func (c Config) validate() error {
 	}
 	if c.Agents != "" {
 		for _, f := range append([]string{c.CLI}, agentFiles(c.Agents)...) {
-			if st, err := os.Stat(f); err != nil || st.IsDir() || st.Mode()&0o111 == 0 {
+			if !isExecutable(f) {
 				return fmt.Errorf("agents: %s is not an executable (make build writes the CLI and the agents into bin/)", f)
 			}
 		}
 	}
+	if c.Fence != "" && (!isExecutable(c.Fence) || filepath.Base(c.Fence) != FenceAgentName) {
+		return fmt.Errorf("fence agent %s: not an executable named %s (make build writes it into bin/)", c.Fence, FenceAgentName)
+	}
 	return nil
+}
+
+func isExecutable(f string) bool {
+	st, err := os.Stat(f)
+	return err == nil && !st.IsDir() && st.Mode()&0o111 != 0
 }
 
 // agentFiles are the agent binaries in dir.
@@ -242,6 +257,15 @@ func Up(ctx context.Context, cfg Config, log *slog.Logger) (*Lab, error) {
 		return nil, err
 	}
 	l.QuorumAfter = time.Since(t0)
+	// The stonith resource comes once every node is online: a node that
+	// joins late must not be fenced at startup (startup-fencing) before it
+	// had a chance to join.
+	if l.Fencing() {
+		if err := l.addFence(ctx, "n1"); err != nil {
+			l.Down()
+			return nil, err
+		}
+	}
 	l.log.Info("lab up: all nodes online with quorum", "elapsed", l.QuorumAfter.Round(time.Millisecond))
 	return l, nil
 }
@@ -316,6 +340,9 @@ func (l *Lab) build() error {
 			return err
 		}
 	}
+	if l.Fencing() {
+		return l.startFenceServer(context.Background())
+	}
 	return nil
 }
 
@@ -372,14 +399,45 @@ func (l *Lab) powerOn(host string) error {
 // crashed node must not keep answering (with resets) for its old VIP
 // buckets. Its processes must be gone already.
 func (l *Lab) powerOff(node string) error {
-	if sw, err := nstest.OpenSwitch(l.Netns("switch")); err == nil {
-		err := sw.Detach(l.port(node))
-		sw.NS.Close()
-		if err != nil {
-			return fmt.Errorf("%s: %w", node, err)
+	if err := l.unplug(node); err != nil {
+		return err
+	}
+	name := l.Netns(node)
+	var err error
+	for range 20 {
+		if err = nstest.Delete(name); !errors.Is(err, unix.EBUSY) {
+			return err
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return fmt.Errorf("%w (mounts: %s)", err, mountsOf(name))
+}
+
+// mountsOf returns the lines of /proc/self/mountinfo that name a network
+// namespace's bind mount, for an error that says where it is still held.
+func mountsOf(name string) string {
+	b, _ := os.ReadFile("/proc/self/mountinfo")
+	var ms []string
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.Contains(line, nstest.Path(name)) {
+			ms = append(ms, line)
 		}
 	}
-	return nstest.Delete(l.Netns(node))
+	return strings.Join(ms, " | ")
+}
+
+// unplug removes node's port from the bridge (and with it the node's eth0).
+// Equivalent to: ip -n PREFIXsw link del pN
+func (l *Lab) unplug(node string) error {
+	sw, err := nstest.OpenSwitch(l.Netns("switch"))
+	if err != nil {
+		return nil // no bridge: nothing is plugged
+	}
+	defer sw.NS.Close()
+	if err := sw.Detach(l.port(node)); err != nil {
+		return fmt.Errorf("%s: %w", node, err)
+	}
+	return nil
 }
 
 // privateDirs are bind-mounted from the node's state directory over the
@@ -422,7 +480,7 @@ func (l *Lab) prepareNode(node, conf string, key []byte) error {
 		return err
 	}
 	cib := filepath.Join(r, "var_lib_pacemaker", "cib", "cib.xml")
-	if err := os.WriteFile(cib, []byte(seedCIB), 0o600); err != nil {
+	if err := os.WriteFile(cib, []byte(seedCIB(l.Fencing())), 0o600); err != nil {
 		return err
 	}
 	if err := os.Chown(cib, hac.uid, hac.gid); err != nil {
@@ -430,6 +488,11 @@ func (l *Lab) prepareNode(node, conf string, key []byte) error {
 	}
 	if l.cfg.Agents != "" {
 		if err := l.installAgents(node); err != nil {
+			return err
+		}
+	}
+	if l.Fencing() {
+		if err := l.installFence(node); err != nil {
 			return err
 		}
 	}
@@ -484,6 +547,8 @@ func cleanStale(cfg Config, log *slog.Logger) error {
 func teardown(cfg Config, nodes []string, log *slog.Logger) error {
 	var errs []error
 	l := newLab(cfg, log)
+	// The power server first: it must not boot a node while it goes.
+	stopFenceServer(cfg)
 	hosts := append(append([]string{}, nodes...), "client", "switch")
 	for _, h := range hosts {
 		ns := l.Netns(h)

@@ -14,6 +14,9 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/loadshare/loadshare/test/nstest"
+	"golang.org/x/sys/unix"
 )
 
 // holderScript runs as the first process of a node, inside the node's
@@ -40,6 +43,7 @@ mount -t tmpfs -o mode=1777 tmpfs /dev/shm   # libqb IPC ring buffers
 mkdir -p /run/mysqld /run/resource-agents
 chown mysql:mysql /run/mysqld 2>/dev/null || true
 if [ -d "$R/ocf" ]; then mount --bind "$R/ocf" /usr/lib/ocf/resource.d/loadshare; fi
+if [ -f "$R/fence_loadshare_lab" ]; then mount --bind "$R/fence_loadshare_lab" /usr/sbin/fence_loadshare_lab; fi
 touch "$R/holder.ready"
 exec sleep infinity
 `
@@ -160,10 +164,20 @@ func run(cmd *exec.Cmd) ([]byte, error) {
 // Start starts node: its namespaces (hostname, private mounts), corosync,
 // pacemakerd and MariaDB, each only if not already running. It returns once
 // the daemons are started (not once the node has joined; see WaitOnline).
+//
+// Start, Stop, Crash and Reboot of one node hold the node's lock (a file
+// lock in its state directory), so that a fence by the lab's power server
+// and a test's own crash or start never interleave.
 func (l *Lab) Start(ctx context.Context, node string) error {
-	if _, err := l.index(node); err != nil {
+	unlock, err := l.lockNode(node)
+	if err != nil {
 		return err
 	}
+	defer unlock()
+	return l.start(ctx, node)
+}
+
+func (l *Lab) start(ctx context.Context, node string) error {
 	r := l.dir(node)
 	if err := l.powerOn(node); err != nil {
 		return fmt.Errorf("start node %s: %w", node, err)
@@ -227,9 +241,11 @@ func (l *Lab) Start(ctx context.Context, node string) error {
 // Stop stops node gracefully: pacemakerd (which stops the node's resources
 // and leaves the cluster), corosync, MariaDB, then the namespace holder.
 func (l *Lab) Stop(ctx context.Context, node string) error {
-	if _, err := l.index(node); err != nil {
+	unlock, err := l.lockNode(node)
+	if err != nil {
 		return err
 	}
+	defer unlock()
 	ns := l.Netns(node)
 	stopPid(l.Pid(node, string(pacemakerd)), ns, 60*time.Second)
 	stopPid(l.Pid(node, string(corosync)), ns, 20*time.Second)
@@ -240,20 +256,110 @@ func (l *Lab) Stop(ctx context.Context, node string) error {
 	return l.powerOff(node)
 }
 
-// Crash kills node at once, as a power cut: SIGKILL to every process in
-// its network namespace (corosync, pacemakerd and its children, resource
-// agents, MariaDB, the namespace holder; equivalent to
-// kill -9 $(ip netns pids NS)), then its network namespace is unplugged
-// and dropped, with the VIP address and rules its kernel held. Start
-// boots it again with a fresh one.
+// Crash kills node at once, as a power cut (and as a fence of the lab does): its link is unplugged from the
+// bridge first (so that no socket of the dying node sends a reset to a
+// client), then SIGKILL goes to every process in its network namespace
+// (corosync, pacemakerd and its children, resource agents, MariaDB, the
+// namespace holder; equivalent to kill -9 $(ip netns pids NS)), then its
+// network namespace is dropped, with the VIP address and rules its kernel
+// held. Start boots it again with a fresh one. A node already off stays off.
 func (l *Lab) Crash(node string) error {
-	if _, err := l.index(node); err != nil {
+	unlock, err := l.lockNode(node)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	return l.crash(node)
+}
+
+func (l *Lab) crash(node string) error {
+	if err := l.unplug(node); err != nil {
 		return err
 	}
 	if err := killNetns(l.Netns(node)); err != nil {
 		return err
 	}
 	return l.powerOff(node)
+}
+
+// Freeze stops every process of node with SIGSTOP (equivalent to
+// kill -STOP $(ip netns pids NS)): a hung machine whose kernel still runs,
+// so its network namespace keeps taking the SYNs of the buckets it owns
+// while nothing of it answers the cluster. Crash (or a fence) ends it.
+func (l *Lab) Freeze(node string) error {
+	unlock, err := l.lockNode(node)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	ns := l.Netns(node)
+	// Two passes: a process forked while the first one ran is caught by
+	// the second (a stopped parent forks no more).
+	for range 2 {
+		for _, p := range pidsIn(ns) {
+			if inNetns(p, ns) {
+				_ = syscall.Kill(p, syscall.SIGSTOP)
+			}
+		}
+	}
+	if len(pidsIn(ns)) == 0 {
+		return fmt.Errorf("freeze node %s: %w", node, ErrNodeDown)
+	}
+	return nil
+}
+
+// Isolate cuts node's link both ways while the node keeps running, as a
+// network partition: its bridge port goes down (the node's eth0 loses its
+// carrier). Crash, or a fence, then Start plug a fresh link in.
+// Equivalent to: ip -n PREFIXsw link set pN down
+func (l *Lab) Isolate(node string) error {
+	if _, err := l.index(node); err != nil {
+		return err
+	}
+	sw, err := nstest.OpenSwitch(l.Netns("switch"))
+	if err != nil {
+		return err
+	}
+	defer sw.NS.Close()
+	nl, err := sw.NS.OpenNetlink()
+	if err != nil {
+		return err
+	}
+	defer nl.Close()
+	p, err := nl.LinkByName(l.port(node))
+	if err != nil {
+		return fmt.Errorf("isolate %s: port %s: %w", node, l.port(node), err)
+	}
+	if err := nl.LinkSetDown(p); err != nil {
+		return fmt.Errorf("isolate %s: %w", node, err)
+	}
+	return nil
+}
+
+// lockNode takes node's lock: flock of STATEDIR/NODE/power.lock, released
+// by the kernel if the holder dies.
+func (l *Lab) lockNode(node string) (unlock func(), err error) {
+	if _, err := l.index(node); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(l.dir(node), 0o755); err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(filepath.Join(l.dir(node), "power.lock"), os.O_RDWR|os.O_CREATE|unix.O_CLOEXEC, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("lock node %s: %w", node, err)
+	}
+	for {
+		err = unix.Flock(int(f.Fd()), unix.LOCK_EX)
+		if err != unix.EINTR {
+			break
+		}
+	}
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("lock node %s: %w", node, err)
+	}
+	return func() { f.Close() }, nil
 }
 
 // Memory returns the proportional set size (bytes) of all processes of node.
@@ -292,6 +398,22 @@ func (l *Lab) installAgents(node string) error {
 		if err := copyFile(src, filepath.Join(dir, name), 0o755); err != nil {
 			return fmt.Errorf("install agents on %s: %w", node, err)
 		}
+	}
+	return nil
+}
+
+// installFence copies the fence agent into the node's state directory; the
+// node's holder bind-mounts it at /usr/sbin/fence_loadshare_lab, where
+// pacemaker-fenced looks for fence agents. The mount point is an empty
+// file in the root file system, created if missing.
+func (l *Lab) installFence(node string) error {
+	if _, err := os.Stat(fenceInNode); errors.Is(err, os.ErrNotExist) {
+		if err := os.WriteFile(fenceInNode, nil, 0o644); err != nil {
+			return fmt.Errorf("install fence agent on %s: mount point: %w", node, err)
+		}
+	}
+	if err := copyFile(l.cfg.Fence, filepath.Join(l.dir(node), FenceAgentName), 0o755); err != nil {
+		return fmt.Errorf("install fence agent on %s: %w", node, err)
 	}
 	return nil
 }

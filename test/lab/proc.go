@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"strconv"
 	"strings"
 	"syscall"
@@ -176,4 +177,23 @@ func pss(pid int) (uint64, error) {
 		}
 	}
 	return 0, errors.New("no Pss line")
+}
+
+// killPid ends pid (one the caller has checked is its own): SIGTERM, up
+// to 5 s to exit, then SIGKILL.
+func killPid(pid int) {
+	_ = syscall.Kill(pid, syscall.SIGTERM)
+	if waitGone([]int{pid}, 5*time.Second) {
+		return
+	}
+	_ = syscall.Kill(pid, syscall.SIGKILL)
+	waitGone([]int{pid}, 2*time.Second)
+}
+
+// execCommand is a command in a session of its own, so that it outlives
+// the process group of the lab command that starts it.
+func execCommand(name string, args ...string) *exec.Cmd {
+	cmd := exec.Command(name, args...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	return cmd
 }

@@ -157,10 +157,10 @@ func (l *Lab) cloneConfig(ctx context.Context, viewer string, buckets int) (reso
 
 // ConfigureService configures the loadshare service on a running cluster
 // (through node viewer): the attribute agents and the VIP in buckets
-// buckets, placed as how says; rsc_defaults resource-stickiness=0 and
-// no-quorum-policy=ignore (so that the last node standing keeps serving,
-// as in the seed article's two-of-three failure: a lab-only choice, with
-// fencing disabled). The nodes need the agents (Config.Agents).
+// buckets, placed as how says, and rsc_defaults resource-stickiness=0;
+// the lab's stonith resource (if it fences) is kept. no-quorum-policy stays
+// Pacemaker's default, stop: a node left without quorum stops its buckets.
+// The nodes need the agents (Config.Agents).
 // Equivalent to: cibadmin --replace -o resources / -o constraints
 func (l *Lab) ConfigureService(ctx context.Context, viewer string, buckets int, how Placement) error {
 	if l.cfg.Agents == "" {
@@ -181,11 +181,13 @@ func (l *Lab) ConfigureService(ctx context.Context, viewer string, buckets int, 
 	}
 	for _, a := range [][]string{
 		{"--type", "rsc_defaults", "--name", "resource-stickiness", "--update", "0"},
-		{"--type", "crm_config", "--name", "no-quorum-policy", "--update", "ignore"},
 	} {
 		if _, err := l.Exec(ctx, viewer, "crm_attribute", a...); err != nil {
 			return err
 		}
+	}
+	if f := l.fencePrimitive(); f != "" {
+		res = strings.Replace(res, "<resources>", "<resources>\n  "+f, 1)
 	}
 	if _, err := l.Exec(ctx, viewer, "cibadmin", "--replace", "-o", "resources", "--xml-text", res); err != nil {
 		return err
