@@ -225,11 +225,18 @@ func (p *Plane) ensureLocked(v VIP) error {
 		}
 		return nil
 	}
-	// Nothing owned but the address is up: a Release is draining, or one
-	// was killed mid-release. Repair only the latter, and only when no
+	// Nothing owned but the address or the cluster MAC is there: a Release
+	// is draining, or one was killed mid-release (between takeDown's
+	// address and MAC, too). Repair only the latter, and only when no
 	// connection still needs the address (else the next Release drains).
-	if ok, err := hasAddr(h, l, v); err != nil || !ok {
+	up, err := hasAddr(h, l, v)
+	if err != nil {
 		return err
+	}
+	if !up {
+		if up, err = macJoined(h, l, v); err != nil || !up {
+			return err
+		}
 	}
 	unlockDrain, free, err := p.noDrainer(v)
 	if err != nil || !free {

@@ -67,6 +67,7 @@ func runLab(args []string, stdout, stderr io.Writer) error {
 		fs.BoolVar(&cfg.NoDB, "no-db", false, "do not start MariaDB on the nodes")
 		agents := fs.String("agents", "self", `directory of the agent binaries to install as OCF provider loadshare in every node ("self": beside this binary, else `+ocfDir+`; "": none)`)
 		keep := fs.Bool("keep", false, "demo: leave the lab up at the end")
+		svg := fs.String("svg", filepath.Join(os.TempDir(), "loadshare-demo.svg"), `demo: draw the run's timeline (buckets per node, server_load, writable_monit, the phases) into this SVG file; "" for none`)
 		service := fs.Int("buckets", 12, "VIP buckets of the loadshare service (up: 0 leaves the cluster empty)")
 		placement := fs.String("placement", "placer", "placer: loadshare crm configuration and placer; clone: a clone Pacemaker spreads evenly")
 		if err := fs.Parse(rest); err != nil {
@@ -90,7 +91,7 @@ func runLab(args []string, stdout, stderr io.Writer) error {
 			}
 		}
 		if sub == "demo" {
-			_, err := lab.Demo(ctx, cfg, lab.DemoOptions{Keep: *keep, Out: stdout, Log: log, Buckets: *service, Placement: how})
+			_, err := lab.Demo(ctx, cfg, lab.DemoOptions{Keep: *keep, Out: stdout, Log: log, Buckets: *service, Placement: how, SVG: *svg})
 			return err
 		}
 		l, err := lab.Up(ctx, cfg, log)

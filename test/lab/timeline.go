@@ -2,13 +2,18 @@ package lab
 
 import (
 	"bufio"
+	"context"
 	"encoding/xml"
 	"fmt"
 	"io"
 	"math"
 	"slices"
+	"strconv"
 	"strings"
+	"sync"
 	"time"
+
+	"github.com/loadshare/loadshare/crm"
 )
 
 // Timeline is what a run of the lab saw, sample by sample: the buckets
@@ -24,7 +29,7 @@ type Timeline struct {
 // Sample is one reading of the whole lab.
 type Sample struct {
 	At       time.Duration   // since the run started
-	Owned    map[string]int  // buckets owned by each node's kernel
+	Owned    map[string]int  // buckets owned by each node's kernel; nil when one could not be read
 	Load     map[string]int  // server_load; absent when not published
 	Writable map[string]bool // writable_monit=1
 }
@@ -109,6 +114,9 @@ func (t *Timeline) WriteSVG(w io.Writer) error {
 		colour := palette[i%len(palette)]
 		var top, bottom []string
 		for j, s := range t.Samples {
+			if s.Owned == nil {
+				continue // a kernel could not be read: no stack for this sample
+			}
 			y0 := base[j]
 			base[j] += float64(s.Owned[n])
 			top = append(top, fmt.Sprintf("%.1f,%.1f", x(s.At), bucketsTop+bucketsH-bucketsH*base[j]/buckets))
@@ -156,8 +164,21 @@ func (t *Timeline) WriteSVG(w io.Writer) error {
 		fmt.Fprintf(bw, `<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f"/>`+"\n", x(e.At), bucketsTop, x(e.At), writableBottom)
 	}
 	fmt.Fprintf(bw, "</g>\n")
+	// Labels slanted below the axis, cut to a readable length; one close
+	// to the previous label starts lower, so they do not overprint.
+	prevX, drop := math.Inf(-1), 0.0
 	for _, e := range t.Events {
-		fmt.Fprintf(bw, `<text class="event" transform="translate(%.1f,%.1f) rotate(45)">%s</text>`+"\n", x(e.At)+3, writableBottom+26, esc(e.Label))
+		label := []rune(e.Label)
+		if len(label) > 28 {
+			label = append(label[:27], '…')
+		}
+		if x(e.At)-prevX < 18 {
+			drop += 14
+		} else {
+			drop = 0
+		}
+		prevX = x(e.At)
+		fmt.Fprintf(bw, `<text class="event" transform="translate(%.1f,%.1f) rotate(45)">%s</text>`+"\n", x(e.At)+3, writableBottom+26+drop, esc(string(label)))
 	}
 	fmt.Fprintf(bw, "</svg>\n")
 	return bw.Flush()
@@ -229,4 +250,99 @@ func esc(s string) string {
 	var b strings.Builder
 	_ = xml.EscapeText(&b, []byte(s))
 	return b.String()
+}
+
+// Recorder samples a running lab into a Timeline until stopped: the
+// buckets each running node's kernel owns, and server_load and
+// writable_monit as the first running node's crm_mon shows them.
+type Recorder struct {
+	mu   sync.Mutex
+	tl   Timeline
+	t0   time.Time
+	stop chan struct{}
+	done chan struct{}
+}
+
+// Record starts sampling l every interval (one crm_mon and a kernel read
+// per running node each time); Stop ends it and returns the timeline.
+func (l *Lab) Record(ctx context.Context, buckets int, every time.Duration) *Recorder {
+	r := &Recorder{tl: Timeline{Nodes: l.Nodes(), Buckets: buckets}, t0: time.Now(), stop: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(r.done)
+		tick := time.NewTicker(every)
+		defer tick.Stop()
+		for {
+			r.sample(ctx, l)
+			select {
+			case <-ctx.Done():
+				return
+			case <-r.stop:
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	return r
+}
+
+func (r *Recorder) sample(ctx context.Context, l *Lab) {
+	s := Sample{At: time.Since(r.t0), Owned: map[string]int{}, Load: map[string]int{}, Writable: map[string]bool{}}
+	viewer := ""
+	for _, n := range l.Nodes() {
+		if !l.Running(n) {
+			continue
+		}
+		if viewer == "" {
+			viewer = n
+		}
+		owned, err := l.KernelOwned(n)
+		if err != nil {
+			s.Owned = nil // a partial stack would draw a dark bucket that was not
+			continue
+		}
+		if s.Owned != nil {
+			s.Owned[n] = len(owned)
+		}
+	}
+	if viewer != "" {
+		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		c, err := l.Cluster(cctx, viewer)
+		cancel()
+		if err == nil {
+			for _, n := range l.Nodes() {
+				if v, ok := c.Attr(n, crm.AttrLoad); ok {
+					if load, err := strconv.Atoi(v); err == nil {
+						s.Load[n] = load
+					}
+				}
+				if v, _ := c.Attr(n, crm.AttrWritable); v == "1" {
+					s.Writable[n] = true
+				}
+			}
+		}
+	}
+	r.mu.Lock()
+	r.tl.Samples = append(r.tl.Samples, s)
+	r.mu.Unlock()
+}
+
+// Mark adds an event now.
+func (r *Recorder) Mark(label string) {
+	r.mu.Lock()
+	r.tl.Mark(time.Since(r.t0), label)
+	r.mu.Unlock()
+}
+
+// Stop ends the sampling and returns what was recorded.
+func (r *Recorder) Stop() *Timeline {
+	select {
+	case <-r.stop:
+	default:
+		close(r.stop)
+	}
+	<-r.done
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	tl := r.tl
+	return &tl
 }
