@@ -1,7 +1,9 @@
 package clustervip
 
 import (
+	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 
@@ -10,6 +12,7 @@ import (
 	"github.com/loadshare/loadshare/clusterip"
 	"github.com/loadshare/loadshare/test/footprint"
 	"github.com/loadshare/loadshare/test/nstest"
+	"golang.org/x/sys/unix"
 )
 
 // nodeFootprint reads the node namespace with the independent tools:
@@ -29,6 +32,16 @@ func nodeFootprint(t *testing.T, ns *nstest.NS) footprint.Footprint {
 	if err != nil {
 		t.Fatalf("%s: read footprint: %v", ns.Name, err)
 	}
+	// The run directory is the host's, shared with other tests' agents:
+	// keep the files of this test's VIP and namespace.
+	var st unix.Stat_t
+	if err := unix.Fstat(int(ns.Handle), &st); err != nil {
+		t.Fatal(err)
+	}
+	mine := []string{"loadshare-10_203_0_106.", fmt.Sprintf("sysctl.ns%d.", st.Ino)}
+	f.Files = slices.DeleteFunc(f.Files, func(n string) bool {
+		return !strings.HasPrefix(n, mine[0]) && !strings.HasPrefix(n, mine[1])
+	})
 	return f
 }
 
@@ -60,6 +73,10 @@ func TestClusterVIPStopLeavesNothing(t *testing.T) {
 	if got := up.Only(name, ip+"/"); len(got.NFT) < 10 || len(got.Addrs) != 1 || len(got.Files) == 0 {
 		t.Fatalf("after 32 starts the reader sees %d nftables objects, addresses %v, files %v of the VIP; want its tables, one address, run files",
 			len(got.NFT), got.Addrs, got.Files)
+	}
+	mac := clusterip.DeriveMAC(netip.MustParseAddr(ip), clusterip.MACMulticast).String()
+	if got := up.Only(mac); len(got.MAddrs) == 0 {
+		t.Fatalf("after 32 starts ip maddr does not list the cluster MAC %s: %v", mac, up.MAddrs)
 	}
 	// Bucket 7 fails: its address goes behind the agent's back.
 	if out, err := ns.Command("ip", "addr", "del", ip+"/24", "dev", "eth0").CombinedOutput(); err != nil {
