@@ -173,6 +173,7 @@ func readMAddrs(run Runner) ([]string, error) {
 	var links []struct {
 		Ifname string `json:"ifname"`
 		MAddr  []struct {
+			Link    string `json:"link"` // a link-layer group: {"link": "01:00:5e:00:00:01"}
 			Family  string `json:"family"`
 			Address string `json:"address"`
 		} `json:"maddr"`
@@ -183,7 +184,11 @@ func readMAddrs(run Runner) ([]string, error) {
 	var res []string
 	for _, l := range links {
 		for _, m := range l.MAddr {
-			res = append(res, fmt.Sprintf("%s %s %s", l.Ifname, m.Family, m.Address))
+			if m.Link != "" {
+				res = append(res, fmt.Sprintf("%s link %s", l.Ifname, m.Link))
+			} else {
+				res = append(res, fmt.Sprintf("%s %s %s", l.Ifname, m.Family, m.Address))
+			}
 		}
 	}
 	slices.Sort(res)
