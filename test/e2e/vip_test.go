@@ -272,6 +272,11 @@ func testVIP(t *testing.T, bin string, how lab.Placement) {
 		}
 		v.waitSpread(60*time.Second, spread(victim)...)
 		t.Logf("failover: %s killed → its buckets owned by the survivors: %s", victim, time.Since(t0).Round(time.Millisecond))
+		if l.Fencing() {
+			// Pacemaker starts the buckets elsewhere only once the node is
+			// fenced: "off" of a node already off succeeds at once.
+			requireFenced(t, l, l.Nodes()[0], victim, "off", t0)
+		}
 		v.answerAll(1000, without(victim)...)
 		t0 = time.Now()
 		if err := l.Start(ctx, victim); err != nil {
