@@ -32,7 +32,7 @@ func TestDemo(t *testing.T) {
 	if m.Quorum == 0 || m.FirstAnswer == 0 || m.WritableOff == 0 || m.Failover == 0 || !m.Rebalanced {
 		t.Errorf("demo metrics %+v: want every time measured", m)
 	}
-	for _, want := range []string{"final state", "every bucket owned by exactly one node", "lab torn down"} {
+	for _, want := range []string{"fencing is on", "final state", "every bucket owned by exactly one node", "lab torn down"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("demo output lacks %q", want)
 		}

@@ -148,7 +148,8 @@ func (s *session) close() (hosts map[string]int, errs []error) {
 // connections each answered once, a node's MariaDB killed (its buckets
 // leave) and restarted (they return), a node crash (fenced, failover) and
 // rejoin, while a long-lived session to a node that is never removed keeps
-// working; and the seed article's scenario (two of three nodes fail: the survivor without
+// working; with the placer, the fencing scenarios (testFencing); and the
+// seed article's scenario (two of three nodes fail: the survivor without
 // quorum stops; they recover and the instances spread back).
 func TestVIP(t *testing.T) {
 	bin := buildBinaries(t)
@@ -271,6 +272,11 @@ func testVIP(t *testing.T, bin string, how lab.Placement) {
 		}
 		v.waitSpread(60*time.Second, spread(victim)...)
 		t.Logf("failover: %s killed → its buckets owned by the survivors: %s", victim, time.Since(t0).Round(time.Millisecond))
+		if l.Fencing() {
+			// Pacemaker starts the buckets elsewhere only once the node is
+			// fenced: "off" of a node already off succeeds at once.
+			requireFenced(t, l, l.Nodes()[0], victim, "off", t0)
+		}
 		v.answerAll(1000, without(victim)...)
 		t0 = time.Now()
 		if err := l.Start(ctx, victim); err != nil {
@@ -287,6 +293,10 @@ func testVIP(t *testing.T, bin string, how lab.Placement) {
 			long.node, hosts, len(errs), firstErr(errs), long.node)
 	} else {
 		t.Logf("long-lived session on %s: %d queries every 100 ms, all answered, through every rebalance that kept its server", long.node, hosts[long.node])
+	}
+
+	if how == lab.ByPlacer {
+		t.Run("fencing", func(t *testing.T) { testFencing(t, l, others[1], spread) })
 	}
 
 	// With no-quorum-policy=stop (Pacemaker's default, the lab's), the

@@ -18,7 +18,6 @@ import (
 
 	"github.com/loadshare/loadshare/crm"
 	"github.com/loadshare/loadshare/test/nstest"
-	"golang.org/x/sys/unix"
 )
 
 // Config describes a lab. The zero value of a field means its default.
@@ -402,28 +401,7 @@ func (l *Lab) powerOff(node string) error {
 	if err := l.unplug(node); err != nil {
 		return err
 	}
-	name := l.Netns(node)
-	var err error
-	for range 20 {
-		if err = nstest.Delete(name); !errors.Is(err, unix.EBUSY) {
-			return err
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	return fmt.Errorf("%w (mounts: %s)", err, mountsOf(name))
-}
-
-// mountsOf returns the lines of /proc/self/mountinfo that name a network
-// namespace's bind mount, for an error that says where it is still held.
-func mountsOf(name string) string {
-	b, _ := os.ReadFile("/proc/self/mountinfo")
-	var ms []string
-	for _, line := range strings.Split(string(b), "\n") {
-		if strings.Contains(line, nstest.Path(name)) {
-			ms = append(ms, line)
-		}
-	}
-	return strings.Join(ms, " | ")
+	return nstest.Delete(l.Netns(node))
 }
 
 // unplug removes node's port from the bridge (and with it the node's eth0).

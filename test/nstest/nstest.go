@@ -80,6 +80,9 @@ func Create(name string) (*NS, error) {
 
 // newNamed creates a named namespace without leaving the calling thread in it.
 func newNamed(name string) (netns.NsHandle, error) {
+	if err := sharedDir(); err != nil {
+		return netns.None(), err
+	}
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	orig, err := netns.Get()
@@ -105,12 +108,56 @@ func Open(name string) (*NS, error) {
 	return &NS{Name: name, Handle: h}, nil
 }
 
+// sharedDir makes Dir a shared mount point of its own, as iproute2's
+// `ip netns add` does when it is not one yet. Doing it first matters: a
+// later `ip netns add` that finds Dir a plain directory bind-mounts it over
+// itself, and every namespace mounted before is then hidden beneath that
+// mount, where no path reaches it (Delete copes; see removeHidden).
+// Equivalent to: mount --make-shared /run/netns || mount --bind /run/netns /run/netns
+func sharedDir() error {
+	if err := os.MkdirAll(Dir, 0o755); err != nil {
+		return err
+	}
+	err := unix.Mount("", Dir, "none", unix.MS_SHARED|unix.MS_REC, "")
+	if !errors.Is(err, unix.EINVAL) { // EINVAL: not a mount point yet
+		return err
+	}
+	if err := unix.Mount(Dir, Dir, "none", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+		return fmt.Errorf("bind-mount %s over itself: %w", Dir, err)
+	}
+	return unix.Mount("", Dir, "none", unix.MS_SHARED|unix.MS_REC, "")
+}
+
+// removeHidden removes Dir/name whose namespace mount lies beneath a later
+// bind mount of Dir over itself (see sharedDir): in this mount namespace
+// the path reaches only the file in the upper mount, and unlinking a
+// mount point of one's own namespace is refused (EBUSY). A private copy of
+// the mount namespace detaches the upper mounts and its copy of the
+// namespace mount, then unlinks the file; the kernel then detaches the
+// namespace's mount in every namespace (a deleted mount point takes its
+// mounts with it). A multithreaded Go process cannot unshare its mount
+// namespace, hence unshare(1).
+func removeHidden(name string) error {
+	const script = `p="$1/$2"
+for i in 1 2 3 4 5 6 7 8; do umount -l "$p" 2>/dev/null || umount -l "$1" 2>/dev/null || break; done
+rm -f "$p"`
+	out, err := exec.Command("unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh", Dir, name).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("remove %s from a private mount namespace: %w: %s", Path(name), err, strings.TrimSpace(string(out)))
+	}
+	if Exists(name) {
+		return fmt.Errorf("remove %s from a private mount namespace: still there", Path(name))
+	}
+	return nil
+}
+
 // Delete removes the named namespace; absence is fine, and so is a bare
 // file where the namespace's mount was (a crash between creating the file
 // and mounting, or a machine restored without its mounts: CI once failed
 // on such a file, which netns.DeleteNamed leaves because it stops at the
 // unmount). Processes still inside keep the (then unnamed) namespace alive
-// until they exit. Equivalent to: ip netns delete NAME
+// until they exit. A namespace mount hidden beneath a later bind mount of
+// Dir is removed too (removeHidden). Equivalent to: ip netns delete NAME
 func Delete(name string) error {
 	if !Exists(name) {
 		return nil
@@ -118,6 +165,9 @@ func Delete(name string) error {
 	err := netns.DeleteNamed(name)
 	if errors.Is(err, unix.EINVAL) { // not a mount point: only the file is left
 		err = os.Remove(Path(name))
+	}
+	if errors.Is(err, unix.EBUSY) { // a mount point beneath a later mount of Dir
+		err = removeHidden(name)
 	}
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("delete netns %s: %w", name, err)

@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"strings"
 	"testing"
 
 	"github.com/vishvananda/netlink"
@@ -151,4 +152,23 @@ func TestNoMulticastSnooping(t *testing.T) {
 			t.Fatalf("%s: br0 = %#v, want mcast_snooping %v", tc.name, l, tc.want)
 		}
 	}
+}
+
+// TestDirSharedMount: after Create, Dir is a shared mount point of its own
+// (as `ip netns add` leaves it), so that a later `ip netns add` does not
+// bind-mount Dir over itself and hide the namespaces mounted before.
+func TestDirSharedMount(t *testing.T) {
+	SkipUnlessRoot(t)
+	New(t, "lsnt-dir")
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) > 6 && f[4] == Dir && strings.Contains(line, " shared:") {
+			return
+		}
+	}
+	t.Errorf("%s is not a shared mount point after Create:\n%s", Dir, b)
 }
