@@ -173,7 +173,7 @@ func (t *Timeline) WriteSVG(w io.Writer) error {
 			label = append(label[:27], '…')
 		}
 		if x(e.At)-prevX < 18 {
-			drop += 14
+			drop += 30
 		} else {
 			drop = 0
 		}
