@@ -163,8 +163,11 @@ func buildStatus(st *crm.Status, name string, p crm.Policy) statusView {
 }
 
 // kernelStatus reads this node's VIPs from clusterip (nftables; needs root).
+// The plane is bound to nftables: the automatic choice would probe the
+// kernel with a commit, which moves the ruleset generation and voids every
+// clustervip monitor's cache on the node.
 func kernelStatus() ([]kernelView, string) {
-	plane, err := clusterip.New()
+	plane, err := clusterip.New(clusterip.WithBackend(clusterip.BackendNFTables))
 	if err != nil {
 		return nil, err.Error()
 	}

@@ -337,7 +337,9 @@ func (l *Lab) KernelOwned(node string) ([]int, error) {
 		return nil, err
 	}
 	defer ns.Close()
-	p, err := clusterip.New(clusterip.WithNetNS(int(ns.Handle)))
+	// Bound to nftables: the automatic choice probes with a commit, and a
+	// lab polled every 200 ms would void the node's monitor caches as often.
+	p, err := clusterip.New(clusterip.WithNetNS(int(ns.Handle)), clusterip.WithBackend(clusterip.BackendNFTables))
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", node, err)
 	}
