@@ -13,29 +13,40 @@ type Kernel struct {
 	Plane *clusterip.Plane
 }
 
+// The names ParseKernel reads back.
+const (
+	nameUp      = "loadshare_kernel_up"
+	nameBuckets = "loadshare_kernel_buckets"
+	nameOwned   = "loadshare_bucket_owned"
+	nameNew     = "loadshare_bucket_new_connections_total"
+	namePackets = "loadshare_bucket_packets_total"
+	nameBytes   = "loadshare_bucket_bytes_total"
+	nameTracked = "loadshare_vip_tracked_connections"
+)
+
 var (
-	descUp = prometheus.NewDesc("loadshare_kernel_up",
+	descUp = prometheus.NewDesc(nameUp,
 		"1 when this node's VIPs were read from the kernel in this scrape, else 0 (and no other kernel series).", nil, nil)
 	descInfo = prometheus.NewDesc("loadshare_vip_info",
 		"The settings of a VIP programmed in this node's kernel; always 1.",
 		[]string{"address", "link", "backend", "hash", "mac_mode", "mac"}, nil)
-	descBuckets = prometheus.NewDesc("loadshare_kernel_buckets",
+	descBuckets = prometheus.NewDesc(nameBuckets,
 		"The VIP's bucket count (hash modulus) in this node's kernel.", []string{"address"}, nil)
 	descOwnedCount = prometheus.NewDesc("loadshare_kernel_buckets_owned",
 		"Buckets of the VIP this node's kernel owns: accepts their new connections.", []string{"address"}, nil)
-	descOwned = prometheus.NewDesc("loadshare_bucket_owned",
+	descOwned = prometheus.NewDesc(nameOwned,
 		"1 when this node's kernel owns the bucket, else 0.", []string{"address", "bucket"}, nil)
-	descNew = prometheus.NewDesc("loadshare_bucket_new_connections_total",
+	descNew = prometheus.NewDesc(nameNew,
 		"New connections (SYNs) of the bucket this node accepted because it owned the bucket.", []string{"address", "bucket"}, nil)
-	descPackets = prometheus.NewDesc("loadshare_bucket_packets_total",
+	descPackets = prometheus.NewDesc(namePackets,
 		"Packets to the VIP of the bucket this node accepted: new connections' SYNs and established or related packets.", []string{"address", "bucket"}, nil)
-	descBytes = prometheus.NewDesc("loadshare_bucket_bytes_total",
+	descBytes = prometheus.NewDesc(nameBytes,
 		"Bytes (IP header included) of the packets loadshare_bucket_packets_total counts.", []string{"address", "bucket"}, nil)
 	descDropped = prometheus.NewDesc("loadshare_vip_dropped_packets_total",
 		"Packets to the VIP this node dropped because another node answers them: stage ingress (netdev, the bucket is not held here), "+
 			"stage bucket (after conntrack: a new connection of a bucket not owned, or not TCP). Absent for a stage without a counter.",
 		[]string{"address", "stage"}, nil)
-	descTracked = prometheus.NewDesc("loadshare_vip_tracked_connections",
+	descTracked = prometheus.NewDesc(nameTracked,
 		"Connections to the VIP conntrack still tracks open on this node (not TIME_WAIT or CLOSE).", []string{"address"}, nil)
 	descAddress = prometheus.NewDesc("loadshare_vip_address_present",
 		"1 when the VIP's address is on its link on this node.", []string{"address"}, nil)
