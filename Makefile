@@ -4,17 +4,19 @@ BIN     := bin/loadshare
 DESTDIR ?=
 PREFIX  ?= /usr
 OCFDIR  ?= $(PREFIX)/lib/ocf/resource.d/loadshare
+MANDIR  ?= $(PREFIX)/share/man
+UNITDIR ?= $(PREFIX)/lib/systemd/system
 AGENTS  := clustervip mysql_monitor server_load
 # VERSION is the one version of the build: `loadshare --version`, every
 # agent's meta-data and the node attribute loadshare_version say it.
 # Without git (a source tarball) it is empty and the binaries say the
 # module version the go command stamped, or "devel".
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null)
-LDFLAGS := -X github.com/loadshare/loadshare/agents/ocf.version=$(VERSION)
+LDFLAGS := -X github.com/loadshare/loadshare/agents/ocf.version=$(VERSION) $(EXTRA_LDFLAGS)
 # Whole suite, lab included, on 2 cores: well inside CI's 90 minutes.
 TEST_TIMEOUT ?= 60m
 
-.PHONY: all build deps test test-short bench demo install uninstall vet clean
+.PHONY: all build man deb rpm deps test test-short bench demo install uninstall vet clean
 
 all: build
 
@@ -23,6 +25,19 @@ all: build
 # an agent that links only what it needs starts faster than the whole CLI.
 build:
 	CGO_ENABLED=0 $(GO) build -ldflags "$(LDFLAGS)" -o bin/ ./cmd/...
+
+# man writes loadshare(8) and ocf_loadshare_AGENT(7) from the declarations
+# the programs use (the agents' parameters, the commands' flags).
+man: build
+	$(BIN) man --dir bin/man
+
+# deb and rpm package a stripped build staged by make install, with nfpm as
+# a library (cmd/mkpackage, a module of its own): bin/loadshare_*.deb, .rpm.
+PKGROOT := bin/pkgroot
+deb rpm:
+	rm -rf $(PKGROOT)
+	$(MAKE) install DESTDIR=$(CURDIR)/$(PKGROOT) EXTRA_LDFLAGS='-s -w'
+	cd cmd/mkpackage && $(GO) run . -format $@ -root $(CURDIR)/$(PKGROOT) -version '$(or $(VERSION),devel)' -out $(CURDIR)/bin
 
 # deps installs the Debian packages the tests, lab and benchmarks use (no-op when present).
 deps:
@@ -35,6 +50,7 @@ vet:
 # real-cluster lab. Tests that need root or a missing capability skip, saying why.
 test: deps build vet
 	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
+	cd cmd/mkpackage && $(GO) vet ./... && $(GO) test -count=1 ./...
 
 # test-short runs only the tests that need no root, kernel or cluster.
 test-short:
@@ -49,13 +65,18 @@ bench: deps build
 demo: deps build
 	$(BIN) lab demo
 
-install: build
+install: build man
 	install -D -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/sbin/loadshare
 	install -d $(DESTDIR)$(OCFDIR)
 	for a in $(AGENTS); do install -m 0755 bin/$$a $(DESTDIR)$(OCFDIR)/$$a; done
+	install -D -m 0644 bin/man/loadshare.8 $(DESTDIR)$(MANDIR)/man8/loadshare.8
+	for a in $(AGENTS); do install -D -m 0644 bin/man/ocf_loadshare_$$a.7 $(DESTDIR)$(MANDIR)/man7/ocf_loadshare_$$a.7; done
+	install -D -m 0644 contrib/loadshare-metrics.service $(DESTDIR)$(UNITDIR)/loadshare-metrics.service
 
 uninstall:
-	rm -f $(DESTDIR)$(PREFIX)/sbin/loadshare
+	rm -f $(DESTDIR)$(PREFIX)/sbin/loadshare $(DESTDIR)$(MANDIR)/man8/loadshare.8
+	for a in $(AGENTS); do rm -f $(DESTDIR)$(MANDIR)/man7/ocf_loadshare_$$a.7; done
+	rm -f $(DESTDIR)$(UNITDIR)/loadshare-metrics.service
 	for a in $(AGENTS); do rm -f $(DESTDIR)$(OCFDIR)/$$a; done
 	-rmdir $(DESTDIR)$(OCFDIR)
 

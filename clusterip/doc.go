@@ -18,7 +18,9 @@
 //   - arp output (IPv4) / ip6 output (IPv6 NS/NA): the VIP's link-layer
 //     address is the cluster MAC;
 //   - the address (netlink) and the cluster MAC on the link, while any
-//     bucket is owned; releasing the last bucket drains first.
+//     bucket is owned; releasing the last bucket drains first, then
+//     removes every object and run file of the VIP, and restores the
+//     sysctls it set that no other VIP needs.
 //
 // Owning or releasing buckets is one atomic kernel transaction; concurrent
 // callers on one node (one process per Pacemaker clone instance) are

@@ -1,8 +1,8 @@
 package clusterip
 
 import (
+	"errors"
 	"fmt"
-	"os"
 	"os/exec"
 	"slices"
 	"sync"
@@ -203,13 +203,15 @@ func (p *Plane) ensureLocked(v VIP) error {
 	if err != nil {
 		return err
 	}
-	if err := p.ensureSysctls(v); err != nil {
-		return fmt.Errorf("ensure %s: %w", v, err)
-	}
 	if err := p.ensureNFT(v, be.kind()); err != nil {
 		return fmt.Errorf("ensure %s: %w", v, err)
 	}
 	if err := be.ensure(v); err != nil {
+		return fmt.Errorf("ensure %s: %w", v, err)
+	}
+	// After the tables: restoreSysctls reads them to see whether another
+	// VIP still needs a sysctl (see there).
+	if err := p.ensureSysctls(v); err != nil {
 		return fmt.Errorf("ensure %s: %w", v, err)
 	}
 	owned, err := be.owned(v)
@@ -223,11 +225,18 @@ func (p *Plane) ensureLocked(v VIP) error {
 		}
 		return nil
 	}
-	// Nothing owned but the address is up: a Release is draining, or one
-	// was killed mid-release. Repair only the latter, and only when no
+	// Nothing owned but the address or the cluster MAC is there: a Release
+	// is draining, or one was killed mid-release (between takeDown's
+	// address and MAC, too). Repair only the latter, and only when no
 	// connection still needs the address (else the next Release drains).
-	if ok, err := hasAddr(h, l, v); err != nil || !ok {
+	up, err := hasAddr(h, l, v)
+	if err != nil {
 		return err
+	}
+	if !up {
+		if up, err = macJoined(h, l, v); err != nil || !up {
+			return err
+		}
 	}
 	unlockDrain, free, err := p.noDrainer(v)
 	if err != nil || !free {
@@ -298,9 +307,16 @@ func (p *Plane) Own(v VIP, bs ...Bucket) error {
 // connections), the address, cluster MAC and established-connection rule
 // stay, and Release waits until conntrack shows no open connection to the
 // VIP or the drain grace (WithDrainGrace) ends; the lock is not held while
-// waiting. Then, if no bucket was owned meanwhile, the address and MAC go.
-// If connections were still open, the release is complete and the
-// returned error is a *DrainError (errors.Is(err, ErrDrainCut)).
+// waiting. Then, if no bucket was owned meanwhile, everything of v on the
+// node goes (address, cluster MAC, tables, run files; the sysctls Ensure
+// changed unless another VIP needs them): a stopped VIP leaves nothing
+// that could drop the traffic of whatever serves the address next. The
+// release that finds nothing owned after its wait cleans up, under v's
+// lock, so of concurrent last releases one removes and the others find
+// nothing; an Own after it builds everything again. If connections were
+// still open, the release is complete and the returned error is a
+// *DrainError (errors.Is(err, ErrDrainCut)). Releasing a bucket of a VIP
+// with nothing owned here (a stop after a failed start) cleans up too.
 func (p *Plane) Release(v VIP, bs ...Bucket) error {
 	be, unlock, err := p.begin(v, bs)
 	if err != nil {
@@ -341,7 +357,7 @@ func (p *Plane) Release(v VIP, bs ...Bucket) error {
 		unlock()
 		return nil
 	}
-	// Nothing owned here any more: drain, then remove address and MAC.
+	// Nothing owned here any more: drain, then remove everything of v.
 	// The drain marker is taken before the lock is let go, so no Ensure
 	// mistakes the kept address for a crash's leftover.
 	unlockDrain, err := p.drainMarker(v)
@@ -349,40 +365,49 @@ func (p *Plane) Release(v VIP, bs ...Bucket) error {
 	if err != nil {
 		return err
 	}
-	defer unlockDrain()
-	return p.drainAndDrop(v, be)
+	return p.drainAndDrop(v, be, unlockDrain)
 }
 
-// drainAndDrop waits for v's tracked connections (up to the grace), then
-// removes the address and MAC unless a bucket was owned in the meantime.
-// The caller holds the drain marker.
-func (p *Plane) drainAndDrop(v VIP, be backendImpl) error {
+// drainAndDrop waits for v's tracked connections (up to the grace) while
+// the address is up, then, unless a bucket was owned in the meantime,
+// removes everything of v (dropLocked) and v's run files. The caller holds
+// the drain marker; drainAndDrop lets it go.
+func (p *Plane) drainAndDrop(v VIP, be backendImpl, unlockDrain func()) error {
+	drained := false
+	defer func() {
+		if !drained {
+			unlockDrain()
+		}
+	}()
 	h, err := p.netlink()
 	if err != nil {
 		return err
 	}
 	defer h.Close()
 	l, err := linkOf(h, v)
-	if err != nil {
-		return err
-	}
-	if ok, err := hasAddr(h, l, v); err != nil || !ok {
-		if err == nil {
-			err = leaveMAC(h, l, v)
-		}
+	var fe *FieldError
+	if errors.As(err, &fe) {
+		l = nil // the link is gone, and its address and MAC with it; the tables stay to delete
+	} else if err != nil {
 		return err
 	}
 	start := time.Now()
 	remaining := 0
-	for {
-		remaining, err = tracked(h, v)
+	if l != nil {
+		up, err := hasAddr(h, l, v)
 		if err != nil {
-			return fmt.Errorf("drain %s: %w", v, err)
+			return err
 		}
-		if remaining == 0 || time.Since(start) >= p.grace {
-			break
+		for up {
+			remaining, err = tracked(h, v)
+			if err != nil {
+				return fmt.Errorf("drain %s: %w", v, err)
+			}
+			if remaining == 0 || time.Since(start) >= p.grace {
+				break
+			}
+			time.Sleep(p.poll)
 		}
-		time.Sleep(p.poll)
 	}
 	unlock, err := p.lock(v)
 	if err != nil {
@@ -395,15 +420,44 @@ func (p *Plane) drainAndDrop(v VIP, be backendImpl) error {
 		if cur, err := be.owned(v); err != nil {
 			return err
 		} else if len(cur) > 0 {
-			return nil // owned again while draining: the address stays
+			return nil // owned again while draining: everything stays
 		}
 	}
-	if err := takeDown(h, l, v); err != nil {
-		return err
+	unlockDrain()
+	drained = true
+	if err := p.dropLocked(h, l, v, be); err != nil {
+		return fmt.Errorf("release last bucket of %s: %w", v, err)
 	}
 	if remaining > 0 {
 		return &DrainError{VIP: v, Remaining: remaining, Grace: time.Since(start).Round(time.Millisecond)}
 	}
+	return nil
+}
+
+// dropLocked removes everything of v from the node, in the reverse order
+// of Own: the address and the cluster MAC (l nil: the link is gone), the
+// backend's bucket objects, the nftables tables, the sysctls v set that no
+// other VIP needs (restoreSysctls), and v's run files, its lock file last.
+// The caller holds v's lock, and unlocks right after. Absent pieces are
+// fine; a piece that fails to go stops it, and the next stop or start of
+// any bucket of v on this node repairs or removes what is left.
+func (p *Plane) dropLocked(h *netlink.Handle, l netlink.Link, v VIP, be backendImpl) error {
+	if l != nil {
+		if err := takeDown(h, l, v); err != nil {
+			return err
+		}
+	}
+	if err := be.remove(v); err != nil {
+		return err
+	}
+	if err := p.removeNFT(v); err != nil {
+		return err
+	}
+	if err := p.restoreSysctls(v); err != nil {
+		return err
+	}
+	p.removeRunFiles(v)
+	p.removeLockFile(v)
 	return nil
 }
 
@@ -458,9 +512,11 @@ func (p *Plane) Counters(v VIP) (map[Bucket]Counter, error) {
 }
 
 // Remove deletes everything Ensure and Own added for v: the address, the
-// cluster MAC, the tables (or iptables chain). It does not wait for
-// connections (Release the buckets first to drain). The node sysctls stay
-// (other VIPs may need them; they are harmless). Absent objects are fine.
+// cluster MAC, the tables (or iptables chain), v's run files, and restores
+// the sysctls Ensure changed unless another VIP still needs them. It does
+// not wait for connections (Release the buckets first to drain); a
+// Release draining v meanwhile finds nothing left to remove. Absent
+// objects are fine.
 func (p *Plane) Remove(v VIP) error {
 	be, err := p.impl()
 	if err != nil {
@@ -479,17 +535,15 @@ func (p *Plane) Remove(v VIP) error {
 		return err
 	}
 	defer h.Close()
-	if l, err := linkOf(h, v); err == nil {
-		if err := takeDown(h, l, v); err != nil {
-			return fmt.Errorf("remove %s: %w", v, err)
-		}
+	l, err := linkOf(h, v)
+	var fe *FieldError
+	if errors.As(err, &fe) {
+		l = nil
+	} else if err != nil {
+		return err
 	}
-	if err := be.remove(v); err != nil {
+	if err := p.dropLocked(h, l, v, be); err != nil {
 		return fmt.Errorf("remove %s: %w", v, err)
 	}
-	if err := p.removeNFT(v); err != nil {
-		return fmt.Errorf("remove %s: %w", v, err)
-	}
-	os.Remove(p.seenPath(v)) // State's cache: stale now, and nothing of v is left to describe
 	return nil
 }

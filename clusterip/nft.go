@@ -19,7 +19,7 @@ import (
 // Kernel objects of one VIP (the names are v.name(), e.g. loadshare-10_201_0_100):
 //
 //	table netdev NAME { chain ingress: daddr VIP meta pkttype set host }       both backends
-//	                  { set held; chain ingress: TCP to VIP, jhash not in @held: drop } nftables backend
+//	                  { set held; chain ingress: TCP to VIP, jhash not in @held: counter drop } nftables backend
 //	table arp NAME    { chain output: arp saddr ip VIP arp saddr ether set MAC } IPv4, both backends
 //	table ip|ip6 NAME {                                                        nftables backend
 //	  set owned   (4-byte host-order integer: the jhash bucket)
@@ -312,6 +312,10 @@ func addEarlyDrop(c *nftables.Conn, nd *nftables.Table, ch *nftables.Chain, v VI
 		hashExprs(v),
 		[]expr.Any{
 			&expr.Lookup{SourceRegister: 1, SetName: s.Name, SetID: s.ID, Invert: true},
+			// counter: the frames other nodes answer (Plane.Dropped); one
+			// per-CPU add, and the shape check counts rules, not
+			// expressions, so tables built before it are not rebuilt.
+			&expr.Counter{},
 			&expr.Verdict{Kind: expr.VerdictDrop},
 		})})
 	return nil

@@ -135,10 +135,20 @@ func (p *Plane) seenNFT(v VIP, use Backend) (nftSeen, error) {
 		}
 	}
 	s, err := p.readSeen(v, use)
-	if err != nil || genErr != nil || s.Backend != BackendNFTables {
+	if err != nil || genErr != nil || s.Backend != BackendNFTables || !s.Anything {
+		// Nothing of v here (a probe on a node that never ran it, a
+		// monitor after the last stop): no file, which the last release
+		// has just deleted.
 		return s, err
 	}
 	storeSeen(path, seenCache{Cookie: cookie, Gen: gen, Key: key, Seen: s})
+	if _, now, err := p.rulesetGen(); err != nil || now != gen {
+		// A commit since the read, perhaps the last release removing
+		// v's tables, then its run files: it may have deleted the file
+		// before this store, so delete it here (the next State rewrites
+		// it when v is still there).
+		os.Remove(path)
+	}
 	return s, nil
 }
 

@@ -142,7 +142,8 @@ func TestStateLacks(t *testing.T) {
 			if err := p.Release(v, 1); err != nil {
 				t.Fatal(err)
 			}
-			check("released", 1, PartlyServed, LackBucket|LackAddress|LackMAC)
+			// The last bucket's release (nothing to drain) leaves nothing.
+			check("released", 1, NotServed, LackBucket|LackAddress|LackMAC|LackNetdev|LackBucketRules|ifv4(v, LackARP))
 			if err := p.Remove(v); err != nil {
 				t.Fatal(err)
 			}

@@ -148,6 +148,7 @@ func Check(cib []byte) ([]Problem, error) {
 		groups[m[1]] = append(groups[m[1]], r)
 	}
 	requires := map[string]string{} // VIP → the attribute its rules require
+	strict := map[string]bool{}     // VIP → a -INFINITY rule keeps it off ineligible nodes
 	vipOf := map[string]string{}    // ip → the VIP that has it
 	names := make([]string, 0, len(groups))
 	for n := range groups {
@@ -203,6 +204,7 @@ func Check(cib []byte) ([]Problem, error) {
 			require = AttrReadable
 		}
 		requires[name] = require
+		strict[name] = hasForbid(cons, probe, require)
 		if ip := g[0].params["ip"]; ip != "" {
 			if other, ok := vipOf[ip]; ok {
 				add(Error, name, fmt.Sprintf("VIP %s has ip=%s, as VIP %s does: both would hold the address and answer the same clients twice.", name, ip, other),
@@ -221,6 +223,7 @@ func Check(cib []byte) ([]Problem, error) {
 		}
 	}
 	out = append(out, checkRoles(names, requires, mysqlMonitors, serverLoads)...)
+	out = append(out, checkStrict(names, requires, strict)...)
 
 	// The design's other shape: a globally-unique clone of clustervip.
 	for _, c := range res.children("clone") {
@@ -325,6 +328,30 @@ func checkRoles(names []string, requires map[string]string, mysqlMonitors, serve
 	return out
 }
 
+// checkStrict warns about a writer VIP that is not strict in a
+// configuration with a reader VIP: that is a replication cluster, and
+// with no writable node (the primary failed, no replica promoted yet) a
+// writer VIP that is not strict keeps its buckets running on replicas,
+// where a replica with read_only off would take writes.
+func checkStrict(names []string, requires map[string]string, strict map[string]bool) []Problem {
+	readers := false
+	for _, n := range names {
+		readers = readers || requires[n] == AttrReadable
+	}
+	if !readers {
+		return nil
+	}
+	var out []Problem
+	for _, n := range names {
+		if requires[n] == AttrWritable && !strict[n] {
+			out = append(out, Problem{Severity: Warning, Object: n,
+				Message: fmt.Sprintf("writer VIP %s is not strict, beside a reader VIP (replication): when no node is writable its buckets keep running on replicas, and a replica with read_only off would take writes.", n),
+				Fix:     fmt.Sprintf("generate it with strict=true (--vip name=%s,…,strict=true): location %s-strict /^%s_[0-9]+$/ rule -inf: not_defined %s or %s ne 1", n, n, n, AttrWritable, AttrWritable)})
+		}
+	}
+	return out
+}
+
 // checkVersions warns when the nodes' agents are of different builds, as
 // the AttrVersion node attributes in the CIB's status section say (a
 // configuration file without status says nothing).
@@ -366,9 +393,10 @@ func isClone(res, p *elem) bool {
 	return false
 }
 
-// hasRule reports a rsc_location applying to rsc (by rsc or rsc-pattern)
-// with a rule of score at least score whose expressions name attr.
-func hasRule(cons *elem, rsc, attr string, score int) bool {
+// rulesFor returns the rules of the rsc_locations applying to rsc (by rsc
+// or rsc-pattern).
+func rulesFor(cons *elem, rsc string) []*elem {
+	var out []*elem
 	for _, l := range cons.children("rsc_location") {
 		if l.attr("rsc") != rsc {
 			pat := l.attr("rsc-pattern")
@@ -377,19 +405,42 @@ func hasRule(cons *elem, rsc, attr string, score int) bool {
 				continue
 			}
 		}
-		for _, r := range l.children("rule") {
-			s, err := strconv.Atoi(r.attr("score"))
-			if r.attr("score") == "INFINITY" || r.attr("score") == "+INFINITY" {
-				s, err = 1000000, nil
-			}
-			if err != nil || s < score {
-				continue
-			}
-			for _, e := range r.all("expression") {
-				if e.attr("attribute") == attr {
-					return true
-				}
-			}
+		out = append(out, l.children("rule")...)
+	}
+	return out
+}
+
+// mentions reports whether one of the rule's expressions is about attr.
+func mentions(rule *elem, attr string) bool {
+	for _, e := range rule.all("expression") {
+		if e.attr("attribute") == attr {
+			return true
+		}
+	}
+	return false
+}
+
+// hasRule reports a rule applying to rsc of score at least score that
+// names attr.
+func hasRule(cons *elem, rsc, attr string, score int) bool {
+	for _, r := range rulesFor(cons, rsc) {
+		s, err := strconv.Atoi(r.attr("score"))
+		if r.attr("score") == "INFINITY" || r.attr("score") == "+INFINITY" {
+			s, err = 1000000, nil
+		}
+		if err == nil && s >= score && mentions(r, attr) {
+			return true
+		}
+	}
+	return false
+}
+
+// hasForbid reports a -INFINITY rule applying to rsc that names attr: what
+// keeps a strict VIP off the nodes without it.
+func hasForbid(cons *elem, rsc, attr string) bool {
+	for _, r := range rulesFor(cons, rsc) {
+		if sc := r.attr("score"); (sc == "-INFINITY" || sc == strconv.Itoa(Forbidden)) && mentions(r, attr) {
+			return true
 		}
 	}
 	return false

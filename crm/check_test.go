@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -95,8 +96,8 @@ func TestCheck(t *testing.T) {
 // clean; loading one VIP's configuration over the other's (server_load's
 // placer naming only one), a placer word whose require differs from the
 // rules, a reader VIP when mysql_monitor does not publish readable_monit,
-// two VIPs on one address, and a placer naming a VIP that has no buckets
-// are each reported.
+// two VIPs on one address, a writer VIP that is not strict beside a reader
+// VIP, and a placer naming a VIP that has no buckets are each reported.
 func TestCheckRoles(t *testing.T) {
 	good, err := writerReaderOf(2, 2, "n1", "n2").XML()
 	if err != nil {
@@ -124,6 +125,9 @@ func TestCheckRoles(t *testing.T) {
 		{"one address", func(s string) string {
 			return strings.Replace(s, `name="ip" value="192.0.2.11"`, `name="ip" value="192.0.2.10"`, 1)
 		}, []string{"error: vip: VIP vip has ip=192.0.2.10, as VIP ro does"}},
+		{"writer VIP not strict", func(s string) string {
+			return regexp.MustCompile(`(?s)<rsc_location id="vip-strict".*?</rsc_location>`).ReplaceAllString(s, "")
+		}, []string{"warning: vip: writer VIP vip is not strict, beside a reader VIP"}},
 		{"placer names a VIP without buckets", func(s string) string {
 			return strings.Replace(s, placer, `name="placer" value="vip ro:require=readable_monit,writer-weight=50 old"`, 1)
 		}, []string{"warning: server_load: placer names VIP old, which has no bucket primitives"}},

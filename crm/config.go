@@ -26,6 +26,9 @@ const (
 	OwnScore      = 100
 	WritableScore = 10
 	Stickiness    = 1
+	// Forbidden is -INFINITY: a strict VIP's rule that keeps its buckets
+	// off every node without the required attribute (Spec.Strict).
+	Forbidden = -1000000
 )
 
 // Spec describes one shared VIP's Pacemaker configuration.
@@ -39,6 +42,14 @@ type Spec struct {
 	// buckets to run there: AttrWritable (the default: a writer VIP) or
 	// AttrReadable (a reader VIP over caught-up replicas and the primary).
 	Require string
+	// Strict keeps the buckets off every node whose required attribute is
+	// not 1, also when no node has it: the VIP goes dark rather than run
+	// elsewhere. For the writer VIP of a replication cluster, where a
+	// replica must never take writes. Without it (Galera, one server per
+	// node) the buckets keep running where they are when no node is
+	// eligible: a monitor that fails everywhere at once (a changed
+	// password) does not take the service down.
+	Strict bool
 	// Policy is the in-cluster placer's policy for this VIP (the zero value
 	// is DefaultPolicy), written into server_load's placer parameter.
 	Policy Policy
@@ -286,8 +297,24 @@ type location struct {
 	exprs               []expression
 }
 
-// expression is a rule's "attribute eq value" (string comparison).
-type expression struct{ id, attribute, value string }
+// expression is a rule's "attribute OP value" (string comparison): op
+// "" is eq; "not_defined" has no value.
+type expression struct{ id, attribute, op, value string }
+
+func (e expression) operation() string {
+	if e.op == "" {
+		return "eq"
+	}
+	return e.op
+}
+
+// scoreText is a rule's score as Pacemaker writes it.
+func scoreText(score int) string {
+	if score <= Forbidden {
+		return "-INFINITY"
+	}
+	return strconv.Itoa(score)
+}
 
 func (s Spec) model() (model, error) { return Specs{s}.model() }
 
@@ -344,11 +371,18 @@ func (s Spec) vipModel() vipModel {
 	v.rules = []location{
 		{id: s.Name + "-own", pattern: s.ResourcePattern(), ruleID: s.Name + "-own-rule", score: OwnScore, booleanOp: "and",
 			exprs: []expression{
-				{s.Name + "-own-rule-own", "own_" + s.Name + "_%1", "1"},
-				{s.Name + "-own-rule-" + role, s.Require, "1"},
+				{id: s.Name + "-own-rule-own", attribute: "own_" + s.Name + "_%1", value: "1"},
+				{id: s.Name + "-own-rule-" + role, attribute: s.Require, value: "1"},
 			}},
 		{id: s.Name + "-" + role, pattern: "^" + s.Name + "_[0-9]+$", ruleID: s.Name + "-" + role + "-rule", score: WritableScore,
-			exprs: []expression{{s.Name + "-" + role + "-rule-expr", s.Require, "1"}}},
+			exprs: []expression{{id: s.Name + "-" + role + "-rule-expr", attribute: s.Require, value: "1"}}},
+	}
+	if s.Strict {
+		v.rules = append(v.rules, location{id: s.Name + "-strict", pattern: "^" + s.Name + "_[0-9]+$", ruleID: s.Name + "-strict-rule",
+			score: Forbidden, booleanOp: "or", exprs: []expression{
+				{id: s.Name + "-strict-rule-undefined", attribute: s.Require, op: "not_defined"},
+				{id: s.Name + "-strict-rule-not-1", attribute: s.Require, op: "ne", value: "1"},
+			}})
 	}
 	return v
 }
@@ -419,7 +453,7 @@ func (ss Specs) Crmsh() (string, error) {
 			fmt.Fprintf(&b, "primitive %s @%s%s\n", k.id, t.id, crmshParams(k.params))
 		}
 		for _, l := range v.rules {
-			fmt.Fprintf(&b, "location %s /%s/ \\\n\trule %d: %s\n", l.id, l.pattern, l.score, l.expression())
+			fmt.Fprintf(&b, "location %s /%s/ \\\n\trule %s: %s\n", l.id, l.pattern, scoreText(l.score), l.expression())
 		}
 	}
 	return b.String(), nil
@@ -442,11 +476,15 @@ func stickinessComment(s Spec) string {
 }
 
 // expression is the rule's text in crmsh and pcs alike:
-// "a eq 1 and b eq 1".
+// "a eq 1 and b eq 1", "not_defined a or a ne 1".
 func (l location) expression() string {
 	parts := make([]string, len(l.exprs))
 	for i, e := range l.exprs {
-		parts[i] = e.attribute + " eq " + e.value
+		if e.op == "not_defined" {
+			parts[i] = "not_defined " + e.attribute
+			continue
+		}
+		parts[i] = e.attribute + " " + e.operation() + " " + e.value
 	}
 	return strings.Join(parts, " "+l.booleanOp+" ")
 }
@@ -517,12 +555,16 @@ func (ss Specs) configuration() (*elem, error) {
 			res.add(xmlPrimitive("primitive", k, "template", t.id))
 		}
 		for _, l := range v.rules {
-			rule := newElem("rule", "id", l.ruleID, "score", strconv.Itoa(l.score))
+			rule := newElem("rule", "id", l.ruleID, "score", scoreText(l.score))
 			if l.booleanOp != "" {
 				rule.set("boolean-op", l.booleanOp)
 			}
 			for _, e := range l.exprs {
-				rule.add(newElem("expression", "id", e.id, "attribute", e.attribute, "operation", "eq", "value", e.value))
+				x := newElem("expression", "id", e.id, "attribute", e.attribute, "operation", e.operation())
+				if e.op != "not_defined" {
+					x.set("value", e.value)
+				}
+				rule.add(x)
 			}
 			cons.add(newElem("rsc_location", "id", l.id, "rsc-pattern", l.pattern).add(rule))
 		}

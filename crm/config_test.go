@@ -141,6 +141,7 @@ func writerReader(nodes ...string) Specs { return writerReaderOf(24, 12, nodes..
 // writerReaderOf is writerReader with w and r buckets.
 func writerReaderOf(w, r int, nodes ...string) Specs {
 	ws := testSpec(w, nodes...)
+	ws.Strict = true // the writer VIP of a replication cluster
 	rs := testSpec(r, nodes...)
 	rs.Name, rs.IP, rs.Require = "ro", netip.MustParseAddr("192.0.2.11"), AttrReadable
 	rs.Policy = DefaultPolicy
@@ -205,6 +206,7 @@ func TestSpecsCrmsh(t *testing.T) {
 		"location vip-writable /^vip_[0-9]+$/ \\\n\trule 10: writable_monit eq 1\n",
 		"location ro-own /^ro_([0-9]+)$/ \\\n\trule 100: own_ro_%1 eq 1 and readable_monit eq 1\n",
 		"location ro-readable /^ro_[0-9]+$/ \\\n\trule 10: readable_monit eq 1\n",
+		"location vip-strict /^vip_[0-9]+$/ \\\n\trule -INFINITY: not_defined writable_monit or writable_monit ne 1\n",
 	} {
 		if !strings.Contains(got, want) {
 			t.Errorf("Crmsh() lacks %q; got:\n%s", want, got)

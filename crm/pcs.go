@@ -34,8 +34,8 @@ func (ss Specs) Pcs() (string, error) {
 			b.WriteString(pcsCreate(v.resolved(k)) + "\n")
 		}
 		for _, l := range v.rules {
-			fmt.Fprintf(&b, "pcs constraint location %s rule id=%s constraint-id=%s score=%d %s\n",
-				shellQuote("regexp%"+l.pattern), l.ruleID, l.id, l.score, l.expression())
+			fmt.Fprintf(&b, "pcs constraint location %s rule id=%s constraint-id=%s score=%s %s\n",
+				shellQuote("regexp%"+l.pattern), l.ruleID, l.id, scoreText(l.score), l.expression())
 		}
 	}
 	return b.String(), nil

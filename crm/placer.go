@@ -219,7 +219,20 @@ func Place(ctx context.Context, spec Spec, p Policy, onlyDC bool) (plan Plan, sk
 func PlaceSettling(ctx context.Context, spec Spec, p Policy, onlyDC bool, settle func(ideal []Assignment) bool) (plan Plan, skipped string, err error) {
 	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
-	plan, skipped, err = PlanLive(ctx, spec, p, onlyDC, settle)
+	st, me, err := ReadLive(ctx, onlyDC)
+	if err != nil {
+		return Plan{}, "", err
+	}
+	return PlaceIn(ctx, st, me, spec, p, onlyDC, settle)
+}
+
+// PlaceIn is PlaceSettling on a status this node (me) has read already:
+// server_load's monitor reads the cluster once (one crm_mon, one
+// crm_node) for the rounds of all its VIPs and for its metrics.
+func PlaceIn(ctx context.Context, st *Status, me string, spec Spec, p Policy, onlyDC bool, settle func(ideal []Assignment) bool) (plan Plan, skipped string, err error) {
+	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	plan, skipped, err = planIn(st, me, spec, p, onlyDC, settle)
 	if errors.Is(err, ErrNoBuckets) { // not configured (yet): nothing to place, not a failure
 		return Plan{}, err.Error(), nil
 	}
@@ -237,18 +250,34 @@ var ErrNoBuckets = errors.New("no bucket primitives")
 // would do nothing (skipped: not the DC). ErrNoBuckets when the cluster
 // has no bucket primitives of spec.Name.
 func PlanLive(ctx context.Context, spec Spec, p Policy, onlyDC bool, settle func(ideal []Assignment) bool) (plan Plan, skipped string, err error) {
+	st, me, err := ReadLive(ctx, onlyDC)
+	if err != nil {
+		return Plan{}, "", err
+	}
+	return planIn(st, me, spec, p, onlyDC, settle)
+}
+
+// ReadLive reads the cluster status and, with named, this node's name:
+// what a placer round needs. Equivalent to: crm_mon -1 -A --output-as=xml; crm_node -n
+func ReadLive(ctx context.Context, named bool) (*Status, string, error) {
 	st, err := ReadStatus(ctx)
 	if err != nil {
-		return Plan{}, "", fmt.Errorf("read cluster status: %w", err)
+		return nil, "", fmt.Errorf("read cluster status: %w", err)
 	}
-	if onlyDC {
-		me, err := LocalNode(ctx)
-		if err != nil {
-			return Plan{}, "", fmt.Errorf("name this node: %w", err)
-		}
-		if st.DC != me {
-			return Plan{}, fmt.Sprintf("this node (%s) is not the DC (%q)", me, st.DC), nil
-		}
+	if !named {
+		return st, "", nil
+	}
+	me, err := LocalNode(ctx)
+	if err != nil {
+		return nil, "", fmt.Errorf("name this node: %w", err)
+	}
+	return st, me, nil
+}
+
+// planIn is PlanLive on a status read already.
+func planIn(st *Status, me string, spec Spec, p Policy, onlyDC bool, settle func(ideal []Assignment) bool) (Plan, string, error) {
+	if onlyDC && st.DC != me {
+		return Plan{}, fmt.Sprintf("this node (%s) is not the DC (%q)", me, st.DC), nil
 	}
 	if spec.Buckets == 0 {
 		spec.Buckets = BucketsIn(st, spec.Name)
@@ -288,4 +317,22 @@ func BucketsIn(st *Status, name string) int {
 		}
 	}
 	return n
+}
+
+// VIPsIn names the VIPs whose bucket primitives a status holds (NAME_K,
+// not clone instances, with NAME_0 among them: what BucketsIn counts),
+// sorted.
+func VIPsIn(st *Status) []string {
+	seen := map[string]bool{}
+	for _, r := range st.Resources {
+		if m := bucketRE().FindStringSubmatch(r.ID); m != nil && r.Clone == "" && m[2] == "0" {
+			seen[m[1]] = true
+		}
+	}
+	names := make([]string, 0, len(seen))
+	for n := range seen {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
 }

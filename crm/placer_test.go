@@ -207,3 +207,27 @@ func TestPlanApplyOrder(t *testing.T) {
 		}
 	}
 }
+
+// TestParseVIP: every --vip key reads into its Spec field, and a bad
+// value or key is named.
+func TestParseVIP(t *testing.T) {
+	s, err := ParseVIP("name=rw,ip=192.0.2.10,buckets=24,nic=eth1,cidr-netmask=24,seed=7,strict=true,hysteresis=0,writer-weight=50")
+	want := Spec{Name: "rw", IP: netip.MustParseAddr("192.0.2.10"), Buckets: 24, NIC: "eth1", CIDRNetmask: 24, Seed: 7, Strict: true,
+		Require: AttrWritable, Policy: DefaultPolicy}
+	want.Policy.Hysteresis, want.Policy.WriterWeight = 0, 50
+	if err != nil || !reflect.DeepEqual(s, want) {
+		t.Errorf("ParseVIP = %+v, %v; want %+v", s, err, want)
+	}
+	for in, msg := range map[string]string{
+		"name=rw,strict=maybe":     `strict="maybe": not true or false`,
+		"name=rw,buckets=many":     `buckets="many": not an integer`,
+		"name=rw,ip=here":          `ip="here": not an IP address`,
+		"name=rw,colour=red":       `unknown key "colour" (want name, ip, buckets, nic, cidr-netmask, seed, strict, require`,
+		"name=rw,require=writable": `require`,
+		"name=rw,buckets":          `"buckets": want key=value`,
+	} {
+		if _, err := ParseVIP(in); err == nil || !strings.Contains(err.Error(), msg) {
+			t.Errorf("ParseVIP(%q) = %v; want an error containing %q", in, err, msg)
+		}
+	}
+}

@@ -120,7 +120,7 @@ func (v PlacerVIP) String() string {
 
 // ParseVIP reads one VIP of a whole configuration, as `loadshare crm
 // --vip` takes it: comma-separated key=value with the keys name, ip,
-// buckets, nic, cidr-netmask and seed (the VIP's), and those of a placer
+// buckets, nic, cidr-netmask, seed and strict (the VIP's), and those of a placer
 // word (require and the policy), e.g.
 //
 //	name=ro,ip=192.0.2.11,buckets=12,require=readable_monit,writer-weight=50
@@ -148,6 +148,10 @@ func ParseVIP(s string) (Spec, error) {
 			}
 		case "nic":
 			spec.NIC = val
+		case "strict":
+			if spec.Strict, err = strconv.ParseBool(val); err != nil {
+				err = errors.New("not true or false")
+			}
 		case "cidr-netmask":
 			if spec.CIDRNetmask, err = strconv.Atoi(val); err != nil {
 				err = errors.New("not an integer")
@@ -161,7 +165,7 @@ func ParseVIP(s string) (Spec, error) {
 		default:
 			err = v.set(kv)
 			if err != nil && strings.HasPrefix(err.Error(), "unknown key") {
-				err = fmt.Errorf("unknown key %q (want name, ip, buckets, nic, cidr-netmask, seed, require, %s)", k, strings.Join(policyKeyNames(), ", "))
+				err = fmt.Errorf("unknown key %q (want name, ip, buckets, nic, cidr-netmask, seed, strict, require, %s)", k, strings.Join(policyKeyNames(), ", "))
 			}
 			if err != nil {
 				return Spec{}, err

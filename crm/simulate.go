@@ -62,16 +62,17 @@ type Transition struct {
 	Blocked []Action // wanted but not allowed (e.g. a start without quorum); not applied
 }
 
-// NewSim builds a simulated cluster from a spec (its Nodes are the nodes,
-// all offline at first) and learns the operation digests Pacemaker
+// NewSim builds a simulated cluster from the configuration of one or more
+// VIPs (the first Spec's Nodes are the nodes, all offline at first; Specs
+// checks the others agree) and learns the operation digests Pacemaker
 // records, by running crm_simulate once per chunk of resources. Work files
 // go to dir.
-func NewSim(ctx context.Context, s Spec, dir string) (*Sim, error) {
-	cfg, err := Specs{s}.configuration()
+func NewSim(ctx context.Context, specs Specs, dir string) (*Sim, error) {
+	cfg, err := specs.configuration()
 	if err != nil {
 		return nil, err
 	}
-	if len(s.Nodes) == 0 {
+	if len(specs) == 0 || len(specs[0].Nodes) == 0 {
 		return nil, fmt.Errorf("simulate: spec has no nodes")
 	}
 	props := cfg.path("crm_config", "cluster_property_set")

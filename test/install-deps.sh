@@ -14,6 +14,8 @@ pkgs=(
   prometheus prometheus-node-exporter            # real scraper and textfile collector of the metrics
   pcs                                            # the other Pacemaker shell (pcs -f FILE)
   lintian rpm                                    # package checks (the .deb) and rpm -qlp
+  groff-base                                     # renders the man pages in their test
+  librsvg2-bin                                   # renders the demo's SVG timeline in its test
   procps psmisc
 )
 missing=()

@@ -38,9 +38,9 @@ var bin struct {
 }
 
 // Main is TestMain for an agent package: it runs the tests, then removes
-// the binaries Path built and the per-VIP lock files the agents (separate
-// processes) left in clusterip.DefaultRunDir for the agent tests'
-// addresses (10.203.0.0/24, fd00:203::/64, 10.205.0.0/24, fd00:205::/64).
+// the binaries Path built and the per-VIP run files the agents (separate
+// processes) left in clusterip.DefaultRunDir, for a test that failed
+// before its last stop, for the agent tests' addresses (10.203.0.0/24, fd00:203::/64, 10.205.0.0/24, fd00:205::/64).
 func Main(m *testing.M) {
 	_, err := os.Stat(clusterip.DefaultRunDir)
 	hadRunDir := err == nil

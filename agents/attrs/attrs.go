@@ -71,6 +71,10 @@ type State struct {
 	Model       *loadmon.State    `json:"model,omitempty"`       // server_load: the load model between monitors
 	Probe       string            `json:"probe_error,omitempty"` // server_load: last database probe error, logged once
 	Ideals      map[string]Ideal  `json:"ideals,omitempty"`      // server_load: per placed VIP, the ideal targets and since when
+	// server_load: per placed VIP, what its rounds on this node did (the metrics read it)
+	Placer map[string]*crm.PlacerStats `json:"placer,omitempty"`
+	// server_load: why the last metrics textfile was not written ("": it was), logged once
+	Textfile string `json:"textfile_error,omitempty"`
 }
 
 // Ideal is a placer's ideal targets (as text) and when they were first

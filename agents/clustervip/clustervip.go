@@ -142,8 +142,9 @@ func (a *clusterVIP) Meta() ocf.Meta {
 				ShortDesc: "Seconds the last bucket's stop waits for open connections",
 				LongDesc: "When a node releases its last bucket of the VIP, new connections go elsewhere at " +
 					"once, but the address stays until the node's open connections to it have closed or " +
-					"this many seconds have passed (0: remove it at once). Keep it below the stop " +
-					"timeout; a stop never waits past its own deadline.",
+					"this many seconds have passed (0: remove it at once); then every object of the VIP on " +
+					"the node goes (address, cluster MAC, nftables tables, run files), and the arp_announce " +
+					"values it set are put back once no other VIP needs them. Keep it below the stop timeout; a stop never waits past its own deadline.",
 				Check: vipNonNegative},
 		},
 		Actions: []ocf.Action{
@@ -482,7 +483,9 @@ func (a *clusterVIP) Start(ctx context.Context, p ocf.Params) error {
 }
 
 // Stop releases this instance's bucket. Rules already gone (reboot, flush)
-// mean the bucket is not owned: success.
+// mean the bucket is not owned: success. The stop of the node's last
+// bucket of the VIP waits for its connections (drain_grace, clipped to
+// the stop's deadline), then removes everything of the VIP on the node.
 func (a *clusterVIP) Stop(ctx context.Context, p ocf.Params) error {
 	if err := a.resolve(ctx, p); err != nil {
 		return err

@@ -107,14 +107,16 @@ func (a *mysqlMonitor) Meta() ocf.Meta {
 // away is the database's trouble (attribute 0, reason logged), and stop
 // must always run so that it deletes the attributes.
 //
-// It also warns, once per action, that replica_ok is deprecated.
+// With start and validate-all it also warns that replica_ok is deprecated:
+// once per start, not at every monitor, so the warning is not lost in noise.
 func (a *mysqlMonitor) Validate(_ context.Context, p ocf.Params) error {
-	if p.IsSet("replica_ok") {
+	if p.IsSet("replica_ok") && attrs.ValidatesFiles(p) {
+		const see = " (README: \"Migrating from replica_ok\")"
 		if p.Bool("replica_ok") {
 			p.Log.Warn("parameter replica_ok is deprecated: " + attrWritable + " takes " + attrReadable + "'s value, so a writer VIP can get a replica; " +
-				"remove replica_ok and make a reader VIP require " + attrReadable + "=1")
+				"remove replica_ok and make a reader VIP require " + attrReadable + "=1" + see)
 		} else {
-			p.Log.Warn("parameter replica_ok is deprecated and false is what the agent does without it: remove it")
+			p.Log.Warn("parameter replica_ok is deprecated and false is what the agent does without it: remove it" + see)
 		}
 	}
 	if !attrs.ValidatesFiles(p) {

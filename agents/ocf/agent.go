@@ -101,6 +101,26 @@ func MetaDataOf(name string) ([]byte, error) {
 	return MetaData(meta(name, a), isPromoter(a))
 }
 
+// MetaOf returns the declarations of a registered agent, and ActionsOf the
+// actions its meta-data advertises: what man pages and crm --param checks
+// read, so they say what the agent does.
+func MetaOf(name string) (Meta, error) {
+	a := New(name)
+	if a == nil {
+		return Meta{}, fmt.Errorf("agent %q: not registered", name)
+	}
+	return meta(name, a), nil
+}
+
+// ActionsOf: see MetaOf.
+func ActionsOf(name string) ([]Action, error) {
+	a := New(name)
+	if a == nil {
+		return nil, fmt.Errorf("agent %q: not registered", name)
+	}
+	return actionList(meta(name, a), isPromoter(a)), nil
+}
+
 func meta(name string, a Agent) Meta {
 	m := a.Meta()
 	if m.Name == "" {

@@ -8,6 +8,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strconv"
 	"time"
 
@@ -23,7 +25,7 @@ const attrLoad = "server_load"
 
 func init() {
 	ocf.Register("server_load", func() ocf.Agent {
-		return &serverLoad{env: attrs.NewEnv(), host: &hostprobe.Host{}, sleep: sleepCtx, place: placeOnDC}
+		return &serverLoad{env: attrs.NewEnv(), host: &hostprobe.Host{}, sleep: sleepCtx, place: placeOnDC, textfile: WriteTextfile}
 	})
 }
 
@@ -35,16 +37,31 @@ type serverLoad struct {
 	host  hostSampler
 	sleep func(context.Context, time.Duration) error
 	place placer
+	// textfile writes the metrics into a directory (WriteTextfile).
+	textfile func(dir, runDir string, known *Known) error
+	// cluster reads the status and this node's name; nil: crm.ReadLive.
+	cluster func(ctx context.Context) (*crm.Status, string, error)
 }
 
 // placer runs one placement round for the bucket primitives NAME_K of v
-// (see crm.PlaceSettling); skipped says why it did nothing.
-type placer func(ctx context.Context, v crm.PlacerVIP, settle func(ideal []crm.Assignment) bool) (plan crm.Plan, skipped string, err error)
+// on the cluster status st, read by this node (me) (see crm.PlaceIn);
+// skipped says why it did nothing.
+type placer func(ctx context.Context, st *crm.Status, me string, v crm.PlacerVIP, settle func(ideal []crm.Assignment) bool) (plan crm.Plan, skipped string, err error)
 
 // placeOnDC is the live placer: it writes only where this node is the DC, so
 // that running it from every node's monitor gives exactly one writer.
-func placeOnDC(ctx context.Context, v crm.PlacerVIP, settle func(ideal []crm.Assignment) bool) (crm.Plan, string, error) {
-	return crm.PlaceSettling(ctx, v.Spec(), v.Policy, true, settle)
+func placeOnDC(ctx context.Context, st *crm.Status, me string, v crm.PlacerVIP, settle func(ideal []crm.Assignment) bool) (crm.Plan, string, error) {
+	return crm.PlaceIn(ctx, st, me, v.Spec(), v.Policy, true, settle)
+}
+
+// readCluster reads what a monitor's placer rounds and metrics share:
+// the status and this node's name (crm.ReadLive: one crm_mon, one
+// crm_node), or the test's stand-in.
+func (a *serverLoad) readCluster(ctx context.Context) (*crm.Status, string, error) {
+	if a.cluster != nil {
+		return a.cluster(ctx)
+	}
+	return crm.ReadLive(ctx, true)
 }
 
 // hostSampler is hostprobe.Host; tests replay recorded samples instead.
@@ -114,6 +131,17 @@ func (a *serverLoad) Meta() ocf.Meta {
 		LongDesc: "The placer keeps each node's previous bucket count while it is within one bucket of the new target (hysteresis), so a load that wobbles moves nothing. " +
 			"Once the targets have not changed for this many seconds, it goes to them exactly: a load that passed leaves no uneven spread behind. 0: always exact (no hysteresis).",
 		Check: attrs.NonNegative})
+	params = append(params, ocf.Param{Name: "metrics_textfile",
+		ShortDesc: "directory of node_exporter's textfile collector",
+		LongDesc: "When set, every monitor writes this node's loadshare metrics (what `loadshare metrics` prints: the kernel's buckets and counters, " +
+			"this node's attributes and bucket targets, the placer's rounds) to DIR/" + TextfileName + ", atomically (a temporary file, then a rename), " +
+			"for prometheus-node-exporter --collector.textfile.directory=DIR. An absolute path of an existing directory. Empty: no file.",
+		Check: func(v string) error {
+			if !filepath.IsAbs(v) {
+				return errors.New("not an absolute path")
+			}
+			return nil
+		}})
 	return ocf.Meta{
 		Name:      "server_load",
 		ShortDesc: "publishes the node's load (" + attrLoad + ", 0..100 in coarse steps)",
@@ -130,6 +158,11 @@ func (a *serverLoad) Validate(_ context.Context, p ocf.Params) error {
 	if attrs.ValidatesFiles(p) {
 		if _, _, err := attrs.MySQLProbe(p, true); err != nil {
 			return err
+		}
+		if dir := p.String("metrics_textfile"); dir != "" {
+			if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+				return &ocf.ParamError{Param: "metrics_textfile", Value: dir, Reason: "not a directory on this node", Local: true}
+			}
 		}
 	}
 	if a.model(p).Weights == (loadmon.Weights{}) {
@@ -185,22 +218,58 @@ func (a *serverLoad) Monitor(ctx context.Context, p ocf.Params) error {
 	if err := a.update(ctx, p, st, false); err != nil {
 		return err
 	}
+	var known *Known
 	if !p.IsProbe() {
-		a.placeBuckets(ctx, p, st)
+		known = a.placeBuckets(ctx, p, st)
 	}
-	return a.env.Save(p, st)
+	if err := a.env.Save(p, st); err != nil {
+		return err
+	}
+	if dir := p.String("metrics_textfile"); dir != "" && !p.IsProbe() {
+		// Not a failure of server_load (node_exporter shows the file's
+		// age); said once per change, not every monitor.
+		msg := ""
+		err := a.textfile(dir, a.env.RunDir, known)
+		if err != nil {
+			msg = err.Error()
+		}
+		if msg != st.Textfile {
+			if err != nil {
+				p.Log.Warn("metrics textfile not written", "dir", dir, "err", err)
+			} else {
+				p.Log.Info("metrics textfile written again", "dir", dir)
+			}
+			st.Textfile = msg
+			return a.env.Save(p, st)
+		}
+	}
+	return nil
 }
 
 // placeBuckets runs the placer for each configured VIP. A failed round is
 // logged, not returned: server_load itself is healthy, and the next
-// monitor tries again. The only state is st.Ideals: when each VIP's ideal
+// monitor tries again. The state is st.Ideals: when each VIP's ideal
 // targets were first seen on this node while it was the DC; once they
 // have held for placer_settle seconds, hysteresis no longer keeps an
-// uneven spread (see crm.PlaceSettling).
-func (a *serverLoad) placeBuckets(ctx context.Context, p ocf.Params, st *attrs.State) {
+// uneven spread (see crm.PlaceSettling); and st.Placer, what the rounds
+// did, for the metrics (crm/metrics.Placer).
+//
+// It reads the cluster once for all the VIPs and returns what it read
+// (nil when there is no VIP to place or the read failed), for the metrics.
+func (a *serverLoad) placeBuckets(ctx context.Context, p ocf.Params, st *attrs.State) *Known {
 	now := a.env.Now()
 	settleAfter := time.Duration(p.Int("placer_settle")) * time.Second
 	vips, _ := crm.ParsePlacer(p.String("placer")) // checked by validation
+	if len(vips) == 0 {
+		return nil
+	}
+	var known *Known
+	readStart := a.env.Now()
+	cst, me, readErr := a.readCluster(ctx)
+	readTook := a.env.Now().Sub(readStart) // part of every round's duration
+	if readErr == nil {
+		known = &Known{Status: cst, Node: me}
+	}
 	for _, v := range vips {
 		name := v.Name
 		settle := func(ideal []crm.Assignment) bool {
@@ -213,7 +282,18 @@ func (a *serverLoad) placeBuckets(ctx context.Context, p ocf.Params, st *attrs.S
 			}
 			return now.Sub(st.Ideals[name].Since) >= settleAfter
 		}
-		plan, skipped, err := a.place(ctx, v, settle)
+		start := a.env.Now()
+		plan, skipped, err := crm.Plan{}, "", readErr
+		if readErr == nil {
+			plan, skipped, err = a.place(ctx, cst, me, v, settle)
+		}
+		if st.Placer == nil {
+			st.Placer = map[string]*crm.PlacerStats{}
+		}
+		if st.Placer[name] == nil {
+			st.Placer[name] = &crm.PlacerStats{}
+		}
+		st.Placer[name].Add(crm.NewPlacerRound(start, readTook+a.env.Now().Sub(start), plan, skipped, err))
 		switch {
 		case err != nil:
 			p.Log.Warn("placement round failed", "vip", name, "err", err)
@@ -225,6 +305,7 @@ func (a *serverLoad) placeBuckets(ctx context.Context, p ocf.Params, st *attrs.S
 			p.Log.Info("placed buckets", "vip", name, "set", len(plan.Set), "deleted", len(plan.Delete), "moves", plan.Moves())
 		}
 	}
+	return known
 }
 
 func (a *serverLoad) Stop(ctx context.Context, p ocf.Params) error {

@@ -15,13 +15,9 @@ import (
 
 // agentMeta returns the declarations of one of loadshare's agents.
 func agentMeta(name string) (ocf.Meta, error) {
-	a := ocf.New(name)
-	if a == nil {
+	m, err := ocf.MetaOf(name)
+	if err != nil {
 		return ocf.Meta{}, fmt.Errorf("%q: not an agent of loadshare (%s)", name, strings.Join(crm.Agents, ", "))
-	}
-	m := a.Meta()
-	if m.Name == "" {
-		m.Name = name
 	}
 	return m, nil
 }

@@ -31,17 +31,10 @@ short connections from the client in interleaved rounds, prints p50/p99 latency,
 rate and spread per variant with the issue's target ratios, and removes the lab
 (also on Ctrl-C). Missed targets are printed, not failed on: exit 0. Exit 1 when
 a prerequisite is missing (root, haproxy, mariadbd) or the harness is broken
-(more than 1% failed connections).
-
-flags:`
+(more than 1% failed connections).`
 
 func runBench(args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), benchUsage)
-		fs.PrintDefaults()
-	}
+	fs := newFlagSet("bench", benchUsage, stderr)
 	protocol := fs.String("protocol", "line", "line (one-line echo server), mariadb (log in, SELECT 1, quit) or all")
 	rounds := fs.Int("rounds", 12, "rounds of every variant, each round in a rotated order")
 	conns := fs.Int("conns", 0, "connections per variant and round (0: line 1250, mariadb 250)")

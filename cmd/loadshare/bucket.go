@@ -1,7 +1,6 @@
 package main
 
 import (
-	"flag"
 	"fmt"
 	"io"
 	"net/netip"
@@ -60,9 +59,7 @@ func (o ownerFlag) Set(s string) error {
 }
 
 func runBucket(args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("bucket", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprintln(stderr, bucketUsage); fs.PrintDefaults() }
+	fs := newFlagSet("bucket", bucketUsage, stderr)
 	buckets := fs.Uint("buckets", 0, "number of buckets of the VIP (its clone-max)")
 	seed := fs.String("seed", "", "the VIP's hash seed (decimal or 0x hex), non-zero")
 	hash := fs.String("hash", "sourceip-sourceport", "hash mode: sourceip-sourceport or sourceip")

@@ -18,9 +18,10 @@ import (
 
 func init() {
 	register(command{
-		name:    "crm",
-		summary: "Pacemaker configuration: generate | check | place",
-		run:     runCrm,
+		name:        "crm",
+		summary:     "Pacemaker configuration: generate | check | place",
+		subcommands: []string{"check", "place"},
+		run:         runCrm,
 	})
 }
 
@@ -36,9 +37,11 @@ own_NAME_K=1 among those whose required attribute is 1 (writable_monit, or
 readable_monit for a reader VIP); and one pair of mysql_monitor /
 server_load clones, whose placer places every VIP. A writer VIP and a
 reader VIP that gives the primary half a replica's share:
-  loadshare crm --vip name=rw,ip=192.0.2.10,buckets=24 \
+  loadshare crm --vip name=rw,ip=192.0.2.10,buckets=24,strict=true \
     --vip name=ro,ip=192.0.2.11,buckets=24,require=readable_monit,writer-weight=50
---vip keys: name, ip, buckets, nic, cidr-netmask, seed, require, and the
+--vip keys: name, ip, buckets, nic, cidr-netmask, seed, strict (true: the
+buckets stop when no node has the required attribute, for the writer VIP
+of a replication cluster), require, and the
 placer's policy (idle-load, full-load, min-share, min-buckets, max-buckets,
 hysteresis, writer-weight: as the flags of crm place). Adding a VIP to a
 cluster: generate the whole configuration, every VIP, and load it with
@@ -80,28 +83,8 @@ func runCrm(args []string, stdout, stderr io.Writer) error {
 	return fmt.Errorf("unknown crm command %q (generate, check, place): %w", sub, errUsage)
 }
 
-func newFlags(name string, stderr io.Writer) *flag.FlagSet {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprintln(stderr, crmUsage); fs.PrintDefaults() }
-	return fs
-}
-
-func parseFlags(fs *flag.FlagSet, args []string) error {
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return fmt.Errorf("%w: %w", errUsage, err)
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected argument %q: %w", fs.Arg(0), errUsage)
-	}
-	return nil
-}
-
 func crmGenerate(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("crm", stderr)
+	fs := newFlagSet("crm", crmUsage, stderr)
 	ip := fs.String("ip", "", "the shared VIP (IPv4 or IPv6)")
 	buckets := fs.Int("buckets", 0, "hash buckets, one primitive each (1–1024)")
 	name := fs.String("name", "vip", "resource prefix: primitives NAME_0 …")
@@ -123,7 +106,7 @@ func crmGenerate(args []string, stdout, stderr io.Writer) error {
 	})
 	attrMonitor := fs.Int("attr-monitor", 0, "seconds between monitors of mysql_monitor and server_load (default 5 and 10)")
 	var vipFlags []string
-	fs.Func("vip", "KEY=VALUE,…: one VIP of several (keys name, ip, buckets, nic, cidr-netmask, seed, require, and the placer policy's); repeatable, instead of --ip, --buckets, --name, --nic, --cidr-netmask, --seed", func(v string) error {
+	fs.Func("vip", "KEY=VALUE,…: one VIP of several (keys name, ip, buckets, nic, cidr-netmask, seed, strict, require, and the placer policy's); repeatable, instead of --ip, --buckets, --name, --nic, --cidr-netmask, --seed", func(v string) error {
 		vipFlags = append(vipFlags, v)
 		return nil
 	})
@@ -220,7 +203,7 @@ func checkParams(params map[string][]crm.Param) error {
 var errProblems = errors.New("configuration has errors")
 
 func crmCheck(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("crm check", stderr)
+	fs := newFlagSet("crm check", crmUsage, stderr)
 	file := fs.String("file", "", "CIB XML file (default: the live cluster, cibadmin -Q)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -275,7 +258,7 @@ func policyFlags(fs *flag.FlagSet) func() (crm.Policy, error) {
 }
 
 func crmPlace(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("crm place", stderr)
+	fs := newFlagSet("crm place", crmUsage, stderr)
 	name := fs.String("name", "vip", "resource prefix of the bucket primitives")
 	dry := fs.Bool("dry-run", false, "print the plan, write nothing")
 	onlyDC := fs.Bool("only-dc", false, "do nothing unless this node is the DC")

@@ -209,7 +209,7 @@ func TestCrmshLoadsGenerated(t *testing.T) {
 		}
 		return s
 	}
-	if ps := onlyRoles(loadOver("--vip", "name=vip,ip=192.0.2.10,buckets=4", "--vip", "name=ro,ip=192.0.2.11,buckets=2,require=readable_monit")); len(ps) != 0 {
+	if ps := onlyRoles(loadOver("--vip", "name=vip,ip=192.0.2.10,buckets=4,strict=true", "--vip", "name=ro,ip=192.0.2.11,buckets=2,require=readable_monit")); len(ps) != 0 {
 		t.Errorf("both VIPs generated together and loaded: crm check says %q, want nothing", ps)
 	}
 	ps := onlyRoles(loadOver("--name", "ro", "--ip", "192.0.2.11", "--buckets", "2"))

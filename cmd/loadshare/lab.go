@@ -21,9 +21,10 @@ import (
 
 func init() {
 	register(command{
-		name:    "lab",
-		summary: "a 3-node Pacemaker + MariaDB lab on this machine: up|down|status|exec|demo|start|stop|crash",
-		run:     runLab,
+		name:        "lab",
+		summary:     "a 3-node Pacemaker + MariaDB lab on this machine: up|down|status|exec|demo|start|stop|crash",
+		subcommands: []string{"up", "demo", "down", "status", "exec", "start", "stop", "crash", "load"},
+		run:         runLab,
 	})
 }
 
@@ -55,8 +56,7 @@ func runLab(args []string, stdout, stderr io.Writer) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	sub, rest := args[0], args[1:]
-	fs := flag.NewFlagSet("lab "+sub, flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("lab "+sub, labUsage, stderr)
 	cfg := lab.DefaultConfig()
 	state := fs.String("state", cfg.StateDir, "state directory of the lab")
 	switch sub {
@@ -67,6 +67,7 @@ func runLab(args []string, stdout, stderr io.Writer) error {
 		fs.BoolVar(&cfg.NoDB, "no-db", false, "do not start MariaDB on the nodes")
 		agents := fs.String("agents", "self", `directory of the agent binaries to install as OCF provider loadshare in every node ("self": beside this binary, else `+ocfDir+`; "": none)`)
 		keep := fs.Bool("keep", false, "demo: leave the lab up at the end")
+		svg := fs.String("svg", filepath.Join(os.TempDir(), "loadshare-demo.svg"), `demo: draw the run's timeline (buckets per node, server_load, writable_monit, the phases) into this SVG file; "" for none`)
 		service := fs.Int("buckets", 12, "VIP buckets of the loadshare service (up: 0 leaves the cluster empty)")
 		placement := fs.String("placement", "placer", "placer: loadshare crm configuration and placer; clone: a clone Pacemaker spreads evenly")
 		if err := fs.Parse(rest); err != nil {
@@ -90,7 +91,7 @@ func runLab(args []string, stdout, stderr io.Writer) error {
 			}
 		}
 		if sub == "demo" {
-			_, err := lab.Demo(ctx, cfg, lab.DemoOptions{Keep: *keep, Out: stdout, Log: log, Buckets: *service, Placement: how})
+			_, err := lab.Demo(ctx, cfg, lab.DemoOptions{Keep: *keep, Out: stdout, Log: log, Buckets: *service, Placement: how, SVG: *svg})
 			return err
 		}
 		l, err := lab.Up(ctx, cfg, log)
@@ -107,10 +108,12 @@ func runLab(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stdout, "try: loadshare lab status; loadshare lab load; loadshare lab exec n1 crm_mon -1A; loadshare lab down\n")
 		return nil
 	}
-	if sub != "load" {
-		if err := fs.Parse(rest); err != nil {
-			return fmt.Errorf("%w: %w", errUsage, err)
-		}
+	var load func(*lab.Lab) error
+	if sub == "load" {
+		load = labLoad(ctx, fs, stdout)
+	}
+	if err := fs.Parse(rest); err != nil {
+		return fmt.Errorf("%w: %w", errUsage, err)
 	}
 	if sub == "down" {
 		l, err := lab.Open(*state, log)
@@ -136,7 +139,7 @@ func runLab(args []string, stdout, stderr io.Writer) error {
 	}
 	switch sub {
 	case "load":
-		return labLoad(ctx, l, rest, stdout, stderr)
+		return load(l)
 	case "status":
 		return lab.WriteStatus(ctx, l, stdout)
 	case "exec":
@@ -178,33 +181,32 @@ func runLab(args []string, stdout, stderr io.Writer) error {
 	return fmt.Errorf("unknown lab command %q: %w", sub, errUsage)
 }
 
-func labLoad(ctx context.Context, l *lab.Lab, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("lab load", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+// labLoad declares load's flags on fs (beside --state) and returns what
+// runs them once fs is parsed and the lab is open.
+func labLoad(ctx context.Context, fs *flag.FlagSet, stdout io.Writer) func(*lab.Lab) error {
 	n := fs.Int("n", 300, "connections (bounded)")
 	c := fs.Int("c", 8, "concurrent connections")
 	timeout := fs.Duration("timeout", 60*time.Second, "give up after this long")
-	if err := fs.Parse(args); err != nil {
-		return fmt.Errorf("%w: %w", errUsage, err)
-	}
-	addr := l.VIP()
-	if fs.NArg() > 0 {
-		a, err := netip.ParseAddr(fs.Arg(0))
-		if err != nil {
-			return fmt.Errorf("address %q: %w", fs.Arg(0), err)
+	return func(l *lab.Lab) error {
+		addr := l.VIP()
+		if fs.NArg() > 0 {
+			a, err := netip.ParseAddr(fs.Arg(0))
+			if err != nil {
+				return fmt.Errorf("address %q: %w", fs.Arg(0), err)
+			}
+			addr = a
 		}
-		addr = a
+		if *n < 1 || *n > 100000 || *c < 1 || *c > 256 {
+			return fmt.Errorf("-n %d -c %d: n must be 1..100000, c 1..256: %w", *n, *c, errUsage)
+		}
+		t0 := time.Now()
+		s := l.Load(ctx, addr, *n, *c, *timeout)
+		fmt.Fprintf(stdout, "%d connections to %s:%d in %s: %s\n", *n, addr, lab.DBPort, time.Since(t0).Round(time.Millisecond), s)
+		if s.LastErr != nil {
+			fmt.Fprintf(stdout, "last error: %v\n", s.LastErr)
+		}
+		return nil
 	}
-	if *n < 1 || *n > 100000 || *c < 1 || *c > 256 {
-		return fmt.Errorf("-n %d -c %d: n must be 1..100000, c 1..256: %w", *n, *c, errUsage)
-	}
-	t0 := time.Now()
-	s := l.Load(ctx, addr, *n, *c, *timeout)
-	fmt.Fprintf(stdout, "%d connections to %s:%d in %s: %s\n", *n, addr, lab.DBPort, time.Since(t0).Round(time.Millisecond), s)
-	if s.LastErr != nil {
-		fmt.Fprintf(stdout, "last error: %v\n", s.LastErr)
-	}
-	return nil
 }
 
 // ocfDir is where make install puts the agents.

@@ -20,7 +20,10 @@ import (
 type command struct {
 	name    string
 	summary string
-	run     func(args []string, stdout, stderr io.Writer) error
+	// subcommands whose flags are not those of the command itself (crm
+	// check, lab up, …): loadshare man documents each.
+	subcommands []string
+	run         func(args []string, stdout, stderr io.Writer) error
 }
 
 var commands = map[string]command{}

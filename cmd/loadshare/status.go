@@ -69,8 +69,7 @@ buckets Pacemaker runs there (crm_mon), and, for the node this runs on, the
 buckets its kernel owns with their counters (needs root).`
 
 func runStatus(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("status", stderr)
-	fs.Usage = func() { fmt.Fprintln(stderr, statusUsage); fs.PrintDefaults() }
+	fs := newFlagSet("status", statusUsage, stderr)
 	name := fs.String("name", "vip", "resource prefix of the bucket primitives")
 	output := fs.String("output", "text", "text or json")
 	file := fs.String("file", "", "read a CIB file instead of the live cluster (no kernel view)")

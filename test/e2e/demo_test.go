@@ -2,8 +2,10 @@ package e2e
 
 import (
 	"context"
+	"encoding/xml"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -19,8 +21,9 @@ func TestDemo(t *testing.T) {
 	bin := buildBinaries(t)
 	cfg := lab.Config{Prefix: "lsl-e", StateDir: "/var/tmp/loadshare-lab-e2e", Agents: bin}
 	var out strings.Builder
+	svg := filepath.Join(t.TempDir(), "demo.svg")
 	m, err := lab.Demo(context.Background(), cfg, lab.DemoOptions{
-		Out: &out, Log: lab.TestLogger(t, slog.LevelInfo), Busy: 10 * time.Second,
+		Out: &out, Log: lab.TestLogger(t, slog.LevelInfo), Busy: 10 * time.Second, SVG: svg,
 	})
 	t.Logf("demo output:\n%s", out.String())
 	if err != nil {
@@ -36,5 +39,38 @@ func TestDemo(t *testing.T) {
 	}
 	if _, err := os.Stat(cfg.StateDir); !os.IsNotExist(err) {
 		t.Errorf("demo left its state dir %s: %v", cfg.StateDir, err)
+	}
+	// The timeline: well-formed, a band per node, every phase after lab up
+	// marked, the crash among them.
+	b, err := os.ReadFile(svg)
+	if err != nil {
+		t.Fatalf("demo timeline: %v", err)
+	}
+	if !strings.Contains(out.String(), "timeline (") || !strings.Contains(out.String(), svg) {
+		t.Errorf("demo output does not say where the timeline is")
+	}
+	var doc struct {
+		Polygons []struct {
+			ID string `xml:"id,attr"`
+		} `xml:"polygon"`
+		Texts []struct {
+			Class string `xml:"class,attr"`
+			Text  string `xml:",chardata"`
+		} `xml:"text"`
+	}
+	if err := xml.Unmarshal(b, &doc); err != nil {
+		t.Fatalf("demo timeline is not XML: %v", err)
+	}
+	if len(doc.Polygons) != 3 {
+		t.Errorf("timeline has %d bucket bands, want one per node", len(doc.Polygons))
+	}
+	var events []string
+	for _, tx := range doc.Texts {
+		if tx.Class == "event" {
+			events = append(events, tx.Text)
+		}
+	}
+	if len(events) < 6 || !strings.Contains(strings.Join(events, "|"), "crash ") {
+		t.Errorf("timeline events %q: want every phase after lab up, the crash among them", events)
 	}
 }

@@ -339,6 +339,10 @@ func testVIP(t *testing.T, bin string, how lab.Placement) {
 		t.Logf("two failed nodes restarted → spread back to %v, not piled on %s: %s", spread(), survivor, time.Since(t0).Round(time.Millisecond))
 		v.answerAll(1000, l.Nodes()...)
 	})
+
+	if how == lab.ByPlacer { // last: it restarts server_load
+		t.Run("metrics", func(t *testing.T) { testMetrics(t, l, bin) })
+	}
 }
 
 func firstErr(errs []error) error {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"slices"
 	"strings"
 	"time"
@@ -21,6 +22,9 @@ type DemoOptions struct {
 	Buckets   int           // VIP buckets; 12
 	Busy      time.Duration // how long one node's MariaDB is kept busy; 30 s
 	Placement Placement     // ByPlacer (default) or ByClone
+	// SVG, when set, is where the run's timeline is drawn (buckets per
+	// node, server_load and writable_monit, the phases marked).
+	SVG string
 }
 
 // demo is one run of Demo: the lab and where it prints.
@@ -32,6 +36,7 @@ type demo struct {
 	phase   int
 	phases  int
 	buckets int
+	rec     *Recorder // the timeline, from lab up to teardown
 	Metrics DemoMetrics
 }
 
@@ -48,6 +53,10 @@ type DemoMetrics struct {
 func (d *demo) step(title string) {
 	d.phase++
 	fmt.Fprintf(d.o.Out, "\n== [%d/%d] %s  (t=%s)\n", d.phase, d.phases, title, time.Since(d.t0).Round(100*time.Millisecond))
+	if d.rec != nil {
+		short, _, _ := strings.Cut(title, ":")
+		d.rec.Mark(short)
+	}
 }
 
 func (d *demo) say(format string, a ...any) {
@@ -83,7 +92,15 @@ func Demo(ctx context.Context, cfg Config, o DemoOptions) (DemoMetrics, error) {
 	d.Lab = l
 	d.Metrics.Quorum = l.QuorumAfter
 	d.say("all nodes online with quorum after %s", l.QuorumAfter.Round(time.Millisecond))
+	if o.SVG != "" {
+		d.rec = l.Record(ctx, o.Buckets, time.Second)
+	}
 	err = d.run()
+	if d.rec != nil {
+		if werr := d.writeSVG(d.rec.Stop()); werr != nil {
+			err = errors.Join(err, werr)
+		}
+	}
 	if o.Keep {
 		fmt.Fprintf(o.Out, "\nlab kept up (--keep): loadshare lab status; loadshare lab exec n1 crm_mon -1A; loadshare lab down\n")
 	} else {
@@ -96,6 +113,22 @@ func Demo(ctx context.Context, cfg Config, o DemoOptions) (DemoMetrics, error) {
 		d.summary()
 	}
 	return d.Metrics, err
+}
+
+func (d *demo) writeSVG(tl *Timeline) error {
+	f, err := os.Create(d.o.SVG)
+	if err != nil {
+		return fmt.Errorf("timeline: %w", err)
+	}
+	if err := tl.WriteSVG(f); err != nil {
+		f.Close()
+		return fmt.Errorf("timeline %s: %w", d.o.SVG, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("timeline %s: %w", d.o.SVG, err)
+	}
+	fmt.Fprintf(d.o.Out, "\ntimeline (%d samples): %s\n", len(tl.Samples), d.o.SVG)
+	return nil
 }
 
 func (d *demo) summary() {

@@ -22,9 +22,10 @@ type cluster struct {
 	t      testing.TB
 	ctx    context.Context
 	sim    *crm.Sim
-	spec   crm.Spec
-	policy crm.Policy
-	moves  int // bucket moves since the last take()
+	spec   crm.Spec   // specs[0]: the VIP of the one-VIP scenarios
+	specs  crm.Specs  // every VIP, placed in this order each round
+	policy crm.Policy // spec's policy; the others use their Spec.Policy
+	moves  int        // bucket moves since the last take()
 }
 
 func nodeNames(k int) []string {
@@ -39,19 +40,10 @@ func nodeNames(k int) []string {
 // transition and the first placer round.
 func newCluster(t testing.TB, k, buckets int) *cluster {
 	t.Helper()
-	if _, err := exec.LookPath("crm_simulate"); err != nil {
-		t.Skip("crm_simulate not installed (Debian package pacemaker)")
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	t.Cleanup(cancel)
 	spec := crm.Spec{IP: netip.MustParseAddr("192.0.2.10"), Buckets: buckets, Nodes: nodeNames(k)}
-	sim, err := crm.NewSim(ctx, spec, t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := &cluster{t: t, ctx: ctx, sim: sim, spec: spec, policy: crm.DefaultPolicy}
+	c := newSim(t, crm.Specs{spec})
 	for _, n := range spec.Nodes {
-		sim.Join(n)
+		c.sim.Join(n)
 		c.attrs(n, 1, 30)
 	}
 	c.transition()
@@ -60,23 +52,64 @@ func newCluster(t testing.TB, k, buckets int) *cluster {
 	return c
 }
 
+// newSim is a cluster of specs' VIPs with every node offline.
+func newSim(t testing.TB, specs crm.Specs) *cluster {
+	t.Helper()
+	if _, err := exec.LookPath("crm_simulate"); err != nil {
+		t.Skip("crm_simulate not installed (Debian package pacemaker)")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	t.Cleanup(cancel)
+	sim, err := crm.NewSim(ctx, specs, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	policy := specs[0].Policy
+	if policy == (crm.Policy{}) {
+		policy = crm.DefaultPolicy
+	}
+	return &cluster{t: t, ctx: ctx, sim: sim, spec: specs[0], specs: specs, policy: policy}
+}
+
 func (c *cluster) attrs(node string, writable, load int) {
 	c.sim.SetAttr(node, crm.AttrWritable, strconv.Itoa(writable))
 	c.sim.SetAttr(node, crm.AttrLoad, strconv.Itoa(load))
 }
 
-func (c *cluster) anyWritable() bool {
+// required is the attribute a VIP's buckets need on a node.
+func required(s crm.Spec) string {
+	if s.Require == "" {
+		return crm.AttrWritable
+	}
+	return s.Require
+}
+
+// servable reports whether an online node may run the VIP's buckets.
+func (c *cluster) servable(s crm.Spec) bool {
 	for _, n := range c.sim.Nodes() {
-		if n.Online && n.Attrs[crm.AttrWritable] == "1" {
+		if n.Online && n.Attrs[required(s)] == "1" {
 			return true
 		}
 	}
 	return false
 }
 
+// dark is a VIP's buckets running nowhere.
+func (c *cluster) dark(s crm.Spec) []int {
+	var out []int
+	for k, at := range c.sim.Placement(s, s.Buckets) {
+		if at == "" {
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
 // transition runs the scheduler until it has nothing left to do (at most
 // 3 runs: a second run with actions would be flapping), counting moves
-// and checking no bucket is dark while a node is writable.
+// and checking that no bucket of a VIP is dark while a node may serve it,
+// and that none runs on a node without the VIP's required attribute while
+// some node has it (or ever, for a strict VIP).
 func (c *cluster) transition() {
 	c.t.Helper()
 	for i := 0; ; i++ {
@@ -85,8 +118,18 @@ func (c *cluster) transition() {
 			c.t.Fatal(err)
 		}
 		c.moves += tr.Moves
-		if st := c.sim.Stopped(); len(st) > 0 && c.anyWritable() {
-			c.t.Fatalf("%d buckets stopped while a writable node is up: %v", len(st), st)
+		for _, s := range c.specs {
+			if d := c.dark(s); len(d) > 0 && c.servable(s) {
+				c.t.Fatalf("%s: buckets %v stopped while a node with %s=1 is up", s.Name, d, required(s))
+			}
+			if !s.Strict && !c.servable(s) {
+				continue // no node eligible: the buckets stay where they run
+			}
+			for k, at := range c.sim.Placement(s, s.Buckets) {
+				if at != "" && c.sim.Node(at).Attrs[required(s)] != "1" {
+					c.t.Fatalf("%s: bucket %d runs on %s, whose %s is %q", s.Name, k, at, required(s), c.sim.Node(at).Attrs[required(s)])
+				}
+			}
 		}
 		if len(tr.Actions) == 0 {
 			return
@@ -97,18 +140,35 @@ func (c *cluster) transition() {
 	}
 }
 
-// place runs one placer round as the cluster would: plan from crm_mon,
-// the sets (and a transition: old and new owner both claim the bucket,
-// stickiness keeps it where it runs), the deletes (and a transition). It checks the moves Pacemaker made equal the plan's, that
-// the counts reach the targets exactly, and that a second round has
-// nothing to do.
+// place runs one placer round as the cluster would, for every VIP in
+// turn: plan from crm_mon, the sets (and a transition: old and new owner
+// both claim the bucket, stickiness keeps it where it runs), the deletes
+// (and a transition). It checks the moves Pacemaker made equal the plan's,
+// that the counts reach the targets exactly, and that a second round has
+// nothing to do. It returns the first VIP's plan.
 func (c *cluster) place() crm.Plan {
+	c.t.Helper()
+	var first crm.Plan
+	for i, s := range c.specs {
+		policy := s.Policy
+		if i == 0 {
+			policy = c.policy
+		}
+		plan := c.placeVIP(s, policy)
+		if i == 0 {
+			first = plan
+		}
+	}
+	return first
+}
+
+func (c *cluster) placeVIP(spec crm.Spec, policy crm.Policy) crm.Plan {
 	c.t.Helper()
 	st, err := c.sim.Status(c.ctx)
 	if err != nil {
 		c.t.Fatal(err)
 	}
-	plan := crm.PlanFrom(st, c.spec, c.policy)
+	plan := crm.PlanFrom(st, spec, policy)
 	before := c.moves
 	for _, s := range plan.Set {
 		c.sim.SetAttr(s.Node, s.Name, "1")
@@ -119,7 +179,7 @@ func (c *cluster) place() crm.Plan {
 	}
 	c.transition()
 	if m := c.moves - before; m != plan.Moves() {
-		c.t.Fatalf("the placer round moved %d buckets, the plan said %d", m, plan.Moves())
+		c.t.Fatalf("%s: the placer round moved %d buckets, the plan said %d", spec.Name, m, plan.Moves())
 	}
 	want := map[string]int{}
 	for _, a := range plan.Targets {
@@ -127,13 +187,13 @@ func (c *cluster) place() crm.Plan {
 			want[a.Node] = a.Buckets
 		}
 	}
-	c.expect(want)
+	c.expectVIP(spec, want)
 	st, err = c.sim.Status(c.ctx)
 	if err != nil {
 		c.t.Fatal(err)
 	}
-	if again := crm.PlanFrom(st, c.spec, c.policy); !again.Empty() {
-		c.t.Fatalf("second placer round not empty: set %v delete %v", again.Set, again.Delete)
+	if again := crm.PlanFrom(st, spec, policy); !again.Empty() {
+		c.t.Fatalf("%s: second placer round not empty: set %v delete %v", spec.Name, again.Set, again.Delete)
 	}
 	return plan
 }
@@ -145,21 +205,25 @@ func (c *cluster) take() int {
 	return m
 }
 
-func (c *cluster) counts() map[string]int {
-	return c.sim.Placement(c.spec, c.spec.Buckets).Counts()
+func (c *cluster) counts() map[string]int { return c.countsOf(c.spec) }
+
+func (c *cluster) countsOf(s crm.Spec) map[string]int {
+	return c.sim.Placement(s, s.Buckets).Counts()
 }
 
-func (c *cluster) expect(want map[string]int) {
+func (c *cluster) expect(want map[string]int) { c.t.Helper(); c.expectVIP(c.spec, want) }
+
+func (c *cluster) expectVIP(s crm.Spec, want map[string]int) {
 	c.t.Helper()
-	got := c.counts()
+	got := c.countsOf(s)
 	for n, w := range want {
 		if got[n] != w {
-			c.t.Fatalf("bucket counts %s, want %s", fmtCounts(got), fmtCounts(want))
+			c.t.Fatalf("%s: bucket counts %s, want %s", s.Name, fmtCounts(got), fmtCounts(want))
 		}
 	}
 	for n, g := range got {
 		if want[n] != g {
-			c.t.Fatalf("bucket counts %s, want %s", fmtCounts(got), fmtCounts(want))
+			c.t.Fatalf("%s: bucket counts %s, want %s", s.Name, fmtCounts(got), fmtCounts(want))
 		}
 	}
 }

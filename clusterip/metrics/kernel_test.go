@@ -1,0 +1,87 @@
+package metrics
+
+import (
+	"net"
+	"net/netip"
+	"strings"
+	"testing"
+
+	"github.com/loadshare/loadshare/clusterip"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+)
+
+// readingCollector collects fixed readings, for the pure tests.
+type readingCollector []reading
+
+func (r readingCollector) Describe(ch chan<- *prometheus.Desc) { (&Kernel{}).Describe(ch) }
+func (r readingCollector) Collect(ch chan<- prometheus.Metric) {
+	for _, x := range r {
+		x.collect(ch)
+	}
+}
+
+func TestReading(t *testing.T) {
+	v := clusterip.VIP{Addr: netip.MustParseAddr("10.201.0.100"), Link: "eth0", Buckets: 3, Seed: 1}
+	mac, _ := net.ParseMAC("01:00:5e:49:00:64")
+	draining := reading{status: clusterip.Status{VIP: v, Backend: clusterip.BackendNFTables, MAC: mac, Address: true, MACJoined: true, Tracked: 2}}
+	v2 := v
+	v2.Addr = netip.MustParseAddr("10.201.0.101")
+	serving := reading{
+		status: clusterip.Status{VIP: v2, Backend: clusterip.BackendNFTables, MAC: mac, Owned: []clusterip.Bucket{0, 2}, Address: true, MACJoined: true},
+		counters: map[clusterip.Bucket]clusterip.Counter{
+			0: {Packets: 30, Bytes: 1800, NewConns: 10},
+			1: {Packets: 5, Bytes: 300}, // established connections of a bucket released since
+			2: {Packets: 3, Bytes: 180, NewConns: 1},
+		},
+		drops: clusterip.Drops{Ingress: 70, IngressCounted: true, Bucket: 4, BucketCounted: true},
+	}
+	c := readingCollector{draining, serving}
+	want := `
+# HELP loadshare_bucket_new_connections_total New connections (SYNs) of the bucket this node accepted because it owned the bucket.
+# TYPE loadshare_bucket_new_connections_total counter
+loadshare_bucket_new_connections_total{address="10.201.0.101",bucket="0"} 10
+loadshare_bucket_new_connections_total{address="10.201.0.101",bucket="1"} 0
+loadshare_bucket_new_connections_total{address="10.201.0.101",bucket="2"} 1
+# HELP loadshare_bucket_owned 1 when this node's kernel owns the bucket, else 0.
+# TYPE loadshare_bucket_owned gauge
+loadshare_bucket_owned{address="10.201.0.100",bucket="0"} 0
+loadshare_bucket_owned{address="10.201.0.100",bucket="1"} 0
+loadshare_bucket_owned{address="10.201.0.100",bucket="2"} 0
+loadshare_bucket_owned{address="10.201.0.101",bucket="0"} 1
+loadshare_bucket_owned{address="10.201.0.101",bucket="1"} 0
+loadshare_bucket_owned{address="10.201.0.101",bucket="2"} 1
+# HELP loadshare_kernel_buckets_owned Buckets of the VIP this node's kernel owns: accepts their new connections.
+# TYPE loadshare_kernel_buckets_owned gauge
+loadshare_kernel_buckets_owned{address="10.201.0.100"} 0
+loadshare_kernel_buckets_owned{address="10.201.0.101"} 2
+# HELP loadshare_vip_draining 1 while this node owns no bucket of the VIP but still has its address: the release of its last bucket waits for open connections.
+# TYPE loadshare_vip_draining gauge
+loadshare_vip_draining{address="10.201.0.100"} 1
+loadshare_vip_draining{address="10.201.0.101"} 0
+# HELP loadshare_vip_dropped_packets_total Packets to the VIP this node dropped because another node answers them: stage ingress (netdev, the bucket is not held here), stage bucket (after conntrack: a new connection of a bucket not owned, or not TCP). Absent for a stage without a counter.
+# TYPE loadshare_vip_dropped_packets_total counter
+loadshare_vip_dropped_packets_total{address="10.201.0.101",stage="bucket"} 4
+loadshare_vip_dropped_packets_total{address="10.201.0.101",stage="ingress"} 70
+# HELP loadshare_vip_tracked_connections Connections to the VIP conntrack still tracks open on this node (not TIME_WAIT or CLOSE).
+# TYPE loadshare_vip_tracked_connections gauge
+loadshare_vip_tracked_connections{address="10.201.0.100"} 2
+loadshare_vip_tracked_connections{address="10.201.0.101"} 0
+`
+	if err := testutil.CollectAndCompare(c, strings.NewReader(want), "loadshare_bucket_new_connections_total", "loadshare_bucket_owned",
+		"loadshare_kernel_buckets_owned", "loadshare_vip_draining", "loadshare_vip_dropped_packets_total", "loadshare_vip_tracked_connections"); err != nil {
+		t.Error(err)
+	}
+	// Without counters (unreadable: the xtcluster backend) the per-bucket
+	// counters are absent, not zero.
+	if n := testutil.CollectAndCount(readingCollector{draining}, "loadshare_bucket_packets_total", "loadshare_vip_dropped_packets_total"); n != 0 {
+		t.Errorf("%d counter series without counters, want 0", n)
+	}
+	problems, err := testutil.CollectAndLint(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range problems {
+		t.Errorf("promlint: %s: %s", p.Metric, p.Text)
+	}
+}
