@@ -22,8 +22,8 @@ import (
 func init() {
 	register(command{
 		name:        "lab",
-		summary:     "a 3-node Pacemaker + MariaDB lab on this machine: up|down|status|exec|demo|start|stop|crash",
-		subcommands: []string{"up", "demo", "down", "status", "exec", "start", "stop", "crash", "load"},
+		summary:     "a 3-node Pacemaker + MariaDB lab on this machine: up|down|status|exec|demo|start|stop|crash|freeze|isolate",
+		subcommands: []string{"up", "demo", "down", "status", "exec", "start", "stop", "crash", "freeze", "isolate", "load"},
 		run:         runLab,
 	})
 }
@@ -36,6 +36,8 @@ const labUsage = `usage: loadshare lab COMMAND [flags]
   exec NODE CMD...     run CMD inside a node (n1, n2, …) or in the client namespace (client)
   demo [--keep]        up, client load on the VIP, load/break/recover one node, down
   start|stop|crash N   start, stop gracefully, or kill -9 one node
+  freeze N             SIGSTOP every process of a node (hung, its kernel alive): it gets fenced
+  isolate N            cut a node's link both ways while it runs (a partition): it gets fenced
   load [-n N] [ADDR]   N new MariaDB connections from the client to ADDR (default: the VIP),
                        each asking which node answered (SELECT @@hostname)
 
@@ -158,7 +160,7 @@ func runLab(args []string, stdout, stderr io.Writer) error {
 			return fmt.Errorf("%s on %s: %w", strings.Join(argv, " "), node, err)
 		}
 		return nil
-	case "start", "stop", "crash":
+	case "start", "stop", "crash", "freeze", "isolate":
 		if fs.NArg() != 1 {
 			return fmt.Errorf("%s NODE: %w", sub, errUsage)
 		}
@@ -171,6 +173,10 @@ func runLab(args []string, stdout, stderr io.Writer) error {
 			err = l.Stop(ctx, node)
 		case "crash":
 			err = l.Crash(node)
+		case "freeze":
+			err = l.Freeze(node)
+		case "isolate":
+			err = l.Isolate(node)
 		}
 		if err != nil {
 			return err

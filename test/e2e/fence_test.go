@@ -38,7 +38,7 @@ func testFencing(t *testing.T, l *lab.Lab, victim string, spread func(zero ...st
 		}
 		back := time.Since(t0)
 		v.waitSpread(90*time.Second, spread()...)
-		t.Logf("stonith_admin --reboot %s on %s: fenced (off and on) %s, back online %s, spread back %s",
+		t.Logf("stonith_admin --reboot %s on %s: done (off; the boot follows 2 s later) %s, back online %s, spread back %s",
 			victim, other, fenced.Round(time.Millisecond), back.Round(time.Millisecond), time.Since(t0).Round(time.Millisecond))
 	})
 	if t.Failed() {

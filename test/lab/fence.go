@@ -87,19 +87,41 @@ type powerSwitch interface {
 	Running(node string) bool
 }
 
-// Reboot crashes node and boots it again, holding the node's lock across
-// both so that nothing starts or stops it in between.
+// Reboot crashes node and returns once it is off; the node boots again
+// bootDelay later, in the background, holding the node's lock from the
+// crash to the end of the boot so that nothing starts or stops it in
+// between. Returning before the boot is what a real power switch's
+// reboot looks like to Pacemaker: a lab node boots in about a second, and
+// one that rejoined before the fencer announced the result ("We were
+// allegedly just fenced") would shut its own Pacemaker down for good,
+// which happened when Reboot booted the node before returning.
 func (l *Lab) Reboot(ctx context.Context, node string) error {
 	unlock, err := l.lockNode(node)
 	if err != nil {
 		return err
 	}
-	defer unlock()
 	if err := l.crash(node); err != nil {
+		unlock()
 		return err
 	}
-	return l.start(ctx, node)
+	go func() {
+		defer unlock()
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(bootDelay):
+		}
+		if err := l.start(ctx, node); err != nil {
+			l.log.Error("boot after reboot", "node", node, "err", err)
+		}
+	}()
+	return nil
 }
+
+// bootDelay is how long a rebooted lab node stays off ("POST"): longer
+// than the fencer takes to announce the reboot to the cluster (tens of
+// milliseconds in the lab).
+const bootDelay = 2 * time.Second
 
 // ServeFence is `fence_loadshare_lab serve STATEDIR`: the power server of
 // the lab in stateDir, on STATEDIR/fence.sock, until ctx ends.
