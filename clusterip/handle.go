@@ -310,10 +310,12 @@ func (p *Plane) Own(v VIP, bs ...Bucket) error {
 // waiting. Then, if no bucket was owned meanwhile, everything of v on the
 // node goes (address, cluster MAC, tables, run files; the sysctls Ensure
 // changed unless another VIP needs them): a stopped VIP leaves nothing
-// that could drop the traffic of whatever serves the address next. The
-// release that finds nothing owned after its wait cleans up, under v's
-// lock, so of concurrent last releases one removes and the others find
-// nothing; an Own after it builds everything again. If connections were
+// that could drop the traffic of whatever serves the address next. Of
+// several releases draining v at once (concurrent stops, or a bucket
+// owned and released again during a drain), the last to end its wait
+// removes, under v's lock; the others return without removing anything
+// (nor cutting the connections the later drain waits for). An Own after
+// the removal builds everything again. If connections were
 // still open, the release is complete and the returned error is a
 // *DrainError (errors.Is(err, ErrDrainCut)). Releasing a bucket of a VIP
 // with nothing owned here (a stop after a failed start) cleans up too.
@@ -369,9 +371,9 @@ func (p *Plane) Release(v VIP, bs ...Bucket) error {
 }
 
 // drainAndDrop waits for v's tracked connections (up to the grace) while
-// the address is up, then, unless a bucket was owned in the meantime,
-// removes everything of v (dropLocked) and v's run files. The caller holds
-// the drain marker; drainAndDrop lets it go.
+// the address is up, then, unless a bucket was owned in the meantime or
+// another release is still draining v, removes everything of v
+// (dropLocked). The caller holds the drain marker; drainAndDrop lets it go.
 func (p *Plane) drainAndDrop(v VIP, be backendImpl, unlockDrain func()) error {
 	drained := false
 	defer func() {
@@ -425,6 +427,16 @@ func (p *Plane) drainAndDrop(v VIP, be backendImpl, unlockDrain func()) error {
 	}
 	unlockDrain()
 	drained = true
+	// The last drainer out removes: another one still waiting drains
+	// connections accepted after ours began (a bucket owned and released
+	// again meanwhile), up to its own grace, and removes at its end.
+	if unlockOther, free, err := p.noDrainer(v); err != nil {
+		return err
+	} else if !free {
+		return nil
+	} else {
+		unlockOther()
+	}
 	if err := p.dropLocked(h, l, v, be); err != nil {
 		return fmt.Errorf("release last bucket of %s: %w", v, err)
 	}

@@ -121,6 +121,41 @@ func TestStopLeavesNothing(t *testing.T) {
 		t.Errorf("after a's last release (b still needs arp_announce): want only a's pieces gone (-up +after):\n%s", d)
 	}
 
+	// a again, drained twice: bucket 0 released last under connection c0,
+	// then bucket 1 owned and released last again under c1 while the
+	// first drain waits. The first drain's grace (2 s) ends with both
+	// connections open: it leaves everything to the second, whose grace
+	// ends later, and both connections are answered until they close.
+	if err := p.Own(a, 0); err != nil {
+		t.Fatal(err)
+	}
+	c0 := l.startLongLived(t, portIn(t, a, client, 0, 34000), netip.AddrPortFrom(a.Addr, labPort))
+	time.Sleep(200 * time.Millisecond)
+	first, second := make(chan error, 1), make(chan error, 1)
+	go func() { first <- p.Release(a, 0) }()
+	time.Sleep(500 * time.Millisecond)
+	if err := p.Own(a, 1); err != nil {
+		t.Fatal(err)
+	}
+	c1 := l.startLongLived(t, portIn(t, a, client, 1, 35000), netip.AddrPortFrom(a.Addr, labPort))
+	time.Sleep(300 * time.Millisecond)
+	go func() { second <- p.Release(a, 1) }()
+	if err := <-first; err != nil {
+		t.Errorf("first drain, ended by its grace while a later one waits: %v; want nil (nothing cut)", err)
+	}
+	time.Sleep(300 * time.Millisecond) // past the first grace, within the second
+	for i, c := range []*longLived{c0, c1} {
+		if answers, n, err := c.finish(); err != nil || answers["s1"] != n || n < 5 {
+			t.Errorf("connection %d across two drains: %d messages, answers %v, err %v; want all answered by s1", i, n, answers, err)
+		}
+	}
+	if err := <-second; err != nil {
+		t.Errorf("second drain: %v", err)
+	}
+	if d := readFootprint(t, s1, dir).Only(marks(a)...).Diff(before.Only(marks(a)...)); d != "" {
+		t.Errorf("after the second drain, a's pieces differ from before it started (-before +after):\n%s", d)
+	}
+
 	// The others' last releases: the namespace is as it was.
 	for _, v := range []VIP{b, c} {
 		if err := p.Release(v, 0, 1); err != nil {

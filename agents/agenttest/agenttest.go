@@ -102,6 +102,15 @@ var (
 func NodeNS(t testing.TB, name string, addrs ...netip.Prefix) *nstest.NS {
 	t.Helper()
 	ns := nstest.New(t, name)
+	// The agents record the sysctls they change per namespace inode
+	// (clusterip: sysctl.ns<inode>.saved); one left by a test that failed
+	// before its last stop must not meet a later namespace with that inode.
+	var st unix.Stat_t
+	if err := unix.Fstat(int(ns.Handle), &st); err == nil {
+		t.Cleanup(func() {
+			os.Remove(filepath.Join(clusterip.DefaultRunDir, fmt.Sprintf("sysctl.ns%d.saved", st.Ino)))
+		})
+	}
 	nl := ns.Netlink(t)
 	veth := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "eth0"}, PeerName: "peer0"}
 	if err := nl.LinkAdd(veth); err != nil {

@@ -59,12 +59,26 @@ func (s *stopLab) left(node string) string {
 }
 
 // waitClean waits until every node in nodes is as before the first start.
-func (s *stopLab) waitClean(step string, nodes ...string) {
+// The lab's nodes share the host's /run, where a node's lock and cache
+// files of the VIP are named by the address alone: with the VIP still on
+// another node (some), its files are that node's, and only the per-node
+// parts are compared.
+func (s *stopLab) waitClean(step string, some bool, nodes ...string) {
 	s.t.Helper()
 	d := waitFor(s.t, 60*time.Second, step+": nodes "+strings.Join(nodes, ",")+" as before the VIP's first start", func() (bool, string) {
 		var out []string
 		for _, n := range nodes {
-			if d := s.left(n); d != "" {
+			d := s.left(n)
+			if some {
+				var keep []string
+				for _, line := range strings.Split(d, "\n") {
+					if !strings.HasPrefix(line, "+ file ") && !strings.HasPrefix(line, "- file ") {
+						keep = append(keep, line)
+					}
+				}
+				d = strings.TrimSpace(strings.Join(keep, "\n"))
+			}
+			if d != "" {
 				out = append(out, n+" (-before +now):\n"+d)
 			}
 		}
@@ -161,7 +175,7 @@ func TestStopLeavesNothing(t *testing.T) {
 
 	// crm resource stop of every bucket.
 	s.crm("crm", append([]string{"resource", "stop"}, rscs...)...)
-	s.waitClean("crm resource stop of every bucket", l.Nodes()...)
+	s.waitClean("crm resource stop of every bucket", false, l.Nodes()...)
 
 	// One bucket started, failed, recovered and cleaned up: the nodes it
 	// does not run on hold nothing, probes included.
@@ -191,15 +205,15 @@ func TestStopLeavesNothing(t *testing.T) {
 			others = append(others, n)
 		}
 	}
-	s.waitClean(fmt.Sprintf("%s failed on %s and cleaned up, now on %s", rscs[0], first, on), others...)
+	s.waitClean(fmt.Sprintf("%s failed on %s and cleaned up, now on %s", rscs[0], first, on), true, others...)
 	s.crm("crm", "resource", "stop", rscs[0])
-	s.waitClean("the cleaned-up bucket stopped", l.Nodes()...)
+	s.waitClean("the cleaned-up bucket stopped", false, l.Nodes()...)
 
 	// The configuration deleted while every bucket runs: Pacemaker stops
 	// the orphans with the parameters it last ran them with.
 	s.crm("crm", append([]string{"resource", "start"}, rscs...)...)
 	v.waitSpread(90*time.Second, 4, 4, 4)
-	s.crm("cibadmin", "--delete-all", "--xpath", "//rsc_location[starts-with(@id,'vip-')]")
-	s.crm("cibadmin", "--delete-all", "--xpath", "//primitive[starts-with(@id,'vip_')]")
-	s.waitClean("the VIP's configuration deleted", l.Nodes()...)
+	s.crm("cibadmin", "--force", "--delete-all", "--xpath", "//rsc_location[starts-with(@id,'vip-')]")
+	s.crm("cibadmin", "--force", "--delete-all", "--xpath", "//primitive[starts-with(@id,'vip_')]")
+	s.waitClean("the VIP's configuration deleted", false, l.Nodes()...)
 }
