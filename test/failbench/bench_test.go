@@ -28,6 +28,12 @@ import (
 // per bucket count, the 256/12 ratio and the CPU the nodes' agents used
 // per second while idle. The goals are printed as met or not,
 // never failed on (the machine is shared). One run does it all: -benchtime 1x.
+//
+// LOADSHARE_FAILOVER_VARIANTS compares settings in the same run: variants
+// separated by ";", each a list of TYPE:NAME=VALUE (TYPE crm_config,
+// op_defaults or rsc_defaults, set with crm_attribute) separated by ",";
+// the empty variant is the configuration as generated. Each variant runs
+// every bucket count, the settings of the one before removed.
 func BenchmarkFailover(b *testing.B) {
 	cfg := lab.Config{Prefix: "lsl-b", StateDir: "/var/tmp/loadshare-lab-failbench"}
 	lab.SkipUnlessCapable(b, cfg)
@@ -51,20 +57,74 @@ func BenchmarkFailover(b *testing.B) {
 	}
 	defer l.Down()
 	r := runner{l: l, out: os.Stdout, token: l.Config().TokenMS}
-	var sums []summary
-	for _, n := range counts {
-		s, err := r.count(ctx, n, rounds[0])
+	variants := strings.Split(os.Getenv("LOADSHARE_FAILOVER_VARIANTS"), ";")
+	var prev []setting
+	for vi, v := range variants {
+		set, err := parseSettings(v)
 		if err != nil {
-			b.Fatalf("%d buckets: %v", n, err)
+			b.Fatal(err)
 		}
-		sums = append(sums, s)
-		b.ReportMetric(s.failover.Seconds(), fmt.Sprintf("failover-%d-s", n))
-	}
-	r.report(sums)
-	if len(sums) > 1 {
-		b.ReportMetric(sums[len(sums)-1].failover.Seconds()/sums[0].failover.Seconds(), "ratio-last/first")
+		if err := r.apply(ctx, prev, set); err != nil {
+			b.Fatal(err)
+		}
+		prev = set
+		label := strings.TrimSpace(v)
+		if label == "" {
+			label = "as generated"
+		}
+		fmt.Fprintf(r.out, "\n=== variant %d: %s\n", vi+1, label)
+		var sums []summary
+		for _, n := range counts {
+			s, err := r.count(ctx, n, rounds[0])
+			if err != nil {
+				b.Fatalf("%s, %d buckets: %v", label, n, err)
+			}
+			sums = append(sums, s)
+			b.ReportMetric(s.failover.Seconds(), fmt.Sprintf("v%d-failover-%d-s", vi+1, n))
+		}
+		fmt.Fprintf(r.out, "\nvariant %d: %s", vi+1, label)
+		r.report(sums)
+		if len(sums) > 1 {
+			b.ReportMetric(sums[len(sums)-1].failover.Seconds()/sums[0].failover.Seconds(), fmt.Sprintf("v%d-ratio-last/first", vi+1))
+		}
 	}
 	b.ReportMetric(0, "ns/op")
+}
+
+// setting is one crm_attribute of a variant: TYPE:NAME=VALUE.
+type setting struct{ typ, name, value string }
+
+func parseSettings(v string) ([]setting, error) {
+	var out []setting
+	for _, f := range strings.Split(v, ",") {
+		f = strings.TrimSpace(f)
+		if f == "" {
+			continue
+		}
+		typ, rest, ok1 := strings.Cut(f, ":")
+		name, value, ok2 := strings.Cut(rest, "=")
+		if !ok1 || !ok2 || !slices.Contains([]string{"crm_config", "op_defaults", "rsc_defaults"}, typ) {
+			return nil, fmt.Errorf("variant setting %q: want crm_config|op_defaults|rsc_defaults:NAME=VALUE", f)
+		}
+		out = append(out, setting{typ, name, value})
+	}
+	return out, nil
+}
+
+// apply removes the settings of the previous variant and sets the next's.
+// Equivalent to: crm_attribute --type TYPE --name NAME --delete / --update VALUE
+func (r runner) apply(ctx context.Context, prev, next []setting) error {
+	for _, s := range prev {
+		if _, err := r.l.Exec(ctx, "n1", "crm_attribute", "--type", s.typ, "--name", s.name, "--delete"); err != nil {
+			return err
+		}
+	}
+	for _, s := range next {
+		if _, err := r.l.Exec(ctx, "n1", "crm_attribute", "--type", s.typ, "--name", s.name, "--update", s.value); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 type runner struct {
@@ -100,7 +160,7 @@ func (r runner) count(ctx context.Context, n, rounds int) (summary, error) {
 	if cib, err := l.Exec(ctx, "n1", "cibadmin", "-Q"); err == nil {
 		s.cibBytes = len(cib)
 	}
-	s.cpu = r.idleCPU(20 * time.Second)
+	s.cpu = r.idleCPU(10 * time.Second)
 	fmt.Fprintf(r.out, "  CIB %d kB; agents' CPU while idle (execd's children, s/s):", s.cibBytes>>10)
 	for _, node := range l.Nodes() {
 		fmt.Fprintf(r.out, " %s %.3f", node, s.cpu[node])
