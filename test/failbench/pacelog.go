@@ -1,0 +1,145 @@
+package failbench
+
+import (
+	"bufio"
+	"io"
+	"regexp"
+	"sort"
+	"strings"
+	"time"
+)
+
+// logLine is one line of a Pacemaker 2.1 log file (PCMK_logfile, the lab's
+// /var/log/pacemaker/pacemaker.log):
+//
+//	Dec 04 19:18:57.722 n1 pacemaker-attrd     [26524] (update_peer_state_iter) 	notice: Node n2 state is now lost | nodeid=2 …
+type logLine struct {
+	At     time.Time
+	Node   string // the node that wrote the line
+	Daemon string // pacemaker-controld, pacemaker-based, …
+	Func   string // the C function that logged it
+	Level  string
+	Msg    string // after "level: "
+}
+
+var lineRE = regexp.MustCompile(`^([A-Z][a-z]{2} [ 0-9]\d \d{2}:\d{2}:\d{2}\.\d{3}) (\S+) (pacemaker-[a-z]+|pacemakerd)\s*\[\d+\] \(([^)]*)\)\s+([a-z]+): (.*)$`)
+
+// readLog parses the lines of r that fall in [from, to]. The file has no
+// year: it is taken from from, in loc (the host's zone: the nodes share
+// the host's clock and zone).
+func readLog(r io.Reader, from, to time.Time, loc *time.Location) ([]logLine, error) {
+	var out []logLine
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		m := lineRE.FindStringSubmatch(sc.Text())
+		if m == nil {
+			continue
+		}
+		at, err := time.ParseInLocation("Jan _2 15:04:05.000", m[1], loc)
+		if err != nil {
+			continue
+		}
+		at = at.AddDate(from.In(loc).Year(), 0, 0)
+		if at.Before(from.Truncate(time.Millisecond)) || at.After(to) {
+			continue
+		}
+		out = append(out, logLine{At: at, Node: m[2], Daemon: m[3], Func: m[4], Level: m[5], Msg: m[6]})
+	}
+	return out, sc.Err()
+}
+
+// Phases is what the survivors' logs say about one failover of node Victim.
+// A zero time means the logs did not show it.
+type Phases struct {
+	Lost       time.Time // first "Node VICTIM state is now lost" (the membership change reaching Pacemaker)
+	Fenced     time.Time // first "Operation 'off' targeting VICTIM … OK"
+	FirstCalc  time.Time // first scheduler run after Lost ("Calculated transition")
+	FirstStart time.Time // first "Initiating start operation NAME_K…"
+	LastStart  time.Time // last "Result of start operation for NAME_K on NODE: ok"
+
+	Starts        int             // bucket start results
+	StartOps      []time.Duration // each bucket start on its node: request → result (the agent and its CIB update)
+	SchedulerRuns int
+	Transitions   int            // transitions that completed
+	Aborts        map[string]int // transition aborts by cause ("Transient attribute change", "Resource op removal", …)
+	Throttle      map[string]int // the controller's throttle notices: "High CPU load", "Extreme CIB load", …
+	CIBWrites     int            // CIB operations on the status section completed (as one survivor logged them)
+	MaxInFlight   int            // most bucket starts initiated and not yet confirmed at once
+}
+
+var (
+	abortRE    = regexp.MustCompile(`^Transition -?\d+ aborted(?: by .*?)?: ([^|]+?)\s*(?:\||$)`)
+	throttleRE = regexp.MustCompile(`^(Extreme|High|Moderate) (CPU load|CIB load) detected`)
+	cibRE      = regexp.MustCompile(`^Completed cib_(modify|delete|create|replace|apply_diff|bump) operation for section (status|//node_state)`)
+	startReqRE = regexp.MustCompile(`^Requesting local execution of start operation for (\S+) on (\S+)`)
+	startResRE = regexp.MustCompile(`^Result of start operation for (\S+) on (\S+): ok`)
+	initRE     = regexp.MustCompile(`^Initiating start operation (\S+)_start_0`)
+	confirmRE  = regexp.MustCompile(`^Transition \d+ action \d+ \((\S+)_start_0 on \S+\) confirmed`)
+)
+
+// analyze reads the phases of the failover of victim from the lines of
+// the survivors' logs (any order), for the buckets NAME_K of vip. cibNode
+// is the survivor whose log counts the CIB writes (each node logs every
+// completed operation, so one node's lines count each once).
+func analyze(lines []logLine, victim, vip, cibNode string) Phases {
+	sort.SliceStable(lines, func(i, j int) bool { return lines[i].At.Before(lines[j].At) })
+	p := Phases{Aborts: map[string]int{}, Throttle: map[string]int{}}
+	bucket := func(rsc string) bool {
+		rest, ok := strings.CutPrefix(rsc, vip+"_")
+		return ok && rest != "" && strings.Trim(rest, "0123456789") == ""
+	}
+	first := func(t *time.Time, at time.Time) {
+		if t.IsZero() {
+			*t = at
+		}
+	}
+	requested := map[string]time.Time{} // node/rsc → start requested
+	inFlight := map[string]bool{}
+	for _, l := range lines {
+		msg := l.Msg
+		switch {
+		case strings.HasPrefix(msg, "Node "+victim+" state is now lost"):
+			first(&p.Lost, l.At)
+		case strings.HasPrefix(msg, "Operation 'off' targeting "+victim+" ") && strings.Contains(msg, ": OK"),
+			strings.HasPrefix(msg, "Operation 'reboot' targeting "+victim+" ") && strings.Contains(msg, ": OK"):
+			first(&p.Fenced, l.At)
+		case l.Daemon == "pacemaker-schedulerd" && strings.HasPrefix(msg, "Calculated transition"):
+			if !p.Lost.IsZero() {
+				p.SchedulerRuns++
+				first(&p.FirstCalc, l.At)
+			}
+		case l.Daemon == "pacemaker-controld" && strings.HasPrefix(msg, "Transition ") && strings.HasSuffix(msg, ": Complete"):
+			p.Transitions++
+		}
+		if m := abortRE.FindStringSubmatch(msg); m != nil && l.Daemon == "pacemaker-controld" {
+			p.Aborts[strings.TrimSpace(m[1])]++
+		}
+		if m := throttleRE.FindStringSubmatch(msg); m != nil {
+			p.Throttle[m[1]+" "+m[2]]++
+		}
+		if l.Node == cibNode && l.Daemon == "pacemaker-based" && cibRE.MatchString(msg) {
+			p.CIBWrites++
+		}
+		if m := initRE.FindStringSubmatch(msg); m != nil && bucket(m[1]) {
+			first(&p.FirstStart, l.At)
+			inFlight[m[1]] = true
+			p.MaxInFlight = max(p.MaxInFlight, len(inFlight))
+		}
+		if m := confirmRE.FindStringSubmatch(msg); m != nil {
+			delete(inFlight, m[1])
+		}
+		if m := startReqRE.FindStringSubmatch(msg); m != nil && bucket(m[1]) {
+			requested[m[2]+"/"+m[1]] = l.At
+		}
+		if m := startResRE.FindStringSubmatch(msg); m != nil && bucket(m[1]) {
+			p.Starts++
+			p.LastStart = l.At
+			if t, ok := requested[m[2]+"/"+m[1]]; ok {
+				p.StartOps = append(p.StartOps, l.At.Sub(t))
+				delete(requested, m[2]+"/"+m[1])
+			}
+		}
+	}
+	return p
+}

@@ -1,0 +1,73 @@
+package failbench
+
+import (
+	"os"
+	"testing"
+	"time"
+)
+
+// TestAnalyze reads an excerpt of two survivors' logs of a lab failover
+// (n2, the DC, crashed; n1 won the election and fenced it).
+func TestAnalyze(t *testing.T) {
+	from := time.Date(2026, 12, 4, 19, 18, 57, 0, time.UTC)
+	to := from.Add(10 * time.Second)
+	var lines []logLine
+	for _, n := range []string{"n1", "n3"} {
+		f, err := os.Open("testdata/crash-n2-" + n + ".log")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ls, err := readLog(f, from, to, time.UTC)
+		f.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		lines = append(lines, ls...)
+	}
+	if len(lines) != 26 {
+		t.Fatalf("parsed %d lines, want all 26", len(lines))
+	}
+	p := analyze(lines, "n2", "vip", "n1")
+	at := func(s string) time.Time {
+		v, err := time.Parse("15:04:05.000", s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return time.Date(2026, 12, 4, v.Hour(), v.Minute(), v.Second(), v.Nanosecond(), time.UTC)
+	}
+	for _, c := range []struct {
+		what      string
+		got, want time.Time
+	}{
+		{"lost", p.Lost, at("19:18:57.722")},
+		{"fenced", p.Fenced, at("19:18:59.114")},
+		{"first scheduler run", p.FirstCalc, at("19:18:59.078")},
+		{"first start", p.FirstStart, at("19:18:59.118")},
+		{"last start", p.LastStart, at("19:18:59.410")},
+	} {
+		if !c.got.Equal(c.want) {
+			t.Errorf("%s at %s, want %s", c.what, c.got.Format(time.StampMilli), c.want.Format(time.StampMilli))
+		}
+	}
+	if p.Starts != 2 || len(p.StartOps) != 2 || p.StartOps[0] != 32*time.Millisecond || p.StartOps[1] != 110*time.Millisecond {
+		t.Errorf("starts %d, start ops %v; want 2: 32ms, 110ms", p.Starts, p.StartOps)
+	}
+	if p.SchedulerRuns != 1 || p.Transitions != 1 || p.MaxInFlight != 1 {
+		t.Errorf("scheduler runs %d, transitions %d, max in flight %d; want 1, 1, 1", p.SchedulerRuns, p.Transitions, p.MaxInFlight)
+	}
+	want := map[string]int{"Peer Cancelled": 1, "Resource state removal": 1, "Transient attribute change": 2}
+	if len(p.Aborts) != len(want) {
+		t.Errorf("aborts %v, want %v", p.Aborts, want)
+	}
+	for k, v := range want {
+		if p.Aborts[k] != v {
+			t.Errorf("aborts %v, want %v", p.Aborts, want)
+		}
+	}
+	if p.Throttle["High CPU load"] != 1 {
+		t.Errorf("throttle %v, want one High CPU load", p.Throttle)
+	}
+	if p.CIBWrites != 3 { // n1's three status-section completions; n3's are the same writes
+		t.Errorf("CIB writes %d, want 3", p.CIBWrites)
+	}
+}
