@@ -93,9 +93,17 @@ func PlanFrom(st *Status, spec Spec, p Policy) Plan {
 		}
 		nodes = append(nodes, node)
 	}
+	// A bucket shown on a node that is not online (a failed node before
+	// its fence: crm_mon still lists its resources there) runs nowhere as
+	// far as placement goes: Pacemaker moves it in the failover
+	// transition, not the placer.
+	online := map[string]bool{}
+	for _, nd := range nodes {
+		online[nd.Name] = nd.Online
+	}
 	running := make(Placement, n)
 	for k := range running {
-		if r, ok := st.Resource(spec.Resource(k)); ok && len(r.Nodes) == 1 {
+		if r, ok := st.Resource(spec.Resource(k)); ok && len(r.Nodes) == 1 && online[r.Nodes[0]] {
 			running[k] = r.Nodes[0]
 		}
 	}

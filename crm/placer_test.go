@@ -152,6 +152,13 @@ func TestPlanFrom(t *testing.T) {
 		if len(p.Set) != 0 || len(p.Delete) != 0 || p.Held != 2 {
 			t.Errorf("plan = set %v delete %v held %d, want nothing written, 2 held", p.Set, p.Delete, p.Held)
 		}
+		// Before c is fenced crm_mon still shows its buckets on it.
+		c := NodeStatus{Name: "c", Online: false, Unclean: true, Attrs: map[string]string{}}
+		st = statusOf([]NodeStatus{live("a", "30", 0), live("b", "30", 1), c}, "a", "b", "c", "c")
+		p = PlanFrom(st, spec, DefaultPolicy)
+		if len(p.Set) != 0 || len(p.Delete) != 0 || p.Held != 2 || p.Moves() != 0 {
+			t.Errorf("unclean c: plan = set %v delete %v held %d moves %d, want nothing written, 2 held", p.Set, p.Delete, p.Held, p.Moves())
+		}
 		// Once they run, the next round claims them there: no move.
 		st = statusOf([]NodeStatus{live("a", "30", 0), live("b", "30", 1)}, "a", "b", "b", "a")
 		p = PlanFrom(st, spec, DefaultPolicy)
