@@ -8,6 +8,7 @@ pkgs=(
   pacemaker corosync pacemaker-cli-utils crmsh   # the cluster stack and its CLI
   resource-agents libxml2-utils                  # ocf-tester, ra-api-1.dtd; xmllint for both
   mariadb-server mariadb-client galera-4         # real MariaDB (standalone, replication, Galera)
+  rsync                                          # Galera's state transfer (SST) method in the lab and tests
   nftables iptables conntrack iproute2 kmod      # data plane and its independent readers
   haproxy                                        # the benchmark's baseline
   prometheus-hacluster-exporter                  # a real consumer of our node attributes

@@ -8,7 +8,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,12 +16,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vishvananda/netlink"
 
-	"github.com/loadshare/loadshare/clusterip"
-	"github.com/loadshare/loadshare/test/buildbin"
 	"github.com/loadshare/loadshare/test/mariadbtest"
-	"github.com/loadshare/loadshare/test/nstest"
 	"github.com/loadshare/loadshare/test/promtest"
 )
 
@@ -31,45 +26,7 @@ import (
 // writes the same into DIR/loadshare.prom, and --listen serves it on
 // /metrics until SIGTERM, then exits 0.
 func TestMetricsCommand(t *testing.T) {
-	if testing.Short() {
-		t.Skip("-short: builds the binary")
-	}
-	if _, err := exec.LookPath("go"); err != nil {
-		t.Skip("go not in PATH")
-	}
-	ns := nstest.New(t, "lsE-metrics")
-	nl := ns.Netlink(t)
-	if err := nl.LinkAdd(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "eth0"}, PeerName: "peer0"}); err != nil {
-		t.Fatal(err)
-	}
-	for _, name := range []string{"eth0", "peer0"} {
-		l, err := nl.LinkByName(name)
-		if err == nil {
-			err = nl.LinkSetUp(l)
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	l, _ := nl.LinkByName("eth0")
-	addr, _ := netlink.ParseAddr("10.205.98.2/24")
-	if err := nl.AddrAdd(l, addr); err != nil {
-		t.Fatal(err)
-	}
-	plane, err := clusterip.New(clusterip.WithNetNS(int(ns.Handle)), clusterip.WithRunDir(t.TempDir()), clusterip.WithBackend(clusterip.BackendNFTables))
-	if err != nil {
-		t.Fatal(err)
-	}
-	v := clusterip.VIP{Addr: netip.MustParseAddr("10.205.98.100"), Prefix: 24, Link: "eth0", Buckets: 8, Seed: 7}
-	if err := plane.Own(v, 1, 3); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { plane.Remove(v) })
-	binDir := t.TempDir()
-	if err := buildbin.BuildAll(binDir); err != nil {
-		t.Fatal(err)
-	}
-	bin := filepath.Join(binDir, "loadshare")
+	ns, _, bin := vipNode(t, "lsE-metrics", 98)
 	run := func(args ...string) *exec.Cmd {
 		cmd := ns.Command(bin, append([]string{"metrics", "--run-dir", t.TempDir()}, args...)...)
 		cmd.Env = append(cmd.Environ(), "PATH=/nonexistent") // no crm_mon: as on a node without Pacemaker

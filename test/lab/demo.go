@@ -81,6 +81,10 @@ func Demo(ctx context.Context, cfg Config, o DemoOptions) (DemoMetrics, error) {
 	if o.Placement == ByClone {
 		d.phases = 8
 	}
+	cfg = cfg.withDefaults()
+	if cfg.DB == DBGalera && !cfg.NoDB {
+		d.phases++
+	}
 	if cfg.Agents == "" {
 		return d.Metrics, errors.New("demo needs the agent binaries to install on the nodes (Config.Agents)")
 	}
@@ -271,6 +275,12 @@ func (d *demo) run() error {
 	d.say("spread back to %v after %s", even, time.Since(t0).Round(time.Millisecond))
 	d.load(1000)
 
+	if d.cfg.DB == DBGalera && !d.cfg.NoDB {
+		if err := d.galera(); err != nil {
+			return err
+		}
+	}
+
 	victim := nodes[len(nodes)-1]
 	d.step(fmt.Sprintf("crash %s (its network cut, kill -9 of all its processes): fenced, failover, then restart", victim))
 	if d.Fencing() {
@@ -409,4 +419,64 @@ func (d *demo) load(n int) {
 	t0 := time.Now()
 	s := d.Load(d.ctx, d.VIP(), n, 8, 60*time.Second)
 	d.say("%d connections to %s:%d in %s → %s", n, d.VIP(), DBPort, time.Since(t0).Round(time.Millisecond), s)
+}
+
+// galera is the demo's Galera phase: rows written through the VIP are on
+// every node; a node desynced (wsrep_desync=ON: wsrep_local_state 2, not
+// Synced) gets writable_monit=0 and loses its buckets, and gets them back
+// once Synced again.
+func (d *demo) galera() error {
+	ctx := d.ctx
+	nodes := d.Nodes()
+	d.step("galera: rows written through the VIP are on every node; a desynced node loses its buckets until Synced")
+	if _, err := d.SQL(ctx, "n1", "CREATE DATABASE IF NOT EXISTS demo; CREATE TABLE IF NOT EXISTS demo.t (id INT AUTO_INCREMENT PRIMARY KEY, via VARCHAR(8))"); err != nil {
+		return err
+	}
+	db := d.DB(d.VIP())
+	defer db.Close()
+	for range 30 {
+		actx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		_, err := db.ExecContext(actx, "INSERT INTO demo.t (via) VALUES (@@hostname)")
+		cancel()
+		if err != nil {
+			return fmt.Errorf("write through the VIP: %w", err)
+		}
+	}
+	var first string
+	for _, n := range nodes {
+		out, err := d.SQL(ctx, n, "SELECT via, COUNT(*) FROM demo.t GROUP BY via ORDER BY via")
+		if err != nil {
+			return err
+		}
+		rows := strings.Join(strings.Fields(out), " ")
+		d.say("%s holds the rows, counted by the node that took the write: %s", n, rows)
+		if n != nodes[0] && rows != first {
+			return fmt.Errorf("galera: %s holds %q, %s %q: not replicated", n, rows, nodes[0], first)
+		}
+		first = rows
+	}
+	desync := nodes[1%len(nodes)]
+	t0 := time.Now()
+	if _, err := d.SQL(ctx, desync, "SET GLOBAL wsrep_desync=ON"); err != nil {
+		return err
+	}
+	if err := d.attrsUntil(30*time.Second, func(c *crm.Status) bool { v, _ := c.Attr(desync, "writable_monit"); return v == "0" }); err != nil {
+		return err
+	}
+	state, _ := d.SQL(ctx, desync, "SELECT VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS WHERE VARIABLE_NAME='wsrep_local_state_comment'")
+	d.say("%s desynced (wsrep_local_state_comment=%s): writable_monit=0 after %s", desync, strings.TrimSpace(state), time.Since(t0).Round(time.Millisecond))
+	if _, err := d.waitSpread(60*time.Second, d.spread(desync)); err != nil {
+		return err
+	}
+	d.say("all of %s's buckets owned elsewhere after %s", desync, time.Since(t0).Round(time.Millisecond))
+	d.load(300)
+	t0 = time.Now()
+	if _, err := d.SQL(ctx, desync, "SET GLOBAL wsrep_desync=OFF"); err != nil {
+		return err
+	}
+	if _, err := d.waitSpread(60*time.Second, d.spread()); err != nil {
+		return err
+	}
+	d.say("%s Synced again: spread back to %v after %s", desync, d.spread(), time.Since(t0).Round(time.Millisecond))
+	return nil
 }

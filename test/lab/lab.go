@@ -29,6 +29,8 @@ type Config struct {
 	TokenMS  int          // corosync totem token, milliseconds; 1000
 	Cluster  string       // corosync cluster_name; "loadshare-lab"
 	NoDB     bool         // do not start MariaDB on the nodes
+	IPv6     bool         // dual stack: every host also gets an address in fd00:10:204::/64 (nodes ::11…, client ::50), and the service a second VIP over IPv6, VIP6 ::100 (resources vip6_K)
+	DB       string       // the MariaDB topology: DBGalera (one Galera cluster of every node), DBStandalone (independent servers); DBGalera
 	Agents   string       // directory holding the agent binaries (make build's bin/, or an installed provider directory), installed on every node as OCF provider loadshare; "" none
 	CLI      string       // the loadshare binary installed on every node beside the agents (the lab runs "loadshare crm" there); Agents/loadshare
 	Fence    string       // the fence agent fence_loadshare_lab, installed in every node: the lab fences (see Lab.Fencing); Agents/fence_loadshare_lab if that exists, else "" (no fencing)
@@ -56,6 +58,9 @@ func (c Config) withDefaults() Config {
 	if c.Cluster == "" {
 		c.Cluster = "loadshare-lab"
 	}
+	if c.DB == "" {
+		c.DB = DBGalera
+	}
 	if c.CLI == "" && c.Agents != "" {
 		c.CLI = filepath.Join(c.Agents, "loadshare")
 	}
@@ -76,6 +81,9 @@ func (c Config) validate() error {
 	}
 	if len(c.Prefix)+2 > 15 {
 		return fmt.Errorf("prefix=%q: too long for a namespace and interface name", c.Prefix)
+	}
+	if c.DB != DBGalera && c.DB != DBStandalone {
+		return fmt.Errorf("db=%q: must be %s or %s", c.DB, DBGalera, DBStandalone)
 	}
 	if c.TokenMS < 300 {
 		return fmt.Errorf("token=%dms: must be at least 300", c.TokenMS)
@@ -170,6 +178,31 @@ func (l *Lab) Addr(node string) netip.Addr {
 // VIP returns the address the lab reserves for the shared VIP (.100).
 func (l *Lab) VIP() netip.Addr { return hostAddr(l.cfg.Subnet, 100) }
 
+// subnet6 is the lab's IPv6 subnet (Config.IPv6).
+var subnet6 = netip.MustParsePrefix("fd00:10:204::/64")
+
+// Addr6 returns the IPv6 address of a node (n1…) or of "client" in a dual
+// stack lab (Config.IPv6): fd00:10:204::11… and ::50.
+func (l *Lab) Addr6(node string) netip.Addr {
+	if node == "client" {
+		return hostAddr6(50)
+	}
+	i, err := l.index(node)
+	if err != nil {
+		return netip.Addr{}
+	}
+	return hostAddr6(0x11 + i)
+}
+
+// VIP6 returns the IPv6 VIP of a dual stack lab (Config.IPv6), fd00:10:204::100.
+func (l *Lab) VIP6() netip.Addr { return hostAddr6(0x100) }
+
+func hostAddr6(host int) netip.Addr {
+	a := subnet6.Addr().As16()
+	a[14], a[15] = byte(host>>8), byte(host)
+	return netip.AddrFrom16(a)
+}
+
 func hostAddr(p netip.Prefix, host int) netip.Addr {
 	a := p.Masked().Addr().As4()
 	a[3] = byte(host)
@@ -238,8 +271,19 @@ func Up(ctx context.Context, cfg Config, log *slog.Logger) (*Lab, error) {
 	}
 	l.log.Info("lab network ready", "nodes", cfg.Nodes, "subnet", cfg.Subnet, "elapsed", time.Since(t0).Round(time.Millisecond))
 	errs := make([]error, cfg.Nodes)
+	nodes := l.Nodes()
+	if !cfg.NoDB && cfg.DB == DBGalera {
+		// n1 bootstraps the Galera cluster (StartDB: no other node's
+		// MariaDB runs); the others join it once it is Synced.
+		if err := l.Start(ctx, nodes[0]); err != nil {
+			l.Down()
+			return nil, err
+		}
+		nodes = nodes[1:]
+		errs = errs[1:]
+	}
 	var wg sync.WaitGroup
-	for i, n := range l.Nodes() {
+	for i, n := range nodes {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -273,11 +317,19 @@ func checkTools(cfg Config) error {
 	tools := []string{"ip", "unshare", "nsenter", "corosync", "corosync-cmapctl", "pacemakerd", "crm_mon", "mount"}
 	if !cfg.NoDB {
 		tools = append(tools, "mariadbd", "mariadb-install-db", "mariadb-admin")
+		if cfg.DB == DBGalera {
+			tools = append(tools, "rsync") // the SST method
+		}
 	}
 	var missing []string
 	for _, t := range tools {
 		if _, err := exec.LookPath(t); err != nil {
 			missing = append(missing, t)
+		}
+	}
+	if !cfg.NoDB && cfg.DB == DBGalera {
+		if _, err := os.Stat(galeraProvider); err != nil {
+			missing = append(missing, galeraProvider+" (galera-4)")
 		}
 	}
 	if len(missing) > 0 {
@@ -377,7 +429,11 @@ func (l *Lab) powerOn(host string) error {
 	// The ports are named by host (not nstest's p1, p2, … in the order of
 	// attaching): every lab command is a process of its own, and a node
 	// powered off and on again gets its old port back.
-	if err := sw.AttachPort(port, ns, "eth0", nil, netip.PrefixFrom(l.Addr(host), 24)); err != nil {
+	addrs := []netip.Prefix{netip.PrefixFrom(l.Addr(host), 24)}
+	if l.cfg.IPv6 {
+		addrs = append(addrs, netip.PrefixFrom(l.Addr6(host), 64))
+	}
+	if err := sw.AttachPort(port, ns, "eth0", nil, addrs...); err != nil {
 		return err
 	}
 	if host == "client" {

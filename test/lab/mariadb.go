@@ -70,6 +70,9 @@ func (l *Lab) StartDB(ctx context.Context, node string) error {
 			"--init-file="+filepath.Join(l.dir(node), "init.sql"), "--server-id="+strconv.Itoa(i+1),
 			"--innodb-buffer-pool-size=16M", "--innodb-log-file-size=4M", "--performance-schema=OFF",
 			"--max-connections=500")
+		if err == nil && l.cfg.DB == DBGalera {
+			argv = append(argv, l.galeraArgs(node)...)
+		}
 		if err != nil {
 			return err
 		}
@@ -77,10 +80,18 @@ func (l *Lab) StartDB(ctx context.Context, node string) error {
 			return err
 		}
 	}
-	err = poll(ctx, 30*time.Second, func() (bool, error) {
+	limit := 30 * time.Second
+	if l.cfg.DB == DBGalera {
+		limit = 120 * time.Second // a joiner's state transfer (SST), and waiting for a donor
+	}
+	err = poll(ctx, limit, func() (bool, error) {
 		if !l.spawned(node, mariadbd) {
 			return false, fmt.Errorf("mariadbd exited: %s %s", tail(filepath.Join(l.dir(node), "var_lib_mysql", "mariadbd.err")),
 				tail(filepath.Join(l.dir(node), "mariadbd.out")))
+		}
+		if l.cfg.DB == DBGalera {
+			state, err := l.SQL(ctx, node, "SHOW GLOBAL STATUS LIKE 'wsrep_local_state'")
+			return err == nil && strings.TrimSpace(state) == "wsrep_local_state\t4", nil
 		}
 		_, err := l.Exec(ctx, node, "mariadb-admin", "--no-defaults", "--socket=/run/mysqld/mysqld.sock", "ping")
 		return err == nil, nil
@@ -89,6 +100,65 @@ func (l *Lab) StartDB(ctx context.Context, node string) error {
 		return fmt.Errorf("start MariaDB on %s: %w", node, err)
 	}
 	return nil
+}
+
+// The lab's MariaDB topologies (Config.DB).
+const (
+	DBGalera     = "galera"     // every node a member of one Galera cluster over the lab network
+	DBStandalone = "standalone" // independent servers, nothing replicated
+)
+
+// galeraProvider is the wsrep provider of Debian's galera-4.
+const galeraProvider = "/usr/lib/galera/libgalera_smm.so"
+
+// galeraArgs make node a member of the lab's Galera cluster: group
+// communication on the node's lab address (port 4567), SST by rsync (the
+// script runs its own rsync daemon for the transfer: no package beyond
+// rsync), IST from the donor's gcache. The node bootstraps a new cluster
+// (--wsrep-new-cluster) when no other node's MariaDB runs, else it joins.
+// Group communication timeouts are shortened (defaults: suspect 5 s,
+// inactive 15 s) so that a crashed node leaves the Primary component within
+// seconds, as the lab's corosync token does.
+func (l *Lab) galeraArgs(node string) []string {
+	var peers []string
+	bootstrap := true
+	for _, n := range l.Nodes() {
+		peers = append(peers, l.Addr(n).String())
+		if n != node && l.Pid(n, string(mariadbd)) != 0 {
+			bootstrap = false
+		}
+	}
+	a := []string{
+		"--wsrep-on=ON",
+		"--wsrep-provider=" + galeraProvider,
+		"--wsrep-cluster-name=" + l.cfg.Cluster,
+		"--wsrep-cluster-address=gcomm://" + strings.Join(peers, ","),
+		"--wsrep-node-address=" + l.Addr(node).String(),
+		"--wsrep-node-name=" + node,
+		"--wsrep-sst-method=rsync",
+		"--wsrep-provider-options=gcache.size=32M; evs.keepalive_period=PT0.5S; evs.inactive_check_period=PT0.5S; " +
+			"evs.suspect_timeout=PT2S; evs.inactive_timeout=PT3S",
+		"--binlog-format=ROW",
+		"--innodb-autoinc-lock-mode=2",
+	}
+	if bootstrap {
+		// A datadir that was part of the cluster refuses to bootstrap
+		// unless marked safe (the lab knows no other member runs).
+		markSafeToBootstrap(filepath.Join(l.dir(node), "var_lib_mysql", "grastate.dat"))
+		a = append(a, "--wsrep-new-cluster")
+	}
+	return a
+}
+
+// markSafeToBootstrap sets safe_to_bootstrap: 1 in a Galera state file, if
+// there is one.
+func markSafeToBootstrap(grastate string) {
+	b, err := os.ReadFile(grastate)
+	if err != nil {
+		return
+	}
+	s := strings.Replace(string(b), "safe_to_bootstrap: 0", "safe_to_bootstrap: 1", 1)
+	os.WriteFile(grastate, []byte(s), 0o660)
 }
 
 // StopDB stops node's MariaDB cleanly (SIGTERM, then SIGKILL after 30 s).

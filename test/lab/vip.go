@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"sort"
@@ -17,6 +18,10 @@ import (
 // VIPResource is the resource name of the lab's VIP: clone instances vip:K
 // (ByClone), primitives vip_K (ByPlacer).
 const VIPResource = "vip"
+
+// VIP6Resource is the resource name of a dual stack lab's IPv6 VIP
+// (Config.IPv6): primitives vip6_K, placed by the placer as vip's.
+const VIP6Resource = "vip6"
 
 // Placement says how the lab places the VIP's buckets.
 type Placement int
@@ -86,8 +91,14 @@ var attrAgentArgs = []string{
 // viewer for the lab's VIP in buckets buckets, with the lab's attribute
 // agents and extra options, and returns its resources and constraints.
 func (l *Lab) generate(ctx context.Context, viewer string, buckets int, extra ...string) (resources, constraints string, err error) {
-	args := append([]string{"crm", "--ip", l.VIP().String(), "--buckets", strconv.Itoa(buckets),
-		"--cidr-netmask", "24", "--nic", "eth0", "--format", "xml"}, attrAgentArgs...)
+	args := []string{"crm", "--ip", l.VIP().String(), "--buckets", strconv.Itoa(buckets), "--cidr-netmask", "24", "--nic", "eth0"}
+	if l.cfg.IPv6 && len(extra) == 0 {
+		// Dual stack: the same service on a second VIP over IPv6.
+		args = []string{"crm",
+			fmt.Sprintf("--vip=name=%s,ip=%s,buckets=%d,cidr-netmask=24,nic=eth0", VIPResource, l.VIP(), buckets),
+			fmt.Sprintf("--vip=name=%s,ip=%s,buckets=%d,cidr-netmask=64,nic=eth0", VIP6Resource, l.VIP6(), buckets)}
+	}
+	args = append(append(args, "--format", "xml"), attrAgentArgs...)
 	out, err := l.Exec(ctx, viewer, agentBinary, append(args, extra...)...)
 	if err != nil {
 		return "", "", fmt.Errorf("generate the configuration with loadshare crm: %w", err)
@@ -331,7 +342,11 @@ func (l *Lab) Buckets(ctx context.Context, viewer string, buckets int) (BucketTa
 
 // KernelOwned returns the VIP buckets node's kernel owns (read through
 // package clusterip in the node's network namespace), sorted.
-func (l *Lab) KernelOwned(node string) ([]int, error) {
+func (l *Lab) KernelOwned(node string) ([]int, error) { return l.KernelOwnedOf(node, l.VIP()) }
+
+// KernelOwnedOf returns the buckets of the VIP vip that node's kernel owns,
+// sorted.
+func (l *Lab) KernelOwnedOf(node string, vip netip.Addr) ([]int, error) {
 	ns, err := nstest.Open(l.Netns(node))
 	if err != nil {
 		return nil, err
@@ -349,7 +364,7 @@ func (l *Lab) KernelOwned(node string) ([]int, error) {
 	}
 	owned := []int{}
 	for _, s := range sts {
-		if s.VIP.Addr != l.VIP() {
+		if s.VIP.Addr != vip {
 			continue
 		}
 		for _, b := range s.Owned {
