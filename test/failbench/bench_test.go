@@ -320,9 +320,12 @@ func (r runner) round(ctx context.Context, n int, victim string) (roundResult, e
 }
 
 // owned returns how many of the n buckets the nodes' kernels own, and
-// whether one is owned by two of them.
+// whether one is owned by two of them. The kernels are read one after
+// the other, so a bucket that moves from a later-read node to an
+// earlier-read one between the reads looks owned twice: a bucket seen
+// twice counts only if the first node still owns it when read again.
 func (r runner) owned(nodes []string, n int) (int, bool) {
-	seen := make([]int, n)
+	by := make([][]string, n)
 	for _, node := range nodes {
 		bs, err := r.l.KernelOwned(node)
 		if err != nil {
@@ -330,16 +333,19 @@ func (r runner) owned(nodes []string, n int) (int, bool) {
 		}
 		for _, k := range bs {
 			if k >= 0 && k < n {
-				seen[k]++
+				by[k] = append(by[k], node)
 			}
 		}
 	}
 	owned, double := 0, false
-	for _, c := range seen {
-		if c > 0 {
+	for k, on := range by {
+		if len(on) > 0 {
 			owned++
 		}
-		double = double || c > 1
+		if len(on) > 1 && !double {
+			again, err := r.l.KernelOwned(on[0])
+			double = err == nil && slices.Contains(again, k)
+		}
 	}
 	return owned, double
 }
