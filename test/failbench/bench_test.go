@@ -321,8 +321,8 @@ func (r runner) round(ctx context.Context, n int, victim string) (roundResult, e
 
 // owned returns how many of the n buckets the nodes' kernels own, and
 // whether one is owned by two of them. The kernels are read one after
-// the other, so a bucket that moves from a later-read node to an
-// earlier-read one between the reads looks owned twice: a bucket seen
+// the other, so a bucket that moves from an earlier-read node to a
+// later-read one between the reads looks owned twice: a bucket seen
 // twice counts only if the first node still owns it when read again.
 func (r runner) owned(nodes []string, n int) (int, bool) {
 	by := make([][]string, n)
