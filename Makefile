@@ -1,6 +1,8 @@
 # loadshare: OCF agents and CLI for a Pacemaker-managed shared VIP.
 GO      ?= go
-BIN     := bin/loadshare
+# BINDIR is where the build goes (a test packages a build of its own there).
+BINDIR  ?= bin
+BIN     := $(BINDIR)/loadshare
 DESTDIR ?=
 PREFIX  ?= /usr
 OCFDIR  ?= $(PREFIX)/lib/ocf/resource.d/loadshare
@@ -24,20 +26,20 @@ all: build
 # process, a dynamically linked one spends milliseconds in the loader, and
 # an agent that links only what it needs starts faster than the whole CLI.
 build:
-	CGO_ENABLED=0 $(GO) build -ldflags "$(LDFLAGS)" -o bin/ ./cmd/...
+	CGO_ENABLED=0 $(GO) build -ldflags "$(LDFLAGS)" -o $(BINDIR)/ ./cmd/...
 
 # man writes loadshare(8) and ocf_loadshare_AGENT(7) from the declarations
 # the programs use (the agents' parameters, the commands' flags).
 man: build
-	$(BIN) man --dir bin/man
+	$(BIN) man --dir $(BINDIR)/man
 
 # deb and rpm package a stripped build staged by make install, with nfpm as
-# a library (cmd/mkpackage, a module of its own): bin/loadshare_*.deb, .rpm.
-PKGROOT := bin/pkgroot
+# a library (cmd/mkpackage, a module of its own): BINDIR/loadshare_*.deb, .rpm.
+PKGROOT := $(BINDIR)/pkgroot
 deb rpm:
 	rm -rf $(PKGROOT)
-	$(MAKE) install DESTDIR=$(CURDIR)/$(PKGROOT) EXTRA_LDFLAGS='-s -w'
-	cd cmd/mkpackage && $(GO) run . -format $@ -root $(CURDIR)/$(PKGROOT) -version '$(or $(VERSION),devel)' -out $(CURDIR)/bin
+	$(MAKE) install DESTDIR=$(abspath $(PKGROOT)) EXTRA_LDFLAGS='-s -w'
+	cd cmd/mkpackage && $(GO) run . -format $@ -root $(abspath $(PKGROOT)) -version '$(or $(VERSION),devel)' -out $(abspath $(BINDIR))
 
 # deps installs the Debian packages the tests, lab and benchmarks use (no-op when present).
 deps:
@@ -68,9 +70,9 @@ demo: deps build
 install: build man
 	install -D -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/sbin/loadshare
 	install -d $(DESTDIR)$(OCFDIR)
-	for a in $(AGENTS); do install -m 0755 bin/$$a $(DESTDIR)$(OCFDIR)/$$a; done
-	install -D -m 0644 bin/man/loadshare.8 $(DESTDIR)$(MANDIR)/man8/loadshare.8
-	for a in $(AGENTS); do install -D -m 0644 bin/man/ocf_loadshare_$$a.7 $(DESTDIR)$(MANDIR)/man7/ocf_loadshare_$$a.7; done
+	for a in $(AGENTS); do install -m 0755 $(BINDIR)/$$a $(DESTDIR)$(OCFDIR)/$$a; done
+	install -D -m 0644 $(BINDIR)/man/loadshare.8 $(DESTDIR)$(MANDIR)/man8/loadshare.8
+	for a in $(AGENTS); do install -D -m 0644 $(BINDIR)/man/ocf_loadshare_$$a.7 $(DESTDIR)$(MANDIR)/man7/ocf_loadshare_$$a.7; done
 	install -D -m 0644 contrib/loadshare-metrics.service $(DESTDIR)$(UNITDIR)/loadshare-metrics.service
 
 uninstall:

@@ -285,8 +285,12 @@ type primitive struct {
 	cloneMeta []Param // the clone's meta attributes
 }
 
-// operation is one op: interval "0" for start and stop.
-type operation struct{ name, interval, timeout string }
+// operation is one op: interval "0" for start and stop. noPending sets
+// the op's record-pending=false (see vipModel).
+type operation struct {
+	name, interval, timeout string
+	noPending               bool
+}
 
 // location is a rsc_location with one rule, over the resources whose ids
 // match pattern.
@@ -344,7 +348,7 @@ func (ss Specs) model() (model, error) {
 			{"server_load", s.withParams("server_load", []Param{{"placer", strings.Join(placer, " ")}}), loadEvery},
 		} {
 			m.attrs = append(m.attrs, primitive{id: a.name, agent: a.name, params: a.params,
-				ops:   []operation{{"monitor", strconv.Itoa(a.every) + "s", "20s"}},
+				ops:   []operation{{name: "monitor", interval: strconv.Itoa(a.every) + "s", timeout: "20s"}},
 				clone: a.name + "-clone", cloneMeta: []Param{{"interleave", "true"}}})
 		}
 	}
@@ -359,10 +363,16 @@ func (s Spec) vipModel() vipModel {
 	v := vipModel{spec: s}
 	v.template = primitive{id: s.template(), agent: "clustervip", params: s.params(),
 		meta: []Param{{"resource-stickiness", strconv.Itoa(Stickiness)}},
+		// record-pending=false: Pacemaker 2.1 records every start, stop
+		// and monitor as pending in the CIB before running it (the default
+		// is true), one more write of the whole status section per bucket
+		// action; a bucket's action takes milliseconds, so the pending
+		// state shows nothing and costs a failover a CIB write per bucket
+		// (docs/placement.md, "Failover").
 		ops: []operation{
-			{"monitor", strconv.Itoa(s.Monitor) + "s", "20s"},
-			{"start", "0", "20s"},
-			{"stop", "0", "20s"},
+			{name: "monitor", interval: strconv.Itoa(s.Monitor) + "s", timeout: "20s", noPending: true},
+			{name: "start", interval: "0", timeout: "20s", noPending: true},
+			{name: "stop", interval: "0", timeout: "20s", noPending: true},
 		}}
 	for k := 0; k < s.Buckets; k++ {
 		v.buckets = append(v.buckets, primitive{id: s.Resource(k), agent: "clustervip", params: []Param{{"bucket", strconv.Itoa(k)}}})
@@ -508,6 +518,9 @@ func crmshOps(ops []operation, sep string) string {
 		} else {
 			parts[i] = fmt.Sprintf("op %s interval=%s timeout=%s", o.name, o.interval, o.timeout)
 		}
+		if o.noPending {
+			parts[i] += " record-pending=false"
+		}
 	}
 	return strings.Join(parts, sep)
 }
@@ -587,7 +600,11 @@ func xmlPrimitive(name string, p primitive, kv ...string) *elem {
 	if len(p.ops) > 0 {
 		ops := newElem("operations")
 		for _, o := range p.ops {
-			ops.add(newElem("op", "id", p.id+"-"+o.name, "name", o.name, "interval", o.interval, "timeout", o.timeout))
+			op := newElem("op", "id", p.id+"-"+o.name, "name", o.name, "interval", o.interval, "timeout", o.timeout)
+			if o.noPending {
+				op.set("record-pending", "false")
+			}
+			ops.add(op)
 		}
 		e.add(ops)
 	}

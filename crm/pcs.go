@@ -54,6 +54,9 @@ func pcsCreate(p primitive) string {
 			b.WriteString(" op")
 		}
 		fmt.Fprintf(&b, " %s interval=%s timeout=%s", o.name, o.interval, o.timeout)
+		if o.noPending {
+			b.WriteString(" record-pending=false")
+		}
 	}
 	return b.String()
 }

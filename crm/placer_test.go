@@ -137,6 +137,36 @@ func TestPlanFrom(t *testing.T) {
 			t.Errorf("plan = set %v delete %v, want only own_vip_9 deleted", p.Set, p.Delete)
 		}
 	})
+	t.Run("a failed node's buckets are left to the failover transition", func(t *testing.T) {
+		// c failed: its claims went with it and buckets 2, 3 are still
+		// being started; a claim now would abort that transition.
+		st := statusOf([]NodeStatus{live("a", "30", 0), live("b", "30", 1)}, "a", "b", "", "")
+		p := PlanFrom(st, spec, DefaultPolicy)
+		if len(p.Set) != 0 || len(p.Delete) != 0 || p.Held != 2 {
+			t.Errorf("plan = set %v delete %v held %d, want nothing written, 2 held", p.Set, p.Delete, p.Held)
+		}
+		// Bucket 2 has started on b, 3 not yet: b's claim of 2 moves
+		// nothing and waits too.
+		st = statusOf([]NodeStatus{live("a", "30", 0), live("b", "30", 1)}, "a", "b", "b", "")
+		p = PlanFrom(st, spec, DefaultPolicy)
+		if len(p.Set) != 0 || len(p.Delete) != 0 || p.Held != 2 {
+			t.Errorf("plan = set %v delete %v held %d, want nothing written, 2 held", p.Set, p.Delete, p.Held)
+		}
+		// Before c is fenced crm_mon still shows its buckets on it.
+		c := NodeStatus{Name: "c", Online: false, Unclean: true, Attrs: map[string]string{}}
+		st = statusOf([]NodeStatus{live("a", "30", 0), live("b", "30", 1), c}, "a", "b", "c", "c")
+		p = PlanFrom(st, spec, DefaultPolicy)
+		if len(p.Set) != 0 || len(p.Delete) != 0 || p.Held != 2 || p.Moves() != 0 {
+			t.Errorf("unclean c: plan = set %v delete %v held %d moves %d, want nothing written, 2 held", p.Set, p.Delete, p.Held, p.Moves())
+		}
+		// Once they run, the next round claims them there: no move.
+		st = statusOf([]NodeStatus{live("a", "30", 0), live("b", "30", 1)}, "a", "b", "b", "a")
+		p = PlanFrom(st, spec, DefaultPolicy)
+		want := []AttrChange{{"b", "own_vip_2"}, {"a", "own_vip_3"}}
+		if !reflect.DeepEqual(p.Set, want) || len(p.Delete) != 0 || p.Held != 0 || p.Moves() != 0 {
+			t.Errorf("plan = set %v delete %v held %d moves %d, want set %v", p.Set, p.Delete, p.Held, p.Moves(), want)
+		}
+	})
 	t.Run("double claim counts where it runs", func(t *testing.T) {
 		st := statusOf([]NodeStatus{live("a", "30", 0, 1, 2), live("b", "30", 2, 3)}, "a", "a", "a", "b")
 		p := PlanFrom(st, spec, DefaultPolicy)

@@ -22,7 +22,7 @@ import (
 
 // newLab starts the e2e lab (own names and state, so that it never meets
 // the CLI's lab nor test/lab's) and tears it down when t ends.
-func newLab(t *testing.T, cfg lab.Config) *lab.Lab {
+func newLab(t testing.TB, cfg lab.Config) *lab.Lab {
 	t.Helper()
 	lab.SkipUnlessCapable(t, cfg)
 	if cfg.Prefix == "" {
@@ -54,7 +54,7 @@ func newLab(t *testing.T, cfg lab.Config) *lab.Lab {
 }
 
 // waitFor polls cond every 200 ms for up to d; it fails t with what on timeout.
-func waitFor(t *testing.T, d time.Duration, what string, cond func() (bool, string)) time.Duration {
+func waitFor(t testing.TB, d time.Duration, what string, cond func() (bool, string)) time.Duration {
 	t.Helper()
 	t0 := time.Now()
 	var last string
@@ -206,7 +206,7 @@ func scrape(hc *http.Client, url string) (map[string]bool, error) {
 // buildBinaries builds the CLI and the agents into a temporary directory:
 // the lab installs them into every node (the agents as OCF provider
 // loadshare).
-func buildBinaries(t *testing.T) string {
+func buildBinaries(t testing.TB) string {
 	t.Helper()
 	dir := t.TempDir()
 	if err := buildbin.BuildAll(dir); err != nil {

@@ -119,7 +119,7 @@ func testFencing(t *testing.T, l *lab.Lab, victim string, spread func(zero ...st
 // requireFenced waits until viewer's fencer history holds a successful
 // action of target completed since t0, and target is off (or, after a
 // reboot, running again).
-func requireFenced(t *testing.T, l *lab.Lab, viewer, target, action string, t0 time.Time) {
+func requireFenced(t testing.TB, l *lab.Lab, viewer, target, action string, t0 time.Time) {
 	t.Helper()
 	waitFor(t, 90*time.Second, fmt.Sprintf("%s of %s in %s's fence history", action, target, viewer), func() (bool, string) {
 		evs, err := l.FenceHistory(context.Background(), viewer, target)
@@ -171,7 +171,7 @@ func (w *watcher) stop() *lab.Tally {
 // last failed connection), and fails t on any reset: a reset is what a
 // client sees when two nodes answer one bucket (the one that did not
 // take the SYN answers the handshake's next segment with RST).
-func reportTally(t *testing.T, tally *lab.Tally, fault time.Time) {
+func reportTally(t testing.TB, tally *lab.Tally, fault time.Time) {
 	t.Helper()
 	window := "no failed connection"
 	if !tally.LastFail.IsZero() {
@@ -190,5 +190,73 @@ func reportTally(t *testing.T, tally *lab.Tally, fault time.Time) {
 	}
 	if tally.Total() == 0 || len(tally.Answers) == 0 {
 		t.Errorf("client: %s; want connections answered", tally)
+	}
+}
+
+// BenchmarkFencingFiveNodes times the hung node and the partition on a
+// five-node lab (12 buckets): freeze or cut → fenced, → its buckets served
+// by the others, → last failed client connection (the error window), with
+// the client's resets (must be 0). Corosync's token grows with the node
+// count (token + 650 ms per node beyond two), and the windows with it.
+func BenchmarkFencingFiveNodes(b *testing.B) {
+	bin := buildBinaries(b)
+	l := newLab(b, lab.Config{Agents: bin, Nodes: 5})
+	ctx := context.Background()
+	if err := l.ConfigureService(ctx, "n1", buckets, lab.ByPlacer); err != nil {
+		b.Fatal(err)
+	}
+	// spreadOK: every bucket owned once, each running node but gone at least 2.
+	spreadOK := func(gone string) func() (bool, string) {
+		return func() (bool, string) {
+			tb, err := l.Buckets(ctx, "n1", buckets)
+			if err != nil {
+				return false, err.Error()
+			}
+			if err := tb.Check(); err != nil {
+				return false, err.Error()
+			}
+			for _, n := range l.Nodes() {
+				if n != gone && len(tb.Kernel[n]) < 2 {
+					return false, tb.String()
+				}
+			}
+			return true, ""
+		}
+	}
+	waitFor(b, 120*time.Second, "buckets spread over 5 nodes", spreadOK(""))
+	victim := l.Nodes()[4]
+	b.ResetTimer()
+	for range b.N {
+		for _, fault := range []string{"hung", "partition"} {
+			w := watch(l)
+			time.Sleep(time.Second)
+			t0 := time.Now()
+			err := l.Freeze(victim)
+			if fault == "partition" {
+				err = l.Isolate(victim)
+			}
+			if err != nil {
+				w.stop()
+				b.Fatal(err)
+			}
+			requireFenced(b, l, "n1", victim, "off", t0)
+			fenced := time.Since(t0)
+			waitFor(b, 60*time.Second, "buckets served by the four others", spreadOK(victim))
+			served := time.Since(t0)
+			time.Sleep(2 * time.Second)
+			tally := w.stop()
+			b.Logf("5 nodes, %s %s: fenced %s, its buckets served %s after the fault", fault, victim, fenced.Round(100*time.Millisecond), served.Round(100*time.Millisecond))
+			reportTally(b, tally, t0)
+			b.ReportMetric(fenced.Seconds(), fault+"-fenced-s")
+			b.ReportMetric(served.Seconds(), fault+"-served-s")
+			if !tally.LastFail.IsZero() {
+				b.ReportMetric(tally.LastFail.Sub(t0).Seconds(), fault+"-window-s")
+			}
+			b.ReportMetric(float64(tally.Reset), fault+"-resets")
+			if err := l.Start(ctx, victim); err != nil {
+				b.Fatal(err)
+			}
+			waitFor(b, 120*time.Second, "spread back after the "+fault, spreadOK(""))
+		}
 	}
 }

@@ -261,6 +261,7 @@ func (l *Lab) Watch(ctx context.Context, addr netip.Addr, concurrency, max int) 
 			cfg.Addr = netip.AddrPortFrom(addr, DBPort).String()
 			cfg.Timeout = 2 * time.Second
 			cfg.ReadTimeout, cfg.WriteTimeout = 2*time.Second, 2*time.Second
+			cfg.Logger = &mysql.NopLogger{} // the driver would log each failure; the Tally counts them
 			cfg.DialFunc = func(ctx context.Context, network, a string) (net.Conn, error) {
 				c, err := l.Dial(ctx, "client", network, a)
 				if err != nil {
