@@ -68,7 +68,7 @@ func runLab(args []string, stdout, stderr io.Writer) error {
 		fs.IntVar(&cfg.TokenMS, "token", cfg.TokenMS, "corosync totem token, milliseconds")
 		fs.BoolVar(&cfg.NoDB, "no-db", false, "do not start MariaDB on the nodes")
 		fs.BoolVar(&cfg.IPv6, "ipv6", false, "dual stack: the nodes also on fd00:10:204::/64, and the service a second VIP fd00:10:204::100 (vip6)")
-		fs.StringVar(&cfg.DB, "db", cfg.DB, "MariaDB topology: "+lab.DBGalera+" (one Galera cluster of every node) or "+lab.DBStandalone+" (independent servers)")
+		fs.StringVar(&cfg.DB, "db", cfg.DB, "MariaDB topology: "+lab.DBGalera+" (one Galera cluster of every node), "+lab.DBReplication+" (n1 primary, n2.. its replicas; a writer and a reader VIP) or "+lab.DBStandalone+" (independent servers)")
 		agents := fs.String("agents", "self", `directory of the agent binaries to install as OCF provider loadshare in every node ("self": beside this binary, else `+ocfDir+`; "": none)`)
 		keep := fs.Bool("keep", false, "demo: leave the lab up at the end")
 		svg := fs.String("svg", filepath.Join(os.TempDir(), "loadshare-demo.svg"), `demo: draw the run's timeline (buckets per node, server_load, writable_monit, the phases) into this SVG file; "" for none`)
@@ -108,7 +108,9 @@ func runLab(args []string, stdout, stderr io.Writer) error {
 				return err
 			}
 			fmt.Fprintf(stdout, "service configured: VIP %s in %d buckets (placement %s), mysql_monitor, server_load\n", l.VIP(), *service, how)
-			if cfg.IPv6 {
+			if cfg.DB == lab.DBReplication {
+				fmt.Fprintf(stdout, "replication: VIP %s is the writer VIP (strict, on the primary n1), %s the reader VIP (readable_monit: caught-up replicas and the primary)\n", l.VIP(), l.ReaderVIP())
+			} else if cfg.IPv6 {
 				fmt.Fprintf(stdout, "and the IPv6 VIP %s in %d buckets (loadshare lab load %s)\n", l.VIP6(), *service, l.VIP6())
 			}
 		}

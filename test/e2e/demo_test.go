@@ -32,7 +32,9 @@ func TestDemo(t *testing.T) {
 	if m.Quorum == 0 || m.FirstAnswer == 0 || m.WritableOff == 0 || m.Failover == 0 || !m.Rebalanced {
 		t.Errorf("demo metrics %+v: want every time measured", m)
 	}
-	for _, want := range []string{"fencing is on", "final state", "every bucket owned by exactly one node", "lab torn down"} {
+	// The Galera phase: replicated rows, a desynced node's buckets gone and back.
+	for _, want := range []string{"fencing is on", "final state", "every bucket owned by exactly one node", "lab torn down",
+		"desynced (wsrep_local_state_comment=Donor/Desynced)", "Synced again: spread back"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("demo output lacks %q", want)
 		}
@@ -70,7 +72,7 @@ func TestDemo(t *testing.T) {
 			events = append(events, tx.Text)
 		}
 	}
-	if len(events) < 6 || !strings.Contains(strings.Join(events, "|"), "crash ") {
-		t.Errorf("timeline events %q: want every phase after lab up, the crash among them", events)
+	if len(events) < 7 || !strings.Contains(strings.Join(events, "|"), "crash ") || !strings.Contains(strings.Join(events, "|"), "galera") {
+		t.Errorf("timeline events %q: want every phase after lab up, the crash and galera among them", events)
 	}
 }

@@ -82,6 +82,11 @@ func Demo(ctx context.Context, cfg Config, o DemoOptions) (DemoMetrics, error) {
 		d.phases = 8
 	}
 	cfg = cfg.withDefaults()
+	if cfg.DB == DBReplication {
+		// Its one VIP's even spread is not a replication cluster's shape
+		// (test/e2e TestReplication drives that one).
+		return d.Metrics, errors.New("demo runs --db galera or standalone, not replication")
+	}
 	if cfg.DB == DBGalera && !cfg.NoDB {
 		d.phases++
 	}

@@ -30,7 +30,7 @@ type Config struct {
 	Cluster  string       // corosync cluster_name; "loadshare-lab"
 	NoDB     bool         // do not start MariaDB on the nodes
 	IPv6     bool         // dual stack: every host also gets an address in fd00:10:204::/64 (nodes ::11…, client ::50), and the service a second VIP over IPv6, VIP6 ::100 (resources vip6_K)
-	DB       string       // the MariaDB topology: DBGalera (one Galera cluster of every node), DBStandalone (independent servers); DBGalera
+	DB       string       // the MariaDB topology: DBGalera (one Galera cluster of every node), DBReplication (n1 primary, the others its replicas; the service gets a writer and a reader VIP), DBStandalone (independent servers); DBGalera
 	Agents   string       // directory holding the agent binaries (make build's bin/, or an installed provider directory), installed on every node as OCF provider loadshare; "" none
 	CLI      string       // the loadshare binary installed on every node beside the agents (the lab runs "loadshare crm" there); Agents/loadshare
 	Fence    string       // the fence agent fence_loadshare_lab, installed in every node: the lab fences (see Lab.Fencing); Agents/fence_loadshare_lab if that exists, else "" (no fencing)
@@ -82,8 +82,8 @@ func (c Config) validate() error {
 	if len(c.Prefix)+2 > 15 {
 		return fmt.Errorf("prefix=%q: too long for a namespace and interface name", c.Prefix)
 	}
-	if c.DB != DBGalera && c.DB != DBStandalone {
-		return fmt.Errorf("db=%q: must be %s or %s", c.DB, DBGalera, DBStandalone)
+	if c.DB != DBGalera && c.DB != DBReplication && c.DB != DBStandalone {
+		return fmt.Errorf("db=%q: must be %s, %s or %s", c.DB, DBGalera, DBReplication, DBStandalone)
 	}
 	if c.TokenMS < 300 {
 		return fmt.Errorf("token=%dms: must be at least 300", c.TokenMS)
@@ -175,8 +175,12 @@ func (l *Lab) Addr(node string) netip.Addr {
 	return hostAddr(l.cfg.Subnet, 11+i)
 }
 
-// VIP returns the address the lab reserves for the shared VIP (.100).
+// VIP returns the address the lab reserves for the shared VIP (.100); in a
+// replication lab the writer VIP.
 func (l *Lab) VIP() netip.Addr { return hostAddr(l.cfg.Subnet, 100) }
+
+// ReaderVIP returns the reader VIP of a replication lab (.101).
+func (l *Lab) ReaderVIP() netip.Addr { return hostAddr(l.cfg.Subnet, 101) }
 
 // subnet6 is the lab's IPv6 subnet (Config.IPv6).
 var subnet6 = netip.MustParsePrefix("fd00:10:204::/64")
@@ -298,6 +302,14 @@ func Up(ctx context.Context, cfg Config, log *slog.Logger) (*Lab, error) {
 	if err := l.WaitOnline(ctx, l.Nodes()...); err != nil {
 		l.Down()
 		return nil, err
+	}
+	if !cfg.NoDB && cfg.DB == DBReplication {
+		for _, n := range l.Nodes()[1:] {
+			if err := l.Replicate(ctx, n, "n1"); err != nil {
+				l.Down()
+				return nil, err
+			}
+		}
 	}
 	l.QuorumAfter = time.Since(t0)
 	// The stonith resource comes once every node is online: a node that

@@ -40,7 +40,7 @@ func TestConfigValidate(t *testing.T) {
 		{"ipv6", Config{Subnet: mustPrefix("fd00::/64")}, "subnet=fd00::/64: must be an IPv4 /24"},
 		{"nodes", Config{Nodes: 12}, "nodes=12: must be 1 to 9"},
 		{"state", Config{StateDir: "rel"}, `state dir "rel": must be an absolute path below /`},
-		{"db", Config{DB: "ndb"}, `db="ndb": must be galera or standalone`},
+		{"db", Config{DB: "ndb"}, `db="ndb": must be galera, replication or standalone`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := tc.cfg.withDefaults().validate()

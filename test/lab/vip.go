@@ -19,6 +19,10 @@ import (
 // (ByClone), primitives vip_K (ByPlacer).
 const VIPResource = "vip"
 
+// ReaderResource is the resource name of a replication lab's reader VIP
+// (Config.DB replication): primitives ro_K, on nodes with readable_monit=1.
+const ReaderResource = "ro"
+
 // VIP6Resource is the resource name of a dual stack lab's IPv6 VIP
 // (Config.IPv6): primitives vip6_K, placed by the placer as vip's.
 const VIP6Resource = "vip6"
@@ -92,7 +96,13 @@ var attrAgentArgs = []string{
 // agents and extra options, and returns its resources and constraints.
 func (l *Lab) generate(ctx context.Context, viewer string, buckets int, extra ...string) (resources, constraints string, err error) {
 	args := []string{"crm", "--ip", l.VIP().String(), "--buckets", strconv.Itoa(buckets), "--cidr-netmask", "24", "--nic", "eth0"}
-	if l.cfg.IPv6 && len(extra) == 0 {
+	if l.cfg.DB == DBReplication && !l.cfg.NoDB && len(extra) == 0 {
+		// A strict writer VIP on the primary, a reader VIP over the
+		// caught-up replicas (and the primary).
+		args = []string{"crm",
+			fmt.Sprintf("--vip=name=%s,ip=%s,buckets=%d,cidr-netmask=24,nic=eth0,strict=true", VIPResource, l.VIP(), buckets),
+			fmt.Sprintf("--vip=name=%s,ip=%s,buckets=%d,cidr-netmask=24,nic=eth0,require=readable_monit", ReaderResource, l.ReaderVIP(), buckets)}
+	} else if l.cfg.IPv6 && len(extra) == 0 {
 		// Dual stack: the same service on a second VIP over IPv6.
 		args = []string{"crm",
 			fmt.Sprintf("--vip=name=%s,ip=%s,buckets=%d,cidr-netmask=24,nic=eth0", VIPResource, l.VIP(), buckets),
