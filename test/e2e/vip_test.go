@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -159,7 +160,9 @@ func TestVIP(t *testing.T) {
 }
 
 func testVIP(t *testing.T, bin string, how lab.Placement) {
-	l := newLab(t, lab.Config{Agents: bin})
+	// The placer's lab is dual stack: the service has a second VIP, over
+	// IPv6 (the clone configuration has one VIP only).
+	l := newLab(t, lab.Config{Agents: bin, IPv6: how == lab.ByPlacer})
 	ctx := context.Background()
 
 	t0 := time.Now()
@@ -189,6 +192,61 @@ func testVIP(t *testing.T, bin string, how lab.Placement) {
 	})
 	if t.Failed() {
 		return
+	}
+
+	t.Run("galera: rows written through the VIP are on every node", func(t *testing.T) {
+		if _, err := l.SQL(ctx, "n1", "CREATE DATABASE e2e; CREATE TABLE e2e.t (id INT AUTO_INCREMENT PRIMARY KEY, via VARCHAR(8))"); err != nil {
+			t.Fatal(err)
+		}
+		db := l.DB(l.VIP())
+		defer db.Close()
+		for range 30 {
+			if _, err := db.ExecContext(ctx, "INSERT INTO e2e.t (via) VALUES (@@hostname)"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var want string
+		for _, n := range l.Nodes() {
+			got, err := l.SQL(ctx, n, "SELECT via, COUNT(*) FROM e2e.t GROUP BY via ORDER BY via")
+			if err != nil {
+				t.Fatal(err)
+			}
+			got = strings.Join(strings.Fields(got), " ")
+			t.Logf("%s holds, by the node that took the write: %s", n, got)
+			if want == "" {
+				want = got
+			}
+			if got != want || len(strings.Fields(got)) != 6 {
+				t.Errorf("%s holds %q, want the same rows on every node, written on all three (%q)", n, got, want)
+			}
+		}
+	})
+
+	if how == lab.ByPlacer {
+		t.Run("ipv6 VIP", func(t *testing.T) {
+			waitFor(t, 60*time.Second, "IPv6 VIP buckets 4/4/4 in the kernels", func() (bool, string) {
+				var got []int
+				for _, n := range l.Nodes() {
+					owned, err := l.KernelOwnedOf(n, l.VIP6())
+					if err != nil {
+						return false, err.Error()
+					}
+					got = append(got, len(owned))
+				}
+				return slices.Equal(got, []int{4, 4, 4}), fmt.Sprint(got)
+			})
+			s := l.Load(ctx, l.VIP6(), 600, 8, 60*time.Second)
+			t.Logf("600 connections to [%s]:%d: %s", l.VIP6(), lab.DBPort, s)
+			if s.Errors != 0 || s.Total() != 600 || len(s.Answers) != 3 {
+				t.Fatalf("600 connections to the IPv6 VIP: %s (last error %v), want all answered, by n1, n2 and n3", s, s.LastErr)
+			}
+			for n, c := range s.Answers {
+				// 4 of 12 buckets each: a share far from a third is a broken spread.
+				if c < 100 || c > 300 {
+					t.Errorf("%s answered %d of 600 IPv6 connections, want about 200", n, c)
+				}
+			}
+		})
 	}
 
 	long := startSession(t, l)
