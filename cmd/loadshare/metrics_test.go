@@ -16,7 +16,6 @@ import (
 	"testing"
 	"time"
 
-
 	"github.com/loadshare/loadshare/test/mariadbtest"
 	"github.com/loadshare/loadshare/test/promtest"
 )

@@ -9,7 +9,6 @@ import (
 	"reflect"
 	"testing"
 
-
 	"github.com/loadshare/loadshare/clusterip"
 )
 
