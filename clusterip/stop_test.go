@@ -10,28 +10,7 @@ import (
 	"time"
 
 	"github.com/loadshare/loadshare/test/footprint"
-	"github.com/loadshare/loadshare/test/nstest"
 )
-
-// readFootprint reads ns with the independent tools: its ruleset,
-// addresses, multicast memberships, fdb self entries, arp_announce and the
-// files of runDir.
-func readFootprint(t *testing.T, ns *nstest.NS, runDir string) footprint.Footprint {
-	t.Helper()
-	if tool := footprint.Missing(); tool != "" {
-		t.Skipf("%s not installed: cannot read the namespace independently", tool)
-	}
-	f, err := footprint.Read(func(name string, args ...string) ([]byte, error) {
-		return ns.Command(name, args...).Output()
-	}, footprint.Options{
-		Sysctls: []string{"net.ipv4.conf.all.arp_announce", "net.ipv4.conf.eth0.arp_announce"},
-		RunDir:  runDir,
-	})
-	if err != nil {
-		t.Fatalf("%s: read footprint: %v", ns.Name, err)
-	}
-	return f
-}
 
 // marks are the strings that name v's pieces in a footprint.
 func marks(v VIP) []string {
@@ -51,7 +30,7 @@ func TestStopLeavesNothing(t *testing.T) {
 	run(t, s1, "nft", "add", "table", "inet", "other")
 	run(t, s1, "ip", "addr", "add", "10.201.9.9/32", "dev", "eth0")
 	run(t, s1, "sysctl", "-w", "net.ipv4.conf.eth0.arp_announce=1")
-	before := readFootprint(t, s1, dir)
+	before := footprint.Namespace(t, s1, dir)
 
 	a := VIP{Addr: vip4, Link: "eth0", Buckets: 4, Seed: 0x5eed}
 	b := VIP{Addr: netip.MustParseAddr("10.201.0.101"), Link: "eth0", Buckets: 4, Seed: 0x5eed}
@@ -62,7 +41,7 @@ func TestStopLeavesNothing(t *testing.T) {
 		}
 		t.Cleanup(func() { p.Remove(v) })
 	}
-	up := readFootprint(t, s1, dir)
+	up := footprint.Namespace(t, s1, dir)
 	for _, v := range []VIP{a, b, c} {
 		if n := up.Only(marks(v)...).Lines(); n < 5 {
 			t.Fatalf("%s up: only %d footprint lines of it; the reader misses its objects:\n%+v", v, n, up.Only(marks(v)...))
@@ -84,7 +63,7 @@ func TestStopLeavesNothing(t *testing.T) {
 	go func() { relErr <- p.Release(a, 0) }()
 	time.Sleep(600 * time.Millisecond)
 	// Only the owned and held sets change: bucket 1 had no connection.
-	d := up.Only(marks(a)...).Diff(readFootprint(t, s1, dir).Only(marks(a)...))
+	d := up.Only(marks(a)...).Diff(footprint.Namespace(t, s1, dir).Only(marks(a)...))
 	for _, line := range strings.Split(strings.TrimSpace(d), "\n") {
 		if line != "" && !strings.HasPrefix(line[2:], `nft {"set"`) && !strings.HasPrefix(line[2:], "file") {
 			t.Errorf("while draining a, its address, MAC or rules changed (they must stay until the drain ends):\n%s", d)
@@ -98,7 +77,7 @@ func TestStopLeavesNothing(t *testing.T) {
 	if err := <-relErr; err != nil {
 		t.Fatalf("Release of a's last bucket: %v", err)
 	}
-	after := readFootprint(t, s1, dir)
+	after := footprint.Namespace(t, s1, dir)
 	if d := after.Only(marks(a)...).Diff(before.Only(marks(a)...)); d != "" {
 		t.Errorf("after a's last release, a's pieces differ from before it started (-before +after):\n%s", d)
 	}
@@ -152,7 +131,7 @@ func TestStopLeavesNothing(t *testing.T) {
 	if err := <-second; err != nil {
 		t.Errorf("second drain: %v", err)
 	}
-	if d := readFootprint(t, s1, dir).Only(marks(a)...).Diff(before.Only(marks(a)...)); d != "" {
+	if d := footprint.Namespace(t, s1, dir).Only(marks(a)...).Diff(before.Only(marks(a)...)); d != "" {
 		t.Errorf("after the second drain, a's pieces differ from before it started (-before +after):\n%s", d)
 	}
 
@@ -162,7 +141,7 @@ func TestStopLeavesNothing(t *testing.T) {
 			t.Fatalf("Release(%s): %v", v, err)
 		}
 	}
-	if d := before.Diff(readFootprint(t, s1, dir)); d != "" {
+	if d := before.Diff(footprint.Namespace(t, s1, dir)); d != "" {
 		t.Errorf("after every VIP's last release, the namespace differs from before (-before +after):\n%s", d)
 	}
 }
@@ -185,10 +164,10 @@ func TestStopRaces(t *testing.T) {
 		return p
 	}
 	t.Cleanup(func() { plane().Remove(v) })
-	before := readFootprint(t, ns, dir)
+	before := footprint.Namespace(t, ns, dir)
 	clean := func(step string) {
 		t.Helper()
-		if d := before.Diff(readFootprint(t, ns, dir)); d != "" {
+		if d := before.Diff(footprint.Namespace(t, ns, dir)); d != "" {
 			t.Fatalf("%s: the namespace differs from before (-before +after):\n%s", step, d)
 		}
 	}
@@ -268,7 +247,7 @@ func TestStopLeavesNothingXTCluster(t *testing.T) {
 	// first use and never deletes them: they are iptables', not the VIP's.
 	run(t, ns, "iptables", "-t", "mangle", "-A", "PREROUTING", "-i", "lo", "-j", "ACCEPT")
 	run(t, ns, "iptables", "-t", "mangle", "-D", "PREROUTING", "-i", "lo", "-j", "ACCEPT")
-	before := readFootprint(t, ns, p.runDir)
+	before := footprint.Namespace(t, ns, p.runDir)
 	v := VIP{Addr: vip4, Link: "eth0", Buckets: 4, Seed: 9, Hash: HashSourceIP}
 	t.Cleanup(func() { p.Remove(v) })
 	if err := p.Own(v, 1, 3); err != nil {
@@ -280,7 +259,7 @@ func TestStopLeavesNothingXTCluster(t *testing.T) {
 	if err := p.Release(v, 1, 3); err != nil {
 		t.Fatal(err)
 	}
-	if d := before.Diff(readFootprint(t, ns, p.runDir)); d != "" {
+	if d := before.Diff(footprint.Namespace(t, ns, p.runDir)); d != "" {
 		t.Errorf("after the last release (xtcluster), the namespace differs from before (-before +after):\n%s", d)
 	}
 	if out := run(t, ns, "iptables-save", "-t", "mangle"); strings.Contains(out, xtChain(v)) {

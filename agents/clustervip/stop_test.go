@@ -20,18 +20,7 @@ import (
 // arp_announce and the agents' run directory.
 func nodeFootprint(t *testing.T, ns *nstest.NS) footprint.Footprint {
 	t.Helper()
-	if tool := footprint.Missing(); tool != "" {
-		t.Skipf("%s not installed: cannot read the namespace independently", tool)
-	}
-	f, err := footprint.Read(func(name string, args ...string) ([]byte, error) {
-		return ns.Command(name, args...).Output()
-	}, footprint.Options{
-		Sysctls: []string{"net.ipv4.conf.all.arp_announce", "net.ipv4.conf.eth0.arp_announce"},
-		RunDir:  clusterip.DefaultRunDir,
-	})
-	if err != nil {
-		t.Fatalf("%s: read footprint: %v", ns.Name, err)
-	}
+	f := footprint.Namespace(t, ns, clusterip.DefaultRunDir)
 	// The run directory is the host's, shared with other tests' agents:
 	// keep the files of this test's VIP and namespace.
 	var st unix.Stat_t
