@@ -214,3 +214,9 @@ func buildBinaries(t testing.TB) string {
 	}
 	return dir
 }
+
+// vipTable is the name of the lab VIP's nftables tables (every family):
+// what an operator sees in nft list tables.
+func vipTable(l *lab.Lab) string {
+	return "loadshare-" + strings.NewReplacer(".", "_", ":", "_").Replace(l.VIP().String())
+}

@@ -127,7 +127,7 @@ func TestStopLeavesNothing(t *testing.T) {
 	l := newLab(t, lab.Config{Agents: bin})
 	ctx := context.Background()
 	s := &stopLab{Lab: l, t: t, before: map[string]footprint.Footprint{}}
-	table := "loadshare-" + strings.NewReplacer(".", "_", ":", "_").Replace(l.VIP().String())
+	table := vipTable(l)
 	s.marks = []string{table, l.VIP().String() + "/"}
 	for _, n := range l.Nodes() {
 		var st syscall.Stat_t

@@ -56,8 +56,7 @@ func ingressOf(t *testing.T, l *lab.Lab, node string) (*nftables.Conn, *nftables
 	if err != nil {
 		t.Fatal(err)
 	}
-	name := "loadshare-" + strings.NewReplacer(".", "_", ":", "_").Replace(l.VIP().String())
-	return c, &nftables.Table{Family: nftables.TableFamilyNetdev, Name: name}
+	return c, &nftables.Table{Family: nftables.TableFamilyNetdev, Name: vipTable(l)}
 }
 
 // TestPackageUpgrade: the lab installs loadshare from its .deb (dpkg -i
