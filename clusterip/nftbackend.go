@@ -2,7 +2,6 @@ package clusterip
 
 import (
 	"fmt"
-	"slices"
 
 	"github.com/google/nftables"
 )
@@ -21,8 +20,7 @@ func (b nftBackend) present(v VIP) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	fams, err := tablesOf(c, v)
-	return slices.Contains(fams, l3Family(v)), err
+	return tableExists(c, l3Family(v), v.name())
 }
 
 // setOwned: Equivalent to: nft add element ip NAME owned { 3, 7 }; nft

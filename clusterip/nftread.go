@@ -191,13 +191,25 @@ func tableLack(fam nftables.TableFamily) Lack {
 
 // tablesOf returns the families in which a table of v exists.
 func tablesOf(c *nftables.Conn, v VIP) ([]nftables.TableFamily, error) {
+	return tablesNamed(c, v.name())
+}
+
+// tableExists reports whether the table fam name exists.
+func tableExists(c *nftables.Conn, fam nftables.TableFamily, name string) (bool, error) {
+	fams, err := tablesNamed(c, name)
+	return slices.Contains(fams, fam), err
+}
+
+// tablesNamed returns the families in which a table called name exists
+// (one dump of the namespace's tables).
+func tablesNamed(c *nftables.Conn, name string) ([]nftables.TableFamily, error) {
 	ts, err := c.ListTables()
 	if err != nil {
 		return nil, err
 	}
 	var out []nftables.TableFamily
 	for _, t := range ts {
-		if t.Name == v.name() {
+		if t.Name == name {
 			out = append(out, t.Family)
 		}
 	}

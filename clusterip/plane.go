@@ -462,7 +462,18 @@ func (p *Plane) drainAndDrop(v VIP, be backendImpl, unlockDrain func()) error {
 // any bucket of v on this node repairs or removes what is left.
 func (p *Plane) dropLocked(h *netlink.Handle, l netlink.Link, v VIP, be backendImpl) error {
 	if l != nil {
-		if err := takeDown(h, l, v); err != nil {
+		// The flood check (flood.go) keeps receiving on the cluster MAC
+		// while it runs, also on a node that owns no bucket.
+		flood, err := p.FloodPresent(v)
+		if err != nil {
+			return err
+		}
+		if flood {
+			err = delAddr(h, l, v)
+		} else {
+			err = takeDown(h, l, v)
+		}
+		if err != nil {
 			return err
 		}
 	}

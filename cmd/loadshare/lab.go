@@ -22,8 +22,8 @@ import (
 func init() {
 	register(command{
 		name:        "lab",
-		summary:     "a 3-node Pacemaker + MariaDB lab on this machine: up|down|status|exec|demo|start|stop|crash|freeze|isolate",
-		subcommands: []string{"up", "demo", "down", "status", "exec", "start", "stop", "crash", "freeze", "isolate", "load"},
+		summary:     "a 3-node Pacemaker + MariaDB lab on this machine: up|down|status|exec|demo|start|stop|crash|freeze|isolate|unflood|reflood",
+		subcommands: []string{"up", "demo", "down", "status", "exec", "start", "stop", "crash", "freeze", "isolate", "unflood", "reflood", "load"},
 		run:         runLab,
 	})
 }
@@ -38,6 +38,8 @@ const labUsage = `usage: loadshare lab COMMAND [flags]
   start|stop|crash N   start, stop gracefully, or kill -9 one node
   freeze N             SIGSTOP every process of a node (hung, its kernel alive): it gets fenced
   isolate N            cut a node's link both ways while it runs (a partition): it gets fenced
+  unflood N            the switch stops delivering the VIPs' cluster MAC frames to a node
+                       (everything else still reaches it); reflood N undoes it
   load [-n N] [ADDR]   N new MariaDB connections from the client to ADDR (default: the VIP),
                        each asking which node answered (SELECT @@hostname)
 
@@ -167,7 +169,7 @@ func runLab(args []string, stdout, stderr io.Writer) error {
 			return fmt.Errorf("%s on %s: %w", strings.Join(argv, " "), node, err)
 		}
 		return nil
-	case "start", "stop", "crash", "freeze", "isolate":
+	case "start", "stop", "crash", "freeze", "isolate", "unflood", "reflood":
 		if fs.NArg() != 1 {
 			return fmt.Errorf("%s NODE: %w", sub, errUsage)
 		}
@@ -184,6 +186,10 @@ func runLab(args []string, stdout, stderr io.Writer) error {
 			err = l.Freeze(node)
 		case "isolate":
 			err = l.Isolate(node)
+		case "unflood":
+			err = l.Unflood(node)
+		case "reflood":
+			err = l.Reflood(node)
 		}
 		if err != nil {
 			return err
