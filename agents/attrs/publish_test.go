@@ -4,7 +4,6 @@ import (
 	"context"
 	"io"
 	"log/slog"
-	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -21,7 +20,7 @@ func TestPublishAgainAfterAttrdRestart(t *testing.T) {
 	stamp := "100@5000"
 	e := Env{Attrs: fake, RunDir: t.TempDir(), Now: time.Now, Attrd: func() string { return stamp }}
 	p := ocf.Params{Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
-	st := &State{}
+	st := &Published{}
 	values := map[string]string{"writable_monit": "1", "loadshare_version": "v1"}
 	publish := func() []string {
 		t.Helper()
@@ -48,17 +47,5 @@ func TestPublishAgainAfterAttrdRestart(t *testing.T) {
 	stamp = "" // attrd not found (between its death and respawn): no write of its own
 	if got := publish(); len(got) != 0 {
 		t.Fatalf("attrd not found: attrd calls %q, want none", got)
-	}
-}
-
-// Outside a Pacemaker process tree there is no attrd to name; the reader
-// of /proc/PID/stat itself is checked on this very process.
-func TestAttrdStampOutsidePacemaker(t *testing.T) {
-	if got := AttrdStamp(); got != "" {
-		t.Errorf("AttrdStamp in a test process = %q, want \"\"", got)
-	}
-	comm, start, ppid := procStat(os.Getpid())
-	if comm == "" || start == "" || ppid != os.Getppid() {
-		t.Errorf("procStat(self) = %q, %q, %d; want this test's name, a start time and parent %d", comm, start, ppid, os.Getppid())
 	}
 }
