@@ -1,0 +1,136 @@
+package clusterip
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/loadshare/loadshare/test/nstest"
+)
+
+// TestFloodProbe: three namespaces on one bridge run the flood check of
+// one VIP; each probe is counted by the two others, under its sender's own
+// MAC, and never by the sender; the cluster MAC stays joined while the
+// check runs, also after the VIP's last bucket went, and RemoveFlood leaves
+// nothing. Read back with nft and bridge, independently of the code.
+func TestFloodProbe(t *testing.T) {
+	if testing.Short() {
+		t.Skip("namespace test (-short)")
+	}
+	nstest.SkipUnlessRoot(t)
+	for _, mode := range []MACMode{MACMulticast, MACUnicast} {
+		t.Run(mode.String(), func(t *testing.T) {
+			sw := nstest.NewSwitch(t, "lsfl-"+mode.String()[:1]+"sw")
+			var planes []*Plane
+			var nss []*nstest.NS
+			for i := 1; i <= 3; i++ {
+				ns := nstest.New(t, fmt.Sprintf("lsfl-%s%d", mode.String()[:1], i))
+				sw.Plug(t, ns, "eth0", net.HardwareAddr{2, 0, 0, 0, 2, byte(i)},
+					netip.MustParsePrefix(fmt.Sprintf("10.201.0.%d/24", 10+i)))
+				p, err := New(WithNetNS(int(ns.Handle)), WithRunDir(t.TempDir()), WithDrainGrace(0))
+				if err != nil {
+					t.Fatal(err)
+				}
+				planes, nss = append(planes, p), append(nss, ns)
+			}
+			v := VIP{Addr: vip4, Link: "eth0", Buckets: 4, Seed: 7, MACMode: mode}
+			for i, p := range planes {
+				if err := p.EnsureFlood(v); err != nil {
+					t.Fatalf("EnsureFlood on %d: %v", i+1, err)
+				}
+				if err := p.EnsureFlood(v); err != nil {
+					t.Fatalf("EnsureFlood again on %d: %v", i+1, err)
+				}
+			}
+			// Node 2 serves a bucket and releases it: the MAC stays joined.
+			if err := planes[1].Ensure(v); err != nil {
+				t.Fatal(err)
+			}
+			if err := planes[1].Own(v, 1); err != nil {
+				t.Fatal(err)
+			}
+			if err := planes[1].Release(v, 1); err != nil {
+				t.Fatal(err)
+			}
+			for round := 1; round <= 2; round++ {
+				for i, p := range planes {
+					if err := p.SendFloodProbe(v); err != nil {
+						t.Fatalf("SendFloodProbe on %d: %v", i+1, err)
+					}
+				}
+			}
+			var heard map[string]uint64
+			for i := 0; i < 20; i++ { // the bridge delivers in softirq; a few ms at most
+				var err error
+				if heard, err = planes[1].FloodHeard(v); err != nil {
+					t.Fatal(err)
+				}
+				if len(heard) == 2 && heard["02:00:00:00:02:01"] == 2 && heard["02:00:00:00:02:03"] == 2 {
+					break
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+			want := map[string]uint64{"02:00:00:00:02:01": 2, "02:00:00:00:02:03": 2}
+			if fmt.Sprint(heard) != fmt.Sprint(want) {
+				t.Fatalf("FloodHeard on node 2 = %v, want %v (its own probes never)", heard, want)
+			}
+			out, err := nss[1].Command("nft", "list", "set", "netdev", FloodTableName(v), "peers").CombinedOutput()
+			if err != nil || !strings.Contains(string(out), "02:00:00:00:02:01 counter packets 2") {
+				t.Errorf("nft list set on node 2: %v\n%s", err, out)
+			}
+			if fdb := bridgeFDB(t, nss[1]); !strings.Contains(fdb, v.ClusterMAC().String()) {
+				t.Errorf("node 2, flood check running, bucket released: cluster MAC %s not on eth0:\n%s", v.ClusterMAC(), fdb)
+			}
+			for _, p := range planes {
+				if err := p.RemoveFlood(v); err != nil {
+					t.Fatal(err)
+				}
+			}
+			out, _ = nss[1].Command("nft", "list", "tables").CombinedOutput()
+			if strings.Contains(string(out), "loadshare") {
+				t.Errorf("after RemoveFlood, nft list tables on node 2:\n%s", out)
+			}
+			if fdb := bridgeFDB(t, nss[1]); strings.Contains(fdb, v.ClusterMAC().String()) {
+				t.Errorf("after RemoveFlood: cluster MAC still on eth0:\n%s", fdb)
+			}
+		})
+	}
+}
+
+func bridgeFDB(t *testing.T, ns *nstest.NS) string {
+	t.Helper()
+	out, err := exec.Command("ip", "netns", "exec", ns.Name, "bridge", "fdb", "show", "dev", "eth0").CombinedOutput()
+	if err != nil {
+		t.Fatalf("bridge fdb show: %v: %s", err, out)
+	}
+	return string(out)
+}
+
+func TestJudgeFlood(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	w := 6 * time.Second
+	for _, c := range []struct {
+		name string
+		in   FloodInput
+		want FloodVerdict
+	}{
+		{"heard recently", FloodInput{Now: t0.Add(time.Minute), Started: t0, LastHeard: t0.Add(58 * time.Second), Window: w}, FloodReached},
+		{"heard at the window's edge", FloodInput{Now: t0.Add(time.Minute), Started: t0, LastHeard: t0.Add(54 * time.Second), Window: w, PeersReached: []string{"n1"}}, FloodReached},
+		{"just started, nothing yet", FloodInput{Now: t0.Add(5 * time.Second), Started: t0, Window: w, PeersReached: []string{"n1"}}, FloodUnknown},
+		{"alone: no peer hears anyone", FloodInput{Now: t0.Add(time.Minute), Started: t0, Window: w}, FloodUnknown},
+		{"everyone dark: heard long ago, no peer reached", FloodInput{Now: t0.Add(time.Minute), Started: t0, LastHeard: t0.Add(time.Second), Window: w}, FloodUnknown},
+		{"unreached: peers hear each other", FloodInput{Now: t0.Add(time.Minute), Started: t0, LastHeard: t0.Add(40 * time.Second), Window: w, PeersReached: []string{"n3", "n1"}}, FloodUnreached},
+		{"never heard, a peer reached", FloodInput{Now: t0.Add(time.Minute), Started: t0, Window: w, PeersReached: []string{"n1"}}, FloodUnreached},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			got, why := JudgeFlood(c.in)
+			if got != c.want {
+				t.Errorf("JudgeFlood(%+v) = %s (%s), want %s", c.in, got, why, c.want)
+			}
+		})
+	}
+}
