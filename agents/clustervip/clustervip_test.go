@@ -147,7 +147,8 @@ func TestClusterVIPValidate(t *testing.T) {
 }
 
 // TestClusterVIPOCFTester runs Debian's ocf-tester against the built agent
-// with real parameters inside a namespace, IPv4 and IPv6.
+// with real parameters inside a namespace, IPv4 and IPv6, and with
+// backend=xtcluster.
 func TestClusterVIPOCFTester(t *testing.T) {
 	tester, err := exec.LookPath("ocf-tester")
 	if err != nil {
@@ -161,6 +162,7 @@ func TestClusterVIPOCFTester(t *testing.T) {
 	clone := []string{"-n", "vip:2", "-o", "CRM_meta_clone=2", "-o", "CRM_meta_clone_max=4",
 		"-o", "CRM_meta_clone_node_max=4", "-o", "CRM_meta_globally_unique=true"}
 	primitive := []string{"-n", "vip_2", "-o", "bucket=2", "-o", "buckets=4"}
+	xtcluster := []string{"-o", "backend=xtcluster", "-o", "hash=sourceip"}
 	for _, c := range []struct {
 		name, ip string
 		shape    []string
@@ -168,9 +170,17 @@ func TestClusterVIPOCFTester(t *testing.T) {
 		{"clone/ipv4", "10.203.0.101", clone},
 		{"clone/ipv6", "fd00:203::101", clone},
 		{"primitive/ipv4", "10.203.0.105", primitive},
+		{"primitive/ipv4/xtcluster", "10.203.0.109", append(slices.Clone(primitive), xtcluster...)},
 	} {
 		ip := c.ip
 		t.Run(c.name, func(t *testing.T) {
+			if slices.Contains(c.shape, "backend=xtcluster") {
+				for _, tool := range []string{"iptables-restore", "arptables"} {
+					if _, err := exec.LookPath(tool); err != nil {
+						t.Skipf("%s not installed (Debian packages iptables, arptables)", tool)
+					}
+				}
+			}
 			args := append(slices.Clone(c.shape), "-o", "ip="+ip, "-o", "nic=eth0", "-o", "hash_seed=4242", "-o", "drain_grace=1", path)
 			cmd := ns.Command(tester, args...)
 			out, err := cmd.CombinedOutput()
