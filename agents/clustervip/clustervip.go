@@ -146,6 +146,37 @@ func (a *clusterVIP) Meta() ocf.Meta {
 					"the node goes (address, cluster MAC, nftables tables, run files), and the arp_announce " +
 					"values it set are put back once no other VIP needs them. Keep it below the stop timeout; a stop never waits past its own deadline.",
 				Check: vipNonNegative},
+			{Name: "flood_check",
+				ShortDesc: "Run as VIP NAME's flood check instead of a bucket",
+				LongDesc: "NAME: this resource owns no bucket; it is the flood check of the VIP whose buckets are " +
+					"NAME_0 … (same ip, nic and mac parameters). Run it as a clone on every node (\"loadshare crm\" " +
+					"generates NAME-flood-clone). Every monitor sends one probe frame to the cluster MAC from the " +
+					"node's own MAC and reads, in the kernel, the probes received from the other nodes. A node that " +
+					"has heard none for flood_window monitors while another node hears them publishes the node " +
+					"attribute flood_NAME=0, and the location rules and the placer move its buckets away; 1 when " +
+					"it hears probes; no value while it cannot tell (alone, just started, nobody hears anybody).",
+				Check: func(v string) error {
+					if !validVIPName(v) {
+						return errors.New("must be the VIP's name: letters, digits and '-', starting with a letter")
+					}
+					return nil
+				}},
+			{Name: "flood_window", Type: ocf.Integer, Default: "3",
+				ShortDesc: "Monitors without a peer's probe before the flood check says unreached",
+				LongDesc: "With flood_check: how many monitor intervals may pass without any probe of another " +
+					"node before this node counts as not reached by the VIP's frames. Higher rides out probes " +
+					"lost under load; lower moves the buckets sooner.",
+				Check: func(v string) error {
+					if n, _ := strconv.Atoi(v); n < 2 {
+						return errors.New("must be at least 2")
+					}
+					return nil
+				}},
+			{Name: "flood_dampen", Type: ocf.Integer, Default: "5",
+				ShortDesc: "attrd dampening of flood_NAME, seconds",
+				LongDesc: "With flood_check: attrd waits this long for further changes before writing " +
+					"flood_NAME to the CIB, so that a verdict that flips back at once moves no bucket.",
+				Check: vipNonNegative},
 		},
 		Actions: []ocf.Action{
 			{Name: "start", Timeout: 20 * time.Second},
@@ -179,7 +210,7 @@ func (a *clusterVIP) Validate(ctx context.Context, p ocf.Params) error {
 		return err
 	}
 	c := p.Clone
-	if c.IsClone && c.NodeMax != 0 && c.NodeMax < c.Max && (p.Action == "validate-all" || p.Action == "start") {
+	if c.IsClone && c.NodeMax != 0 && c.NodeMax < c.Max && (p.Action == "validate-all" || p.Action == "start") && p.String("flood_check") == "" {
 		p.Log.Warn("clone-node-max is below clone-max: with nodes down some buckets cannot run anywhere and their clients get no answer; set clone-node-max=clone-max",
 			"clone_node_max", c.NodeMax, "clone_max", c.Max)
 	}
@@ -201,6 +232,10 @@ func (a *clusterVIP) Validate(ctx context.Context, p ocf.Params) error {
 //     generates so that location rules can place each bucket): parameters
 //     bucket=K and buckets=N.
 func (a *clusterVIP) placement(p ocf.Params) error {
+	if p.String("flood_check") != "" {
+		a.bucket, a.buckets = 0, 1 // owns no bucket; clusterip.VIP wants a count
+		return nil
+	}
 	c := p.Clone
 	if c.IsClone {
 		switch {
@@ -468,6 +503,9 @@ func (a *clusterVIP) Start(ctx context.Context, p ocf.Params) error {
 	if err := a.resolve(ctx, p); err != nil {
 		return err
 	}
+	if p.String("flood_check") != "" {
+		return a.floodStart(ctx, p)
+	}
 	pl, err := a.planeFor()
 	if err != nil {
 		return err
@@ -489,6 +527,9 @@ func (a *clusterVIP) Start(ctx context.Context, p ocf.Params) error {
 func (a *clusterVIP) Stop(ctx context.Context, p ocf.Params) error {
 	if err := a.resolve(ctx, p); err != nil {
 		return err
+	}
+	if p.String("flood_check") != "" {
+		return a.floodStop(ctx, p)
 	}
 	pl, err := a.planeFor()
 	if err != nil {
@@ -521,6 +562,9 @@ func (a *clusterVIP) Stop(ctx context.Context, p ocf.Params) error {
 func (a *clusterVIP) Monitor(ctx context.Context, p ocf.Params) error {
 	if err := a.resolve(ctx, p); err != nil {
 		return err
+	}
+	if p.String("flood_check") != "" {
+		return a.floodMonitor(ctx, p)
 	}
 	b := clusterip.Bucket(a.bucket)
 	pl, err := clusterip.New(clusterip.WithBackend(a.backend), clusterip.WithRecordedBackend(a.vip),
