@@ -99,8 +99,8 @@ func TestCrashRepair(t *testing.T) {
 			t.Fatalf("round %d: Ensure after kill -9: %v", round, err)
 		}
 		c, _ := p.nftConn()
-		s, err := readNFT(c, crashVIP, true)
-		if err != nil || !s.shapeOK || s.comment != fingerprint(crashVIP, BackendNFTables) {
+		s, err := readNFT(c, crashVIP, BackendNFTables, true)
+		if err != nil || !s.asBuilt() {
 			t.Fatalf("round %d: after Ensure: tables %+v, %v", round, s, err)
 		}
 		st, err := p.StatusOf(crashVIP)

@@ -3,171 +3,577 @@ package clusterip
 import (
 	"errors"
 	"fmt"
-	"net"
+	"os/exec"
 	"slices"
-	"strings"
+	"sync"
 	"time"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 )
 
-// Backend is the kernel mechanism that makes the bucket decision.
-type Backend int
+// Plane programs VIPs into the kernel of one network namespace.
+// Its methods are safe for concurrent use, also across processes: every
+// change to a VIP runs under a per-VIP file lock.
+type Plane struct {
+	nsFd   int    // -1: the caller's namespace
+	nsIno  uint64 // inode of the namespace, for lock names (0: caller's)
+	runDir string
+	want   Backend
+	grace  time.Duration
+	poll   time.Duration
+	be     backendImpl // nil until chosen (WithRecordedBackend defers the probe); see impl
+	beMu   sync.Mutex
+	rec    *VIP            // WithRecordedBackend
+	route  *netlink.Handle // WithRouteHandle
+	reads  RouteReads      // WithRouteHandle
+}
 
-const (
-	// BackendAuto picks BackendNFTables when the kernel accepts its
-	// objects, else BackendXTCluster.
-	BackendAuto Backend = iota
-	// BackendNFTables: jhash + set lookup in an ip/ip6 prerouting chain.
-	BackendNFTables
-	// BackendXTCluster: the iptables cluster match (source address only,
-	// at most 32 buckets), for hosts where the nftables path is not usable.
-	BackendXTCluster
-)
+// Option configures a Plane.
+type Option func(*Plane)
 
-var backendNames = map[Backend]string{BackendAuto: "auto", BackendNFTables: "nftables", BackendXTCluster: "xtcluster"}
+// WithNetNS binds the plane to the network namespace open as fd (e.g. a
+// netns.NsHandle). The caller keeps fd open for the plane's life.
+func WithNetNS(fd int) Option { return func(p *Plane) { p.nsFd = fd } }
 
-// String returns "auto", "nftables" or "xtcluster".
-func (b Backend) String() string {
-	if s, ok := backendNames[b]; ok {
-		return s
+// WithBackend chooses the backend (default BackendAuto).
+func WithBackend(b Backend) Option { return func(p *Plane) { p.want = b } }
+
+// WithRunDir sets the directory of the per-VIP lock files (default
+// DefaultRunDir). All processes managing one node's VIPs must share it.
+func WithRunDir(dir string) Option { return func(p *Plane) { p.runDir = dir } }
+
+// WithDrainGrace sets how long Release of the last bucket waits for
+// tracked connections to close before removing the address (default
+// DefaultDrainGrace; 0 removes it at once).
+func WithDrainGrace(d time.Duration) Option { return func(p *Plane) { p.grace = d } }
+
+// WithRecordedBackend makes a BackendAuto plane take the backend that v's
+// kernel objects record (the settings comment on its ingress rule) instead
+// of probing the kernel with a commit (~10 ms), and only when a method
+// first needs one (State never does); when v is not programmed, that
+// method probes. Meant for monitors: New then reads and changes nothing.
+func WithRecordedBackend(v VIP) Option { return func(p *Plane) { p.rec = &v } }
+
+// WithRouteHandle makes State read links, addresses and neighbours through
+// h, a route-socket handle in the plane's namespace that the caller has
+// open already (a monitor that looked up the interface) and closes after
+// the plane's last use: one socket fewer per call. What the caller has
+// just read through h, State takes from r instead of asking again.
+func WithRouteHandle(h *netlink.Handle, r RouteReads) Option {
+	return func(p *Plane) { p.route, p.reads = h, r }
+}
+
+// RouteReads is what a caller lending its route socket (WithRouteHandle)
+// has just read through it.
+type RouteReads struct {
+	Links     []netlink.Link // links read, the VIP's among them
+	Addrs     []netlink.Addr // every address of the VIP's family on the node, when AddrsRead
+	AddrsRead bool
+}
+
+// New returns a Plane. With BackendAuto it probes the kernel once and picks
+// nftables when it accepts the bucket objects, else xtcluster (see
+// WithRecordedBackend for a plane that does not probe).
+func New(opts ...Option) (*Plane, error) {
+	p := &Plane{nsFd: -1, runDir: DefaultRunDir, grace: DefaultDrainGrace, poll: 100 * time.Millisecond}
+	for _, o := range opts {
+		o(p)
 	}
-	return fmt.Sprintf("Backend(%d)", int(b))
-}
-
-// ParseBackend reads "auto" (also ""), "nftables" or "xtcluster".
-func ParseBackend(s string) (Backend, error) {
-	switch strings.ToLower(strings.TrimSpace(s)) {
-	case "", "auto":
-		return BackendAuto, nil
-	case "nftables", "nft":
-		return BackendNFTables, nil
-	case "xtcluster", "xt_cluster", "iptables":
-		return BackendXTCluster, nil
+	if _, ok := backendNames[p.want]; !ok {
+		return nil, &FieldError{"backend", p.want.String(), "unknown backend"}
 	}
-	return 0, &FieldError{Field: "backend", Value: s, Reason: "unknown backend (want auto, nftables or xtcluster)"}
-}
-
-// Counter counts one bucket's traffic to the VIP accepted on this node
-// (client to VIP direction).
-type Counter struct {
-	Packets  uint64 // packets accepted: new connections' SYNs and established/related packets
-	Bytes    uint64 // bytes of those packets (IP header included)
-	NewConns uint64 // SYNs accepted because this node owned the bucket
-}
-
-// ServeState is how far this node serves a VIP bucket; agents' monitor
-// actions map it to OCF codes.
-type ServeState int
-
-const (
-	NotServed    ServeState = iota // no kernel objects (tables, address) for the VIP on this node
-	PartlyServed                   // some present, something Lack names missing
-	FullyServed                    // bucket owned, address on the link, cluster MAC joined, all tables as built
-)
-
-func (s ServeState) String() string {
-	switch s {
-	case NotServed:
-		return "not-served"
-	case PartlyServed:
-		return "partly-served"
-	case FullyServed:
-		return "fully-served"
+	if p.nsFd >= 0 {
+		var st unix.Stat_t
+		if err := unix.Fstat(p.nsFd, &st); err != nil {
+			return nil, fmt.Errorf("netns fd %d: %w", p.nsFd, err)
+		}
+		p.nsIno = st.Ino
 	}
-	return fmt.Sprintf("ServeState(%d)", int(s))
+	if p.want == BackendAuto && p.rec != nil {
+		return p, nil // impl chooses when first needed
+	}
+	if _, err := p.impl(); err != nil {
+		return nil, err
+	}
+	return p, nil
 }
 
-// Lack is the set of pieces State found missing for a bucket to be served;
-// zero means nothing is missing.
-type Lack uint16
+// implOf is the implementation of backend b (false for BackendAuto or an
+// unknown one).
+func (p *Plane) implOf(b Backend) (backendImpl, bool) {
+	switch b {
+	case BackendNFTables:
+		return nftBackend{p}, true
+	case BackendXTCluster:
+		return &xtBackend{p: p}, true
+	}
+	return nil, false
+}
 
-const (
-	LackBucket      Lack = 1 << iota // the bucket is not in the owned set (the cluster rule)
-	LackAddress                      // the address is not on the link
-	LackMAC                          // the link does not listen to the cluster MAC
-	LackLink                         // the link does not exist
-	LackNetdev                       // netdev table: no ingress rule (pkttype fix, settings comment)
-	LackARP                          // arp table (IPv4): no ARP answers with the cluster MAC
-	LackBucketRules                  // ip/ip6 table (nftables) or iptables chain (xtcluster) missing
-	LackShape                        // a table is there but a chain, set or rule of it is not as built
-	LackSettings                     // built for other settings (buckets, seed, hash, MAC, backend)
-)
-
-var lackNames = []string{"bucket", "address", "mac", "link", "netdev-table", "arp-table", "bucket-rules", "rule-shape", "settings"}
-
-// String lists the missing pieces, e.g. "address,mac" ("" when none).
-func (l Lack) String() string {
-	var out []string
-	for i, n := range lackNames {
-		if l&(1<<i) != 0 {
-			out = append(out, n)
+// impl returns the plane's backend, choosing it on first use: the one
+// asked for, else (BackendAuto) the one recorded for WithRecordedBackend's
+// VIP, else nftables when the kernel accepts its objects (a probe batch
+// that adds and deletes a scratch table), else xtcluster.
+func (p *Plane) impl() (backendImpl, error) {
+	p.beMu.Lock()
+	defer p.beMu.Unlock()
+	if p.be != nil {
+		return p.be, nil
+	}
+	if p.want == BackendAuto && p.rec != nil {
+		c, err := p.nftConn()
+		if err != nil {
+			return nil, fmt.Errorf("choose backend: %w", err)
+		}
+		rs, err := ingressRules(c, *p.rec)
+		if err != nil {
+			return nil, fmt.Errorf("choose backend: %w", err)
+		}
+		if be, ok := recordedBackend(rs, *p.rec); ok {
+			if bi, ok := p.implOf(be); ok {
+				p.be = bi
+				return p.be, nil
+			}
 		}
 	}
-	return strings.Join(out, ",")
+	switch p.want {
+	case BackendNFTables, BackendXTCluster:
+		p.be, _ = p.implOf(p.want)
+	default:
+		if err := p.probeNFT(); err == nil {
+			p.be, _ = p.implOf(BackendNFTables)
+		} else if _, lerr := exec.LookPath("iptables"); lerr == nil {
+			p.be, _ = p.implOf(BackendXTCluster)
+		} else {
+			return nil, fmt.Errorf("choose backend: nftables unusable (%v) and no iptables: %w", err, lerr)
+		}
+	}
+	return p.be, nil
 }
 
-// Rules reports whether any kernel table, chain, set or rule is missing or
-// differs (the pieces Ensure rebuilds), as opposed to bucket, address, MAC.
-func (l Lack) Rules() bool {
-	return l&(LackNetdev|LackARP|LackBucketRules|LackShape|LackSettings) != 0
+// Backend returns the backend the plane uses (choosing it first if
+// WithRecordedBackend deferred that; BackendAuto if it cannot be chosen).
+func (p *Plane) Backend() Backend {
+	be, err := p.impl()
+	if err != nil {
+		return BackendAuto
+	}
+	return be.kind()
 }
 
-// Status is what the kernel holds for one VIP on this node.
-type Status struct {
-	VIP       VIP // as read back from the kernel objects
-	Backend   Backend
-	MAC       net.HardwareAddr // the cluster MAC in the ARP/ND answers
-	Owned     []Bucket         // sorted
-	Address   bool             // the address is on the link
-	MACJoined bool             // the link listens to the cluster MAC
-	Tracked   int              // conntrack entries to the VIP still open (not TIME_WAIT/CLOSE)
+// Ensure creates or repairs everything v needs except the address and the
+// cluster MAC, which come with the first owned bucket: the node sysctls,
+// the link tables (pkttype fix, ARP/ND answers with the cluster MAC) and
+// the backend's bucket objects, keeping buckets already owned. Idempotent:
+// a second call is a no-op; after a crash it repairs partial state.
+// A changed setting (buckets, seed, MAC…) rebuilds the objects in one
+// batch, keeping owned buckets that are still in range.
+func (p *Plane) Ensure(v VIP) error {
+	_, unlock, err := p.begin(v, nil)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	return p.ensureLocked(v)
 }
 
-// ErrNotEnsured is returned (wrapped) when a VIP has no kernel objects.
-var ErrNotEnsured = errors.New("VIP not set up on this node")
-
-// ErrUnsupported is returned (wrapped) for a feature the backend lacks.
-var ErrUnsupported = errors.New("not supported by this backend")
-
-// ErrDrainCut is matched (errors.Is) by the *DrainError Release returns
-// when the grace period ended with connections still tracked.
-var ErrDrainCut = errors.New("grace period ended with connections still open")
-
-// DrainError says that Release removed the address of a VIP while
-// connections to it were still tracked. The release itself is complete:
-// callers log it as a warning; it is not a failed release.
-type DrainError struct {
-	VIP       VIP
-	Remaining int           // connections still tracked when the address went
-	Grace     time.Duration // how long Release waited
+// begin is the common start of every change to v: the backend, v and
+// buckets bs validated for it, and v's lock held (release with unlock).
+func (p *Plane) begin(v VIP, bs []Bucket) (be backendImpl, unlock func(), err error) {
+	if be, err = p.impl(); err != nil {
+		return nil, nil, err
+	}
+	if err := v.Validate(be.kind()); err != nil {
+		return nil, nil, err
+	}
+	if err := v.checkBuckets(bs); err != nil {
+		return nil, nil, err
+	}
+	if unlock, err = p.lock(v); err != nil {
+		return nil, nil, err
+	}
+	return be, unlock, nil
 }
 
-func (e *DrainError) Error() string {
-	return fmt.Sprintf("release last bucket of %s: address removed after %s with %d connection(s) still open", e.VIP, e.Grace, e.Remaining)
+func (p *Plane) ensureLocked(v VIP) error {
+	be, err := p.impl()
+	if err != nil {
+		return err
+	}
+	h, err := p.netlink()
+	if err != nil {
+		return fmt.Errorf("ensure %s: %w", v, err)
+	}
+	defer h.Close()
+	l, err := linkOf(h, v)
+	if err != nil {
+		return err
+	}
+	if err := p.ensureNFT(v, be.kind()); err != nil {
+		return fmt.Errorf("ensure %s: %w", v, err)
+	}
+	if err := be.ensure(v); err != nil {
+		return fmt.Errorf("ensure %s: %w", v, err)
+	}
+	// After the tables: restoreSysctls reads them to see whether another
+	// VIP still needs a sysctl (see there).
+	if err := p.ensureSysctls(v); err != nil {
+		return fmt.Errorf("ensure %s: %w", v, err)
+	}
+	owned, err := be.owned(v)
+	if err != nil {
+		return fmt.Errorf("ensure %s: %w", v, err)
+	}
+	if len(owned) > 0 {
+		// Repair a crash between the owned-set change and the address.
+		if err := bringUp(h, l, v); err != nil {
+			return fmt.Errorf("ensure %s: %w", v, err)
+		}
+		return nil
+	}
+	// Nothing owned but the address or the cluster MAC is there: a Release
+	// is draining, or one was killed mid-release (between takeDown's
+	// address and MAC, too). Repair only the latter, and only when no
+	// connection still needs the address (else the next Release drains).
+	up, err := hasAddr(h, l, v)
+	if err != nil {
+		return err
+	}
+	if !up {
+		if up, err = macJoined(h, l, v); err != nil || !up {
+			return err
+		}
+	}
+	unlockDrain, free, err := p.noDrainer(v)
+	if err != nil || !free {
+		return err
+	}
+	defer unlockDrain()
+	if n, err := tracked(h, v); err != nil || n > 0 {
+		return err
+	}
+	if err := takeDown(h, l, v); err != nil {
+		return fmt.Errorf("ensure %s: %w", v, err)
+	}
+	return nil
 }
 
-// Is makes errors.Is(err, ErrDrainCut) true.
-func (e *DrainError) Is(target error) bool { return target == ErrDrainCut }
-
-// backendImpl makes the bucket decision for one Backend. The link-level
-// part (pkttype fix, ARP/ND answers with the cluster MAC, the early drop)
-// is shared by both backends and lives in nft.go (addLinkObjects).
-type backendImpl interface {
-	kind() Backend
-	// ensure creates or repairs v's bucket objects, keeping owned buckets.
-	ensure(v VIP) error
-	// remove deletes v's bucket objects; absent is fine.
-	remove(v VIP) error
-	// present reports whether v's bucket objects exist.
-	present(v VIP) (bool, error)
-	// setOwned adds and deletes buckets in one atomic kernel transaction.
-	// Callers pass only changes: add not owned yet, del owned now.
-	setOwned(v VIP, owned, add, del []Bucket) error
-	owned(v VIP) ([]Bucket, error)
-	counters(v VIP) (map[Bucket]Counter, error)
+// Own makes this node accept new connections of buckets bs (one atomic
+// kernel transaction) and, with the first bucket, puts the address and
+// the cluster MAC on the link. It ensures v first. Owning an owned bucket
+// is a no-op. Equivalent to: nft add element ip loadshare-… owned { 3, 7 }
+func (p *Plane) Own(v VIP, bs ...Bucket) error {
+	be, unlock, err := p.begin(v, bs)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	if err := p.ensureLocked(v); err != nil {
+		return err
+	}
+	cur, err := be.owned(v)
+	if err != nil {
+		return fmt.Errorf("own buckets %v of %s: %w", bs, v, err)
+	}
+	var add []Bucket
+	for _, b := range sortedBuckets(bs) {
+		if !slices.Contains(cur, b) {
+			add = append(add, b)
+		}
+	}
+	if len(add) > 0 {
+		if err := be.setOwned(v, cur, add, nil); err != nil {
+			return fmt.Errorf("own buckets %v of %s: %w", add, v, err)
+		}
+	}
+	h, err := p.netlink()
+	if err != nil {
+		return err
+	}
+	defer h.Close()
+	l, err := linkOf(h, v)
+	if err != nil {
+		return err
+	}
+	if err := bringUp(h, l, v); err != nil {
+		return fmt.Errorf("own buckets of %s: %w", v, err)
+	}
+	// Ownership is complete; a failed prune only leaves held too large
+	// (those buckets' frames reach the bucket chain, as without it).
+	_ = p.pruneHeld(v, be, nil)
+	return nil
 }
 
-func sortedBuckets(bs []Bucket) []Bucket {
-	out := slices.Clone(bs)
-	slices.Sort(out)
-	return slices.Compact(out)
+// Release stops accepting new connections of buckets bs (one atomic
+// transaction); connections this node already tracks keep being answered.
+// Releasing a bucket not owned is a no-op.
+//
+// Releasing the node's last bucket would remove the address, and with it
+// every connection still served. So the set is emptied at once (no new
+// connections), the address, cluster MAC and established-connection rule
+// stay, and Release waits until conntrack shows no open connection to the
+// VIP or the drain grace (WithDrainGrace) ends; the lock is not held while
+// waiting. Then, if no bucket was owned meanwhile, everything of v on the
+// node goes (address, cluster MAC, tables, run files; the sysctls Ensure
+// changed unless another VIP needs them): a stopped VIP leaves nothing
+// that could drop the traffic of whatever serves the address next. Of
+// several releases draining v at once (concurrent stops, or a bucket
+// owned and released again during a drain), the last to end its wait
+// removes, under v's lock; the others return without removing anything
+// (nor cutting the connections the later drain waits for). An Own after
+// the removal builds everything again. If connections were
+// still open, the release is complete and the returned error is a
+// *DrainError (errors.Is(err, ErrDrainCut)). Releasing a bucket of a VIP
+// with nothing owned here (a stop after a failed start) cleans up too.
+func (p *Plane) Release(v VIP, bs ...Bucket) error {
+	be, unlock, err := p.begin(v, bs)
+	if err != nil {
+		return err
+	}
+	present, err := be.present(v)
+	if err != nil {
+		unlock()
+		return fmt.Errorf("release buckets %v of %s: %w", bs, v, err)
+	}
+	var cur []Bucket
+	if present {
+		if err := p.ensureLocked(v); err != nil {
+			unlock()
+			return err
+		}
+		if cur, err = be.owned(v); err != nil {
+			unlock()
+			return fmt.Errorf("release buckets %v of %s: %w", bs, v, err)
+		}
+		var del []Bucket
+		for _, b := range sortedBuckets(bs) {
+			if slices.Contains(cur, b) {
+				del = append(del, b)
+			}
+		}
+		if len(del) > 0 {
+			if err := be.setOwned(v, cur, nil, del); err != nil {
+				unlock()
+				return fmt.Errorf("release buckets %v of %s: %w", del, v, err)
+			}
+			cur = slices.DeleteFunc(cur, func(b Bucket) bool { return slices.Contains(del, b) })
+		}
+		// As in Own: best effort, held too large is only slower.
+		_ = p.pruneHeld(v, be, del)
+	}
+	if len(cur) > 0 {
+		unlock()
+		return nil
+	}
+	// Nothing owned here any more: drain, then remove everything of v.
+	// The drain marker is taken before the lock is let go, so no Ensure
+	// mistakes the kept address for a crash's leftover.
+	unlockDrain, err := p.drainMarker(v)
+	unlock()
+	if err != nil {
+		return err
+	}
+	return p.drainAndDrop(v, be, unlockDrain)
+}
+
+// drainAndDrop waits for v's tracked connections (up to the grace) while
+// the address is up, then, unless a bucket was owned in the meantime or
+// another release is still draining v, removes everything of v
+// (dropLocked). The caller holds the drain marker; drainAndDrop lets it go.
+func (p *Plane) drainAndDrop(v VIP, be backendImpl, unlockDrain func()) error {
+	drained := false
+	defer func() {
+		if !drained {
+			unlockDrain()
+		}
+	}()
+	h, err := p.netlink()
+	if err != nil {
+		return err
+	}
+	defer h.Close()
+	l, err := linkOf(h, v)
+	var fe *FieldError
+	if errors.As(err, &fe) {
+		l = nil // the link is gone, and its address and MAC with it; the tables stay to delete
+	} else if err != nil {
+		return err
+	}
+	start := time.Now()
+	remaining := 0
+	if l != nil {
+		up, err := hasAddr(h, l, v)
+		if err != nil {
+			return err
+		}
+		for up {
+			remaining, err = tracked(h, v)
+			if err != nil {
+				return fmt.Errorf("drain %s: %w", v, err)
+			}
+			if remaining == 0 || time.Since(start) >= p.grace {
+				break
+			}
+			time.Sleep(p.poll)
+		}
+	}
+	unlock, err := p.lock(v)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	if present, err := be.present(v); err != nil {
+		return err
+	} else if present {
+		if cur, err := be.owned(v); err != nil {
+			return err
+		} else if len(cur) > 0 {
+			return nil // owned again while draining: everything stays
+		}
+	}
+	unlockDrain()
+	drained = true
+	// The last drainer out removes: another one still waiting drains
+	// connections accepted after ours began (a bucket owned and released
+	// again meanwhile), up to its own grace, and removes at its end.
+	if unlockOther, free, err := p.noDrainer(v); err != nil {
+		return err
+	} else if !free {
+		return nil
+	} else {
+		unlockOther()
+	}
+	if err := p.dropLocked(h, l, v, be); err != nil {
+		return fmt.Errorf("release last bucket of %s: %w", v, err)
+	}
+	if remaining > 0 {
+		return &DrainError{VIP: v, Remaining: remaining, Grace: time.Since(start).Round(time.Millisecond)}
+	}
+	return nil
+}
+
+// dropLocked removes everything of v from the node, in the reverse order
+// of Own: the address and the cluster MAC (l nil: the link is gone), the
+// backend's bucket objects, the nftables tables, the sysctls v set that no
+// other VIP needs (restoreSysctls), and v's run files, its lock file last.
+// The caller holds v's lock, and unlocks right after. Absent pieces are
+// fine; a piece that fails to go stops it, and the next stop or start of
+// any bucket of v on this node repairs or removes what is left.
+func (p *Plane) dropLocked(h *netlink.Handle, l netlink.Link, v VIP, be backendImpl) error {
+	if l != nil {
+		// The flood check (flood.go) keeps receiving on the cluster MAC
+		// while it runs, also on a node that owns no bucket.
+		flood, err := p.FloodPresent(v)
+		if err != nil {
+			return err
+		}
+		if flood {
+			err = delAddr(h, l, v)
+		} else {
+			err = takeDown(h, l, v)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	if err := be.remove(v); err != nil {
+		return err
+	}
+	if err := p.removeNFT(v); err != nil {
+		return err
+	}
+	if err := p.restoreSysctls(v); err != nil {
+		return err
+	}
+	p.removeRunFiles(v)
+	p.removeLockFile(v)
+	return nil
+}
+
+// Owned returns the buckets this node owns for v, sorted. The kernel is
+// the truth: it reads the owned set (or the cluster rule), not a file.
+// A VIP without kernel objects returns ErrNotEnsured (wrapped).
+func (p *Plane) Owned(v VIP) ([]Bucket, error) {
+	be, err := p.ensured(v, "owned buckets")
+	if err != nil {
+		return nil, err
+	}
+	bs, err := be.owned(v)
+	if err != nil {
+		return nil, fmt.Errorf("owned buckets of %s: %w", v, err)
+	}
+	return bs, nil
+}
+
+// ensured is the backend holding v's kernel objects, for the reads that
+// need them (what names the read in errors); ErrNotEnsured (wrapped)
+// when v has none.
+func (p *Plane) ensured(v VIP, what string) (backendImpl, error) {
+	be, err := p.impl()
+	if err != nil {
+		return nil, err
+	}
+	if err := v.Validate(be.kind()); err != nil {
+		return nil, err
+	}
+	ok, err := be.present(v)
+	if err != nil {
+		return nil, fmt.Errorf("%s of %s: %w", what, v, err)
+	}
+	if !ok {
+		return nil, fmt.Errorf("%s of %s: %w", what, v, ErrNotEnsured)
+	}
+	return be, nil
+}
+
+// Counters returns per-bucket counters of traffic to v accepted on this
+// node, for every bucket 0..N-1 (xtcluster: ErrUnsupported).
+func (p *Plane) Counters(v VIP) (map[Bucket]Counter, error) {
+	be, err := p.ensured(v, "counters")
+	if err != nil {
+		return nil, err
+	}
+	m, err := be.counters(v)
+	if err != nil {
+		return nil, fmt.Errorf("counters of %s: %w", v, err)
+	}
+	return m, nil
+}
+
+// Remove deletes everything Ensure and Own added for v: the address, the
+// cluster MAC, the tables (or iptables chain), v's run files, and restores
+// the sysctls Ensure changed unless another VIP still needs them. It does
+// not wait for connections (Release the buckets first to drain); a
+// Release draining v meanwhile finds nothing left to remove. Absent
+// objects are fine.
+func (p *Plane) Remove(v VIP) error {
+	be, err := p.impl()
+	if err != nil {
+		return err
+	}
+	if err := v.Validate(be.kind()); err != nil {
+		return err
+	}
+	unlock, err := p.lock(v)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	h, err := p.netlink()
+	if err != nil {
+		return err
+	}
+	defer h.Close()
+	l, err := linkOf(h, v)
+	var fe *FieldError
+	if errors.As(err, &fe) {
+		l = nil
+	} else if err != nil {
+		return err
+	}
+	if err := p.dropLocked(h, l, v, be); err != nil {
+		return fmt.Errorf("remove %s: %w", v, err)
+	}
+	return nil
 }

@@ -10,8 +10,6 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/google/nftables"
-	"github.com/google/nftables/userdata"
 	mnl "github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
 )
@@ -232,108 +230,38 @@ func (p *Plane) rulesetGen() (cookie uint64, gen uint32, err error) {
 	return 0, 0, errors.New("nftables generation: no NFTA_GEN_ID in the reply")
 }
 
-// readSeen reads v's objects: one rule dump per chain (a missing table or
-// chain dumps nothing, which is what matters: the rule is missing) and one
-// element dump per set, on one socket. Equivalent to:
-// nft -j list chain netdev loadshare-… ingress (and the others).
+// readSeen reads v's objects: the nftables ones (readNFT, on one socket)
+// and, with a backend whose bucket objects live elsewhere (xtcluster's
+// iptables chain), those through the backend.
 func (p *Plane) readSeen(v VIP, use Backend) (nftSeen, error) {
-	var s nftSeen
 	c, err := p.nftLastingConn()
+	if err != nil {
+		return nftSeen{}, err
+	}
+	defer c.CloseLasting()
+	o, err := readNFT(c, v, use, false)
+	if err != nil {
+		return nftSeen{}, err
+	}
+	s := nftSeen{Backend: o.backend, Owned: o.owned, Held: o.held}
+	s.Lack, s.Anything = o.lack()
+	if o.shape.hasSet(l3Family(v), setOwned) {
+		return s, nil // the bucket objects are nftables'
+	}
+	bi, ok := p.implOf(o.backend)
+	if !ok {
+		return s, fmt.Errorf("unknown backend %s", o.backend)
+	}
+	present, err := bi.present(v)
 	if err != nil {
 		return s, err
 	}
-	defer c.CloseLasting()
-	name := v.name()
-	ingress, err := ingressRules(c, v)
-	switch {
-	case err != nil:
+	if !present {
+		s.Lack |= LackBucketRules
+	} else if s.Owned, err = bi.owned(v); err != nil {
 		return s, err
-	case ingress == nil:
-		s.Lack |= LackNetdev
-	default:
-		s.Anything = true
 	}
-	if use == BackendAuto {
-		use = BackendNFTables
-		if rec, ok := recordedBackend(ingress, v); ok {
-			use = rec
-		}
-	}
-	s.Backend = use
-	if ingress != nil {
-		cm, _ := userdata.GetString(ingress[0].UserData, userdata.TypeComment)
-		if len(ingress) != ingressRuleCount(use == BackendNFTables) {
-			s.Lack |= LackShape
-		} else if cm != fingerprint(v, use) {
-			s.Lack |= LackSettings
-		}
-	}
-	count := func(fam nftables.TableFamily, chain string, want int, missing Lack) error {
-		t := &nftables.Table{Family: fam, Name: name}
-		rs, err := c.GetRules(t, &nftables.Chain{Name: chain, Table: t})
-		switch {
-		case err != nil && !isNotFound(err):
-			return err
-		case len(rs) == 0:
-			s.Lack |= missing
-		default:
-			s.Anything = true
-			if len(rs) != want {
-				s.Lack |= LackShape
-			}
-		}
-		return nil
-	}
-	if v.Addr.Is4() {
-		if err := count(nftables.TableFamilyARP, chainARPOut, 1, LackARP); err != nil {
-			return s, err
-		}
-	}
-	if use == BackendNFTables {
-		t := &nftables.Table{Family: l3Family(v), Name: name}
-		s.Owned, err = readOwned(c, t)
-		switch {
-		case isNotFound(err):
-			s.Lack |= LackBucketRules
-		case err != nil:
-			return s, err
-		default:
-			s.Anything = true
-			want := 4
-			if v.Addr.Is6() {
-				want = 5
-			}
-			if err := count(l3Family(v), chainBucket, want, LackShape); err != nil {
-				return s, err
-			}
-			if err := count(l3Family(v), chainPre, 1, LackShape); err != nil {
-				return s, err
-			}
-			if len(s.Owned) > 0 && ingress != nil {
-				s.Held, err = readHeld(c, v)
-				if err != nil && !isNotFound(err) {
-					return s, err
-				}
-			}
-		}
-	} else {
-		xt := &xtBackend{p: p}
-		ok, err := xt.present(v)
-		if err != nil {
-			return s, err
-		}
-		if !ok {
-			s.Lack |= LackBucketRules
-		} else if s.Owned, err = xt.owned(v); err != nil {
-			return s, err
-		}
-		s.Anything = s.Anything || ok
-	}
-	if v.Addr.Is6() {
-		if err := count(nftables.TableFamilyIPv6, chainNeigh, 2, LackBucketRules); err != nil {
-			return s, err
-		}
-	}
+	s.Anything = s.Anything || present
 	return s, nil
 }
 

@@ -4,11 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
-
-	"github.com/google/nftables"
-	"github.com/google/nftables/userdata"
-	"golang.org/x/sys/unix"
 )
 
 // Status lists the VIPs programmed in this namespace (by any backend),
@@ -55,13 +50,8 @@ func (p *Plane) StatusOf(v VIP) (Status, error) {
 
 func (p *Plane) status(v VIP, be Backend) (Status, error) {
 	st := Status{VIP: v, Backend: be, MAC: v.ClusterMAC()}
-	var bi backendImpl
-	switch be {
-	case BackendNFTables:
-		bi = nftBackend{p}
-	case BackendXTCluster:
-		bi = &xtBackend{p: p}
-	default:
+	bi, ok := p.implOf(be)
+	if !ok {
 		return st, fmt.Errorf("status of %s: unknown backend %s", v, be)
 	}
 	if ok, err := bi.present(v); err == nil && ok {
@@ -175,43 +165,4 @@ func (p *Plane) State(v VIP, b Bucket) (ServeState, Lack, error) {
 		return NotServed, lack, nil
 	}
 	return PartlyServed, lack, nil
-}
-
-// isNotFound reports a missing table, chain or set. google/nftables
-// formats the netlink error with %v, so errors.Is does not always see
-// the errno.
-func isNotFound(err error) bool {
-	return err != nil && (errors.Is(err, unix.ENOENT) || strings.Contains(err.Error(), unix.ENOENT.Error()))
-}
-
-// ingressRules returns the rules of v's netdev ingress chain, nil when
-// there are none (the table or chain is missing).
-func ingressRules(c *nftables.Conn, v VIP) ([]*nftables.Rule, error) {
-	nd := &nftables.Table{Family: nftables.TableFamilyNetdev, Name: v.name()}
-	rs, err := c.GetRules(nd, &nftables.Chain{Name: chainIngr, Table: nd})
-	if isNotFound(err) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("read settings of %s: %w", v, err)
-	}
-	if len(rs) == 0 {
-		return nil, nil
-	}
-	return rs, nil
-}
-
-// recordedBackend returns the backend v's settings comment (on one of the
-// ingress rules rs) records.
-func recordedBackend(rs []*nftables.Rule, v VIP) (Backend, bool) {
-	for _, r := range rs {
-		cm, found := userdata.GetString(r.UserData, userdata.TypeComment)
-		if !found {
-			continue
-		}
-		if rv, be, err := parseFingerprint(cm); err == nil && rv.Addr == v.Addr {
-			return be, true
-		}
-	}
-	return 0, false
 }

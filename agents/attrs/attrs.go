@@ -46,10 +46,13 @@ type Env struct {
 	Attrs  crm.Attrs // nil: publish nothing (EnvAttrd=none)
 	RunDir string    // state files
 	Now    func() time.Time
+	// Attrd identifies the attrd the values go to (AttrdStamp); when it
+	// changes, everything is published again. nil or "": not known.
+	Attrd func() string
 }
 
 func NewEnv() Env {
-	e := Env{RunDir: os.Getenv(EnvRunDir), Now: time.Now}
+	e := Env{RunDir: os.Getenv(EnvRunDir), Now: time.Now, Attrd: AttrdStamp}
 	if e.RunDir == "" {
 		e.RunDir = DefaultRunDir
 	}
@@ -75,6 +78,8 @@ type State struct {
 	Placer map[string]*crm.PlacerStats `json:"placer,omitempty"`
 	// server_load: why the last metrics textfile was not written ("": it was), logged once
 	Textfile string `json:"textfile_error,omitempty"`
+	// The attrd that holds what we published (Env.Attrd) at the last write
+	Attrd string `json:"attrd,omitempty"`
 }
 
 // Ideal is a placer's ideal targets (as text) and when they were first
@@ -148,14 +153,28 @@ func (e Env) Remove(p ocf.Params) error {
 }
 
 // publish writes each attribute whose value differs from what the state
-// says we published (or all, with force, or when the last write is older
-// than republishAfter); "" deletes the attribute. It records what it wrote
-// in st and returns the names it changed.
+// says we published (or all, with force, when the last write is older
+// than republishAfter, or when attrd is another process than at the last
+// write); "" deletes the attribute. It records what it wrote in st and
+// returns the names it changed.
+//
+// A restarted pacemaker-attrd (pacemakerd respawns it after a crash) holds
+// none of this node's transient attributes: its peers drop them when it
+// leaves. Without publishing again the node would keep writable_monit
+// unset, and so no bucket, until republishAfter.
 func (e Env) Publish(ctx context.Context, p ocf.Params, st *State, values map[string]string, delay time.Duration, force bool) ([]string, error) {
 	if st.Published == nil {
 		st.Published = map[string]string{}
 	}
 	stale := e.Now().Sub(st.PublishedAt) > republishAfter
+	var attrd string
+	if e.Attrd != nil {
+		attrd = e.Attrd()
+	}
+	if attrd != "" && st.Attrd != "" && attrd != st.Attrd && !force {
+		p.Log.Info("pacemaker-attrd restarted: publishing every attribute again", "was", st.Attrd, "now", attrd)
+		force = true
+	}
 	var changed []string
 	for _, name := range sortedKeys(values) {
 		v := values[name]
@@ -180,7 +199,69 @@ func (e Env) Publish(ctx context.Context, p ocf.Params, st *State, values map[st
 	if force || stale || len(changed) > 0 {
 		st.PublishedAt = e.Now()
 	}
+	if attrd != "" {
+		st.Attrd = attrd
+	}
 	return changed, nil
+}
+
+// AttrdStamp identifies the pacemaker-attrd beside this agent: "PID@START"
+// (its start time in clock ticks after boot, /proc/PID/stat field 22), so
+// that a respawned attrd differs even under a recycled pid. It is found as
+// the child of the pacemakerd above this process (pacemakerd →
+// pacemaker-execd → the agent), through /proc/PID/task/PID/children: a
+// few small reads, no process started. "" when not found (an agent run by
+// hand or by a test).
+func AttrdStamp() string {
+	pid := os.Getpid()
+	for range 3 { // the agent, execd, pacemakerd
+		comm, _, ppid := procStat(pid)
+		if comm == "pacemakerd" {
+			break
+		}
+		if ppid <= 1 {
+			return ""
+		}
+		pid = ppid
+	}
+	if comm, _, _ := procStat(pid); comm != "pacemakerd" {
+		return ""
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", pid, pid))
+	if err != nil {
+		return ""
+	}
+	for _, f := range strings.Fields(string(b)) {
+		child, err := strconv.Atoi(f)
+		if err != nil {
+			continue
+		}
+		if comm, start, _ := procStat(child); comm == "pacemaker-attrd" {
+			return f + "@" + start
+		}
+	}
+	return ""
+}
+
+// procStat reads a process's command name (at most 15 bytes), start time
+// (field 22) and parent from /proc/PID/stat; "" when it is gone.
+func procStat(pid int) (comm, start string, ppid int) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return "", "", 0
+	}
+	// PID (COMM) STATE PPID …: comm may hold spaces and parentheses.
+	s := string(b)
+	i, j := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
+	if i < 0 || j < i {
+		return "", "", 0
+	}
+	f := strings.Fields(s[j+1:])
+	if len(f) < 20 {
+		return "", "", 0
+	}
+	ppid, _ = strconv.Atoi(f[1])
+	return s[i+1 : j], f[19], ppid // f[0] is field 3 (state): field 22 is f[19]
 }
 
 // unpublish deletes the attributes on stop. A failure is logged, not

@@ -250,8 +250,11 @@ func policyFlags(fs *flag.FlagSet) func() (crm.Policy, error) {
 	minB := fs.Int("min-buckets", d.MinBuckets, "floor of a node's target (0: none)")
 	maxB := fs.Int("max-buckets", d.MaxBuckets, "ceiling of a node's target (0: none)")
 	hyst := fs.Int("hysteresis", d.Hysteresis, "buckets: targets stand while every node's ideal is within this many")
+	weight := fs.Int("writer-weight", 100, "percent of its spare capacity a writable node counts with (a reader VIP's primary)")
+	delay := fs.Int("write-delay", d.WriteDelayMillis, "milliseconds attrd waits after a round's last change before writing its attributes (0: at once)")
 	return func() (crm.Policy, error) {
-		p := crm.Policy{IdleLoad: *idle, FullLoad: *full, MinShare: *minShare, MinBuckets: *minB, MaxBuckets: *maxB, Hysteresis: *hyst}
+		p := crm.Policy{IdleLoad: *idle, FullLoad: *full, MinShare: *minShare, MinBuckets: *minB, MaxBuckets: *maxB, Hysteresis: *hyst,
+			WriterWeight: *weight, WriteDelayMillis: *delay}
 		if err := p.Validate(); err != nil {
 			return p, fmt.Errorf("%w: %w", errUsage, err)
 		}
@@ -291,7 +294,7 @@ func crmPlace(args []string, stdout, stderr io.Writer) error {
 	if *dry || plan.Empty() {
 		return nil
 	}
-	return plan.Apply(ctx, crm.Attrd)
+	return plan.Apply(ctx, crm.Attrd, p.WriteDelay())
 }
 
 func printPlan(w io.Writer, plan crm.Plan) {

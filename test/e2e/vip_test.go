@@ -149,7 +149,8 @@ func (s *session) close() (hosts map[string]int, errs []error) {
 // connections each answered once, a node's MariaDB killed (its buckets
 // leave) and restarted (they return), a node crash (fenced, failover) and
 // rejoin, while a long-lived session to a node that is never removed keeps
-// working; with the placer, the fencing scenarios (testFencing); and the
+// working; with the placer, the fencing scenarios (testFencing) and the
+// killed cluster daemons and the hung database (testDaemonFaults); and the
 // seed article's scenario (two of three nodes fail: the survivor without
 // quorum stops; they recover and the instances spread back).
 func TestVIP(t *testing.T) {
@@ -359,6 +360,8 @@ func testVIP(t *testing.T, bin string, how lab.Placement) {
 
 	if how == lab.ByPlacer {
 		t.Run("fencing", func(t *testing.T) { testFencing(t, l, others[1], spread) })
+		t.Run("daemon faults", func(t *testing.T) { testDaemonFaults(t, l, others[1], spread) })
+		t.Run("soak", func(t *testing.T) { testSoak(t, l) })
 	}
 
 	// With no-quorum-policy=stop (Pacemaker's default, the lab's), the

@@ -31,9 +31,17 @@ import (
 //
 // LOADSHARE_FAILOVER_VARIANTS compares settings in the same run: variants
 // separated by ";", each a list of TYPE:NAME=VALUE (TYPE crm_config,
-// op_defaults or rsc_defaults, set with crm_attribute) separated by ",";
+// op_defaults or rsc_defaults, set with crm_attribute; or a primitive's id,
+// e.g. server_load:placer=vip:write-delay=0, an instance parameter set
+// with crm_resource once the service is configured) separated by ",";
 // the empty variant is the configuration as generated. Each variant runs
-// every bucket count, the settings of the one before removed.
+// every bucket count, the settings of the one before undone.
+//
+// The rejoin is one placer round: the restarted node's share, claimed at
+// once (an even spread wants it, whatever the hysteresis). Its columns
+// give the time from the round's first claim (attrd's log) to the last
+// bucket started, and the scheduler runs, transitions and CIB writes
+// meanwhile.
 func BenchmarkFailover(b *testing.B) {
 	cfg := lab.Config{Prefix: "lsl-b", StateDir: "/var/tmp/loadshare-lab-failbench"}
 	lab.SkipUnlessCapable(b, cfg)
@@ -56,7 +64,7 @@ func BenchmarkFailover(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer l.Down()
-	r := runner{l: l, out: os.Stdout}
+	r := &runner{l: l, out: os.Stdout}
 	if r.token, r.consensus, err = r.totem(ctx); err != nil {
 		b.Fatal(err)
 	}
@@ -85,6 +93,7 @@ func BenchmarkFailover(b *testing.B) {
 			}
 			sums = append(sums, s)
 			b.ReportMetric(s.failover.Seconds(), fmt.Sprintf("v%d-failover-%d-s", vi+1, n))
+			b.ReportMetric(s.placer.Seconds(), fmt.Sprintf("v%d-placer-round-%d-s", vi+1, n))
 		}
 		fmt.Fprintf(r.out, "\nvariant %d: %s", vi+1, label)
 		r.report(sums)
@@ -107,24 +116,51 @@ func parseSettings(v string) ([]setting, error) {
 		}
 		typ, rest, ok1 := strings.Cut(f, ":")
 		name, value, ok2 := strings.Cut(rest, "=")
-		if !ok1 || !ok2 || !slices.Contains([]string{"crm_config", "op_defaults", "rsc_defaults"}, typ) {
-			return nil, fmt.Errorf("variant setting %q: want crm_config|op_defaults|rsc_defaults:NAME=VALUE", f)
+		if !ok1 || !ok2 || typ == "" || name == "" {
+			return nil, fmt.Errorf("variant setting %q: want crm_config|op_defaults|rsc_defaults|PRIMITIVE:NAME=VALUE", f)
 		}
 		out = append(out, setting{typ, name, value})
 	}
 	return out, nil
 }
 
-// apply removes the settings of the previous variant and sets the next's.
+// clusterOption reports whether a setting's TYPE is a crm_attribute
+// section rather than a primitive.
+func (s setting) clusterOption() bool {
+	return slices.Contains([]string{"crm_config", "op_defaults", "rsc_defaults"}, s.typ)
+}
+
+// apply removes the cluster options of the previous variant and sets the
+// next's; the next's primitive parameters are set by count, after each
+// configuration of the service (which resets them).
 // Equivalent to: crm_attribute --type TYPE --name NAME --delete / --update VALUE
-func (r runner) apply(ctx context.Context, prev, next []setting) error {
+func (r *runner) apply(ctx context.Context, prev, next []setting) error {
 	for _, s := range prev {
+		if !s.clusterOption() {
+			continue
+		}
 		if _, err := r.l.Exec(ctx, "n1", "crm_attribute", "--type", s.typ, "--name", s.name, "--delete"); err != nil {
 			return err
 		}
 	}
+	r.params = nil
 	for _, s := range next {
+		if !s.clusterOption() {
+			r.params = append(r.params, s)
+			continue
+		}
 		if _, err := r.l.Exec(ctx, "n1", "crm_attribute", "--type", s.typ, "--name", s.name, "--update", s.value); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// setParams sets the variant's primitive parameters.
+// Equivalent to: crm_resource --resource PRIMITIVE --set-parameter NAME --parameter-value VALUE
+func (r runner) setParams(ctx context.Context) error {
+	for _, s := range r.params {
+		if _, err := r.l.Exec(ctx, "n1", "crm_resource", "--resource", s.typ, "--set-parameter", s.name, "--parameter-value", s.value); err != nil {
 			return err
 		}
 	}
@@ -135,6 +171,7 @@ type runner struct {
 	l                *lab.Lab
 	out              io.Writer
 	token, consensus time.Duration // Corosync's, as it runs
+	params           []setting     // the variant's primitive parameters
 }
 
 // totem reads the token and consensus timeouts Corosync runs with.
@@ -164,6 +201,8 @@ func (r runner) totem(ctx context.Context) (token, consensus time.Duration, err 
 type summary struct {
 	buckets            int
 	failover, rejoin   time.Duration
+	placer             time.Duration // the rejoin's placer round: first claim → last start
+	placerRuns         int           // scheduler runs in it
 	detect, fence      time.Duration
 	sched, starts, ker time.Duration
 	startOp            time.Duration
@@ -178,6 +217,9 @@ func (r runner) count(ctx context.Context, n, rounds int) (summary, error) {
 	s := summary{buckets: n}
 	t0 := time.Now()
 	if err := l.ConfigureService(ctx, "n1", n, lab.ByPlacer); err != nil {
+		return s, err
+	}
+	if err := r.setParams(ctx); err != nil {
 		return s, err
 	}
 	if err := r.waitEven(ctx, n, l.Nodes(), 900*time.Second); err != nil {
@@ -196,7 +238,8 @@ func (r runner) count(ctx context.Context, n, rounds int) (summary, error) {
 	fmt.Fprintf(r.out, "  %-5s %-4s %8s %8s %8s %8s %8s %8s %8s | %5s %5s %6s %4s %6s %s\n",
 		"round", "node", "total", "detect", "fence", "sched", "starts", "kernel", "rejoin",
 		"start", "runs", "aborts", "cib", "op.med", "aborts by cause, throttle")
-	var fo, rj, det, fen, sch, st, ker, op []time.Duration
+	var fo, rj, det, fen, sch, st, ker, op, pl []time.Duration
+	var runs []int
 	victims := l.Nodes()
 	for i := 0; i < rounds; i++ {
 		victim, err := r.victim(ctx, victims[(i+1)%len(victims)])
@@ -229,8 +272,17 @@ func (r runner) count(ctx context.Context, n, rounds int) (summary, error) {
 		if res.double > 0 {
 			fmt.Fprintf(r.out, "  round %d: %d samples with a bucket owned by two survivors\n", i+1, res.double)
 		}
+		pr := res.placer
+		settle := d(pr.FirstClaim, pr.LastStart)
+		pl = append(pl, settle)
+		fmt.Fprintf(r.out, "  %-5s %-4s placer round of the rejoin: first claim → last start %s; %d attribute changes, %d starts, "+
+			"%d scheduler runs, %d transitions, %d CIB writes; aborts %s\n",
+			"", victim, ms(settle), pr.Changes, pr.Starts, pr.SchedulerRuns, pr.Transitions, pr.CIBWrites, causes(Phases{Aborts: pr.Aborts}))
+		runs = append(runs, pr.SchedulerRuns)
 	}
-	s.failover, s.rejoin = median(fo), median(rj)
+	s.failover, s.rejoin, s.placer = median(fo), median(rj), median(pl)
+	slices.Sort(runs)
+	s.placerRuns = runs[len(runs)/2]
 	s.detect, s.fence, s.sched, s.starts, s.ker, s.startOp = median(det), median(fen), median(sch), median(st), median(ker), median(op)
 	return s, nil
 }
@@ -259,6 +311,7 @@ type roundResult struct {
 	rejoin time.Duration // restart → even spread over all nodes
 	double int           // kernel samples with a bucket owned twice
 	phases Phases
+	placer Round // the rejoin's placer round
 }
 
 // round crashes victim, polls the survivors' kernels until they own all n
@@ -293,18 +346,9 @@ func (r runner) round(ctx context.Context, n int, victim string) (roundResult, e
 		time.Sleep(20 * time.Millisecond)
 	}
 	time.Sleep(time.Second) // the last lines reach the log files
-	var lines []logLine
-	for _, node := range survivors {
-		f, err := os.Open(filepath.Join(l.Config().StateDir, node, "var_log_pacemaker", "pacemaker.log"))
-		if err != nil {
-			return res, err
-		}
-		ls, err := readLog(f, res.crash, res.crash.Add(res.owned+500*time.Millisecond), time.Local)
-		f.Close()
-		if err != nil {
-			return res, err
-		}
-		lines = append(lines, ls...)
+	lines, err := r.logs(survivors, res.crash, res.crash.Add(res.owned+500*time.Millisecond))
+	if err != nil {
+		return res, err
 	}
 	res.phases = analyze(lines, victim, lab.VIPResource, survivors[0])
 
@@ -316,7 +360,29 @@ func (r runner) round(ctx context.Context, n int, victim string) (roundResult, e
 		return res, fmt.Errorf("%s restarted: %w", victim, err)
 	}
 	res.rejoin = time.Since(t0)
+	if lines, err = r.logs(l.Nodes(), t0, time.Now()); err != nil {
+		return res, err
+	}
+	res.placer = analyzeRound(lines, lab.VIPResource, victim, survivors[0])
 	return res, nil
+}
+
+// logs reads the Pacemaker log lines of nodes that fall in [from, to].
+func (r runner) logs(nodes []string, from, to time.Time) ([]logLine, error) {
+	var lines []logLine
+	for _, node := range nodes {
+		f, err := os.Open(filepath.Join(r.l.Config().StateDir, node, "var_log_pacemaker", "pacemaker.log"))
+		if err != nil {
+			return nil, err
+		}
+		ls, err := readLog(f, from, to, time.Local)
+		f.Close()
+		if err != nil {
+			return nil, err
+		}
+		lines = append(lines, ls...)
+	}
+	return lines, nil
 }
 
 // owned returns how many of the n buckets the nodes' kernels own, and
@@ -459,14 +525,15 @@ func procStat(pid int) (stat, error) {
 // report prints the medians and the issue's goals.
 func (r runner) report(sums []summary) {
 	fmt.Fprintf(r.out, "\nfailover medians (crash → every bucket in a survivor's kernel; phases from the survivors' logs):\n")
-	fmt.Fprintf(r.out, "  %7s %8s %8s %8s %8s %8s %8s %8s %8s %7s  %s\n", "buckets", "total", "detect", "fence", "sched", "starts", "kernel", "op.med", "rejoin", "CIB kB", "agents' CPU s/s per node (idle)")
+	fmt.Fprintf(r.out, "  %7s %8s %8s %8s %8s %8s %8s %8s %8s %8s %4s %7s  %s\n", "buckets", "total", "detect", "fence", "sched", "starts", "kernel", "op.med", "rejoin",
+		"placer", "runs", "CIB kB", "agents' CPU s/s per node (idle)")
 	for _, s := range sums {
 		var cpu []string
 		for _, n := range r.l.Nodes() {
 			cpu = append(cpu, fmt.Sprintf("%.3f", s.cpu[n]))
 		}
-		fmt.Fprintf(r.out, "  %7d %8s %8s %8s %8s %8s %8s %8s %8s %7d  %s\n", s.buckets, ms(s.failover), ms(s.detect), ms(s.fence),
-			ms(s.sched), ms(s.starts), ms(s.ker), ms(s.startOp), ms(s.rejoin), s.cibBytes>>10, strings.Join(cpu, " "))
+		fmt.Fprintf(r.out, "  %7d %8s %8s %8s %8s %8s %8s %8s %8s %8s %4d %7d  %s\n", s.buckets, ms(s.failover), ms(s.detect), ms(s.fence),
+			ms(s.sched), ms(s.starts), ms(s.ker), ms(s.startOp), ms(s.rejoin), ms(s.placer), s.placerRuns, s.cibBytes>>10, strings.Join(cpu, " "))
 	}
 	// Goals of issue 13: token + consensus + 1 s at 64 buckets; the last
 	// count ≤ 1.3 × the first.

@@ -143,3 +143,71 @@ func analyze(lines []logLine, victim, vip, cibNode string) Phases {
 	}
 	return p
 }
+
+// Round is what one placer round did, from the nodes' logs: its bucket
+// attribute changes as attrd logged them and the cluster's work from the
+// first of them to the last bucket started.
+type Round struct {
+	FirstClaim time.Time // first "Setting own_VIP_K[NODE]: (unset) -> 1" for the node given buckets
+	LastStart  time.Time // last bucket "Result of start operation … ok"
+
+	Changes       int // own_VIP_K changes (sets and deletes), as one node's attrd logged them
+	Starts        int // bucket start results
+	SchedulerRuns int
+	Transitions   int            // transitions that completed
+	Aborts        map[string]int // transition aborts by cause
+	CIBWrites     int            // CIB status operations completed, as one node logged them
+}
+
+var settingRE = regexp.MustCompile(`^Setting (\S+)\[(\S+)\]: (\S+) -> (\S+)`)
+
+// analyzeRound reads the placer round that gives node buckets from the
+// lines (any order, every node's) for the buckets NAME_K of vip: lines
+// before its first claim for node are ignored (a rejoining node's attrd
+// logs every value it learns from its peers, and the node's probes and
+// joins come first). cibNode, a node up all along, is the one whose log
+// counts the attribute changes and CIB writes (every node logs each once).
+func analyzeRound(lines []logLine, vip, node, cibNode string) Round {
+	sort.SliceStable(lines, func(i, j int) bool { return lines[i].At.Before(lines[j].At) })
+	r := Round{Aborts: map[string]int{}}
+	own := func(attr string) bool {
+		rest, ok := strings.CutPrefix(attr, "own_"+vip+"_")
+		return ok && rest != "" && strings.Trim(rest, "0123456789") == ""
+	}
+	bucket := func(rsc string) bool {
+		rest, ok := strings.CutPrefix(rsc, vip+"_")
+		return ok && rest != "" && strings.Trim(rest, "0123456789") == ""
+	}
+	for _, l := range lines {
+		msg := l.Msg
+		if m := settingRE.FindStringSubmatch(msg); m != nil && own(m[1]) && l.Daemon == "pacemaker-attrd" && l.Node == cibNode {
+			if r.FirstClaim.IsZero() && m[2] == node && m[3] == "(unset)" && m[4] == "1" {
+				r.FirstClaim = l.At
+			}
+			if !r.FirstClaim.IsZero() {
+				r.Changes++
+			}
+			continue
+		}
+		if r.FirstClaim.IsZero() {
+			continue
+		}
+		switch {
+		case l.Daemon == "pacemaker-schedulerd" && strings.HasPrefix(msg, "Calculated transition"):
+			r.SchedulerRuns++
+		case l.Daemon == "pacemaker-controld" && strings.HasPrefix(msg, "Transition ") && strings.HasSuffix(msg, ": Complete"):
+			r.Transitions++
+		}
+		if m := abortRE.FindStringSubmatch(msg); m != nil && l.Daemon == "pacemaker-controld" {
+			r.Aborts[strings.TrimSpace(m[1])]++
+		}
+		if l.Node == cibNode && l.Daemon == "pacemaker-based" && cibRE.MatchString(msg) {
+			r.CIBWrites++
+		}
+		if m := startResRE.FindStringSubmatch(msg); m != nil && bucket(m[1]) {
+			r.Starts++
+			r.LastStart = l.At
+		}
+	}
+	return r
+}

@@ -567,3 +567,75 @@ func parseFenceHistory(b []byte) ([]FenceEvent, error) {
 	}
 	return evs, nil
 }
+
+// recoveredQuiet is how long a node recovered in place must stay so (no
+// fence since) before FencedOrRecovered believes it: the DC may decide to
+// fence a node whose controller left only once the respawned one rejoined.
+const recoveredQuiet = 8 * time.Second
+
+// FencedOrRecovered returns a condition for a poll loop: whether node,
+// whose daemon d (pid old; "" for a fault of the whole node) was killed at
+// t0, is fenced (a successful off in the fencer's history since t0, as a
+// running peer sees it, and the node off) or recovered in place (d runs
+// again under another pid, every running node sees every node online
+// with quorum and a DC, and that has held for 8 s without a fence). It
+// writes "fenced" or "recovered in place (…)" into outcome when true, and
+// the state it saw otherwise.
+func (l *Lab) FencedOrRecovered(ctx context.Context, node, d string, old int, t0 time.Time, outcome *string) func() (bool, string) {
+	var since time.Time // recovered in place since
+	return func() (bool, string) {
+		viewer := ""
+		for _, n := range l.Nodes() {
+			if n != node && l.Running(n) {
+				viewer = n
+				break
+			}
+		}
+		if viewer == "" {
+			return false, "no running peer to ask"
+		}
+		evs, err := l.FenceHistory(ctx, viewer, node)
+		if err != nil {
+			return false, err.Error()
+		}
+		for _, e := range evs {
+			// History times are in whole seconds.
+			if e.Action == "off" && e.Status == "success" && !e.Completed.Before(t0.Truncate(time.Second)) && !l.Running(node) {
+				*outcome = "fenced"
+				return true, ""
+			}
+		}
+		recovered := func() (bool, string) {
+			if d == "" {
+				return false, fmt.Sprintf("not fenced yet: history %v", evs)
+			}
+			now := l.Pid(node, d)
+			if now == 0 || now == old {
+				return false, fmt.Sprintf("%s not running again (pid %d), fence history %v", d, now, evs)
+			}
+			for _, n := range l.Nodes() {
+				c, err := l.Cluster(ctx, n)
+				if err != nil {
+					return false, err.Error()
+				}
+				if len(c.Online()) != len(l.Nodes()) || !c.Quorum || c.DC == "" {
+					return false, fmt.Sprintf("%s sees online %v, quorum %v, dc %q", n, c.Online(), c.Quorum, c.DC)
+				}
+			}
+			return true, fmt.Sprintf("%s pid %d", d, now)
+		}
+		ok, state := recovered()
+		if !ok {
+			since = time.Time{}
+			return false, state
+		}
+		if since.IsZero() {
+			since = time.Now()
+		}
+		if time.Since(since) < recoveredQuiet {
+			return false, "recovered in place, not fenced for " + time.Since(since).Round(time.Second).String()
+		}
+		*outcome = "recovered in place (" + state + ")"
+		return true, ""
+	}
+}

@@ -62,14 +62,40 @@ func (l *Lab) pidFile(node string, d daemon) string {
 	return filepath.Join(l.dir(node), string(d)+".pid")
 }
 
-// Pid returns the pid of daemon d ("holder", "corosync", "pacemakerd",
-// "mariadbd") on node, or 0 when it is not running inside the node.
+// Pid returns the pid of daemon d on node, or 0 when it is not running
+// inside the node: "holder", "corosync", "pacemakerd", "mariadbd" (the
+// processes the lab starts, from their pid files), or one of the daemons
+// pacemakerd runs ("pacemaker-controld", "pacemaker-attrd",
+// "pacemaker-fenced", …: the child of the node's pacemakerd whose program
+// has that name).
 func (l *Lab) Pid(node string, d string) int {
+	if strings.HasPrefix(d, "pacemaker-") {
+		return childPid(l.Pid(node, string(pacemakerd)), d, l.Netns(node))
+	}
 	pid := readPid(l.pidFile(node, daemon(d)))
 	if !inNetns(pid, l.Netns(node)) {
 		return 0
 	}
 	return pid
+}
+
+// Signal sends sig to daemon d of node (a name Pid knows), by its pid and
+// only that one: kill -SIG PID. SIGKILL waits (up to 5 s) for it to be gone.
+func (l *Lab) Signal(node, d string, sig syscall.Signal) error {
+	if _, err := l.index(node); err != nil {
+		return err
+	}
+	pid := l.Pid(node, d)
+	if pid == 0 {
+		return fmt.Errorf("signal %s of %s: %w (no such process)", d, node, ErrNodeDown)
+	}
+	if err := syscall.Kill(pid, sig); err != nil {
+		return fmt.Errorf("signal %s of %s (pid %d): %w", d, node, pid, err)
+	}
+	if sig == syscall.SIGKILL {
+		waitGone([]int{pid}, 5*time.Second)
+	}
+	return nil
 }
 
 // spawned reports whether the process recorded for d is alive. Unlike Pid,

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -84,6 +85,47 @@ func alive(pid int) bool {
 	}
 	s := b[i+2]
 	return s != 'Z' && s != 'X'
+}
+
+// childPid returns the child of parent, inside the named network namespace,
+// whose program (argv[0]'s base name) is prog; 0 when there is none.
+func childPid(parent int, prog, netns string) int {
+	if parent <= 0 {
+		return 0
+	}
+	for _, p := range pidsIn(netns) {
+		if ppid(p) != parent {
+			continue
+		}
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", p))
+		if err != nil {
+			continue
+		}
+		argv0, _, _ := bytes.Cut(b, []byte{0})
+		if filepath.Base(string(argv0)) == prog {
+			return p
+		}
+	}
+	return 0
+}
+
+// ppid returns the parent of pid (/proc/PID/stat), 0 when it is gone.
+func ppid(pid int) int {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// pid (comm) S PPID ...: the fields after the last ')'.
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 2 {
+		return 0
+	}
+	p, _ := strconv.Atoi(f[1])
+	return p
 }
 
 // readPid reads a pid file; 0 when absent or unparsable.

@@ -367,32 +367,45 @@ func (l *Lab) KernelOwned(node string) ([]int, error) { return l.KernelOwnedOf(n
 // KernelOwnedOf returns the buckets of the VIP vip that node's kernel owns,
 // sorted.
 func (l *Lab) KernelOwnedOf(node string, vip netip.Addr) ([]int, error) {
-	ns, err := nstest.Open(l.Netns(node))
+	st, ok, err := l.KernelVIP(node, vip)
 	if err != nil {
 		return nil, err
+	}
+	owned := []int{}
+	if ok {
+		for _, b := range st.Owned {
+			owned = append(owned, int(b))
+		}
+	}
+	sort.Ints(owned)
+	return owned, nil
+}
+
+// KernelVIP returns what node's kernel holds of the VIP vip (read through
+// package clusterip in the node's network namespace: its settings as read
+// back, owned buckets, address); ok is false when it holds nothing of it.
+func (l *Lab) KernelVIP(node string, vip netip.Addr) (st clusterip.Status, ok bool, err error) {
+	ns, err := nstest.Open(l.Netns(node))
+	if err != nil {
+		return st, false, err
 	}
 	defer ns.Close()
 	// Bound to nftables: the automatic choice probes with a commit, and a
 	// lab polled every 200 ms would void the node's monitor caches as often.
 	p, err := clusterip.New(clusterip.WithNetNS(int(ns.Handle)), clusterip.WithBackend(clusterip.BackendNFTables))
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", node, err)
+		return st, false, fmt.Errorf("%s: %w", node, err)
 	}
 	sts, err := p.Status()
 	if err != nil {
-		return nil, fmt.Errorf("%s: read VIP status: %w", node, err)
+		return st, false, fmt.Errorf("%s: read VIP status: %w", node, err)
 	}
-	owned := []int{}
 	for _, s := range sts {
-		if s.VIP.Addr != vip {
-			continue
-		}
-		for _, b := range s.Owned {
-			owned = append(owned, int(b))
+		if s.VIP.Addr == vip {
+			return s, true, nil
 		}
 	}
-	sort.Ints(owned)
-	return owned, nil
+	return st, false, nil
 }
 
 // Targets returns the placer's bucket target per node, as node computes it

@@ -1,0 +1,64 @@
+package attrs
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"os"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/loadshare/loadshare/agents/ocf"
+	"github.com/loadshare/loadshare/crm/crmtest"
+)
+
+// A respawned pacemaker-attrd holds none of the node's attributes: the
+// next Publish writes every value again, though none changed.
+func TestPublishAgainAfterAttrdRestart(t *testing.T) {
+	fake := &crmtest.Attrs{}
+	stamp := "100@5000"
+	e := Env{Attrs: fake, RunDir: t.TempDir(), Now: time.Now, Attrd: func() string { return stamp }}
+	p := ocf.Params{Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	st := &State{}
+	values := map[string]string{"writable_monit": "1", "loadshare_version": "v1"}
+	publish := func() []string {
+		t.Helper()
+		if _, err := e.Publish(context.Background(), p, st, values, 0, false); err != nil {
+			t.Fatal(err)
+		}
+		return fake.TakeCalls()
+	}
+	if got := publish(); len(got) != 2 {
+		t.Fatalf("first publish: attrd calls %q, want both values", got)
+	}
+	if got := publish(); len(got) != 0 {
+		t.Fatalf("unchanged values, same attrd: attrd calls %q, want none", got)
+	}
+	stamp = "131@9000" // attrd killed and respawned
+	got := publish()
+	slices.Sort(got)
+	if len(got) != 2 || !strings.HasPrefix(got[0], "set loadshare_version=v1") || !strings.HasPrefix(got[1], "set writable_monit=1") {
+		t.Fatalf("after attrd restarted: attrd calls %q, want both values again", got)
+	}
+	if got := publish(); len(got) != 0 {
+		t.Fatalf("then unchanged: attrd calls %q, want none", got)
+	}
+	stamp = "" // attrd not found (between its death and respawn): no write of its own
+	if got := publish(); len(got) != 0 {
+		t.Fatalf("attrd not found: attrd calls %q, want none", got)
+	}
+}
+
+// Outside a Pacemaker process tree there is no attrd to name; the reader
+// of /proc/PID/stat itself is checked on this very process.
+func TestAttrdStampOutsidePacemaker(t *testing.T) {
+	if got := AttrdStamp(); got != "" {
+		t.Errorf("AttrdStamp in a test process = %q, want \"\"", got)
+	}
+	comm, start, ppid := procStat(os.Getpid())
+	if comm == "" || start == "" || ppid != os.Getppid() {
+		t.Errorf("procStat(self) = %q, %q, %d; want this test's name, a start time and parent %d", comm, start, ppid, os.Getppid())
+	}
+}
