@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"log/slog"
 	"net"
 	"net/netip"
 	"os"
@@ -124,9 +125,17 @@ func (a *clusterVIP) Meta() ocf.Meta {
 					"mode of backend xtcluster).",
 				Check: func(v string) error { _, err := clusterip.ParseHashMode(v); return reason(err) }},
 			{Name: "backend", Default: "auto", ShortDesc: "Kernel mechanism: auto, nftables or xtcluster",
-				LongDesc: "nftables: jhash and a set of owned buckets (up to " + strconv.Itoa(clusterip.MaxBuckets) +
-					" buckets). xtcluster: the iptables cluster match (hash=sourceip, at most 32 buckets). " +
-					"auto: nftables when the kernel supports it, else xtcluster.",
+				LongDesc: "nftables: needs nftables in the kernel (netdev, arp, ip/ip6 families; no tool, netlink " +
+					"only); jhash and a set of owned buckets, up to " + strconv.Itoa(clusterip.MaxBuckets) +
+					" buckets, IPv4 and IPv6, either hash, either mac_mode, per-bucket counters, and an early " +
+					"drop of other nodes' frames before conntrack. xtcluster: needs only the iptables tools " +
+					"(iptables-restore, iptables-save, arptables; legacy or nft-backed) and the kernel's " +
+					"cluster match, conntrack and arptables mangle; no nftables object. Limits: at most 32 " +
+					"buckets, IPv4 only, hash=sourceip (source address only: all connections of one client " +
+					"go to one node), mac_mode=multicast; no early drop (other nodes' frames pass conntrack " +
+					"before the chain drops them), and each monitor runs iptables-save and arptables-save. " +
+					"auto: nftables when the kernel accepts its objects, else xtcluster (logged with the " +
+					"reason). All nodes of a VIP must use the same backend.",
 				Check: func(v string) error { _, err := clusterip.ParseBackend(v); return reason(err) }},
 			{Name: "hash_seed", Type: ocf.Integer,
 				ShortDesc: "Hash seed (1..4294967295), the same on every node",
@@ -219,7 +228,7 @@ func (a *clusterVIP) Validate(ctx context.Context, p ocf.Params) error {
 	}
 	if p.Action == "validate-all" || p.Action == "start" {
 		// Checks clone-max against the limits of the backend auto picks.
-		_, err := a.planeFor()
+		_, err := a.planeFor(p.Log)
 		return err
 	}
 	return nil
@@ -337,14 +346,18 @@ func (a *clusterVIP) resolve(ctx context.Context, p ocf.Params) error {
 
 // planeFor returns the plane for the configured backend. With backend=auto,
 // clusterip.New probes the kernel (one batch that adds and deletes a probe
-// table, ~10 ms) and picks the backend whose limits then apply to the VIP.
-func (a *clusterVIP) planeFor() (*clusterip.Plane, error) {
+// table, ~10 ms) and picks the backend whose limits then apply to the VIP;
+// when that is xtcluster, log says why.
+func (a *clusterVIP) planeFor(log *slog.Logger) (*clusterip.Plane, error) {
 	if a.plane != nil {
 		return a.plane, nil
 	}
 	pl, err := clusterip.New(clusterip.WithBackend(a.backend), clusterip.WithDrainGrace(a.grace))
 	if err != nil {
 		return nil, kernelErr(err)
+	}
+	if why := pl.BackendReason(); why != "" {
+		log.Warn("backend auto chose xtcluster", "reason", why)
 	}
 	if err := a.vip.Validate(pl.Backend()); err != nil {
 		return nil, paramErr(err)
@@ -506,7 +519,7 @@ func (a *clusterVIP) Start(ctx context.Context, p ocf.Params) error {
 	if p.String("flood_check") != "" {
 		return a.floodStart(ctx, p)
 	}
-	pl, err := a.planeFor()
+	pl, err := a.planeFor(p.Log)
 	if err != nil {
 		return err
 	}
@@ -531,7 +544,7 @@ func (a *clusterVIP) Stop(ctx context.Context, p ocf.Params) error {
 	if p.String("flood_check") != "" {
 		return a.floodStop(ctx, p)
 	}
-	pl, err := a.planeFor()
+	pl, err := a.planeFor(p.Log)
 	if err != nil {
 		return err
 	}
