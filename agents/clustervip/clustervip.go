@@ -291,9 +291,10 @@ func (a *clusterVIP) resolve(ctx context.Context, p ocf.Params) error {
 	if err := v.Validate(backend); err != nil {
 		return paramErr(err)
 	}
-	// The stop of the last bucket waits for open connections, but never
-	// past the operation's own deadline: a stop that times out gets the
-	// node fenced.
+	// A stop of the last bucket that waits for open connections itself
+	// (no drain process could start) never waits past the operation's own
+	// deadline: a stop that times out gets the node fenced. The drain
+	// process has no deadline: all of drain_grace.
 	grace := time.Duration(p.Int("drain_grace")) * time.Second
 	if dl, ok := ctx.Deadline(); ok {
 		if left := time.Until(dl) - time.Second; grace > left {

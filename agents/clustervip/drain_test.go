@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -264,6 +265,7 @@ func TestClusterVIPStopDetachesDrain(t *testing.T) {
 		run("start", env(0, "60"))
 		c := dialVIP(t, client, ip, 2, 0)
 		r := run("stop", env(0, "60"))
+		t.Logf("the stop's log: %s", r.Stderr)
 		pid := drainProcess(t, r.Stderr, ip)
 		for i := range 5 {
 			if err := c.ping(); err != nil {
@@ -326,6 +328,61 @@ func TestClusterVIPStopDetachesDrain(t *testing.T) {
 			t.Errorf("after the last stop with no connection open, the node differs from before (-before +after):\n%s", d)
 		}
 	})
+
+	// The agent's binary deleted under it (an upgrade): no drain process
+	// can start, and the stop drains itself, as before there was one.
+	t.Run("no drain process: the stop waits", func(t *testing.T) {
+		run("start", env(0, "1"))
+		c := dialVIP(t, client, ip, 2, 0)
+		r := runDeleted(t, node, path, "stop", env(0, "1"))
+		if r.Code != 0 || !strings.Contains(r.Stderr, "cannot start the drain process") ||
+			!strings.Contains(r.Stderr, "released the last bucket with connections still open") || drainPid.MatchString(r.Stderr) {
+			t.Fatalf("stop by a deleted binary under a live connection = %d, log:\n%s\nwant 0, the drain process's failure, then the connection cut at the end of the stop's own wait", r.Code, r.Stderr)
+		}
+		t.Logf("the stop's log: %s", r.Stderr)
+		if d := before.Diff(nodeFootprint(t, node, ip)); d != "" {
+			t.Errorf("after the stop that drained itself, the node differs from before (-before +after):\n%s", d)
+		}
+		if err := c.ping(); err == nil {
+			t.Errorf("the connection still answered after the stop cut it")
+		}
+	})
+}
+
+// runDeleted runs one action of the agent from a copy of its binary
+// that is deleted before the action starts (exec'd through the open
+// file, as a process whose binary a package upgrade replaced): the agent
+// cannot start its own binary again.
+func runDeleted(t *testing.T, ns *nstest.NS, path, action string, env map[string]string) agenttest.Result {
+	t.Helper()
+	bin, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cp := filepath.Join(t.TempDir(), "clustervip")
+	if err := os.WriteFile(cp, bin, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(cp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := os.Remove(cp); err != nil {
+		t.Fatal(err)
+	}
+	cmd := agenttest.Cmd("/proc/self/fd/3", action, env)
+	cmd.ExtraFiles = []*os.File{f}
+	var o, e strings.Builder
+	cmd.Stdout, cmd.Stderr = &o, &e
+	err = ns.Do(cmd.Run)
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatalf("run the deleted agent's %s: %v", action, err)
+	}
+	return agenttest.Result{Code: code, Stdout: o.String(), Stderr: e.String()}
 }
 
 // openConns counts the node's conntrack entries to ip that are not in
