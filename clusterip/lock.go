@@ -39,7 +39,8 @@ func (p *Plane) drainMarker(v VIP) (*os.File, error) {
 	return f, nil
 }
 
-// noDrainer reports whether no Release is draining v now; while it
+// noDrainer reports whether no Drain of v is waiting now (in any
+// process); while it
 // returns true with a non-nil unlock, none can start one.
 func (p *Plane) noDrainer(v VIP) (unlock func(), ok bool, err error) {
 	unlock, err = p.flock(v, "drain", unix.LOCK_EX|unix.LOCK_NB)
