@@ -351,25 +351,41 @@ func (p *Plane) Own(v VIP, bs ...Bucket) error {
 // still open, the release is complete and the returned error is a
 // *DrainError (errors.Is(err, ErrDrainCut)). Releasing a bucket of a VIP
 // with nothing owned here (a stop after a failed start) cleans up too.
+//
+// Release is ReleaseOnly, then the Drain's Wait in this call.
 func (p *Plane) Release(v VIP, bs ...Bucket) error {
+	d, err := p.ReleaseOnly(v, bs...)
+	if err != nil || d == nil {
+		return err
+	}
+	return d.Wait()
+}
+
+// ReleaseOnly is Release without the wait: when nothing of v is owned
+// here any more it returns, holding v's drain marker, the Drain whose Wait
+// drains and then removes everything of v (nil while other buckets of v
+// stay owned). The caller runs its Wait, or hands its Marker to another
+// process that adopts it (AdoptDrain) and closes its own; until then no
+// Ensure takes the kept address for a crash's leftover.
+func (p *Plane) ReleaseOnly(v VIP, bs ...Bucket) (*Drain, error) {
 	be, unlock, err := p.begin(v, bs)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	present, err := be.present(v)
 	if err != nil {
 		unlock()
-		return fmt.Errorf("release buckets %v of %s: %w", bs, v, err)
+		return nil, fmt.Errorf("release buckets %v of %s: %w", bs, v, err)
 	}
 	var cur []Bucket
 	if present {
 		if err := p.ensureLocked(v); err != nil {
 			unlock()
-			return err
+			return nil, err
 		}
 		if cur, err = be.owned(v); err != nil {
 			unlock()
-			return fmt.Errorf("release buckets %v of %s: %w", bs, v, err)
+			return nil, fmt.Errorf("release buckets %v of %s: %w", bs, v, err)
 		}
 		var del []Bucket
 		for _, b := range sortedBuckets(bs) {
@@ -380,7 +396,7 @@ func (p *Plane) Release(v VIP, bs ...Bucket) error {
 		if len(del) > 0 {
 			if err := be.setOwned(v, cur, nil, del); err != nil {
 				unlock()
-				return fmt.Errorf("release buckets %v of %s: %w", del, v, err)
+				return nil, fmt.Errorf("release buckets %v of %s: %w", del, v, err)
 			}
 			cur = slices.DeleteFunc(cur, func(b Bucket) bool { return slices.Contains(del, b) })
 		}
@@ -389,17 +405,17 @@ func (p *Plane) Release(v VIP, bs ...Bucket) error {
 	}
 	if len(cur) > 0 {
 		unlock()
-		return nil
+		return nil, nil
 	}
 	// Nothing owned here any more: drain, then remove everything of v.
 	// The drain marker is taken before the lock is let go, so no Ensure
 	// mistakes the kept address for a crash's leftover.
-	unlockDrain, err := p.drainMarker(v)
+	marker, err := p.drainMarker(v)
 	unlock()
 	if err != nil {
-		return err
+		return nil, err
 	}
-	return p.drainAndDrop(v, be, unlockDrain)
+	return &Drain{p: p, v: v, be: be, marker: marker}, nil
 }
 
 // drainAndDrop waits for v's tracked connections (up to the grace) while
