@@ -11,7 +11,7 @@ import (
 type Node struct {
 	Name     string
 	Online   bool // a cluster member that can run resources (not standby)
-	Eligible bool // the VIP's required attribute is 1 (writable_monit, or readable_monit for a reader VIP)
+	Eligible bool // the VIP's required attribute is 1 (writable_monit, or readable_monit for a reader VIP), and its flood check does not say unreached (FloodAttr 0)
 	Writer   bool // writable_monit=1: weighed by Policy.WriterWeight
 	Load     int  // server_load, 0–100; negative when the attribute is missing
 	Prev     int  // buckets this node was targeted (owns) before; hysteresis input

@@ -57,7 +57,8 @@ func (p Plan) Moves() int { return p.Running.Moves(p.Owners) }
 
 // PlanFrom computes a placer round from the cluster status (crm_mon): each
 // node's membership, the attribute the VIP requires (spec.Require:
-// writable_monit by default), writable_monit and server_load, the own_* claims
+// writable_monit by default; a node whose flood_NAME is 0 is not eligible
+// either), writable_monit and server_load, the own_* claims
 // (a node's claim count is its previous target, for hysteresis) and where
 // the buckets run. Pure: every node computes the same plan from the same
 // status.
@@ -72,7 +73,7 @@ func PlanFrom(st *Status, spec Spec, p Policy) Plan {
 		node := Node{
 			Name:     ns.Name,
 			Online:   ns.Online && !ns.Standby && !ns.Maintenance && !ns.Unclean,
-			Eligible: ns.Attrs[spec.Require] == "1",
+			Eligible: ns.Attrs[spec.Require] == "1" && ns.Attrs[FloodAttr(spec.Name)] != "0",
 			Writer:   ns.Attrs[AttrWritable] == "1",
 			Load:     -1,
 		}
@@ -368,3 +369,10 @@ func VIPsIn(st *Status) []string {
 	sort.Strings(names)
 	return names
 }
+
+// FloodAttr is the node attribute VIP name's flood check publishes
+// (clustervip flood_check=NAME): 1 when the node receives the VIP's
+// flooded frames, 0 when it does not while other nodes do (then neither
+// the location rules nor the placer give it buckets), unset when it
+// cannot tell.
+func FloodAttr(name string) string { return "flood_" + name }

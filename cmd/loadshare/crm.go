@@ -94,6 +94,7 @@ func crmGenerate(args []string, stdout, stderr io.Writer) error {
 	nodes := fs.String("nodes", "", "comma-separated node names (the XML gets a <nodes> section)")
 	format := fs.String("format", "crmsh", "crmsh, pcs (pcs commands) or xml (a whole CIB, for crm_verify -x / crm_simulate -x)")
 	noAgents := fs.Bool("no-attribute-agents", false, "leave out the mysql_monitor and server_load clones")
+	noFlood := fs.Bool("no-flood-check", false, "leave out each VIP's flood check (NAME-flood-clone) and its term in the location rules")
 	params := map[string][]crm.Param{}
 	fs.Func("param", "AGENT:NAME=VALUE: an instance parameter of clustervip (every bucket), mysql_monitor or server_load, e.g. mysql_monitor:defaults_file=/etc/mysql/monitor.cnf (repeatable)", func(v string) error {
 		agent, kv, ok := strings.Cut(v, ":")
@@ -147,6 +148,7 @@ func crmGenerate(args []string, stdout, stderr io.Writer) error {
 	}
 	for i := range vips {
 		vips[i].AttributeAgents, vips[i].Params, vips[i].AttrMonitor = !*noAgents, params, *attrMonitor
+		vips[i].FloodCheck = !*noAgents && !*noFlood
 		if *nodes != "" {
 			vips[i].Nodes = strings.Split(*nodes, ",")
 		}

@@ -22,8 +22,8 @@ import (
 func init() {
 	register(command{
 		name:        "lab",
-		summary:     "a 3-node Pacemaker + MariaDB lab on this machine: up|down|status|exec|demo|start|stop|crash|freeze|isolate|unflood|reflood",
-		subcommands: []string{"up", "demo", "down", "status", "exec", "start", "stop", "crash", "freeze", "isolate", "unflood", "reflood", "load"},
+		summary:     "a 3-node Pacemaker + MariaDB lab on this machine: up|down|status|exec|demo|soak|start|stop|crash|freeze|isolate|unflood|reflood",
+		subcommands: []string{"up", "demo", "soak", "down", "status", "exec", "start", "stop", "crash", "freeze", "isolate", "unflood", "reflood", "load"},
 		run:         runLab,
 	})
 }
@@ -35,6 +35,10 @@ const labUsage = `usage: loadshare lab COMMAND [flags]
   status               nodes, pids, memory, membership and node attributes
   exec NODE CMD...     run CMD inside a node (n1, n2, …) or in the client namespace (client)
   demo [--keep]        up, client load on the VIP, load/break/recover one node, down
+  soak [--nodes N] [--faults K] [--seed S] [--keep]
+                       up, then K random faults (the same for the same seed: crash, hung
+                       node, partition, daemon kills, MariaDB kill/hang, read_only, load,
+                       bucket moves) under client load, each checked on every kernel; a table
   start|stop|crash N   start, stop gracefully, or kill -9 one node
   freeze N             SIGSTOP every process of a node (hung, its kernel alive): it gets fenced
   isolate N            cut a node's link both ways while it runs (a partition): it gets fenced
@@ -64,7 +68,7 @@ func runLab(args []string, stdout, stderr io.Writer) error {
 	cfg := lab.DefaultConfig()
 	state := fs.String("state", cfg.StateDir, "state directory of the lab")
 	switch sub {
-	case "up", "demo":
+	case "up", "demo", "soak":
 		fs.StringVar(&cfg.Prefix, "prefix", cfg.Prefix, "network namespace name prefix")
 		fs.IntVar(&cfg.Nodes, "nodes", cfg.Nodes, "number of nodes")
 		fs.IntVar(&cfg.TokenMS, "token", cfg.TokenMS, "corosync totem token, milliseconds")
@@ -72,7 +76,9 @@ func runLab(args []string, stdout, stderr io.Writer) error {
 		fs.BoolVar(&cfg.IPv6, "ipv6", false, "dual stack: the nodes also on fd00:10:204::/64, and the service a second VIP fd00:10:204::100 (vip6)")
 		fs.StringVar(&cfg.DB, "db", cfg.DB, "MariaDB topology: "+lab.DBGalera+" (one Galera cluster of every node), "+lab.DBReplication+" (n1 primary, n2.. its replicas; a writer and a reader VIP) or "+lab.DBStandalone+" (independent servers)")
 		agents := fs.String("agents", "self", `directory of the agent binaries to install as OCF provider loadshare in every node ("self": beside this binary, else `+ocfDir+`; "": none)`)
-		keep := fs.Bool("keep", false, "demo: leave the lab up at the end")
+		keep := fs.Bool("keep", false, "demo, soak: leave the lab up at the end")
+		faults := fs.Int("faults", 10, "soak: faults in the campaign")
+		seed := fs.Uint64("seed", 1, "soak: seed of the fault sequence (the same seed, the same faults)")
 		svg := fs.String("svg", filepath.Join(os.TempDir(), "loadshare-demo.svg"), `demo: draw the run's timeline (buckets per node, server_load, writable_monit, the phases) into this SVG file; "" for none`)
 		service := fs.Int("buckets", 12, "VIP buckets of the loadshare service (up: 0 leaves the cluster empty)")
 		placement := fs.String("placement", "placer", "placer: loadshare crm configuration and placer; clone: a clone Pacemaker spreads evenly")
@@ -95,6 +101,9 @@ func runLab(args []string, stdout, stderr io.Writer) error {
 			if cfg.Agents == "self" {
 				cfg.Agents = agentsBeside(exe)
 			}
+		}
+		if sub == "soak" {
+			return labSoak(ctx, cfg, how, *service, lab.SoakOptions{Faults: *faults, Seed: *seed, Out: stdout}, *keep, log, stdout)
 		}
 		if sub == "demo" {
 			_, err := lab.Demo(ctx, cfg, lab.DemoOptions{Keep: *keep, Out: stdout, Log: log, Buckets: *service, Placement: how, SVG: *svg})
@@ -198,6 +207,40 @@ func runLab(args []string, stdout, stderr io.Writer) error {
 		return nil
 	}
 	return fmt.Errorf("unknown lab command %q: %w", sub, errUsage)
+}
+
+// labSoak is lab soak: a lab up with the service, the campaign, its
+// table; the lab down unless keep. Invariant violations are an error.
+func labSoak(ctx context.Context, cfg lab.Config, how lab.Placement, buckets int, o lab.SoakOptions, keep bool, log *slog.Logger, stdout io.Writer) error {
+	if cfg.Agents == "" || buckets == 0 {
+		return fmt.Errorf("soak needs the agents and the service (--agents, --buckets > 0): %w", errUsage)
+	}
+	if o.Faults < 1 || o.Faults > 10000 {
+		return fmt.Errorf("--faults %d: must be 1..10000: %w", o.Faults, errUsage)
+	}
+	l, err := lab.Up(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	if !keep {
+		defer l.Down()
+	}
+	fmt.Fprintf(stdout, "lab up: %d nodes online with quorum after %s\n", cfg.Nodes, l.QuorumAfter.Round(time.Millisecond))
+	if err := l.ConfigureService(ctx, "n1", buckets, how); err != nil {
+		return err
+	}
+	rep, err := l.Soak(ctx, o)
+	fmt.Fprintln(stdout)
+	if rep != nil {
+		rep.WriteTable(stdout)
+	}
+	if err != nil {
+		return err
+	}
+	if v := rep.Violations(); len(v) > 0 {
+		return fmt.Errorf("soak: %d invariant violations", len(v))
+	}
+	return nil
 }
 
 // labLoad declares load's flags on fs (beside --state) and returns what

@@ -361,6 +361,7 @@ func testVIP(t *testing.T, bin string, how lab.Placement) {
 	if how == lab.ByPlacer {
 		t.Run("fencing", func(t *testing.T) { testFencing(t, l, others[1], spread) })
 		t.Run("daemon faults", func(t *testing.T) { testDaemonFaults(t, l, others[1], spread) })
+		t.Run("soak", func(t *testing.T) { testSoak(t, l) })
 	}
 
 	// With no-quorum-policy=stop (Pacemaker's default, the lab's), the
