@@ -647,7 +647,7 @@ func rebuildable(lack clusterip.Lack) bool {
 // with xtcluster) with the owned buckets carried over, so no bucket of the
 // node stops answering; then the monitor reads the kernel again.
 func (a *clusterVIP) rebuildInPlace(p ocf.Params, lack clusterip.Lack) error {
-	pl, err := a.planeFor()
+	pl, err := a.planeFor(p.Log)
 	if err != nil {
 		return err
 	}
