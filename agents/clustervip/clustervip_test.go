@@ -150,7 +150,8 @@ func TestClusterVIPValidate(t *testing.T) {
 }
 
 // TestClusterVIPOCFTester runs Debian's ocf-tester against the built agent
-// with real parameters inside a namespace, IPv4 and IPv6.
+// with real parameters inside a namespace, IPv4 and IPv6, and with
+// backend=xtcluster.
 func TestClusterVIPOCFTester(t *testing.T) {
 	tester, err := exec.LookPath("ocf-tester")
 	if err != nil {
@@ -167,6 +168,7 @@ func TestClusterVIPOCFTester(t *testing.T) {
 	// The flood check: an anonymous clone instance owning no bucket.
 	flood := []string{"-n", "vip-flood:0", "-o", "flood_check=vip", "-o", "CRM_meta_clone=0", "-o", "CRM_meta_clone_max=3",
 		"-o", "CRM_meta_clone_node_max=1"}
+	xtcluster := []string{"-o", "backend=xtcluster", "-o", "hash=sourceip"}
 	for _, c := range []struct {
 		name, ip string
 		shape    []string
@@ -176,9 +178,17 @@ func TestClusterVIPOCFTester(t *testing.T) {
 		{"primitive/ipv4", "10.203.0.105", primitive},
 		{"flood check/ipv4", "10.203.0.106", flood},
 		{"flood check/ipv6", "fd00:203::106", flood},
+		{"primitive/ipv4/xtcluster", "10.203.0.109", append(slices.Clone(primitive), xtcluster...)},
 	} {
 		ip := c.ip
 		t.Run(c.name, func(t *testing.T) {
+			if slices.Contains(c.shape, "backend=xtcluster") {
+				for _, tool := range []string{"iptables-restore", "arptables"} {
+					if _, err := exec.LookPath(tool); err != nil {
+						t.Skipf("%s not installed (Debian packages iptables, arptables)", tool)
+					}
+				}
+			}
 			args := append(slices.Clone(c.shape), "-o", "ip="+ip, "-o", "nic=eth0", "-o", "hash_seed=4242", "-o", "drain_grace=1", path)
 			cmd := ns.Command(tester, args...)
 			out, err := cmd.CombinedOutput()
