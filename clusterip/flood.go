@@ -92,12 +92,19 @@ func (p *Plane) EnsureFlood(v VIP) error {
 	if err := joinMAC(h, l, v); err != nil {
 		return err
 	}
-	ok, err := p.FloodPresent(v)
-	if err != nil || ok {
-		return err
-	}
 	c, err := p.nftConn()
 	if err != nil {
+		return err
+	}
+	// The lock file is the VIP's (lock.go): it goes with the VIP's last
+	// bucket, so the check leaves none behind on a node serving no bucket.
+	if served, err := tableExists(c, nftables.TableFamilyNetdev, v.name()); err != nil {
+		return err
+	} else if !served {
+		defer p.removeLockFile(v)
+	}
+	ok, err := p.FloodPresent(v)
+	if err != nil || ok {
 		return err
 	}
 	t := c.AddTable(floodTable(v))

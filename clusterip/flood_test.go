@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
 	"os/exec"
 	"strings"
 	"testing"
@@ -38,6 +39,7 @@ func TestFloodProbe(t *testing.T) {
 				planes, nss = append(planes, p), append(nss, ns)
 			}
 			v := VIP{Addr: vip4, Link: "eth0", Buckets: 4, Seed: 7, MACMode: mode}
+			var runDirs []string
 			for i, p := range planes {
 				if err := p.EnsureFlood(v); err != nil {
 					t.Fatalf("EnsureFlood on %d: %v", i+1, err)
@@ -45,6 +47,10 @@ func TestFloodProbe(t *testing.T) {
 				if err := p.EnsureFlood(v); err != nil {
 					t.Fatalf("EnsureFlood again on %d: %v", i+1, err)
 				}
+				runDirs = append(runDirs, p.runDir)
+			}
+			if fs, _ := os.ReadDir(runDirs[0]); len(fs) != 0 {
+				t.Errorf("EnsureFlood on a node serving no bucket left run files: %v", fs)
 			}
 			// Node 2 serves a bucket and releases it: the MAC stays joined.
 			if err := planes[1].Ensure(v); err != nil {
@@ -88,6 +94,11 @@ func TestFloodProbe(t *testing.T) {
 			for _, p := range planes {
 				if err := p.RemoveFlood(v); err != nil {
 					t.Fatal(err)
+				}
+			}
+			for _, d := range runDirs {
+				if fs, _ := os.ReadDir(d); len(fs) != 0 {
+					t.Errorf("after RemoveFlood, run files in %s: %v", d, fs)
 				}
 			}
 			out, _ = nss[1].Command("nft", "list", "tables").CombinedOutput()

@@ -118,3 +118,44 @@ func formatDelay(d time.Duration) string {
 	}
 	return strconv.FormatInt(d.Milliseconds(), 10) + "ms"
 }
+
+// queryHost matches one line of attrd_updater -Q -A: host and value.
+var queryHost = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`(?m)^.*\bhost="([^"]*)".*\bvalue="((?:[^"\\]|\\.)*)"`)
+})
+
+// GetAll returns the attribute's value on every node attrd holds one for
+// (an empty value, deleted, is left out). Run by a resource agent,
+// attrd_updater 2.1 takes OCF_RESKEY_CRM_meta_on_node as the node to
+// query and ignores -A (measured in the lab: only the local value came
+// back), so that variable is kept from it.
+// Equivalent to: attrd_updater -n NAME -Q -A
+func (a *AttrdUpdater) GetAll(ctx context.Context, name string) (map[string]string, error) {
+	b := *a
+	b.Node = ""
+	out, err := runTool(ctx, []string{"OCF_RESKEY_CRM_meta_on_node"}, b.argv("-n", name, "-Q", "-A")...)
+	var ae *ToolError
+	if errors.As(err, &ae) && ae.IsNotExist() {
+		return map[string]string{}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return parseQueryAll(out), nil
+}
+
+func parseQueryAll(out []byte) map[string]string {
+	vals := map[string]string{}
+	for _, m := range queryHost().FindAllSubmatch(out, -1) {
+		v := string(m[2])
+		if strings.Contains(v, `\`) {
+			if u, err := strconv.Unquote(`"` + v + `"`); err == nil {
+				v = u
+			}
+		}
+		if v != "" {
+			vals[string(m[1])] = v
+		}
+	}
+	return vals
+}

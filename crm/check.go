@@ -228,8 +228,8 @@ func Check(cib []byte) ([]Problem, error) {
 	// The design's other shape: a globally-unique clone of clustervip.
 	for _, c := range res.children("clone") {
 		p := c.child("primitive")
-		if p == nil || resolve(p).agent != "ocf:loadshare:clustervip" {
-			continue
+		if p == nil || resolve(p).agent != "ocf:loadshare:clustervip" || resolve(p).params["flood_check"] != "" {
+			continue // a flood check's clone owns no bucket
 		}
 		meta := c.nvpairs("meta_attributes")
 		id := c.attr("id")
@@ -275,6 +275,7 @@ func Check(cib []byte) ([]Problem, error) {
 		add(Warning, "symmetric-cluster", "symmetric-cluster=false: buckets may run only where a rule scores above 0, so with no writable node they all stop.", "")
 	}
 	out = append(out, checkVersions(doc)...)
+	out = append(out, checkFlood(doc)...)
 	return out, nil
 }
 
@@ -380,6 +381,33 @@ func checkVersions(doc *elem) []Problem {
 	return []Problem{{Severity: Warning, Object: AttrVersion,
 		Message: fmt.Sprintf("nodes run different loadshare agent versions: %s. Fine during an upgrade, node by node; otherwise the nodes may disagree on how buckets are served.", strings.Join(each, "; ")),
 		Fix:     "install the same loadshare package on every node"}}
+}
+
+// checkFlood names the nodes whose flood check says the network does not
+// deliver a VIP's frames to them (FloodAttr 0 in the status section): the
+// rules and the placer keep that VIP's buckets off them, and the switch
+// needs fixing.
+func checkFlood(doc *elem) []Problem {
+	byVIP := map[string][]string{}
+	for _, ns := range doc.path("status").children("node_state") {
+		for _, ta := range ns.children("transient_attributes") {
+			for k, v := range ta.nvpairs("instance_attributes") {
+				if name, ok := strings.CutPrefix(k, FloodAttr("")); ok && v == "0" {
+					byVIP[name] = append(byVIP[name], ns.attr("uname"))
+				}
+			}
+		}
+	}
+	var out []Problem
+	for name, nodes := range byVIP {
+		sort.Strings(nodes)
+		out = append(out, Problem{Severity: Warning, Object: name,
+			Message: fmt.Sprintf("%s do(es) not receive VIP %s's frames (%s=0, the flood check: no other node's probe arrives while the others hear each other): its buckets are kept off them.",
+				strings.Join(nodes, ", "), name, FloodAttr(name)),
+			Fix: "make the switch flood the cluster MAC to those ports (IGMP/MLD snooping, static MAC entries, teaming policy); the buckets return by themselves"})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Object < out[j].Object })
+	return out
 }
 
 func isClone(res, p *elem) bool {

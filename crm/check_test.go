@@ -69,6 +69,14 @@ func TestCheck(t *testing.T) {
 		{"two versions", func(s string) string {
 			return strings.Replace(s, `<status/>`, versionStatus("v1.3", "v1.2", "v1.2"), 1)
 		}, []string{"warning: loadshare_version: nodes run different loadshare agent versions: v1.2 on n2,n3; v1.3 on n1."}},
+		{"a node the VIP's frames do not reach", func(s string) string {
+			st := strings.Replace(versionStatus("", "", ""), `<nvpair id="status-2-w"`, `<nvpair id="status-2-f" name="flood_vip" value="0"/><nvpair id="status-2-w"`, 1)
+			st = strings.Replace(st, `<nvpair id="status-1-w"`, `<nvpair id="status-1-f" name="flood_vip" value="1"/><nvpair id="status-1-w"`, 1)
+			return strings.Replace(s, `<status/>`, st, 1)
+		}, []string{"warning: vip: n2 do(es) not receive VIP vip's frames (flood_vip=0"}},
+		{"flood check clone", func(s string) string {
+			return strings.Replace(s, `</resources>`, `<clone id="vip-flood-clone"><primitive id="vip-flood" class="ocf" provider="loadshare" type="clustervip"><instance_attributes id="vfi"><nvpair id="vfc" name="flood_check" value="vip"/></instance_attributes></primitive></clone></resources>`, 1)
+		}, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

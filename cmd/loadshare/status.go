@@ -72,6 +72,10 @@ type nodeView struct {
 	Target     int    `json:"target"`
 	Owned      []int  `json:"owned"`   // buckets Pacemaker runs here
 	Claimed    int    `json:"claimed"` // own_* attributes set here
+	// Flood is the VIP's flood check on the node: "reached" (flood_NAME=1),
+	// "unreached" (0: the network does not deliver the VIP's frames here;
+	// no buckets go to it), "" not judged or no flood check.
+	Flood string `json:"flood,omitempty"`
 }
 
 type kernelView struct {
@@ -254,6 +258,12 @@ func buildStatus(st *crm.Status, name string, p crm.Policy) statusView {
 		}
 		if l, err := strconv.Atoi(ns.Attrs[crm.AttrLoad]); err == nil {
 			nv.ServerLoad = &l
+		}
+		switch ns.Attrs[crm.FloodAttr(name)] {
+		case "1":
+			nv.Flood = "reached"
+		case "0":
+			nv.Flood = "unreached"
 		}
 		for k := 0; k < spec.Buckets; k++ {
 			if ns.Attrs[spec.OwnAttr(k)] == "1" {
@@ -492,6 +502,12 @@ func printNodes(w io.Writer, v statusView) {
 			load = strconv.Itoa(*n.ServerLoad)
 		}
 		fmt.Fprintf(w, "%-14s %-7v %-8v %-5s %-6d %-5d %s\n", n.Name, n.Online, n.Writable, load, n.Target, len(n.Owned), ranges(n.Owned))
+	}
+	for _, n := range v.Nodes {
+		if n.Flood == "unreached" {
+			fmt.Fprintf(w, "%s does not receive %s's frames (%s=0, flood check): its buckets go to the other nodes; check the switch (snooping, static MAC entries)\n",
+				n.Name, v.Name, crm.FloodAttr(v.Name))
+		}
 	}
 	if len(v.Unowned) > 0 {
 		fmt.Fprintf(w, "DARK (running nowhere): %s\n", ranges(v.Unowned))

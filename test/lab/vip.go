@@ -184,6 +184,16 @@ func (l *Lab) cloneConfig(ctx context.Context, viewer string, buckets int) (reso
 // The nodes need the agents (Config.Agents).
 // Equivalent to: cibadmin --replace -o resources / -o constraints
 func (l *Lab) ConfigureService(ctx context.Context, viewer string, buckets int, how Placement) error {
+	return l.configure(ctx, viewer, buckets, how)
+}
+
+// ConfigureServiceWith is ConfigureService by the placer, with extra
+// options of loadshare crm (e.g. "--param", "clustervip:mac_mode=unicast").
+func (l *Lab) ConfigureServiceWith(ctx context.Context, viewer string, buckets int, extra ...string) error {
+	return l.configure(ctx, viewer, buckets, ByPlacer, extra...)
+}
+
+func (l *Lab) configure(ctx context.Context, viewer string, buckets int, how Placement, extra ...string) error {
 	if l.cfg.Agents == "" {
 		return errors.New("configure service: the lab has no agents installed (Config.Agents)")
 	}
@@ -195,7 +205,7 @@ func (l *Lab) ConfigureService(ctx context.Context, viewer string, buckets int, 
 	default:
 		// The whole service as loadshare crm generates it; server_load's
 		// monitor runs the placer.
-		res, cons, err = l.generate(ctx, viewer, buckets)
+		res, cons, err = l.generate(ctx, viewer, buckets, extra...)
 	}
 	if err != nil {
 		return err
