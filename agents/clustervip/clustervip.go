@@ -586,7 +586,9 @@ func (a *clusterVIP) Stop(ctx context.Context, p ocf.Params) error {
 // the link, the link listens to the cluster MAC and the VIP's tables and
 // rules (ingress pkttype fix, ARP/ND answers, bucket rules) are there as
 // built. Anything less is OCF_NOT_RUNNING, so Pacemaker recovers the
-// instance (stop, then start, whose Ensure and Own repair what is missing).
+// instance (stop, then start, whose Ensure and Own repair what is missing),
+// with one exception, rebuildInPlace: an owned bucket whose VIP only lacks
+// rules of its tables.
 //
 // A recurring monitor of every instance on every node must stay cheap: the
 // plane takes the backend the VIP's objects record (no clusterip.New probe,
@@ -613,6 +615,8 @@ func (a *clusterVIP) Monitor(ctx context.Context, p ocf.Params) error {
 		return nil
 	case st == clusterip.NotServed:
 		return fmt.Errorf("VIP %s not set up here: %w", a.vip, ocf.ErrNotRunning)
+	case rebuildable(lack):
+		return a.rebuildInPlace(p, lack)
 	case lack&clusterip.LackBucket == 0:
 		// Owned, yet not answering: something removed a piece behind our
 		// back (ip addr flush, nft delete table, a link reset...).
@@ -623,6 +627,46 @@ func (a *clusterVIP) Monitor(ctx context.Context, p ocf.Params) error {
 			"vip", a.vip.String(), "bucket", a.bucket, "missing", lack.String())
 	}
 	return fmt.Errorf("bucket %d of %s not served here: missing %s: %w", b, a.vip, describeLack(lack), ocf.ErrNotRunning)
+}
+
+// rebuildable reports whether the monitor rebuilds the VIP's rules itself
+// rather than report the bucket not running: the bucket is owned, the
+// address, cluster MAC and link are there and the settings match, and only
+// rules, chains or tables of the VIP differ from what this build makes. That
+// is what an upgrade to a version that builds other rules finds on every
+// node. Pacemaker's recovery (stop, then start) would rebuild them too, but
+// the stopped bucket is answered by no node until its start: one bucket per
+// node dark for a moment, on every upgrade.
+func rebuildable(lack clusterip.Lack) bool {
+	const rules = clusterip.LackShape | clusterip.LackNetdev | clusterip.LackARP
+	return lack != 0 && lack&^rules == 0
+}
+
+// rebuildInPlace rebuilds the VIP's rules with Ensure, which deletes and
+// rebuilds its tables in one nftables transaction (one iptables-restore
+// with xtcluster) with the owned buckets carried over, so no bucket of the
+// node stops answering; then the monitor reads the kernel again.
+func (a *clusterVIP) rebuildInPlace(p ocf.Params, lack clusterip.Lack) error {
+	pl, err := a.planeFor(p.Log)
+	if err != nil {
+		return err
+	}
+	b := clusterip.Bucket(a.bucket)
+	if err := pl.Ensure(a.vip); err != nil {
+		return kernelErr(err)
+	}
+	st, after, err := pl.State(a.vip, b)
+	if err != nil {
+		return kernelErr(err)
+	}
+	if st != clusterip.FullyServed {
+		return fmt.Errorf("bucket %d of %s not served here after rebuilding its rules (missing before: %s, now: %s): %w",
+			b, a.vip, describeLack(lack), describeLack(after), ocf.ErrNotRunning)
+	}
+	p.Log.Warn("rebuilt the VIP's rules in place, the owned buckets kept: they were not as this version builds them "+
+		"(built by another version, or changed by hand): missing "+describeLack(lack),
+		"vip", a.vip.String(), "bucket", a.bucket, "missing", lack.String())
+	return nil
 }
 
 // describeLack says in words what State found missing.
