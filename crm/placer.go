@@ -178,14 +178,11 @@ const applyWorkers = 8
 
 // Apply writes a plan: every set, then, once all sets are written, every
 // delete. Within a phase the writes run concurrently (order within a phase
-// does not matter). With delay > 0 the sets carry that attrd dampening,
-// which stays with the attribute, so its delete waits too: attrd writes a
-// bucket's claim and release in one CIB update, delay after the last of
-// them. Equivalent to: attrd_updater -N NODE -n own_vip_K -B 1 -d DELAY
+// does not matter). Equivalent to: attrd_updater -N NODE -n own_vip_K -U 1
 // ...; attrd_updater -N NODE -n own_vip_K -D ...
-func (p Plan) Apply(ctx context.Context, attrs AttrsFor, delay time.Duration) error {
+func (p Plan) Apply(ctx context.Context, attrs AttrsFor) error {
 	err := forEach(p.Set, func(c AttrChange) error {
-		if err := attrs(c.Node).Set(ctx, c.Name, "1", delay); err != nil {
+		if err := attrs(c.Node).Set(ctx, c.Name, "1", 0); err != nil {
 			return fmt.Errorf("give bucket attribute %s to %s: %w", c.Name, c.Node, err)
 		}
 		return nil
@@ -272,7 +269,7 @@ func PlaceIn(ctx context.Context, st *Status, me string, spec Spec, p Policy, on
 	if err != nil || skipped != "" {
 		return plan, skipped, err
 	}
-	return plan, "", plan.Apply(ctx, Attrd, p.WriteDelay())
+	return plan, "", plan.Apply(ctx, Attrd)
 }
 
 // ErrNoBuckets: the cluster has no bucket primitives of the VIP asked for.

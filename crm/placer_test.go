@@ -215,7 +215,7 @@ func TestPlanApplyOrder(t *testing.T) {
 	}
 	var mu sync.Mutex
 	var log []string
-	if err := p.Apply(context.Background(), func(n string) Attrs { return recAttrs{node: n, mu: &mu, log: &log} }, 0); err != nil {
+	if err := p.Apply(context.Background(), func(n string) Attrs { return recAttrs{node: n, mu: &mu, log: &log} }); err != nil {
 		t.Fatal(err)
 	}
 	if len(log) != 80 {
@@ -227,7 +227,7 @@ func TestPlanApplyOrder(t *testing.T) {
 		}
 	}
 	log = nil
-	err := p.Apply(context.Background(), func(n string) Attrs { return recAttrs{node: n, mu: &mu, log: &log, fail: "own_vip_7"} }, 0)
+	err := p.Apply(context.Background(), func(n string) Attrs { return recAttrs{node: n, mu: &mu, log: &log, fail: "own_vip_7"} })
 	if err == nil || !strings.Contains(err.Error(), "give bucket attribute own_vip_7 to b: attrd down") {
 		t.Errorf("Apply with a failing set = %v", err)
 	}

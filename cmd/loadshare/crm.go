@@ -251,10 +251,9 @@ func policyFlags(fs *flag.FlagSet) func() (crm.Policy, error) {
 	maxB := fs.Int("max-buckets", d.MaxBuckets, "ceiling of a node's target (0: none)")
 	hyst := fs.Int("hysteresis", d.Hysteresis, "buckets: targets stand while every node's ideal is within this many")
 	weight := fs.Int("writer-weight", 100, "percent of its spare capacity a writable node counts with (a reader VIP's primary)")
-	delay := fs.Int("write-delay", d.WriteDelayMillis, "milliseconds attrd waits after a round's last change before writing its attributes (0: at once)")
 	return func() (crm.Policy, error) {
 		p := crm.Policy{IdleLoad: *idle, FullLoad: *full, MinShare: *minShare, MinBuckets: *minB, MaxBuckets: *maxB, Hysteresis: *hyst,
-			WriterWeight: *weight, WriteDelayMillis: *delay}
+			WriterWeight: *weight}
 		if err := p.Validate(); err != nil {
 			return p, fmt.Errorf("%w: %w", errUsage, err)
 		}
@@ -294,7 +293,7 @@ func crmPlace(args []string, stdout, stderr io.Writer) error {
 	if *dry || plan.Empty() {
 		return nil
 	}
-	return plan.Apply(ctx, crm.Attrd, p.WriteDelay())
+	return plan.Apply(ctx, crm.Attrd)
 }
 
 func printPlan(w io.Writer, plan crm.Plan) {
