@@ -23,22 +23,31 @@ func TestFloodProbe(t *testing.T) {
 		t.Skip("namespace test (-short)")
 	}
 	nstest.SkipUnlessRoot(t)
-	for _, mode := range []MACMode{MACMulticast, MACUnicast} {
-		t.Run(mode.String(), func(t *testing.T) {
-			sw := nstest.NewSwitch(t, "lsfl-"+mode.String()[:1]+"sw")
+	for _, c := range []struct {
+		mode MACMode
+		addr netip.Addr
+	}{{MACMulticast, vip4}, {MACUnicast, vip4}, {MACMulticast, vip6}} {
+		mode := c.mode
+		tag := mode.String()[:1]
+		if c.addr.Is6() {
+			tag = "6"
+		}
+		t.Run(mode.String()+"/"+c.addr.String(), func(t *testing.T) {
+			sw := nstest.NewSwitch(t, "lsfl-"+tag+"sw")
 			var planes []*Plane
 			var nss []*nstest.NS
 			for i := 1; i <= 3; i++ {
-				ns := nstest.New(t, fmt.Sprintf("lsfl-%s%d", mode.String()[:1], i))
+				ns := nstest.New(t, fmt.Sprintf("lsfl-%s%d", tag, i))
 				sw.Plug(t, ns, "eth0", net.HardwareAddr{2, 0, 0, 0, 2, byte(i)},
-					netip.MustParsePrefix(fmt.Sprintf("10.201.0.%d/24", 10+i)))
+					netip.MustParsePrefix(fmt.Sprintf("10.201.0.%d/24", 10+i)),
+					netip.MustParsePrefix(fmt.Sprintf("fd00:201::%d/64", 10+i)))
 				p, err := New(WithNetNS(int(ns.Handle)), WithRunDir(t.TempDir()), WithDrainGrace(0))
 				if err != nil {
 					t.Fatal(err)
 				}
 				planes, nss = append(planes, p), append(nss, ns)
 			}
-			v := VIP{Addr: vip4, Link: "eth0", Buckets: 4, Seed: 7, MACMode: mode}
+			v := VIP{Addr: c.addr, Link: "eth0", Buckets: 4, Seed: 7, MACMode: mode}
 			var runDirs []string
 			for i, p := range planes {
 				if err := p.EnsureFlood(v); err != nil {

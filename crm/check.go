@@ -49,10 +49,25 @@ var bucketRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(
 
 // resolved is a primitive with its template applied.
 type resolved struct {
-	id     string
-	agent  string // class:provider:type
-	params map[string]string
-	meta   map[string]string
+	id       string
+	agent    string // class:provider:type
+	params   map[string]string
+	meta     map[string]string
+	backends []string // every backend parameter value of its and its template's sets, rule-scoped ones too (normalized)
+}
+
+// backendName normalizes a clustervip backend value as the agent reads it
+// ("" is auto), so that synonyms do not look like a mix.
+func backendName(v string) string {
+	switch v = strings.ToLower(strings.TrimSpace(v)); v {
+	case "", "auto":
+		return "auto"
+	case "nft":
+		return "nftables"
+	case "xt_cluster", "iptables":
+		return "xtcluster"
+	}
+	return v
 }
 
 // Check reads a CIB (cibadmin -Q, or a file) and reports what keeps
@@ -109,6 +124,23 @@ func Check(cib []byte) ([]Problem, error) {
 		}
 		for k, v := range p.nvpairs("meta_attributes") {
 			r.meta[k] = v
+		}
+		// Every set counts, also one whose rule scopes it to some nodes
+		// (#uname eq n1): that node's kernel would use that backend.
+		for _, e := range []*elem{templates[p.attr("template")], p} {
+			if e == nil {
+				continue
+			}
+			for _, set := range e.children("instance_attributes") {
+				for _, nv := range set.children("nvpair") {
+					if nv.attr("name") == "backend" {
+						r.backends = append(r.backends, backendName(nv.attr("value")))
+					}
+				}
+			}
+		}
+		if len(r.backends) == 0 {
+			r.backends = []string{"auto"}
 		}
 		return r
 	}
@@ -187,6 +219,26 @@ func Check(cib []byte) ([]Problem, error) {
 				add(Warning, r.id, fmt.Sprintf("resource-stickiness=%s: while a bucket moves, its old and new owner tie and Pacemaker may move it twice (measured with crm_simulate).", v),
 					fmt.Sprintf("set resource-stickiness=%d", Stickiness))
 			}
+		}
+		used := map[string]string{} // backend → a bucket primitive using it
+		for _, r := range g {
+			for _, b := range r.backends {
+				if _, ok := used[b]; !ok {
+					used[b] = r.id
+				}
+			}
+		}
+		if len(used) > 1 {
+			var mix []string
+			for b, id := range used {
+				mix = append(mix, fmt.Sprintf("%s (%s)", b, id))
+			}
+			sort.Strings(mix)
+			add(Error, name, fmt.Sprintf("the bucket primitives use different backends: %s. Nodes of one VIP must run one backend: "+
+				"xtcluster hashes the source address only, takes at most 32 buckets, IPv4 and a multicast MAC, so a mix splits "+
+				"clients differently or fails to start on some nodes (backend=auto resolves per node, to xtcluster where nftables is unusable).",
+				strings.Join(mix, ", ")),
+				"set one explicit backend for the VIP (backend=nftables or backend=xtcluster on the template)")
 		}
 		var missing []string
 		for k := 0; k < n; k++ {

@@ -149,7 +149,7 @@ func (a *clusterVIP) floodStop(ctx context.Context, p ocf.Params) error {
 }
 
 // floodMonitor: one probe sent, the counters read, the verdict judged and
-// published when it changed. One AF_PACKET send and one nftables read;
+// published when it changed. One UDP send and one nftables read;
 // attrd is asked about the other nodes only once a window has passed
 // without a probe here, and written only on a change.
 func (a *clusterVIP) floodMonitor(ctx context.Context, p ocf.Params) error {

@@ -71,3 +71,47 @@ func TestAnalyze(t *testing.T) {
 		t.Errorf("CIB writes %d, want 3", p.CIBWrites)
 	}
 }
+
+// TestAnalyzeRound reads an excerpt of a lab rejoin (n1 restarted after a
+// crash; n3 the DC, n2 up all along): before the placer's first claim for
+// n1, n2's attrd logs 29 changes of the claims held for the survivors,
+// which are not the round's; from the claim on, n2 counts the changes and
+// CIB writes, n3 the scheduler runs, n1 the starts.
+func TestAnalyzeRound(t *testing.T) {
+	from := time.Date(2026, 12, 4, 21, 33, 33, 0, time.UTC)
+	var lines []logLine
+	for _, n := range []string{"n1", "n2", "n3"} {
+		f, err := os.Open("testdata/rejoin-n1-" + n + ".log")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ls, err := readLog(f, from, from.Add(time.Minute), time.UTC)
+		f.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		lines = append(lines, ls...)
+	}
+	r := analyzeRound(lines, "vip", "n1", "n2")
+	at := func(s string) time.Time {
+		v, err := time.Parse("15:04:05.000", s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return time.Date(2026, 12, 4, v.Hour(), v.Minute(), v.Second(), v.Nanosecond(), time.UTC)
+	}
+	if !r.FirstClaim.Equal(at("21:33:34.782")) || !r.LastStart.Equal(at("21:33:41.306")) {
+		t.Errorf("first claim %s, last start %s; want 21:33:34.782, 21:33:41.306",
+			r.FirstClaim.Format(time.StampMilli), r.LastStart.Format(time.StampMilli))
+	}
+	if r.Changes != 35 || r.Starts != 5 || r.SchedulerRuns != 14 || r.Transitions != 0 || r.CIBWrites != 1 {
+		t.Errorf("changes %d, starts %d, scheduler runs %d, transitions %d, CIB writes %d; want 35, 5, 14, 0, 1",
+			r.Changes, r.Starts, r.SchedulerRuns, r.Transitions, r.CIBWrites)
+	}
+	if r.Aborts["Transient attribute change"] != 1 {
+		t.Errorf("aborts %v, want 1 Transient attribute change", r.Aborts)
+	}
+	if none := analyzeRound(lines, "vip", "n4", "n2"); !none.FirstClaim.IsZero() || none.Changes != 0 || none.Starts != 0 {
+		t.Errorf("round for a node never claimed: %+v, want nothing", none)
+	}
+}
