@@ -24,6 +24,11 @@ type Attrs interface {
 	Get(ctx context.Context, name string) (value string, ok bool, err error)
 	// Delete removes the attribute's value (attrd keeps the name, empty).
 	Delete(ctx context.Context, name string) error
+	// Refresh makes attrd write every value it holds to the CIB again:
+	// after the DC erased a node's transient attributes from the CIB (it
+	// does when that node's controller is lost), attrd still holds them
+	// and writes none back on its own, since none changed.
+	Refresh(ctx context.Context) error
 }
 
 // AttrdUpdater is Attrs through Pacemaker's attrd_updater command. It needs a
@@ -74,12 +79,23 @@ func (a *AttrdUpdater) Delete(ctx context.Context, name string) error {
 	return err
 }
 
-func (a *AttrdUpdater) argv(args ...string) []string {
+// Refresh makes attrd resend every value it holds to the CIB.
+// Equivalent to: attrd_updater --refresh
+func (a *AttrdUpdater) Refresh(ctx context.Context) error {
+	_, err := runTool(ctx, nil, a.argvNoNode("--refresh")...)
+	return err
+}
+
+func (a *AttrdUpdater) argvNoNode(args ...string) []string {
 	path := a.Path
 	if path == "" {
 		path = "attrd_updater"
 	}
-	argv := append([]string{path}, args...)
+	return append([]string{path}, args...)
+}
+
+func (a *AttrdUpdater) argv(args ...string) []string {
+	argv := a.argvNoNode(args...)
 	if a.Node != "" {
 		argv = append(argv, "-N", a.Node)
 	}

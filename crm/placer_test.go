@@ -198,6 +198,7 @@ func (r recAttrs) Set(_ context.Context, name, value string, _ time.Duration) er
 	return nil
 }
 func (r recAttrs) Get(context.Context, string) (string, bool, error) { return "", false, nil }
+func (r recAttrs) Refresh(context.Context) error                     { return nil }
 func (r recAttrs) Delete(_ context.Context, name string) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()

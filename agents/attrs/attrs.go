@@ -46,13 +46,15 @@ type Env struct {
 	Attrs  crm.Attrs // nil: publish nothing (EnvAttrd=none)
 	RunDir string    // state files
 	Now    func() time.Time
-	// Attrd identifies the attrd the values go to (AttrdStamp); when it
-	// changes, everything is published again. nil or "": not known.
-	Attrd func() string
+	// Daemons identifies the pacemaker-attrd the values go to and the
+	// pacemaker-controld beside it (DaemonStamps); when one changes,
+	// Publish makes sure the CIB holds the values again. nil or "": not
+	// known.
+	Daemons func() (attrd, controld string)
 }
 
 func NewEnv() Env {
-	e := Env{RunDir: os.Getenv(EnvRunDir), Now: time.Now, Attrd: AttrdStamp}
+	e := Env{RunDir: os.Getenv(EnvRunDir), Now: time.Now, Daemons: DaemonStamps}
 	if e.RunDir == "" {
 		e.RunDir = DefaultRunDir
 	}
@@ -78,8 +80,10 @@ type State struct {
 	Placer map[string]*crm.PlacerStats `json:"placer,omitempty"`
 	// server_load: why the last metrics textfile was not written ("": it was), logged once
 	Textfile string `json:"textfile_error,omitempty"`
-	// The attrd that holds what we published (Env.Attrd) at the last write
-	Attrd string `json:"attrd,omitempty"`
+	// The attrd that holds what we published and the controller beside
+	// it (Env.Daemons) at the last write
+	Attrd    string `json:"attrd,omitempty"`
+	Controld string `json:"controld,omitempty"`
 }
 
 // Ideal is a placer's ideal targets (as text) and when they were first
@@ -158,23 +162,31 @@ func (e Env) Remove(p ocf.Params) error {
 // write); "" deletes the attribute. It records what it wrote in st and
 // returns the names it changed.
 //
-// A restarted pacemaker-attrd (pacemakerd respawns it after a crash) holds
-// none of this node's transient attributes: its peers drop them when it
-// leaves. Without publishing again the node would keep writable_monit
-// unset, and so no bucket, until republishAfter.
+// Two restarts lose the node's attributes without any value changing
+// (pacemakerd respawns a crashed daemon in place):
+//   - a new pacemaker-attrd holds none of them: its peers drop them when
+//     it leaves. Everything is written again.
+//   - when pacemaker-controld is lost, the DC erases the node's transient
+//     attributes from the CIB, while attrd still holds them and, since
+//     none changed, never writes them back. attrd is asked to resend
+//     every value (attrd_updater --refresh).
+//
+// Without either the node would keep writable_monit unset in the CIB, and
+// so no bucket, indefinitely.
 func (e Env) Publish(ctx context.Context, p ocf.Params, st *State, values map[string]string, delay time.Duration, force bool) ([]string, error) {
 	if st.Published == nil {
 		st.Published = map[string]string{}
 	}
 	stale := e.Now().Sub(st.PublishedAt) > republishAfter
-	var attrd string
-	if e.Attrd != nil {
-		attrd = e.Attrd()
+	var attrd, controld string
+	if e.Daemons != nil {
+		attrd, controld = e.Daemons()
 	}
 	if attrd != "" && st.Attrd != "" && attrd != st.Attrd && !force {
 		p.Log.Info("pacemaker-attrd restarted: publishing every attribute again", "was", st.Attrd, "now", attrd)
 		force = true
 	}
+	refresh := controld != "" && st.Controld != "" && controld != st.Controld && !force
 	var changed []string
 	for _, name := range sortedKeys(values) {
 		v := values[name]
@@ -196,23 +208,35 @@ func (e Env) Publish(ctx context.Context, p ocf.Params, st *State, values map[st
 			changed = append(changed, name)
 		}
 	}
+	if refresh && e.Attrs != nil {
+		// The DC erases the attributes as soon as it sees the old
+		// controller gone (in the lab 50 ms after the kill, before the
+		// respawn): a monitor that sees the new one comes after that.
+		p.Log.Info("pacemaker-controld restarted: asking attrd to write every attribute again", "was", st.Controld, "now", controld)
+		if err := e.Attrs.Refresh(ctx); err != nil {
+			return changed, fmt.Errorf("attrd refresh: %w", err)
+		}
+	}
 	if force || stale || len(changed) > 0 {
 		st.PublishedAt = e.Now()
 	}
 	if attrd != "" {
 		st.Attrd = attrd
 	}
+	if controld != "" {
+		st.Controld = controld
+	}
 	return changed, nil
 }
 
-// AttrdStamp identifies the pacemaker-attrd beside this agent: "PID@START"
-// (its start time in clock ticks after boot, /proc/PID/stat field 22), so
-// that a respawned attrd differs even under a recycled pid. It is found as
-// the child of the pacemakerd above this process (pacemakerd →
-// pacemaker-execd → the agent), through /proc/PID/task/PID/children: a
-// few small reads, no process started. "" when not found (an agent run by
-// hand or by a test).
-func AttrdStamp() string {
+// DaemonStamps identifies the pacemaker-attrd and pacemaker-controld
+// beside this agent: "PID@START" each (the start time in clock ticks
+// after boot, /proc/PID/stat field 22), so that a respawned daemon
+// differs even under a recycled pid. They are found as children of the
+// pacemakerd above this process (pacemakerd → pacemaker-execd → the
+// agent), through /proc/PID/task/PID/children: a few small reads, no
+// process started. "" when not found (an agent run by hand or by a test).
+func DaemonStamps() (attrd, controld string) {
 	pid := os.Getpid()
 	for range 3 { // the agent, execd, pacemakerd
 		comm, _, ppid := procStat(pid)
@@ -220,27 +244,30 @@ func AttrdStamp() string {
 			break
 		}
 		if ppid <= 1 {
-			return ""
+			return "", ""
 		}
 		pid = ppid
 	}
 	if comm, _, _ := procStat(pid); comm != "pacemakerd" {
-		return ""
+		return "", ""
 	}
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", pid, pid))
 	if err != nil {
-		return ""
+		return "", ""
 	}
 	for _, f := range strings.Fields(string(b)) {
 		child, err := strconv.Atoi(f)
 		if err != nil {
 			continue
 		}
-		if comm, start, _ := procStat(child); comm == "pacemaker-attrd" {
-			return f + "@" + start
+		switch comm, start, _ := procStat(child); comm {
+		case "pacemaker-attrd":
+			attrd = f + "@" + start
+		case "pacemaker-contr": // pacemaker-controld, cut to 15 bytes
+			controld = f + "@" + start
 		}
 	}
-	return ""
+	return attrd, controld
 }
 
 // procStat reads a process's command name (at most 15 bytes), start time

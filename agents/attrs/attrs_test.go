@@ -15,11 +15,13 @@ import (
 )
 
 // A respawned pacemaker-attrd holds none of the node's attributes: the
-// next Publish writes every value again, though none changed.
+// next Publish writes every value again, though none changed. After a
+// respawned pacemaker-controld (the DC erased the node's attributes from
+// the CIB, attrd still holds them) it asks attrd to resend them.
 func TestPublishAgainAfterAttrdRestart(t *testing.T) {
 	fake := &crmtest.Attrs{}
-	stamp := "100@5000"
-	e := Env{Attrs: fake, RunDir: t.TempDir(), Now: time.Now, Attrd: func() string { return stamp }}
+	stamp, ctl := "100@5000", "101@5001"
+	e := Env{Attrs: fake, RunDir: t.TempDir(), Now: time.Now, Daemons: func() (string, string) { return stamp, ctl }}
 	p := ocf.Params{Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	st := &State{}
 	values := map[string]string{"writable_monit": "1", "loadshare_version": "v1"}
@@ -45,6 +47,13 @@ func TestPublishAgainAfterAttrdRestart(t *testing.T) {
 	if got := publish(); len(got) != 0 {
 		t.Fatalf("then unchanged: attrd calls %q, want none", got)
 	}
+	ctl = "140@9900" // controld killed and respawned: the DC erased the CIB's copy
+	if got := publish(); !slices.Equal(got, []string{"refresh"}) {
+		t.Fatalf("after controld restarted: attrd calls %q, want one refresh", got)
+	}
+	if got := publish(); len(got) != 0 {
+		t.Fatalf("then unchanged: attrd calls %q, want none", got)
+	}
 	stamp = "" // attrd not found (between its death and respawn): no write of its own
 	if got := publish(); len(got) != 0 {
 		t.Fatalf("attrd not found: attrd calls %q, want none", got)
@@ -54,8 +63,8 @@ func TestPublishAgainAfterAttrdRestart(t *testing.T) {
 // Outside a Pacemaker process tree there is no attrd to name; the reader
 // of /proc/PID/stat itself is checked on this very process.
 func TestAttrdStampOutsidePacemaker(t *testing.T) {
-	if got := AttrdStamp(); got != "" {
-		t.Errorf("AttrdStamp in a test process = %q, want \"\"", got)
+	if a, c := DaemonStamps(); a != "" || c != "" {
+		t.Errorf("DaemonStamps in a test process = %q, %q, want none", a, c)
 	}
 	comm, start, ppid := procStat(os.Getpid())
 	if comm == "" || start == "" || ppid != os.Getppid() {
