@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
@@ -22,13 +23,17 @@ func linkOf(h *netlink.Handle, v VIP) (netlink.Link, error) {
 	return l, err
 }
 
+// addrFamily is netlink's address family of a.
+func addrFamily(a netip.Addr) int {
+	if a.Is4() {
+		return netlink.FAMILY_V4
+	}
+	return netlink.FAMILY_V6
+}
+
 // hasAddr reports whether v's address is on its link (any prefix).
 func hasAddr(h *netlink.Handle, l netlink.Link, v VIP) (bool, error) {
-	fam := netlink.FAMILY_V4
-	if v.Addr.Is6() {
-		fam = netlink.FAMILY_V6
-	}
-	as, err := h.AddrList(l, fam)
+	as, err := h.AddrList(l, addrFamily(v.Addr))
 	if err != nil {
 		return false, err
 	}

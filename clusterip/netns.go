@@ -40,43 +40,24 @@ func (p *Plane) netlink() (*netlink.Handle, error) {
 
 // rtnetlink is netlink with only the route socket (links, addresses,
 // neighbours): NewHandle opens xfrm and netfilter sockets too, which cost
-// a read-only caller like State time for nothing. It is the WithRouteHandle
-// handle when the plane has one. Call done when finished with h.
+// a read-only caller like State time for nothing. It is the socket of the
+// plane's resolver (WithResolver) when it has one. Call done when
+// finished with h.
 func (p *Plane) rtnetlink() (h *netlink.Handle, done func(), err error) {
-	if p.route != nil {
-		return p.route, func() {}, nil
+	if p.res != nil && p.res.h != nil {
+		return p.res.h, func() {}, nil
 	}
-	if p.nsFd < 0 {
-		h, err = netlink.NewHandle(unix.NETLINK_ROUTE)
-	} else {
-		h, err = netlink.NewHandleAt(netns.NsHandle(p.nsFd), unix.NETLINK_ROUTE)
-	}
-	if err != nil {
+	if h, err = p.routeSocket(); err != nil {
 		return nil, nil, err
 	}
 	return h, h.Close, nil
 }
 
-// knownLink is v's link: from WithRouteHandle's reads, else read through h.
-func (p *Plane) knownLink(h *netlink.Handle, v VIP) (netlink.Link, error) {
-	for _, l := range p.reads.Links {
-		if l != nil && l.Attrs().Name == v.Link {
-			return l, nil
-		}
+// routeSocket opens a handle with only the route socket in the plane's
+// namespace; Close it.
+func (p *Plane) routeSocket() (*netlink.Handle, error) {
+	if p.nsFd < 0 {
+		return netlink.NewHandle(unix.NETLINK_ROUTE)
 	}
-	return linkOf(h, v)
-}
-
-// knownAddr is hasAddr, from WithRouteHandle's reads when they hold the
-// addresses of v's family.
-func (p *Plane) knownAddr(h *netlink.Handle, l netlink.Link, v VIP) (bool, error) {
-	if !p.reads.AddrsRead {
-		return hasAddr(h, l, v)
-	}
-	for _, a := range p.reads.Addrs {
-		if a.LinkIndex == l.Attrs().Index && a.IP.Equal(v.Addr.AsSlice()) {
-			return true, nil
-		}
-	}
-	return false, nil
+	return netlink.NewHandleAt(netns.NsHandle(p.nsFd), unix.NETLINK_ROUTE)
 }

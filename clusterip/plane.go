@@ -24,9 +24,8 @@ type Plane struct {
 	be     backendImpl // nil until chosen (WithRecordedBackend defers the probe); see impl
 	why    string      // why BackendAuto chose xtcluster (BackendReason)
 	beMu   sync.Mutex
-	rec    *VIP            // WithRecordedBackend
-	route  *netlink.Handle // WithRouteHandle
-	reads  RouteReads      // WithRouteHandle
+	rec    *VIP      // WithRecordedBackend
+	res    *Resolver // WithResolver
 }
 
 // Option configures a Plane.
@@ -54,23 +53,6 @@ func WithDrainGrace(d time.Duration) Option { return func(p *Plane) { p.grace = 
 // first needs one (State never does); when v is not programmed, that
 // method probes. Meant for monitors: New then reads and changes nothing.
 func WithRecordedBackend(v VIP) Option { return func(p *Plane) { p.rec = &v } }
-
-// WithRouteHandle makes State read links, addresses and neighbours through
-// h, a route-socket handle in the plane's namespace that the caller has
-// open already (a monitor that looked up the interface) and closes after
-// the plane's last use: one socket fewer per call. What the caller has
-// just read through h, State takes from r instead of asking again.
-func WithRouteHandle(h *netlink.Handle, r RouteReads) Option {
-	return func(p *Plane) { p.route, p.reads = h, r }
-}
-
-// RouteReads is what a caller lending its route socket (WithRouteHandle)
-// has just read through it.
-type RouteReads struct {
-	Links     []netlink.Link // links read, the VIP's among them
-	Addrs     []netlink.Addr // every address of the VIP's family on the node, when AddrsRead
-	AddrsRead bool
-}
 
 // New returns a Plane. With BackendAuto it probes the kernel once and picks
 // nftables when it accepts the bucket objects, else xtcluster (see

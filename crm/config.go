@@ -426,7 +426,7 @@ func (s Spec) vipModel() vipModel {
 				{name: "start", interval: "0", timeout: "20s", noPending: true},
 				{name: "stop", interval: "0", timeout: "20s", noPending: true},
 			},
-			clone: s.Name + "-flood-clone", cloneMeta: []Param{{"interleave", "true"}}}
+			clone: FloodClone(s.Name), cloneMeta: []Param{{"interleave", "true"}}}
 	}
 	if s.Strict {
 		v.rules = append(v.rules, location{id: s.Name + "-strict", pattern: "^" + s.Name + "_[0-9]+$", ruleID: s.Name + "-strict-rule",

@@ -373,3 +373,6 @@ func VIPsIn(st *Status) []string {
 // the location rules nor the placer give it buckets), unset when it
 // cannot tell.
 func FloodAttr(name string) string { return "flood_" + name }
+
+// FloodClone is the clone id of VIP name's flood check.
+func FloodClone(name string) string { return name + "-flood-clone" }

@@ -19,7 +19,6 @@ import (
 
 	"github.com/loadshare/loadshare/agents/ocf"
 	"github.com/loadshare/loadshare/clusterip"
-	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 )
 
@@ -38,19 +37,16 @@ type clusterVIP struct {
 	backend  clusterip.Backend // as configured (may be auto)
 	grace    time.Duration     // drain grace, clipped to the operation's deadline
 	resolved bool
-	plane    *clusterip.Plane     // nil until planeFor
-	route    *netlink.Handle      // route socket, from resolve to Close
-	reads    clusterip.RouteReads // what resolve read through route
+	plane    *clusterip.Plane    // nil until planeFor
+	res      *clusterip.Resolver // from resolve to Close; the monitor's State reuses it
 }
 
-// Close closes the route socket resolve opened.
+// Close closes the resolver resolve opened.
 func (a *clusterVIP) Close() error {
-	if a.route == nil {
+	if a.res == nil {
 		return nil
 	}
-	a.route.Close()
-	a.route = nil
-	return nil
+	return a.res.Close()
 }
 
 const clusterVIPLongDesc = `
@@ -313,25 +309,17 @@ func (a *clusterVIP) resolve(ctx context.Context, p ocf.Params) error {
 	}
 	v.Buckets = uint16(a.buckets)
 
-	// Only the route socket: links, addresses and routes are all it reads
-	// (NewHandle() also opens xfrm and netfilter sockets; every monitor
-	// runs this). Kept open for the monitor's State, closed by Close.
-	if a.route == nil {
-		if a.route, err = netlink.NewHandle(unix.NETLINK_ROUTE); err != nil {
-			return fmt.Errorf("netlink: %w", err)
+	// The link and prefix as this node has them (nic and cidr_netmask
+	// when given). Kept open for the monitor's State, closed by Close.
+	if a.res == nil {
+		if a.res, err = clusterip.NewResolver(); err != nil {
+			return err
 		}
 	}
-	nl := a.route
-	addrs := &addrCache{nl: nl, family: family(addr)}
-	link, err := findNIC(nl, addrs, p.String("nic"), addr)
-	if err != nil {
-		return err
+	v.Link = p.String("nic")
+	if v, err = a.res.Resolve(v); err != nil {
+		return paramErr(err)
 	}
-	v.Link = link.Attrs().Name
-	if !p.IsSet("cidr_netmask") {
-		v.Prefix = coveringPrefix(addrs, link, addr)
-	}
-	a.reads = clusterip.RouteReads{Links: []netlink.Link{link}, Addrs: addrs.list, AddrsRead: addrs.read && addrs.err == nil}
 	if err := v.Validate(backend); err != nil {
 		return paramErr(err)
 	}
@@ -380,106 +368,6 @@ func seedOf(addr netip.Addr) uint32 {
 		return s
 	}
 	return 1
-}
-
-// addrCache reads the node's addresses of one family at most once:
-// finding the NIC and its covering prefix both need them, and every
-// monitor runs this (a dump per link cost a round trip each).
-type addrCache struct {
-	nl     *netlink.Handle
-	family int
-	list   []netlink.Addr
-	err    error
-	read   bool
-}
-
-func (c *addrCache) get() ([]netlink.Addr, error) {
-	if !c.read {
-		c.list, c.err = c.nl.AddrList(nil, c.family)
-		c.read = true
-	}
-	return c.list, c.err
-}
-
-// findNIC returns the interface for addr: nic when given (it must exist on
-// this node), else the interface already holding addr (after a start the
-// route to addr is the local one, through lo), else the one the routing
-// table sends addr to. Equivalent to: ip route get ADDR.
-func findNIC(nl *netlink.Handle, addrs *addrCache, nic string, addr netip.Addr) (netlink.Link, error) {
-	if nic != "" {
-		l, err := nl.LinkByName(nic)
-		if err != nil {
-			return nil, &ocf.ParamError{Param: "nic", Value: nic, Reason: "no such interface on this node", Local: true}
-		}
-		return l, nil
-	}
-	var err error
-	// Two passes: a concurrent start of another bucket of this VIP may put
-	// the address on its link between our address read and the route
-	// lookup, which then answers with the local route through lo; the
-	// address is then on the link, and a fresh read finds it.
-	for pass := 0; pass < 2; pass++ {
-		if pass > 0 {
-			addrs.read = false
-		}
-		all, lerr := addrs.get()
-		if lerr != nil {
-			return nil, fmt.Errorf("list addresses: %w", lerr)
-		}
-		for _, a := range all {
-			if ip, ok := netip.AddrFromSlice(a.IP); !ok || ip.Unmap() != addr {
-				continue
-			}
-			if l, err := nl.LinkByIndex(a.LinkIndex); err == nil && l.Attrs().Flags&net.FlagLoopback == 0 {
-				return l, nil
-			}
-		}
-		var routes []netlink.Route
-		routes, err = nl.RouteGet(addr.AsSlice())
-		if err != nil || len(routes) == 0 {
-			break
-		}
-		l, lerr := nl.LinkByIndex(routes[0].LinkIndex)
-		if lerr == nil && l.Attrs().Flags&net.FlagLoopback == 0 {
-			return l, nil
-		}
-	}
-	reason := "not given, and no route to ip on this node"
-	if err != nil {
-		reason += ": " + err.Error()
-	}
-	return nil, &ocf.ParamError{Param: "nic", Value: "", Reason: reason, Local: true}
-}
-
-func family(a netip.Addr) int {
-	if a.Is4() {
-		return netlink.FAMILY_V4
-	}
-	return netlink.FAMILY_V6
-}
-
-// coveringPrefix is the prefix length of link's address whose subnet holds
-// addr (other than addr itself), like IPaddr2's findif; 0 (a host prefix)
-// when there is none.
-func coveringPrefix(addrs *addrCache, link netlink.Link, addr netip.Addr) int {
-	all, err := addrs.get()
-	if err != nil {
-		return 0
-	}
-	for _, a := range all {
-		if a.LinkIndex != link.Attrs().Index {
-			continue
-		}
-		ip, ok := netip.AddrFromSlice(a.IP)
-		if !ok || ip.Unmap() == addr {
-			continue
-		}
-		ones, _ := a.Mask.Size()
-		if pfx, err := ip.Unmap().Prefix(ones); err == nil && pfx.Contains(addr) {
-			return ones
-		}
-	}
-	return 0
 }
 
 // paramErr maps a clusterip field error to the OCF parameter it came from.
@@ -603,7 +491,7 @@ func (a *clusterVIP) Monitor(ctx context.Context, p ocf.Params) error {
 	}
 	b := clusterip.Bucket(a.bucket)
 	pl, err := clusterip.New(clusterip.WithBackend(a.backend), clusterip.WithRecordedBackend(a.vip),
-		clusterip.WithRouteHandle(a.route, a.reads))
+		clusterip.WithResolver(a.res))
 	if err != nil {
 		return kernelErr(err)
 	}

@@ -99,7 +99,7 @@ func attrd() *crm.AttrdUpdater {
 // commits a scratch table, which would invalidate every bucket monitor's
 // cache): the flood check needs no backend.
 func (a *clusterVIP) floodPlane() (*clusterip.Plane, error) {
-	pl, err := clusterip.New(clusterip.WithRecordedBackend(a.vip), clusterip.WithRouteHandle(a.route, a.reads))
+	pl, err := clusterip.New(clusterip.WithRecordedBackend(a.vip), clusterip.WithResolver(a.res))
 	if err != nil {
 		return nil, kernelErr(err)
 	}

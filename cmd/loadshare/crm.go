@@ -148,7 +148,12 @@ func crmGenerate(args []string, stdout, stderr io.Writer) error {
 	}
 	for i := range vips {
 		vips[i].AttributeAgents, vips[i].Params, vips[i].AttrMonitor = !*noAgents, params, *attrMonitor
-		vips[i].FloodCheck = !*noAgents && !*noFlood
+		// The flood check is an nftables table: an xtcluster VIP, meant
+		// for hosts without usable nftables, goes without it.
+		xt := slices.ContainsFunc(params["clustervip"], func(p crm.Param) bool {
+			return p.Name == "backend" && (p.Value == "xtcluster" || p.Value == "xt_cluster" || p.Value == "iptables")
+		})
+		vips[i].FloodCheck = !*noAgents && !*noFlood && !xt
 		if *nodes != "" {
 			vips[i].Nodes = strings.Split(*nodes, ",")
 		}

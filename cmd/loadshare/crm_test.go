@@ -290,3 +290,29 @@ func TestStatusFlood(t *testing.T) {
 		t.Errorf("status text does not name n3:\n%s", out.String())
 	}
 }
+
+// TestStatusFloodNone: the flood check runs on every node and none hears
+// another: status says so (every node keeps serving).
+func TestStatusFloodNone(t *testing.T) {
+	b, err := os.ReadFile("../../crm/testdata/crm_mon-3nodes.xml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := crm.ParseStatus(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []string{"n1", "n2", "n3"} {
+		st.Resources = append(st.Resources, crm.Resource{ID: "vip-flood", Role: "Started", Clone: crm.FloodClone("vip"), Nodes: []string{n}})
+	}
+	v := buildStatus(st, "vip", crm.DefaultPolicy)
+	var out strings.Builder
+	printNodes(&out, v)
+	if !v.FloodNone || !strings.Contains(out.String(), "flood check: no node hears another's probes") {
+		t.Errorf("FloodNone=%v, status text:\n%s", v.FloodNone, out.String())
+	}
+	st.Nodes[0].Attrs["flood_vip"] = "1"
+	if v := buildStatus(st, "vip", crm.DefaultPolicy); v.FloodNone {
+		t.Errorf("n1 reached, yet FloodNone")
+	}
+}

@@ -31,12 +31,16 @@ func init() {
 
 // statusView is `loadshare status --output json`.
 type statusView struct {
-	Name      string       `json:"name"`
-	Buckets   int          `json:"buckets"`
-	DC        string       `json:"dc"`
-	Nodes     []nodeView   `json:"nodes"`
-	Unowned   []int        `json:"unowned"`          // buckets running nowhere (dark)
-	Moves     int          `json:"pending_moves"`    // buckets the placer would still move
+	Name    string     `json:"name"`
+	Buckets int        `json:"buckets"`
+	DC      string     `json:"dc"`
+	Nodes   []nodeView `json:"nodes"`
+	Unowned []int      `json:"unowned"`       // buckets running nowhere (dark)
+	Moves   int        `json:"pending_moves"` // buckets the placer would still move
+	// FloodNone: the VIP's flood check runs on two or more nodes and none
+	// says it hears another's probes: just started, or the network delivers
+	// the VIP's frames to no node (every node keeps serving).
+	FloodNone bool         `json:"flood_none_reached,omitempty"`
 	Kernel    []kernelView `json:"kernel,omitempty"` // VIPs in this node's kernel
 	KernelOn  string       `json:"kernel_node"`      // the node the kernel view is from
 	KernelErr string       `json:"kernel_error,omitempty"`
@@ -250,6 +254,18 @@ func buildStatus(st *crm.Status, name string, p crm.Policy) statusView {
 		}
 	}
 	v.Moves = plan.Moves()
+	checks, reached := 0, 0
+	for _, r := range st.Resources {
+		if r.Clone == crm.FloodClone(name) && r.Role == "Started" {
+			checks += len(r.Nodes)
+		}
+	}
+	for _, ns := range st.Nodes {
+		if ns.Online && ns.Attrs[crm.FloodAttr(name)] == "1" {
+			reached++
+		}
+	}
+	v.FloodNone = checks >= 2 && reached == 0
 	for _, ns := range st.Nodes {
 		nv := nodeView{Name: ns.Name, Online: ns.Online, Writable: ns.Attrs[crm.AttrWritable] == "1",
 			Target: target[ns.Name], Owned: owned[ns.Name]}
@@ -508,6 +524,9 @@ func printNodes(w io.Writer, v statusView) {
 			fmt.Fprintf(w, "%s does not receive %s's frames (%s=0, flood check): its buckets go to the other nodes; check the switch (snooping, static MAC entries)\n",
 				n.Name, v.Name, crm.FloodAttr(v.Name))
 		}
+	}
+	if v.FloodNone {
+		fmt.Fprintf(w, "flood check: no node hears another's probes (just started, or the network delivers %s's frames to none): every node keeps serving\n", v.Name)
 	}
 	if len(v.Unowned) > 0 {
 		fmt.Fprintf(w, "DARK (running nowhere): %s\n", ranges(v.Unowned))
