@@ -10,20 +10,7 @@ import (
 // (n2, the DC, crashed; n1 won the election and fenced it).
 func TestAnalyze(t *testing.T) {
 	from := time.Date(2026, 12, 4, 19, 18, 57, 0, time.UTC)
-	to := from.Add(10 * time.Second)
-	var lines []logLine
-	for _, n := range []string{"n1", "n3"} {
-		f, err := os.Open("testdata/crash-n2-" + n + ".log")
-		if err != nil {
-			t.Fatal(err)
-		}
-		ls, err := readLog(f, from, to, time.UTC)
-		f.Close()
-		if err != nil {
-			t.Fatal(err)
-		}
-		lines = append(lines, ls...)
-	}
+	lines := readFixtures(t, from, from.Add(10*time.Second), "crash-n2-n1.log", "crash-n2-n3.log")
 	if len(lines) != 26 {
 		t.Fatalf("parsed %d lines, want all 26", len(lines))
 	}
@@ -79,19 +66,7 @@ func TestAnalyze(t *testing.T) {
 // CIB writes, n3 the scheduler runs, n1 the starts.
 func TestAnalyzeRound(t *testing.T) {
 	from := time.Date(2026, 12, 4, 21, 33, 33, 0, time.UTC)
-	var lines []logLine
-	for _, n := range []string{"n1", "n2", "n3"} {
-		f, err := os.Open("testdata/rejoin-n1-" + n + ".log")
-		if err != nil {
-			t.Fatal(err)
-		}
-		ls, err := readLog(f, from, from.Add(time.Minute), time.UTC)
-		f.Close()
-		if err != nil {
-			t.Fatal(err)
-		}
-		lines = append(lines, ls...)
-	}
+	lines := readFixtures(t, from, from.Add(time.Minute), "rejoin-n1-n1.log", "rejoin-n1-n2.log", "rejoin-n1-n3.log")
 	r := analyzeRound(lines, "vip", "n1", "n2")
 	at := func(s string) time.Time {
 		v, err := time.Parse("15:04:05.000", s)
@@ -114,4 +89,23 @@ func TestAnalyzeRound(t *testing.T) {
 	if none := analyzeRound(lines, "vip", "n4", "n2"); !none.FirstClaim.IsZero() || none.Changes != 0 || none.Starts != 0 {
 		t.Errorf("round for a node never claimed: %+v, want nothing", none)
 	}
+}
+
+// readFixtures reads the lines in [from, to] of log excerpts in testdata.
+func readFixtures(t *testing.T, from, to time.Time, names ...string) []logLine {
+	t.Helper()
+	var lines []logLine
+	for _, name := range names {
+		f, err := os.Open("testdata/" + name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ls, err := readLog(f, from, to, time.UTC)
+		f.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		lines = append(lines, ls...)
+	}
+	return lines
 }
