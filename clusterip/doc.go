@@ -20,7 +20,11 @@
 //   - the address (netlink) and the cluster MAC on the link, while any
 //     bucket is owned; releasing the last bucket drains first, then
 //     removes every object and run file of the VIP, and restores the
-//     sysctls it set that no other VIP needs.
+//     sysctls it set that no other VIP needs;
+//   - apart from the buckets, the VIP's flood check (flood.go), while it
+//     runs: a netdev table counting the other nodes' probes to the cluster
+//     MAC, the egress rewrite of this node's own probes, and the cluster
+//     MAC joined (kept after the last bucket's release).
 //
 // Owning or releasing buckets is one atomic kernel transaction; concurrent
 // callers on one node (one process per Pacemaker clone instance) are

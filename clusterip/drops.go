@@ -10,7 +10,7 @@ import (
 // Drops counts what this node dropped of the traffic to one VIP: frames
 // other nodes answer. Counted is false for a stage without a counter
 // (tables built by a loadshare before the ingress counter, until Ensure
-// rebuilds them; the xtcluster backend has neither stage).
+// rebuilds them; the xtcluster backend has no ingress stage).
 type Drops struct {
 	Ingress        uint64 // TCP frames dropped at netdev ingress: bucket not held here
 	IngressCounted bool
@@ -21,10 +21,18 @@ type Drops struct {
 // Dropped reads v's two drop counters: the netdev ingress early drop and
 // the bucket chain's final drop. Read only. Equivalent to:
 // nft list chain netdev NAME ingress; nft list chain ip NAME bucket
+// (xtcluster: iptables-save -c -t mangle, the chain's last rule)
 func (p *Plane) Dropped(v VIP) (Drops, error) {
 	var d Drops
-	if _, err := p.ensured(v, "drops"); err != nil {
+	be, err := p.ensured(v, "drops")
+	if err != nil {
 		return d, err
+	}
+	if xt, ok := be.(*xtBackend); ok {
+		if d, err = xt.dropped(v); err != nil {
+			return d, fmt.Errorf("drops of %s: %w", v, err)
+		}
+		return d, nil
 	}
 	c, err := p.nftConn()
 	if err != nil {

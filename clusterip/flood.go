@@ -2,10 +2,10 @@ package clusterip
 
 import (
 	"bytes"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"slices"
 	"time"
@@ -24,23 +24,31 @@ import (
 // Every node running the check sends a probe frame to the cluster MAC with
 // its own link MAC as source (never the cluster MAC: a switch that learns it
 // stops flooding it), and counts in the kernel the probes it receives, per
-// sender MAC. A table of its own, so that it exists also on a node that owns
-// no bucket of the VIP (the node must learn when the fault is gone):
+// sender MAC. The probe is a UDP datagram to the link's broadcast (IPv4) or
+// all-nodes (IPv6) address, port 9, whose Ethernet destination the egress
+// chain rewrites to the cluster MAC: a plain UDP socket, since closing an
+// AF_PACKET socket waits for an RCU grace period (synchronize_net, 15-20 ms
+// measured), most of a monitor's time. A table of its own, so that it exists
+// also on a node that owns no bucket of the VIP (the node must learn when
+// the fault is gone):
 //
 //	table netdev loadshare-flood-ADDR {
 //	  set peers { type ether_addr; flags dynamic; counter; size 256 }
 //	  chain ingress { type filter hook ingress device LINK priority -510
-//	    ether type 0x88b5 ether daddr CLUSTER_MAC @nh,0,32 "LSFP" @nh,32,128 VIP
+//	    ether daddr CLUSTER_MAC udp dport 9 @th,64,32 "LSFP" @th,96,128 VIP
 //	      update @peers { ether saddr } drop }
+//	  chain egress { type filter hook egress device LINK priority -510
+//	    ether daddr BROADCAST udp dport 9 @th,64,32 "LSFP" @th,96,128 VIP
+//	      ether daddr set CLUSTER_MAC }
 //	}
 //
 // The cluster MAC is joined on the link while the check runs (a NIC filters
 // multicast and foreign unicast it has not been told about), and kept there
 // when the VIP's last bucket goes (see Plane.dropLocked).
 
-// FloodEtherType is the probe frames' EtherType: IEEE 802 Local Experimental
-// EtherType 1, never forwarded beyond the L2 segment by routers.
-const FloodEtherType = 0x88B5
+// FloodPort is the probes' UDP port (discard): a probe that reaches a
+// node's stack (no flood check there) is dropped silently.
+const FloodPort = 9
 
 // floodMagic starts a probe's payload; the VIP's address (16 bytes, IPv4
 // mapped) follows, so two VIPs sharing a MAC by configuration do not count
@@ -48,11 +56,43 @@ const FloodEtherType = 0x88B5
 var floodMagic = []byte("LSFP")
 
 const (
-	floodSet      = "peers"
-	floodPrio     = prioIngress - 10
-	floodSetSize  = 256
-	floodFrameLen = 60 // the Ethernet minimum without FCS
+	floodSet     = "peers"
+	floodPrio    = prioIngress - 10
+	floodSetSize = 256
+	chainEgress  = "egress"
 )
+
+// floodDest is where a probe of v is sent before the egress rewrite: the
+// limited broadcast (IPv4) or all-nodes (IPv6) address, and its MAC.
+func floodDest(v VIP) (netip.Addr, net.HardwareAddr) {
+	if v.Addr.Is4() {
+		return netip.AddrFrom4([4]byte{255, 255, 255, 255}), net.HardwareAddr{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}
+	}
+	return netip.MustParseAddr("ff02::1"), net.HardwareAddr{0x33, 0x33, 0, 0, 0, 1}
+}
+
+// floodMatch matches a probe of v whose Ethernet destination is mac.
+func floodMatch(v VIP, mac net.HardwareAddr) []expr.Any {
+	proto := uint16(unix.ETH_P_IP)
+	if v.Addr.Is6() {
+		proto = unix.ETH_P_IPV6
+	}
+	addr := v.Addr.As16()
+	return []expr.Any{
+		&expr.Meta{Key: expr.MetaKeyPROTOCOL, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: binaryutil.BigEndian.PutUint16(proto)},
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseLLHeader, Offset: 0, Len: 6},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte(mac)},
+		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.IPPROTO_UDP}},
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: binaryutil.BigEndian.PutUint16(FloodPort)},
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 8, Len: 4},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: floodMagic},
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 12, Len: 16},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: addr[:]},
+	}
+}
 
 func floodTable(v VIP) *nftables.Table {
 	return &nftables.Table{Family: nftables.TableFamilyNetdev, Name: tablePrefix + "flood-" + v.name()[len(tablePrefix):]}
@@ -92,12 +132,19 @@ func (p *Plane) EnsureFlood(v VIP) error {
 	if err := joinMAC(h, l, v); err != nil {
 		return err
 	}
-	ok, err := p.FloodPresent(v)
-	if err != nil || ok {
-		return err
-	}
 	c, err := p.nftConn()
 	if err != nil {
+		return err
+	}
+	// The lock file is the VIP's (lock.go): it goes with the VIP's last
+	// bucket, so the check leaves none behind on a node serving no bucket.
+	if served, err := tableExists(c, nftables.TableFamilyNetdev, v.name()); err != nil {
+		return err
+	} else if !served {
+		defer p.removeLockFile(v)
+	}
+	ok, err := p.FloodPresent(v)
+	if err != nil || ok {
 		return err
 	}
 	t := c.AddTable(floodTable(v))
@@ -109,20 +156,19 @@ func (p *Plane) EnsureFlood(v VIP) error {
 	ch := c.AddChain(&nftables.Chain{Name: chainIngr, Table: t, Type: nftables.ChainTypeFilter,
 		Hooknum: nftables.ChainHookIngress, Priority: nftables.ChainPriorityRef(floodPrio),
 		Device: v.Link, Policy: policy(nftables.ChainPolicyAccept)})
-	addr := v.Addr.As16()
-	c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: []expr.Any{
-		&expr.Meta{Key: expr.MetaKeyPROTOCOL, Register: 1},
-		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: binaryutil.BigEndian.PutUint16(FloodEtherType)},
-		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseLLHeader, Offset: 0, Len: 6},
-		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte(v.ClusterMAC())},
-		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 0, Len: 4},
-		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: floodMagic},
-		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 4, Len: 16},
-		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: addr[:]},
+	c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: append(floodMatch(v, v.ClusterMAC()),
 		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseLLHeader, Offset: 6, Len: 6},
 		&expr.Dynset{SrcRegKey: 1, SetName: s.Name, SetID: s.ID, Operation: uint32(unix.NFT_DYNSET_OP_UPDATE)},
 		&expr.Verdict{Kind: expr.VerdictDrop},
-	}})
+	)})
+	eg := c.AddChain(&nftables.Chain{Name: chainEgress, Table: t, Type: nftables.ChainTypeFilter,
+		Hooknum: nftables.ChainHookEgress, Priority: nftables.ChainPriorityRef(floodPrio),
+		Device: v.Link, Policy: policy(nftables.ChainPolicyAccept)})
+	_, bcast := floodDest(v)
+	c.AddRule(&nftables.Rule{Table: t, Chain: eg, Exprs: append(floodMatch(v, bcast),
+		&expr.Immediate{Register: 1, Data: []byte(v.ClusterMAC())},
+		&expr.Payload{OperationType: expr.PayloadWrite, SourceRegister: 1, Base: expr.PayloadBaseLLHeader, Offset: 0, Len: 6},
+	)})
 	if err := c.Flush(); err != nil {
 		return fmt.Errorf("program flood check table %s: %w", t.Name, err)
 	}
@@ -197,20 +243,18 @@ func (p *Plane) FloodHeard(v VIP) (map[string]uint64, error) {
 	return out, nil
 }
 
-// floodFrame is a probe of v from src.
-func floodFrame(v VIP, src net.HardwareAddr) []byte {
-	b := make([]byte, floodFrameLen)
-	copy(b[0:6], v.ClusterMAC())
-	copy(b[6:12], src)
-	binary.BigEndian.PutUint16(b[12:14], FloodEtherType)
-	copy(b[14:18], floodMagic)
+// floodPayload is a probe's UDP payload.
+func floodPayload(v VIP) []byte {
+	b := make([]byte, 20)
+	copy(b[0:4], floodMagic)
 	a := v.Addr.As16()
-	copy(b[18:34], a[:])
+	copy(b[4:20], a[:])
 	return b
 }
 
-// SendFloodProbe sends one probe frame of v on its link: to the cluster
-// MAC, from the link's own MAC. One AF_PACKET socket, one send; no process.
+// SendFloodProbe sends one probe of v on its link: to the cluster MAC (the
+// egress rewrite of EnsureFlood's table), from the link's own MAC. One UDP
+// socket bound to the link, one send; no process.
 func (p *Plane) SendFloodProbe(v VIP) error {
 	h, done, err := p.rtnetlink()
 	if err != nil {
@@ -225,25 +269,37 @@ func (p *Plane) SendFloodProbe(v VIP) error {
 	if len(src) != 6 || bytes.Equal(src, v.ClusterMAC()) {
 		return fmt.Errorf("flood probe of %s: link %s has no Ethernet address of its own", v, v.Link)
 	}
-	frame := floodFrame(v, src)
+	dst, _ := floodDest(v)
 	idx := l.Attrs().Index
 	return p.inNS(func() error {
-		// Protocol 0: the socket only sends, it receives nothing.
-		fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, 0)
+		family := unix.AF_INET6
+		var sa unix.Sockaddr = &unix.SockaddrInet6{Port: FloodPort, Addr: dst.As16(), ZoneId: uint32(idx)}
+		if v.Addr.Is4() {
+			family = unix.AF_INET
+			sa = &unix.SockaddrInet4{Port: FloodPort, Addr: dst.As4()}
+		}
+		fd, err := unix.Socket(family, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
 		if err != nil {
 			return fmt.Errorf("flood probe of %s: %w", v, os.NewSyscallError("socket", err))
 		}
 		defer unix.Close(fd)
-		sa := &unix.SockaddrLinklayer{Ifindex: idx, Halen: 6, Protocol: htons(FloodEtherType)}
-		copy(sa.Addr[:], v.ClusterMAC())
-		if err := unix.Sendto(fd, frame, 0, sa); err != nil {
+		if err := unix.BindToDevice(fd, v.Link); err != nil {
+			return fmt.Errorf("flood probe of %s: bind to %s: %w", v, v.Link, err)
+		}
+		if v.Addr.Is4() {
+			err = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_BROADCAST, 1)
+		} else {
+			err = unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_MULTICAST_LOOP, 0)
+		}
+		if err != nil {
+			return fmt.Errorf("flood probe of %s: %w", v, os.NewSyscallError("setsockopt", err))
+		}
+		if err := unix.Sendto(fd, floodPayload(v), 0, sa); err != nil {
 			return fmt.Errorf("flood probe of %s on %s: %w", v, v.Link, os.NewSyscallError("sendto", err))
 		}
 		return nil
 	})
 }
-
-func htons(x uint16) uint16 { return x<<8 | x>>8 }
 
 // FloodVerdict is what the flood check concludes about this node.
 type FloodVerdict int

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
 	"os/exec"
 	"strings"
 	"testing"
@@ -22,22 +23,32 @@ func TestFloodProbe(t *testing.T) {
 		t.Skip("namespace test (-short)")
 	}
 	nstest.SkipUnlessRoot(t)
-	for _, mode := range []MACMode{MACMulticast, MACUnicast} {
-		t.Run(mode.String(), func(t *testing.T) {
-			sw := nstest.NewSwitch(t, "lsfl-"+mode.String()[:1]+"sw")
+	for _, c := range []struct {
+		mode MACMode
+		addr netip.Addr
+	}{{MACMulticast, vip4}, {MACUnicast, vip4}, {MACMulticast, vip6}} {
+		mode := c.mode
+		tag := mode.String()[:1]
+		if c.addr.Is6() {
+			tag = "6"
+		}
+		t.Run(mode.String()+"/"+c.addr.String(), func(t *testing.T) {
+			sw := nstest.NewSwitch(t, "lsfl-"+tag+"sw")
 			var planes []*Plane
 			var nss []*nstest.NS
 			for i := 1; i <= 3; i++ {
-				ns := nstest.New(t, fmt.Sprintf("lsfl-%s%d", mode.String()[:1], i))
+				ns := nstest.New(t, fmt.Sprintf("lsfl-%s%d", tag, i))
 				sw.Plug(t, ns, "eth0", net.HardwareAddr{2, 0, 0, 0, 2, byte(i)},
-					netip.MustParsePrefix(fmt.Sprintf("10.201.0.%d/24", 10+i)))
+					netip.MustParsePrefix(fmt.Sprintf("10.201.0.%d/24", 10+i)),
+					netip.MustParsePrefix(fmt.Sprintf("fd00:201::%d/64", 10+i)))
 				p, err := New(WithNetNS(int(ns.Handle)), WithRunDir(t.TempDir()), WithDrainGrace(0))
 				if err != nil {
 					t.Fatal(err)
 				}
 				planes, nss = append(planes, p), append(nss, ns)
 			}
-			v := VIP{Addr: vip4, Link: "eth0", Buckets: 4, Seed: 7, MACMode: mode}
+			v := VIP{Addr: c.addr, Link: "eth0", Buckets: 4, Seed: 7, MACMode: mode}
+			var runDirs []string
 			for i, p := range planes {
 				if err := p.EnsureFlood(v); err != nil {
 					t.Fatalf("EnsureFlood on %d: %v", i+1, err)
@@ -45,6 +56,10 @@ func TestFloodProbe(t *testing.T) {
 				if err := p.EnsureFlood(v); err != nil {
 					t.Fatalf("EnsureFlood again on %d: %v", i+1, err)
 				}
+				runDirs = append(runDirs, p.runDir)
+			}
+			if fs, _ := os.ReadDir(runDirs[0]); len(fs) != 0 {
+				t.Errorf("EnsureFlood on a node serving no bucket left run files: %v", fs)
 			}
 			// Node 2 serves a bucket and releases it: the MAC stays joined.
 			if err := planes[1].Ensure(v); err != nil {
@@ -88,6 +103,11 @@ func TestFloodProbe(t *testing.T) {
 			for _, p := range planes {
 				if err := p.RemoveFlood(v); err != nil {
 					t.Fatal(err)
+				}
+			}
+			for _, d := range runDirs {
+				if fs, _ := os.ReadDir(d); len(fs) != 0 {
+					t.Errorf("after RemoveFlood, run files in %s: %v", d, fs)
 				}
 			}
 			out, _ = nss[1].Command("nft", "list", "tables").CombinedOutput()

@@ -1,20 +1,14 @@
 package clusterip
 
 import (
-	"bufio"
 	"fmt"
-	"io"
 	"net"
 	"net/netip"
 	"os/exec"
-	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/loadshare/loadshare/test/nstest"
-	"golang.org/x/sys/unix"
 )
 
 // lab is three servers and a client on one switch, all in namespaces.
@@ -67,100 +61,18 @@ func newLab(t *testing.T, tag string, be Backend) *lab {
 	return l
 }
 
-// serve listens on [::]:labPort inside ns; each connection gets lines
-// "NAME\n" — one right away, then one per line received — until EOF.
-func serve(t *testing.T, ns *nstest.NS, name string) {
-	t.Helper()
-	var ln net.Listener
-	err := ns.Do(func() (err error) {
-		ln, err = net.Listen("tcp", fmt.Sprintf("[::]:%d", labPort))
-		return err
-	})
-	if err != nil {
-		t.Fatalf("%s: listen: %v", ns.Name, err)
-	}
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	conns := map[net.Conn]bool{}
-	t.Cleanup(func() {
-		ln.Close()
-		mu.Lock()
-		for c := range conns {
-			c.Close() // connections cut off by a test (address gone) would wait for their deadline
-		}
-		mu.Unlock()
-		wg.Wait()
-	})
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns[c] = true
-			mu.Unlock()
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer func() {
-					c.Close()
-					mu.Lock()
-					delete(conns, c)
-					mu.Unlock()
-				}()
-				c.SetDeadline(time.Now().Add(60 * time.Second))
-				if _, err := io.WriteString(c, name+"\n"); err != nil {
-					return
-				}
-				r := bufio.NewReader(c)
-				for {
-					if _, err := r.ReadString('\n'); err != nil {
-						return
-					}
-					if _, err := io.WriteString(c, name+"\n"); err != nil {
-						return
-					}
-				}
-			}()
-		}
-	}()
-}
+// serve listens on [::]:labPort inside ns (nstest.ServeName): each
+// connection gets "NAME\n" right away, then one per line received.
+func serve(t *testing.T, ns *nstest.NS, name string) { nstest.ServeName(t, ns, labPort, name) }
 
-// dialFrom connects from src (in the client namespace) to dst and returns
-// the connection.
+// dialFrom connects from src (in the client namespace) to dst.
 func (l *lab) dialFrom(src, dst netip.AddrPort, timeout time.Duration) (net.Conn, error) {
-	var c net.Conn
-	err := l.client.Do(func() (err error) {
-		d := net.Dialer{Timeout: timeout, LocalAddr: net.TCPAddrFromAddrPort(src),
-			Control: func(_, _ string, rc syscall.RawConn) error {
-				var serr error
-				rc.Control(func(fd uintptr) { serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEADDR, 1) })
-				return serr
-			}}
-		c, err = d.Dial("tcp", dst.String())
-		return err
-	})
-	return c, err
+	return nstest.Dial(l.client, src, dst, timeout)
 }
 
 // ask connects from src to dst, reads the greeting and closes: which server
 // answered ("" and an error when none did).
-func (l *lab) ask(src, dst netip.AddrPort) (string, error) {
-	c, err := l.dialFrom(src, dst, 1500*time.Millisecond)
-	if err != nil {
-		return "", err
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(2 * time.Second))
-	line, err := bufio.NewReader(c).ReadString('\n')
-	if err != nil {
-		return "", err
-	}
-	return strings.TrimSpace(line), nil
-}
+func (l *lab) ask(src, dst netip.AddrPort) (string, error) { return nstest.Ask(l.client, src, dst) }
 
 // nftJSON lists the ruleset of ns with the independent reader (nft -j;
 // plain `nft list` crashes on typeof-jhash sets in nft 1.0.6).

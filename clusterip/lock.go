@@ -25,15 +25,22 @@ func (p *Plane) lock(v VIP) (unlock func(), err error) {
 	return p.flock(v, "lock", unix.LOCK_EX)
 }
 
-// drainMarker is held (shared) by every Release waiting for v's
-// connections to drain, so that Ensure can tell an address kept for a
-// drain from one left behind by a process killed mid-release. It is taken,
-// tested and removed only under v's lock.
-func (p *Plane) drainMarker(v VIP) (unlock func(), err error) {
-	return p.flock(v, "drain", unix.LOCK_SH)
+// drainMarker is held (shared) by every Drain waiting for v's
+// connections, so that Ensure can tell an address kept for a drain from
+// one left behind by a process killed mid-release. It is taken, tested
+// and removed only under v's lock. The lock goes with the last close of
+// the returned file's description: a process that inherits it (Drain's
+// Marker passed to a child) holds the marker with no gap.
+func (p *Plane) drainMarker(v VIP) (*os.File, error) {
+	f, err := lockFile(p.runDir, p.lockPath(v, "drain"), unix.LOCK_SH)
+	if err != nil {
+		return nil, fmt.Errorf("lock %s: %w", v, err)
+	}
+	return f, nil
 }
 
-// noDrainer reports whether no Release is draining v now; while it
+// noDrainer reports whether no Drain of v is waiting now (in any
+// process); while it
 // returns true with a non-nil unlock, none can start one.
 func (p *Plane) noDrainer(v VIP) (unlock func(), ok bool, err error) {
 	unlock, err = p.flock(v, "drain", unix.LOCK_EX|unix.LOCK_NB)

@@ -16,9 +16,9 @@ import (
 
 // Kernel objects of one VIP (the names are v.name(), e.g. loadshare-10_201_0_100):
 //
-//	table netdev NAME { chain ingress: daddr VIP meta pkttype set host }       both backends
-//	                  { set held; chain ingress: TCP to VIP, jhash not in @held: counter drop } nftables backend
-//	table arp NAME    { chain output: arp saddr ip VIP arp saddr ether set MAC } IPv4, both backends
+//	table netdev NAME { chain ingress: daddr VIP meta pkttype set host }
+//	                  { set held; chain ingress: TCP to VIP, jhash not in @held: counter drop }
+//	table arp NAME    { chain output: arp saddr ip VIP arp saddr ether set MAC } IPv4
 //	table ip|ip6 NAME {                                                        nftables backend
 //	  set owned   (4-byte host-order integer: the jhash bucket)
 //	  set traffic (all buckets, counter)   set new (all buckets, counter)
@@ -30,7 +30,8 @@ import (
 //	}
 //
 // The ingress rule carries the VIP's settings in its comment (userdata), so
-// Status reads everything back from the kernel. addObjects builds all of
+// Status reads everything back from the kernel. The nftables backend only:
+// xtcluster builds its own in iptables (xtcluster.go). addObjects builds all of
 // them; shapeOf is what it builds, so a rule added there is expected by
 // Ensure's and State's checks without further change.
 
@@ -250,7 +251,7 @@ func frameToVIP(v VIP) []expr.Any {
 	}, daddrMatch(v))
 }
 
-// addLinkObjects queues the tables both backends use: pkttype fix and the
+// addLinkObjects queues the nftables backend's link tables: pkttype fix and the
 // ARP (IPv4) answer rewrite, and with the nftables backend the early drop
 // (addEarlyDrop) with held as its set. IPv6's neighbour rewrite lives in
 // the ip6 table (addNeighObjects) since ND is ICMPv6.

@@ -3,7 +3,6 @@ package clusterip
 import (
 	"errors"
 	"fmt"
-	"os/exec"
 	"slices"
 	"sync"
 	"time"
@@ -23,6 +22,7 @@ type Plane struct {
 	grace  time.Duration
 	poll   time.Duration
 	be     backendImpl // nil until chosen (WithRecordedBackend defers the probe); see impl
+	why    string      // why BackendAuto chose xtcluster (BackendReason)
 	beMu   sync.Mutex
 	rec    *VIP      // WithRecordedBackend
 	res    *Resolver // WithResolver
@@ -104,34 +104,52 @@ func (p *Plane) impl() (backendImpl, error) {
 		return p.be, nil
 	}
 	if p.want == BackendAuto && p.rec != nil {
-		c, err := p.nftConn()
-		if err != nil {
-			return nil, fmt.Errorf("choose backend: %w", err)
-		}
-		rs, err := ingressRules(c, *p.rec)
-		if err != nil {
-			return nil, fmt.Errorf("choose backend: %w", err)
-		}
-		if be, ok := recordedBackend(rs, *p.rec); ok {
-			if bi, ok := p.implOf(be); ok {
-				p.be = bi
-				return p.be, nil
+		// The nftables record first (netlink, no exec); else v's iptables
+		// chain. Neither: probe below.
+		if c, err := p.nftConn(); err == nil {
+			if rs, err := ingressRules(c, *p.rec); err == nil {
+				if be, ok := recordedBackend(rs, *p.rec); ok {
+					if bi, ok := p.implOf(be); ok {
+						p.be = bi
+						return p.be, nil
+					}
+				}
 			}
+		}
+		if p.xtRecorded(*p.rec) {
+			p.be, _ = p.implOf(BackendXTCluster)
+			return p.be, nil
 		}
 	}
 	switch p.want {
-	case BackendNFTables, BackendXTCluster:
+	case BackendNFTables:
+		p.be, _ = p.implOf(p.want)
+	case BackendXTCluster:
+		if err := xtTools(); err != nil {
+			return nil, err
+		}
 		p.be, _ = p.implOf(p.want)
 	default:
-		if err := p.probeNFT(); err == nil {
+		err := p.probeNFT()
+		if err == nil {
 			p.be, _ = p.implOf(BackendNFTables)
-		} else if _, lerr := exec.LookPath("iptables"); lerr == nil {
-			p.be, _ = p.implOf(BackendXTCluster)
-		} else {
-			return nil, fmt.Errorf("choose backend: nftables unusable (%v) and no iptables: %w", err, lerr)
+			break
 		}
+		if terr := xtTools(); terr != nil {
+			return nil, fmt.Errorf("choose backend: nftables unusable (%v) and %w", err, terr)
+		}
+		p.be, _ = p.implOf(BackendXTCluster)
+		p.why = fmt.Sprintf("nftables unusable (%v): using the iptables cluster match (source address only, at most %d buckets, IPv4)", err, xtMaxBuckets)
 	}
 	return p.be, nil
+}
+
+// BackendReason says why a BackendAuto plane chose xtcluster (the
+// nftables probe's error), for the caller to log; "" when it did not.
+func (p *Plane) BackendReason() string {
+	p.beMu.Lock()
+	defer p.beMu.Unlock()
+	return p.why
 }
 
 // Backend returns the backend the plane uses (choosing it first if
@@ -192,8 +210,15 @@ func (p *Plane) ensureLocked(v VIP) error {
 	if err != nil {
 		return err
 	}
-	if err := p.ensureNFT(v, be.kind()); err != nil {
-		return fmt.Errorf("ensure %s: %w", v, err)
+	if be.kind() == BackendNFTables {
+		if err := p.ensureNFT(v, be.kind()); err != nil {
+			return fmt.Errorf("ensure %s: %w", v, err)
+		}
+	} else {
+		// No nftables object with xtcluster: tables of v that an
+		// nftables run left (or the link tables xtcluster once kept in
+		// nftables) go, where nftables can be read at all.
+		_ = p.removeNFT(v)
 	}
 	if err := be.ensure(v); err != nil {
 		return fmt.Errorf("ensure %s: %w", v, err)
@@ -308,25 +333,41 @@ func (p *Plane) Own(v VIP, bs ...Bucket) error {
 // still open, the release is complete and the returned error is a
 // *DrainError (errors.Is(err, ErrDrainCut)). Releasing a bucket of a VIP
 // with nothing owned here (a stop after a failed start) cleans up too.
+//
+// Release is ReleaseOnly, then the Drain's Wait in this call.
 func (p *Plane) Release(v VIP, bs ...Bucket) error {
+	d, err := p.ReleaseOnly(v, bs...)
+	if err != nil || d == nil {
+		return err
+	}
+	return d.Wait()
+}
+
+// ReleaseOnly is Release without the wait: when nothing of v is owned
+// here any more it returns, holding v's drain marker, the Drain whose Wait
+// drains and then removes everything of v (nil while other buckets of v
+// stay owned). The caller runs its Wait, or hands its Marker to another
+// process that adopts it (AdoptDrain) and closes its own; until then no
+// Ensure takes the kept address for a crash's leftover.
+func (p *Plane) ReleaseOnly(v VIP, bs ...Bucket) (*Drain, error) {
 	be, unlock, err := p.begin(v, bs)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	present, err := be.present(v)
 	if err != nil {
 		unlock()
-		return fmt.Errorf("release buckets %v of %s: %w", bs, v, err)
+		return nil, fmt.Errorf("release buckets %v of %s: %w", bs, v, err)
 	}
 	var cur []Bucket
 	if present {
 		if err := p.ensureLocked(v); err != nil {
 			unlock()
-			return err
+			return nil, err
 		}
 		if cur, err = be.owned(v); err != nil {
 			unlock()
-			return fmt.Errorf("release buckets %v of %s: %w", bs, v, err)
+			return nil, fmt.Errorf("release buckets %v of %s: %w", bs, v, err)
 		}
 		var del []Bucket
 		for _, b := range sortedBuckets(bs) {
@@ -337,7 +378,7 @@ func (p *Plane) Release(v VIP, bs ...Bucket) error {
 		if len(del) > 0 {
 			if err := be.setOwned(v, cur, nil, del); err != nil {
 				unlock()
-				return fmt.Errorf("release buckets %v of %s: %w", del, v, err)
+				return nil, fmt.Errorf("release buckets %v of %s: %w", del, v, err)
 			}
 			cur = slices.DeleteFunc(cur, func(b Bucket) bool { return slices.Contains(del, b) })
 		}
@@ -346,17 +387,17 @@ func (p *Plane) Release(v VIP, bs ...Bucket) error {
 	}
 	if len(cur) > 0 {
 		unlock()
-		return nil
+		return nil, nil
 	}
 	// Nothing owned here any more: drain, then remove everything of v.
 	// The drain marker is taken before the lock is let go, so no Ensure
 	// mistakes the kept address for a crash's leftover.
-	unlockDrain, err := p.drainMarker(v)
+	marker, err := p.drainMarker(v)
 	unlock()
 	if err != nil {
-		return err
+		return nil, err
 	}
-	return p.drainAndDrop(v, be, unlockDrain)
+	return &Drain{p: p, v: v, be: be, marker: marker}, nil
 }
 
 // drainAndDrop waits for v's tracked connections (up to the grace) while
@@ -447,8 +488,8 @@ func (p *Plane) dropLocked(h *netlink.Handle, l netlink.Link, v VIP, be backendI
 		// The flood check (flood.go) keeps receiving on the cluster MAC
 		// while it runs, also on a node that owns no bucket.
 		flood, err := p.FloodPresent(v)
-		if err != nil {
-			return err
+		if err != nil && be.kind() == BackendNFTables {
+			return err // xtcluster: nftables may be unusable, and then no flood check runs
 		}
 		if flood {
 			err = delAddr(h, l, v)
@@ -462,8 +503,8 @@ func (p *Plane) dropLocked(h *netlink.Handle, l netlink.Link, v VIP, be backendI
 	if err := be.remove(v); err != nil {
 		return err
 	}
-	if err := p.removeNFT(v); err != nil {
-		return err
+	if err := p.removeNFT(v); err != nil && be.kind() == BackendNFTables {
+		return err // xtcluster: nftables may be unusable here, and has nothing of v
 	}
 	if err := p.restoreSysctls(v); err != nil {
 		return err
@@ -504,13 +545,24 @@ func (p *Plane) ensured(v VIP, what string) (backendImpl, error) {
 		return nil, fmt.Errorf("%s of %s: %w", what, v, err)
 	}
 	if !ok {
+		// The other backend's objects, for the readers (Status, metrics)
+		// that bind a plane to nftables so as never to probe, and read
+		// every VIP here.
+		other, _ := p.implOf(BackendNFTables)
+		if be.kind() == BackendNFTables {
+			other, _ = p.implOf(BackendXTCluster)
+		}
+		if ok, err := other.present(v); err == nil && ok {
+			return other, nil
+		}
 		return nil, fmt.Errorf("%s of %s: %w", what, v, ErrNotEnsured)
 	}
 	return be, nil
 }
 
 // Counters returns per-bucket counters of traffic to v accepted on this
-// node, for every bucket 0..N-1 (xtcluster: ErrUnsupported).
+// node, for every bucket 0..N-1 (xtcluster: from the per-bucket rules'
+// counters, which count only while the node holds the VIP).
 func (p *Plane) Counters(v VIP) (map[Bucket]Counter, error) {
 	be, err := p.ensured(v, "counters")
 	if err != nil {

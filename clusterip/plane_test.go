@@ -2,7 +2,6 @@ package clusterip
 
 import (
 	"net"
-	"os/exec"
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/expr"
@@ -205,19 +204,6 @@ func srcsFrom(addrs []netip.Addr, ports int) []netip.AddrPort {
 }
 
 var xtOwners = [][]Bucket{span(0, 4), span(4, 6), span(6, 8)}
-
-// TestShareXTCluster: the iptables cluster match, hashing the source
-// address only; BucketOf predicts each connection's node.
-func TestShareXTCluster(t *testing.T) {
-	if _, err := exec.LookPath("iptables"); err != nil {
-		t.Skip("iptables not installed")
-	}
-	l := newLab(t, "xt", BackendXTCluster)
-	v := VIP{Addr: vip4, Link: "eth0", Buckets: 8, Seed: 0x5eed, Hash: HashSourceIP}
-	l.assign(t, v, xtOwners)
-	clients := l.addClients(t, false, 400)
-	l.checkShareFrom(t, v, srcsFrom(clients, 3), 400, xtOwners)
-}
 
 // TestShareSourceIPNFT: the nftables backend's source-address mode hashes
 // exactly as the cluster match (same BucketOf).

@@ -122,7 +122,7 @@ func parseBuckets(s string) ([]Bucket, error) {
 // xtcluster backend's rules live outside nftables' generation: never cached.
 func (p *Plane) seenNFT(v VIP, use Backend) (nftSeen, error) {
 	if use == BackendXTCluster {
-		return p.readSeen(v, use)
+		return (&xtBackend{p: p}).seen(v)
 	}
 	key := fingerprint(v, use)
 	path := p.seenPath(v)

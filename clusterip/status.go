@@ -7,9 +7,10 @@ import (
 )
 
 // Status lists the VIPs programmed in this namespace (by any backend),
-// sorted by address. Equivalent to: nft -j list tables netdev | grep loadshare-
+// sorted by address. Equivalent to: nft -j list tables netdev | grep loadshare-;
+// iptables-save -t mangle | grep loadshare/1
 func (p *Plane) Status() ([]Status, error) {
-	comments, err := p.listNFT()
+	comments, err := p.fingerprints()
 	if err != nil {
 		return nil, fmt.Errorf("list VIPs: %w", err)
 	}
@@ -27,6 +28,22 @@ func (p *Plane) Status() ([]Status, error) {
 	}
 	slices.SortFunc(out, func(a, b Status) int { return a.VIP.Addr.Compare(b.VIP.Addr) })
 	return out, nil
+}
+
+// fingerprints returns the settings comments of every VIP programmed
+// here: the nftables backend's ingress rules and the xtcluster backend's
+// chains. Where nftables cannot be read at all (the hosts xtcluster is
+// for) but iptables can, only the latter.
+func (p *Plane) fingerprints() ([]string, error) {
+	nft, nerr := p.listNFT()
+	xt, xerr := p.xtFingerprints()
+	switch {
+	case xerr != nil:
+		return nil, xerr
+	case nerr != nil && len(xt) == 0:
+		return nil, nerr
+	}
+	return append(nft, xt...), nil
 }
 
 // StatusOf returns the status of v (ErrNotEnsured, wrapped, when absent).
@@ -99,7 +116,9 @@ func (p *Plane) status(v VIP, be Backend) (Status, error) {
 // ruleset generation changed since a monitor of any of v's buckets last
 // read them (seenNFT). The backend is the plane's; on a plane that has not
 // chosen one (WithRecordedBackend, v not recorded then), the one v's
-// objects record, else nftables.
+// objects record (nftables' settings comment, else v's iptables chain),
+// else nftables. With xtcluster, State execs iptables-save and
+// arptables-save once each.
 //
 // State takes no lock. Every read is one netlink request answered from a
 // consistent kernel snapshot of one object, and while bucket b is owned no
@@ -126,6 +145,11 @@ func (p *Plane) State(v VIP, b Bucket) (ServeState, Lack, error) {
 		return NotServed, 0, fmt.Errorf("state of %s: %w", v, err)
 	}
 	seen, err := p.seenNFT(v, use)
+	if use == BackendAuto && (err != nil || !seen.Anything) && p.xtRecorded(v) {
+		// v is on xtcluster here: nothing of it in nftables (or nftables
+		// unusable), its chain in iptables.
+		seen, err = (&xtBackend{p: p}).seen(v)
+	}
 	if err != nil {
 		return fail(err)
 	}

@@ -3,7 +3,6 @@ package clusterip
 import (
 	"fmt"
 	"net/netip"
-	"os/exec"
 	"strings"
 	"sync"
 	"testing"
@@ -233,36 +232,4 @@ func TestStopRaces(t *testing.T) {
 		clean(fmt.Sprintf("round %d: after the last release", round))
 	}
 	t.Logf("the racing start ended owned in %d of 6 rounds (the others came before its bucket's stop)", won)
-}
-
-// TestStopLeavesNothingXTCluster: the same with the iptables backend: no
-// chain, no jump, no table of the VIP left.
-func TestStopLeavesNothingXTCluster(t *testing.T) {
-	if _, err := exec.LookPath("iptables"); err != nil {
-		t.Skip("iptables not installed")
-	}
-	l := newLab(t, "sx", BackendXTCluster)
-	ns, p := l.servers[0], l.planes[0]
-	// iptables-nft creates the mangle table and its built-in chain on
-	// first use and never deletes them: they are iptables', not the VIP's.
-	run(t, ns, "iptables", "-t", "mangle", "-A", "PREROUTING", "-i", "lo", "-j", "ACCEPT")
-	run(t, ns, "iptables", "-t", "mangle", "-D", "PREROUTING", "-i", "lo", "-j", "ACCEPT")
-	before := footprint.Namespace(t, ns, p.runDir)
-	v := VIP{Addr: vip4, Link: "eth0", Buckets: 4, Seed: 9, Hash: HashSourceIP}
-	t.Cleanup(func() { p.Remove(v) })
-	if err := p.Own(v, 1, 3); err != nil {
-		t.Fatal(err)
-	}
-	if out := run(t, ns, "iptables-save", "-t", "mangle"); !strings.Contains(out, xtChain(v)) {
-		t.Fatalf("xtcluster Own: no chain %s:\n%s", xtChain(v), out)
-	}
-	if err := p.Release(v, 1, 3); err != nil {
-		t.Fatal(err)
-	}
-	if d := before.Diff(footprint.Namespace(t, ns, p.runDir)); d != "" {
-		t.Errorf("after the last release (xtcluster), the namespace differs from before (-before +after):\n%s", d)
-	}
-	if out := run(t, ns, "iptables-save", "-t", "mangle"); strings.Contains(out, xtChain(v)) {
-		t.Errorf("after the last release: chain %s left:\n%s", xtChain(v), out)
-	}
 }

@@ -160,9 +160,9 @@ func (p *Plane) ensureSysctls(v VIP) error {
 }
 
 // neededSysctls is the set of sysctls the VIPs programmed in the plane's
-// namespace need now (read from their tables' settings comments).
+// namespace need now (read from their tables' or chains' settings comments).
 func (p *Plane) neededSysctls() (map[string]bool, error) {
-	comments, err := p.listNFT()
+	comments, err := p.fingerprints()
 	if err != nil {
 		return nil, err
 	}

@@ -148,9 +148,10 @@ func (e *DrainError) Error() string {
 // Is makes errors.Is(err, ErrDrainCut) true.
 func (e *DrainError) Is(target error) bool { return target == ErrDrainCut }
 
-// backendImpl makes the bucket decision for one Backend. The link-level
-// part (pkttype fix, ARP/ND answers with the cluster MAC, the early drop)
-// is shared by both backends and is built in nftbuild.go (addLinkObjects).
+// backendImpl makes the bucket decision for one Backend. The nftables
+// backend's link-level part (pkttype fix, ARP/ND answers with the cluster
+// MAC, the early drop) is built in nftbuild.go (addLinkObjects, through
+// Plane.ensureNFT); xtcluster builds its own (xtcluster.go, in ensure).
 type backendImpl interface {
 	kind() Backend
 	// ensure creates or repairs v's bucket objects, keeping owned buckets.

@@ -210,6 +210,12 @@ func (v VIP) Validate(backend Backend) error {
 		if v.Hash != HashSourceIP {
 			return &FieldError{"hash", v.Hash.String(), "backend xtcluster hashes the source address only (hash=sourceip)"}
 		}
+		if v.MACMode != MACMulticast {
+			// Frames to a foreign unicast MAC are PACKET_OTHERHOST, which
+			// IP drops before PREROUTING: only nftables' netdev hook can
+			// turn them into PACKET_HOST.
+			return &FieldError{"mac_mode", v.MACMode.String(), "backend xtcluster needs mac_mode=multicast"}
+		}
 	}
 	return nil
 }

@@ -24,6 +24,11 @@ type Attrs interface {
 	Get(ctx context.Context, name string) (value string, ok bool, err error)
 	// Delete removes the attribute's value (attrd keeps the name, empty).
 	Delete(ctx context.Context, name string) error
+	// Refresh makes attrd write every value it holds to the CIB again:
+	// after the DC erased a node's transient attributes from the CIB (it
+	// does when that node's controller is lost), attrd still holds them
+	// and writes none back on its own, since none changed.
+	Refresh(ctx context.Context) error
 }
 
 // AttrdUpdater is Attrs through Pacemaker's attrd_updater command. It needs a
@@ -74,12 +79,23 @@ func (a *AttrdUpdater) Delete(ctx context.Context, name string) error {
 	return err
 }
 
-func (a *AttrdUpdater) argv(args ...string) []string {
+// Refresh makes attrd resend every value it holds to the CIB.
+// Equivalent to: attrd_updater --refresh
+func (a *AttrdUpdater) Refresh(ctx context.Context) error {
+	_, err := runTool(ctx, nil, a.argvNoNode("--refresh")...)
+	return err
+}
+
+func (a *AttrdUpdater) argvNoNode(args ...string) []string {
 	path := a.Path
 	if path == "" {
 		path = "attrd_updater"
 	}
-	argv := append([]string{path}, args...)
+	return append([]string{path}, args...)
+}
+
+func (a *AttrdUpdater) argv(args ...string) []string {
+	argv := a.argvNoNode(args...)
 	if a.Node != "" {
 		argv = append(argv, "-N", a.Node)
 	}
@@ -117,4 +133,45 @@ func formatDelay(d time.Duration) string {
 		return strconv.FormatInt(int64(d/time.Second), 10) + "s"
 	}
 	return strconv.FormatInt(d.Milliseconds(), 10) + "ms"
+}
+
+// queryHost matches one line of attrd_updater -Q -A: host and value.
+var queryHost = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`(?m)^.*\bhost="([^"]*)".*\bvalue="((?:[^"\\]|\\.)*)"`)
+})
+
+// GetAll returns the attribute's value on every node attrd holds one for
+// (an empty value, deleted, is left out). Run by a resource agent,
+// attrd_updater 2.1 takes OCF_RESKEY_CRM_meta_on_node as the node to
+// query and ignores -A (measured in the lab: only the local value came
+// back), so that variable is kept from it.
+// Equivalent to: attrd_updater -n NAME -Q -A
+func (a *AttrdUpdater) GetAll(ctx context.Context, name string) (map[string]string, error) {
+	b := *a
+	b.Node = ""
+	out, err := runTool(ctx, []string{"OCF_RESKEY_CRM_meta_on_node"}, b.argv("-n", name, "-Q", "-A")...)
+	var ae *ToolError
+	if errors.As(err, &ae) && ae.IsNotExist() {
+		return map[string]string{}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return parseQueryAll(out), nil
+}
+
+func parseQueryAll(out []byte) map[string]string {
+	vals := map[string]string{}
+	for _, m := range queryHost().FindAllSubmatch(out, -1) {
+		v := string(m[2])
+		if strings.Contains(v, `\`) {
+			if u, err := strconv.Unquote(`"` + v + `"`); err == nil {
+				v = u
+			}
+		}
+		if v != "" {
+			vals[string(m[1])] = v
+		}
+	}
+	return vals
 }

@@ -3,6 +3,7 @@ package crm
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -125,5 +126,16 @@ func TestParseQuery(t *testing.T) {
 		if got != tc.want || ok != tc.ok {
 			t.Errorf("parseQuery(%q) = %q, %v; want %q, %v", tc.out, got, ok, tc.want, tc.ok)
 		}
+	}
+}
+
+func TestParseQueryAll(t *testing.T) {
+	out := `name="flood_vip" host="n1" value="1"
+name="flood_vip" host="n2" value="0"
+name="flood_vip" host="n3" value=""
+`
+	got := parseQueryAll([]byte(out))
+	if fmt.Sprint(got) != "map[n1:1 n2:0]" {
+		t.Errorf("parseQueryAll(%q) = %v, want map[n1:1 n2:0]", out, got)
 	}
 }

@@ -49,10 +49,25 @@ var bucketRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(
 
 // resolved is a primitive with its template applied.
 type resolved struct {
-	id     string
-	agent  string // class:provider:type
-	params map[string]string
-	meta   map[string]string
+	id       string
+	agent    string // class:provider:type
+	params   map[string]string
+	meta     map[string]string
+	backends []string // every backend parameter value of its and its template's sets, rule-scoped ones too (normalized)
+}
+
+// backendName normalizes a clustervip backend value as the agent reads it
+// ("" is auto), so that synonyms do not look like a mix.
+func backendName(v string) string {
+	switch v = strings.ToLower(strings.TrimSpace(v)); v {
+	case "", "auto":
+		return "auto"
+	case "nft":
+		return "nftables"
+	case "xt_cluster", "iptables":
+		return "xtcluster"
+	}
+	return v
 }
 
 // Check reads a CIB (cibadmin -Q, or a file) and reports what keeps
@@ -109,6 +124,23 @@ func Check(cib []byte) ([]Problem, error) {
 		}
 		for k, v := range p.nvpairs("meta_attributes") {
 			r.meta[k] = v
+		}
+		// Every set counts, also one whose rule scopes it to some nodes
+		// (#uname eq n1): that node's kernel would use that backend.
+		for _, e := range []*elem{templates[p.attr("template")], p} {
+			if e == nil {
+				continue
+			}
+			for _, set := range e.children("instance_attributes") {
+				for _, nv := range set.children("nvpair") {
+					if nv.attr("name") == "backend" {
+						r.backends = append(r.backends, backendName(nv.attr("value")))
+					}
+				}
+			}
+		}
+		if len(r.backends) == 0 {
+			r.backends = []string{"auto"}
 		}
 		return r
 	}
@@ -188,6 +220,26 @@ func Check(cib []byte) ([]Problem, error) {
 					fmt.Sprintf("set resource-stickiness=%d", Stickiness))
 			}
 		}
+		used := map[string]string{} // backend → a bucket primitive using it
+		for _, r := range g {
+			for _, b := range r.backends {
+				if _, ok := used[b]; !ok {
+					used[b] = r.id
+				}
+			}
+		}
+		if len(used) > 1 {
+			var mix []string
+			for b, id := range used {
+				mix = append(mix, fmt.Sprintf("%s (%s)", b, id))
+			}
+			sort.Strings(mix)
+			add(Error, name, fmt.Sprintf("the bucket primitives use different backends: %s. Nodes of one VIP must run one backend: "+
+				"xtcluster hashes the source address only, takes at most 32 buckets, IPv4 and a multicast MAC, so a mix splits "+
+				"clients differently or fails to start on some nodes (backend=auto resolves per node, to xtcluster where nftables is unusable).",
+				strings.Join(mix, ", ")),
+				"set one explicit backend for the VIP (backend=nftables or backend=xtcluster on the template)")
+		}
 		var missing []string
 		for k := 0; k < n; k++ {
 			if !seen[k] {
@@ -228,8 +280,8 @@ func Check(cib []byte) ([]Problem, error) {
 	// The design's other shape: a globally-unique clone of clustervip.
 	for _, c := range res.children("clone") {
 		p := c.child("primitive")
-		if p == nil || resolve(p).agent != "ocf:loadshare:clustervip" {
-			continue
+		if p == nil || resolve(p).agent != "ocf:loadshare:clustervip" || resolve(p).params["flood_check"] != "" {
+			continue // a flood check's clone owns no bucket
 		}
 		meta := c.nvpairs("meta_attributes")
 		id := c.attr("id")
@@ -275,6 +327,7 @@ func Check(cib []byte) ([]Problem, error) {
 		add(Warning, "symmetric-cluster", "symmetric-cluster=false: buckets may run only where a rule scores above 0, so with no writable node they all stop.", "")
 	}
 	out = append(out, checkVersions(doc)...)
+	out = append(out, checkFlood(doc)...)
 	return out, nil
 }
 
@@ -380,6 +433,33 @@ func checkVersions(doc *elem) []Problem {
 	return []Problem{{Severity: Warning, Object: AttrVersion,
 		Message: fmt.Sprintf("nodes run different loadshare agent versions: %s. Fine during an upgrade, node by node; otherwise the nodes may disagree on how buckets are served.", strings.Join(each, "; ")),
 		Fix:     "install the same loadshare package on every node"}}
+}
+
+// checkFlood names the nodes whose flood check says the network does not
+// deliver a VIP's frames to them (FloodAttr 0 in the status section): the
+// rules and the placer keep that VIP's buckets off them, and the switch
+// needs fixing.
+func checkFlood(doc *elem) []Problem {
+	byVIP := map[string][]string{}
+	for _, ns := range doc.path("status").children("node_state") {
+		for _, ta := range ns.children("transient_attributes") {
+			for k, v := range ta.nvpairs("instance_attributes") {
+				if name, ok := strings.CutPrefix(k, FloodAttr("")); ok && v == "0" {
+					byVIP[name] = append(byVIP[name], ns.attr("uname"))
+				}
+			}
+		}
+	}
+	var out []Problem
+	for name, nodes := range byVIP {
+		sort.Strings(nodes)
+		out = append(out, Problem{Severity: Warning, Object: name,
+			Message: fmt.Sprintf("%s do(es) not receive VIP %s's frames (%s=0, the flood check: no other node's probe arrives while the others hear each other): its buckets are kept off them.",
+				strings.Join(nodes, ", "), name, FloodAttr(name)),
+			Fix: "make the switch flood the cluster MAC to those ports (IGMP/MLD snooping, static MAC entries, teaming policy); the buckets return by themselves"})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Object < out[j].Object })
+	return out
 }
 
 func isClone(res, p *elem) bool {

@@ -69,6 +69,29 @@ func TestCheck(t *testing.T) {
 		{"two versions", func(s string) string {
 			return strings.Replace(s, `<status/>`, versionStatus("v1.3", "v1.2", "v1.2"), 1)
 		}, []string{"warning: loadshare_version: nodes run different loadshare agent versions: v1.2 on n2,n3; v1.3 on n1."}},
+		{"a node the VIP's frames do not reach", func(s string) string {
+			st := strings.Replace(versionStatus("", "", ""), `<nvpair id="status-2-w"`, `<nvpair id="status-2-f" name="flood_vip" value="0"/><nvpair id="status-2-w"`, 1)
+			st = strings.Replace(st, `<nvpair id="status-1-w"`, `<nvpair id="status-1-f" name="flood_vip" value="1"/><nvpair id="status-1-w"`, 1)
+			return strings.Replace(s, `<status/>`, st, 1)
+		}, []string{"warning: vip: n2 do(es) not receive VIP vip's frames (flood_vip=0"}},
+		{"one backend for all buckets", func(s string) string {
+			return strings.Replace(s, `<nvpair id="vip-bucket-params-buckets" name="buckets" value="4"/>`,
+				`<nvpair id="vip-bucket-params-buckets" name="buckets" value="4"/><nvpair id="vip-bucket-params-backend" name="backend" value="xtcluster"/>`, 1)
+		}, nil},
+		{"one bucket on another backend", func(s string) string {
+			return strings.Replace(s, `<nvpair id="vip_2-params-bucket" name="bucket" value="2"/>`,
+				`<nvpair id="vip_2-params-bucket" name="bucket" value="2"/><nvpair id="vip_2-params-backend" name="backend" value="xtcluster"/>`, 1)
+		}, []string{"error: vip: the bucket primitives use different backends: auto (vip_0), xtcluster (vip_2)"}},
+		{"one node on another backend", func(s string) string {
+			return strings.Replace(s, `<nvpair id="vip-bucket-params-buckets" name="buckets" value="4"/>`,
+				`<nvpair id="vip-bucket-params-buckets" name="buckets" value="4"/><nvpair id="vip-bucket-params-backend" name="backend" value="nft"/>`+
+					`</instance_attributes><instance_attributes id="vip-bucket-n3"><rule id="vip-bucket-n3-rule" score="0">`+
+					`<expression id="vip-bucket-n3-expr" attribute="#uname" operation="eq" value="n3"/></rule>`+
+					`<nvpair id="vip-bucket-n3-backend" name="backend" value="xtcluster"/>`, 1)
+		}, []string{"error: vip: the bucket primitives use different backends: nftables (vip_0), xtcluster (vip_0)"}},
+		{"flood check clone", func(s string) string {
+			return strings.Replace(s, `</resources>`, `<clone id="vip-flood-clone"><primitive id="vip-flood" class="ocf" provider="loadshare" type="clustervip"><instance_attributes id="vfi"><nvpair id="vfc" name="flood_check" value="vip"/></instance_attributes></primitive></clone></resources>`, 1)
+		}, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -67,9 +67,21 @@ type Spec struct {
 	// from the fields above only.
 	Params map[string][]Param
 	// AttrMonitor is the seconds between monitors of mysql_monitor and
-	// server_load; 0: 5 and 10.
+	// server_load; 0: 5 and 10. It is the flood check's interval too
+	// (0: FloodMonitor).
 	AttrMonitor int
+	// FloodCheck makes the location rules refuse buckets to a node whose
+	// FloodAttr is 0 and, with AttributeAgents, adds the VIP's flood
+	// check that publishes it, NAME-flood-clone (clustervip
+	// flood_check=NAME on every node). Default in the CLI with the
+	// attribute agents.
+	FloodCheck bool
 }
+
+// FloodMonitor is the seconds between the flood check's probes (its
+// monitor) when AttrMonitor is 0; flood_window (3) of them without a
+// peer's probe make a node unreached.
+const FloodMonitor = 5
 
 // Specs is a whole configuration of several VIPs: each its own buckets
 // and rules, one set of attribute agents for all, whose server_load
@@ -273,6 +285,7 @@ type vipModel struct {
 	template primitive   // NAME-bucket: what every bucket shares
 	buckets  []primitive // NAME_K: the template plus bucket=K
 	rules    []location
+	flood    *primitive // NAME-flood in NAME-flood-clone (Spec.FloodCheck); nil without
 }
 
 // primitive is one resource of agent ocf:loadshare:<agent>.
@@ -387,6 +400,34 @@ func (s Spec) vipModel() vipModel {
 		{id: s.Name + "-" + role, pattern: "^" + s.Name + "_[0-9]+$", ruleID: s.Name + "-" + role + "-rule", score: WritableScore,
 			exprs: []expression{{id: s.Name + "-" + role + "-rule-expr", attribute: s.Require, value: "1"}}},
 	}
+	if s.FloodCheck {
+		// ne 0: a node with no verdict (attribute unset) keeps its buckets.
+		for i := range v.rules {
+			v.rules[i].booleanOp = "and"
+			v.rules[i].exprs = append(v.rules[i].exprs, expression{id: v.rules[i].ruleID + "-flood",
+				attribute: FloodAttr(s.Name), op: "ne", value: "0"})
+		}
+	}
+	if s.FloodCheck && s.AttributeAgents {
+		every := FloodMonitor
+		if s.AttrMonitor > 0 {
+			every = s.AttrMonitor
+		}
+		var params []Param
+		for _, p := range s.params() {
+			if p.Name != "buckets" {
+				params = append(params, p)
+			}
+		}
+		v.flood = &primitive{id: s.Name + "-flood", agent: "clustervip",
+			params: append(params, Param{"flood_check", s.Name}),
+			ops: []operation{
+				{name: "monitor", interval: strconv.Itoa(every) + "s", timeout: "20s", noPending: true},
+				{name: "start", interval: "0", timeout: "20s", noPending: true},
+				{name: "stop", interval: "0", timeout: "20s", noPending: true},
+			},
+			clone: FloodClone(s.Name), cloneMeta: []Param{{"interleave", "true"}}}
+	}
 	if s.Strict {
 		v.rules = append(v.rules, location{id: s.Name + "-strict", pattern: "^" + s.Name + "_[0-9]+$", ruleID: s.Name + "-strict-rule",
 			score: Forbidden, booleanOp: "or", exprs: []expression{
@@ -447,12 +488,7 @@ func (ss Specs) Crmsh() (string, error) {
 	var b strings.Builder
 	m.header(&b)
 	for _, a := range m.attrs {
-		fmt.Fprintf(&b, "primitive %s ocf:loadshare:%s \\\n", a.id, a.agent)
-		if len(a.params) > 0 {
-			fmt.Fprintf(&b, "\t%s \\\n", strings.TrimPrefix(crmshParams(a.params), " "))
-		}
-		fmt.Fprintf(&b, "\t%s\n", crmshOps(a.ops, " \\\n\t"))
-		fmt.Fprintf(&b, "clone %s %s meta%s\n", a.clone, a.id, crmshPairs(a.cloneMeta))
+		crmshClone(&b, a)
 	}
 	for _, v := range m.vips {
 		t := v.template
@@ -465,8 +501,21 @@ func (ss Specs) Crmsh() (string, error) {
 		for _, l := range v.rules {
 			fmt.Fprintf(&b, "location %s /%s/ \\\n\trule %s: %s\n", l.id, l.pattern, scoreText(l.score), l.expression())
 		}
+		if v.flood != nil {
+			crmshClone(&b, *v.flood)
+		}
 	}
 	return b.String(), nil
+}
+
+// crmshClone is a primitive and the clone holding it.
+func crmshClone(b *strings.Builder, a primitive) {
+	fmt.Fprintf(b, "primitive %s ocf:loadshare:%s \\\n", a.id, a.agent)
+	if len(a.params) > 0 {
+		fmt.Fprintf(b, "\t%s \\\n", strings.TrimPrefix(crmshParams(a.params), " "))
+	}
+	fmt.Fprintf(b, "\t%s\n", crmshOps(a.ops, " \\\n\t"))
+	fmt.Fprintf(b, "clone %s %s meta%s\n", a.clone, a.id, crmshPairs(a.cloneMeta))
 }
 
 // header is the comment lines that open the crmsh and pcs text: one per
@@ -580,6 +629,11 @@ func (ss Specs) configuration() (*elem, error) {
 				rule.add(x)
 			}
 			cons.add(newElem("rsc_location", "id", l.id, "rsc-pattern", l.pattern).add(rule))
+		}
+		if f := v.flood; f != nil {
+			res.add(newElem("clone", "id", f.clone).add(
+				xmlPairs("meta_attributes", f.clone+"-meta", f.cloneMeta),
+				xmlPrimitive("primitive", *f, "class", "ocf", "provider", "loadshare", "type", f.agent)))
 		}
 	}
 	cfg.add(crmConfig, nodes, res, cons)

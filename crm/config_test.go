@@ -110,6 +110,7 @@ func TestXMLVerifies(t *testing.T) {
 	}
 	for _, s := range []Specs{
 		{withParams(testSpec(24, "n1", "n2", "n3"), "mysql_monitor", "socket", "/run/mysqld/mysqld.sock", "server_load", "weight_cpu", "0")},
+		{withFlood(testSpec(4, "n1", "n2", "n3"))},
 		{{Name: "db2", IP: netip.MustParseAddr("2001:db8::5"), Buckets: 256, NIC: "eth1", CIDRNetmask: 64}},
 		writerReader("n1", "n2", "n3"),
 	} {
@@ -215,5 +216,38 @@ func TestSpecsCrmsh(t *testing.T) {
 	vips, err := ParsePlacer("vip ro:require=readable_monit,writer-weight=50")
 	if err != nil || len(vips) != 2 || vips[1].Require != AttrReadable || vips[1].Policy.WriterWeight != 50 || vips[0].Spec().norm().Require != AttrWritable {
 		t.Errorf("the placer word does not read back: %+v %v", vips, err)
+	}
+}
+
+func withFlood(s Spec) Spec { s.FloodCheck = true; return s }
+
+// TestFloodCheckConfig: with FloodCheck, both bucket rules refuse a node
+// whose flood_NAME is 0 (and only 0: unset keeps its buckets), and the
+// check runs as an interleaved clone of clustervip flood_check=NAME with
+// the VIP's address, at the attribute agents' interval.
+func TestFloodCheckConfig(t *testing.T) {
+	s := withFlood(testSpec(4, "n1", "n2", "n3"))
+	s.AttrMonitor = 2
+	out, err := s.Crmsh()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"rule 100: own_vip_%1 eq 1 and writable_monit eq 1 and flood_vip ne 0\n",
+		"rule 10: writable_monit eq 1 and flood_vip ne 0\n",
+		"primitive vip-flood ocf:loadshare:clustervip \\\n\tparams ip=" + s.IP.String(),
+		" flood_check=vip \\\n\top monitor interval=2s",
+		"clone vip-flood-clone vip-flood meta interleave=true\n",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("Crmsh() lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "vip-flood ocf:loadshare:clustervip \\\n\tparams ip="+s.IP.String()+" buckets=") {
+		t.Errorf("the flood check has a buckets parameter:\n%s", out)
+	}
+	s.FloodCheck = false
+	if out, _ := s.Crmsh(); strings.Contains(out, "flood") {
+		t.Errorf("without FloodCheck, Crmsh() mentions flood:\n%s", out)
 	}
 }

@@ -37,6 +37,9 @@ func (ss Specs) Pcs() (string, error) {
 			fmt.Fprintf(&b, "pcs constraint location %s rule id=%s constraint-id=%s score=%s %s\n",
 				shellQuote("regexp%"+l.pattern), l.ruleID, l.id, scoreText(l.score), l.expression())
 		}
+		if f := v.flood; f != nil {
+			b.WriteString(pcsCreate(*f) + " clone " + f.clone + pcsPairs(f.cloneMeta) + "\n")
+		}
 	}
 	return b.String(), nil
 }

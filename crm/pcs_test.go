@@ -52,7 +52,7 @@ func TestPcsAppliesGenerated(t *testing.T) {
 		t.Fatal(err)
 	}
 	specs := map[string]Specs{
-		"default":                  {withParams(testSpec(4, "n1", "n2", "n3"), "mysql_monitor", "user", "mon it'or", "clustervip", "drain_grace", "5")},
+		"default":                  {withFlood(withParams(testSpec(4, "n1", "n2", "n3"), "mysql_monitor", "user", "mon it'or", "clustervip", "drain_grace", "5"))},
 		"ipv6 no attribute agents": {{Name: "db", IP: netip.MustParseAddr("2001:db8::10"), Buckets: 3, CIDRNetmask: 64, NIC: "eth1", Seed: 7, Monitor: 5}},
 		"writer and reader":        writerReaderOf(4, 3, "n1", "n2", "n3"),
 	}

@@ -3,7 +3,6 @@ package crm
 import (
 	"fmt"
 	"sort"
-	"time"
 )
 
 // Node is what placement knows about one cluster node: membership and the
@@ -11,7 +10,7 @@ import (
 type Node struct {
 	Name     string
 	Online   bool // a cluster member that can run resources (not standby)
-	Eligible bool // the VIP's required attribute is 1 (writable_monit, or readable_monit for a reader VIP)
+	Eligible bool // the VIP's required attribute is 1 (writable_monit, or readable_monit for a reader VIP), and its flood check does not say unreached (FloodAttr 0)
 	Writer   bool // writable_monit=1: weighed by Policy.WriterWeight
 	Load     int  // server_load, 0–100; negative when the attribute is missing
 	Prev     int  // buckets this node was targeted (owns) before; hysteresis input
@@ -42,20 +41,12 @@ type Policy struct {
 	// share of its spare capacity, so that a reader VIP spread over the
 	// replicas and the primary gives the primary less. 1–100; 0 means 100.
 	WriterWeight int
-	// WriteDelayMillis: the attrd dampening (attrd_updater -d) of the
-	// round's bucket attributes. attrd writes each attribute as one CIB
-	// update carrying every node's value, once it has not changed for this
-	// long, so a move's claim and release land in one update and a
-	// round's updates together, in one or a few transitions instead of one
-	// per write. 0 writes each change at once. 0–60000.
-	WriteDelayMillis int
 }
 
 // DefaultPolicy is what `loadshare crm` configures and Target uses for the
 // zero Policy: loads 0–100 mean spare 100–0, a saturated node keeps 5 points
-// of weight, targets move only when some node is 2 or more buckets off, and
-// a round's attribute writes reach the CIB together 1 s after its last.
-var DefaultPolicy = Policy{IdleLoad: 0, FullLoad: 100, MinShare: 5, Hysteresis: 1, WriteDelayMillis: 1000}
+// of weight, and targets move only when some node is 2 or more buckets off.
+var DefaultPolicy = Policy{IdleLoad: 0, FullLoad: 100, MinShare: 5, Hysteresis: 1}
 
 // Validate reports a policy Target cannot use.
 func (p Policy) Validate() error {
@@ -75,8 +66,6 @@ func (p Policy) Validate() error {
 		return fmt.Errorf("hysteresis=%d: must not be negative", p.Hysteresis)
 	case p.WriterWeight < 0 || p.WriterWeight > 100:
 		return fmt.Errorf("writer weight=%d: must be 1–100 (percent; 0: 100)", p.WriterWeight)
-	case p.WriteDelayMillis < 0 || p.WriteDelayMillis > 60000:
-		return fmt.Errorf("write delay=%d: must be 0–60000 (milliseconds)", p.WriteDelayMillis)
 	}
 	return nil
 }
@@ -92,11 +81,6 @@ func (p Policy) norm() Policy {
 		p.WriterWeight = 100
 	}
 	return p
-}
-
-// WriteDelay is WriteDelayMillis as a duration, the zero Policy's too.
-func (p Policy) WriteDelay() time.Duration {
-	return time.Duration(p.norm().WriteDelayMillis) * time.Millisecond
 }
 
 // Assignment is one node's bucket target.

@@ -57,7 +57,8 @@ func (p Plan) Moves() int { return p.Running.Moves(p.Owners) }
 
 // PlanFrom computes a placer round from the cluster status (crm_mon): each
 // node's membership, the attribute the VIP requires (spec.Require:
-// writable_monit by default), writable_monit and server_load, the own_* claims
+// writable_monit by default; a node whose flood_NAME is 0 is not eligible
+// either), writable_monit and server_load, the own_* claims
 // (a node's claim count is its previous target, for hysteresis) and where
 // the buckets run. Pure: every node computes the same plan from the same
 // status.
@@ -72,7 +73,7 @@ func PlanFrom(st *Status, spec Spec, p Policy) Plan {
 		node := Node{
 			Name:     ns.Name,
 			Online:   ns.Online && !ns.Standby && !ns.Maintenance && !ns.Unclean,
-			Eligible: ns.Attrs[spec.Require] == "1",
+			Eligible: ns.Attrs[spec.Require] == "1" && ns.Attrs[FloodAttr(spec.Name)] != "0",
 			Writer:   ns.Attrs[AttrWritable] == "1",
 			Load:     -1,
 		}
@@ -177,14 +178,11 @@ const applyWorkers = 8
 
 // Apply writes a plan: every set, then, once all sets are written, every
 // delete. Within a phase the writes run concurrently (order within a phase
-// does not matter). With delay > 0 the sets carry that attrd dampening,
-// which stays with the attribute, so its delete waits too: attrd writes a
-// bucket's claim and release in one CIB update, delay after the last of
-// them. Equivalent to: attrd_updater -N NODE -n own_vip_K -B 1 -d DELAY
+// does not matter). Equivalent to: attrd_updater -N NODE -n own_vip_K -U 1
 // ...; attrd_updater -N NODE -n own_vip_K -D ...
-func (p Plan) Apply(ctx context.Context, attrs AttrsFor, delay time.Duration) error {
+func (p Plan) Apply(ctx context.Context, attrs AttrsFor) error {
 	err := forEach(p.Set, func(c AttrChange) error {
-		if err := attrs(c.Node).Set(ctx, c.Name, "1", delay); err != nil {
+		if err := attrs(c.Node).Set(ctx, c.Name, "1", 0); err != nil {
 			return fmt.Errorf("give bucket attribute %s to %s: %w", c.Name, c.Node, err)
 		}
 		return nil
@@ -271,7 +269,7 @@ func PlaceIn(ctx context.Context, st *Status, me string, spec Spec, p Policy, on
 	if err != nil || skipped != "" {
 		return plan, skipped, err
 	}
-	return plan, "", plan.Apply(ctx, Attrd, p.WriteDelay())
+	return plan, "", plan.Apply(ctx, Attrd)
 }
 
 // ErrNoBuckets: the cluster has no bucket primitives of the VIP asked for.
@@ -368,3 +366,13 @@ func VIPsIn(st *Status) []string {
 	sort.Strings(names)
 	return names
 }
+
+// FloodAttr is the node attribute VIP name's flood check publishes
+// (clustervip flood_check=NAME): 1 when the node receives the VIP's
+// flooded frames, 0 when it does not while other nodes do (then neither
+// the location rules nor the placer give it buckets), unset when it
+// cannot tell.
+func FloodAttr(name string) string { return "flood_" + name }
+
+// FloodClone is the clone id of VIP name's flood check.
+func FloodClone(name string) string { return name + "-flood-clone" }

@@ -198,6 +198,7 @@ func (r recAttrs) Set(_ context.Context, name, value string, _ time.Duration) er
 	return nil
 }
 func (r recAttrs) Get(context.Context, string) (string, bool, error) { return "", false, nil }
+func (r recAttrs) Refresh(context.Context) error                     { return nil }
 func (r recAttrs) Delete(_ context.Context, name string) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -215,7 +216,7 @@ func TestPlanApplyOrder(t *testing.T) {
 	}
 	var mu sync.Mutex
 	var log []string
-	if err := p.Apply(context.Background(), func(n string) Attrs { return recAttrs{node: n, mu: &mu, log: &log} }, 0); err != nil {
+	if err := p.Apply(context.Background(), func(n string) Attrs { return recAttrs{node: n, mu: &mu, log: &log} }); err != nil {
 		t.Fatal(err)
 	}
 	if len(log) != 80 {
@@ -227,7 +228,7 @@ func TestPlanApplyOrder(t *testing.T) {
 		}
 	}
 	log = nil
-	err := p.Apply(context.Background(), func(n string) Attrs { return recAttrs{node: n, mu: &mu, log: &log, fail: "own_vip_7"} }, 0)
+	err := p.Apply(context.Background(), func(n string) Attrs { return recAttrs{node: n, mu: &mu, log: &log, fail: "own_vip_7"} })
 	if err == nil || !strings.Contains(err.Error(), "give bucket attribute own_vip_7 to b: attrd down") {
 		t.Errorf("Apply with a failing set = %v", err)
 	}
@@ -259,5 +260,28 @@ func TestParseVIP(t *testing.T) {
 		if _, err := ParseVIP(in); err == nil || !strings.Contains(err.Error(), msg) {
 			t.Errorf("ParseVIP(%q) = %v; want an error containing %q", in, err, msg)
 		}
+	}
+}
+
+// TestPlanFromFlood: a node whose flood check says unreached (flood_vip=0)
+// gets no target, like a node that is not writable; unset and 1 count as
+// reached; another VIP's flood attribute does not matter.
+func TestPlanFromFlood(t *testing.T) {
+	node := func(name, flood string) NodeStatus {
+		a := map[string]string{"writable_monit": "1", "server_load": "20"}
+		if flood != "" {
+			a["flood_vip"] = flood
+		}
+		a["flood_other"] = "0"
+		return NodeStatus{Name: name, Online: true, Attrs: a}
+	}
+	st := statusOf([]NodeStatus{node("n1", "1"), node("n2", "0"), node("n3", "")}, "n1", "n2", "n3", "n1", "n2", "n3")
+	spec := Spec{Buckets: 6}
+	m := map[string]int{}
+	for _, a := range PlanFrom(st, spec, DefaultPolicy).Targets {
+		m[a.Node] = a.Buckets
+	}
+	if want := map[string]int{"n1": 3, "n2": 0, "n3": 3}; !reflect.DeepEqual(m, want) {
+		t.Errorf("targets with n2 flood_vip=0: %v, want %v", m, want)
 	}
 }

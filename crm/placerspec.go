@@ -14,8 +14,8 @@ import (
 //	NAME[:key=value[,key=value]…]
 //
 // with the keys require (writable_monit or readable_monit), idle-load,
-// full-load, min-share, min-buckets, max-buckets, hysteresis, writer-weight
-// and write-delay: the flags of `loadshare crm place`, which mean the same.
+// full-load, min-share, min-buckets, max-buckets, hysteresis and
+// writer-weight: the flags of `loadshare crm place`, which mean the same.
 // A key not given keeps DefaultPolicy's value. Example, a writer VIP and a
 // reader VIP that gives the primary half its share:
 //
@@ -42,7 +42,6 @@ var policyKeys = []struct {
 	{"max-buckets", func(p *Policy) *int { return &p.MaxBuckets }},
 	{"hysteresis", func(p *Policy) *int { return &p.Hysteresis }},
 	{"writer-weight", func(p *Policy) *int { return &p.WriterWeight }},
-	{"write-delay", func(p *Policy) *int { return &p.WriteDelayMillis }},
 }
 
 // ParsePlacer reads server_load's placer parameter: space-separated

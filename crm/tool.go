@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -53,11 +54,19 @@ func (e *ToolError) IsNotConnected() bool {
 		strings.Contains(e.Stderr, "Could not connect")
 }
 
-// runTool runs a Pacemaker tool with extra environment env and returns its stdout.
+// runTool runs a Pacemaker tool with extra environment env and returns its
+// stdout. An entry of env without "=" removes that variable instead.
 func runTool(ctx context.Context, env []string, argv ...string) ([]byte, error) {
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 	if len(env) > 0 {
-		cmd.Env = append(os.Environ(), env...)
+		cmd.Env = os.Environ()
+		for _, e := range env {
+			if !strings.Contains(e, "=") {
+				cmd.Env = slices.DeleteFunc(cmd.Env, func(kv string) bool { return strings.HasPrefix(kv, e+"=") })
+				continue
+			}
+			cmd.Env = append(cmd.Env, e)
+		}
 	}
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr

@@ -1,10 +1,11 @@
 // Package attrs is what the attribute agents (mysql_monitor and
 // server_load) share, a file a job: how they reach the outside (env.go:
-// attrd and the run directory), the state file that marks an instance
-// running (store.go), publishing through attrd only on change
-// (publish.go), the MySQL connection parameters and probe (mysql.go), and
-// the validators and actions they declare (params.go). Each agent keeps
-// its own state type, with the Published record embedded.
+// attrd, the run directory, the Pacemaker daemons beside them), the state
+// file that marks an instance running (store.go), publishing through
+// attrd only on change (publish.go), the MySQL connection parameters and
+// probe (mysql.go), and the validators and actions they declare
+// (params.go). Each agent keeps its own state type, with the Published
+// record embedded.
 package attrs
 
 import (
@@ -36,13 +37,15 @@ type Env struct {
 	Attrs  crm.Attrs // nil: publish nothing (EnvAttrd=none)
 	RunDir string    // state files
 	Now    func() time.Time
-	// Attrd identifies the attrd the values go to (AttrdStamp); when it
-	// changes, everything is published again. nil or "": not known.
-	Attrd func() string
+	// Daemons identifies the pacemaker-attrd the values go to and the
+	// pacemaker-controld beside it (DaemonStamps); when one changes,
+	// Publish makes sure the CIB holds the values again. nil or "": not
+	// known.
+	Daemons func() (attrd, controld string)
 }
 
 func NewEnv() Env {
-	e := Env{RunDir: os.Getenv(EnvRunDir), Now: time.Now, Attrd: AttrdStamp}
+	e := Env{RunDir: os.Getenv(EnvRunDir), Now: time.Now, Daemons: DaemonStamps}
 	if e.RunDir == "" {
 		e.RunDir = DefaultRunDir
 	}
@@ -56,14 +59,14 @@ func NewEnv() Env {
 	return e
 }
 
-// AttrdStamp identifies the pacemaker-attrd beside this agent: "PID@START"
-// (its start time in clock ticks after boot, /proc/PID/stat field 22), so
-// that a respawned attrd differs even under a recycled pid. It is found as
-// the child of the pacemakerd above this process (pacemakerd →
-// pacemaker-execd → the agent), through /proc/PID/task/PID/children: a
-// few small reads, no process started. "" when not found (an agent run by
-// hand or by a test).
-func AttrdStamp() string {
+// DaemonStamps identifies the pacemaker-attrd and pacemaker-controld
+// beside this agent: "PID@START" each (the start time in clock ticks
+// after boot, /proc/PID/stat field 22), so that a respawned daemon
+// differs even under a recycled pid. They are found as children of the
+// pacemakerd above this process (pacemakerd → pacemaker-execd → the
+// agent), through /proc/PID/task/PID/children: a few small reads, no
+// process started. "" when not found (an agent run by hand or by a test).
+func DaemonStamps() (attrd, controld string) {
 	pid := os.Getpid()
 	for range 3 { // the agent, execd, pacemakerd
 		comm, _, ppid := procStat(pid)
@@ -71,27 +74,30 @@ func AttrdStamp() string {
 			break
 		}
 		if ppid <= 1 {
-			return ""
+			return "", ""
 		}
 		pid = ppid
 	}
 	if comm, _, _ := procStat(pid); comm != "pacemakerd" {
-		return ""
+		return "", ""
 	}
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", pid, pid))
 	if err != nil {
-		return ""
+		return "", ""
 	}
 	for _, f := range strings.Fields(string(b)) {
 		child, err := strconv.Atoi(f)
 		if err != nil {
 			continue
 		}
-		if comm, start, _ := procStat(child); comm == "pacemaker-attrd" {
-			return f + "@" + start
+		switch comm, start, _ := procStat(child); comm {
+		case "pacemaker-attrd":
+			attrd = f + "@" + start
+		case "pacemaker-contr": // pacemaker-controld, cut to 15 bytes
+			controld = f + "@" + start
 		}
 	}
-	return ""
+	return attrd, controld
 }
 
 // procStat reads a process's command name (at most 15 bytes), start time

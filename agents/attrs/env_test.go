@@ -8,8 +8,8 @@ import (
 // Outside a Pacemaker process tree there is no attrd to name; the reader
 // of /proc/PID/stat itself is checked on this very process.
 func TestAttrdStampOutsidePacemaker(t *testing.T) {
-	if got := AttrdStamp(); got != "" {
-		t.Errorf("AttrdStamp in a test process = %q, want \"\"", got)
+	if a, c := DaemonStamps(); a != "" || c != "" {
+		t.Errorf("DaemonStamps in a test process = %q, %q, want none", a, c)
 	}
 	comm, start, ppid := procStat(os.Getpid())
 	if comm == "" || start == "" || ppid != os.Getppid() {

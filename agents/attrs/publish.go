@@ -19,8 +19,10 @@ const republishAfter = 10 * time.Minute
 type Published struct {
 	Published   map[string]string `json:"published"`    // attribute → value we last wrote
 	PublishedAt time.Time         `json:"published_at"` // last write of any attribute
-	// The attrd that holds what we published (Env.Attrd) at the last write
-	Attrd string `json:"attrd,omitempty"`
+	// The attrd that holds what we published and the controller beside
+	// it (Env.Daemons) at the last write
+	Attrd    string `json:"attrd,omitempty"`
+	Controld string `json:"controld,omitempty"`
 }
 
 // Publish writes each attribute whose value differs from what st says
@@ -29,23 +31,31 @@ type Published struct {
 // write); "" deletes the attribute. It records what it wrote in st and
 // returns the names it changed.
 //
-// A restarted pacemaker-attrd (pacemakerd respawns it after a crash) holds
-// none of this node's transient attributes: its peers drop them when it
-// leaves. Without publishing again the node would keep writable_monit
-// unset, and so no bucket, until republishAfter.
+// Two restarts lose the node's attributes without any value changing
+// (pacemakerd respawns a crashed daemon in place):
+//   - a new pacemaker-attrd holds none of them: its peers drop them when
+//     it leaves. Everything is written again.
+//   - when pacemaker-controld is lost, the DC erases the node's transient
+//     attributes from the CIB, while attrd still holds them and, since
+//     none changed, never writes them back. attrd is asked to resend
+//     every value (attrd_updater --refresh).
+//
+// Without either the node would keep writable_monit unset in the CIB, and
+// so no bucket, indefinitely.
 func (e Env) Publish(ctx context.Context, p ocf.Params, st *Published, values map[string]string, delay time.Duration, force bool) ([]string, error) {
 	if st.Published == nil {
 		st.Published = map[string]string{}
 	}
 	stale := e.Now().Sub(st.PublishedAt) > republishAfter
-	var attrd string
-	if e.Attrd != nil {
-		attrd = e.Attrd()
+	var attrd, controld string
+	if e.Daemons != nil {
+		attrd, controld = e.Daemons()
 	}
 	if attrd != "" && st.Attrd != "" && attrd != st.Attrd && !force {
 		p.Log.Info("pacemaker-attrd restarted: publishing every attribute again", "was", st.Attrd, "now", attrd)
 		force = true
 	}
+	refresh := controld != "" && st.Controld != "" && controld != st.Controld && !force
 	var changed []string
 	for _, name := range sortedKeys(values) {
 		v := values[name]
@@ -67,11 +77,23 @@ func (e Env) Publish(ctx context.Context, p ocf.Params, st *Published, values ma
 			changed = append(changed, name)
 		}
 	}
+	if refresh && e.Attrs != nil {
+		// The DC erases the attributes as soon as it sees the old
+		// controller gone (in the lab 50 ms after the kill, before the
+		// respawn): a monitor that sees the new one comes after that.
+		p.Log.Info("pacemaker-controld restarted: asking attrd to write every attribute again", "was", st.Controld, "now", controld)
+		if err := e.Attrs.Refresh(ctx); err != nil {
+			return changed, fmt.Errorf("attrd refresh: %w", err)
+		}
+	}
 	if force || stale || len(changed) > 0 {
 		st.PublishedAt = e.Now()
 	}
 	if attrd != "" {
 		st.Attrd = attrd
+	}
+	if controld != "" {
+		st.Controld = controld
 	}
 	return changed, nil
 }

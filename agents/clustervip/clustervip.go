@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"log/slog"
 	"net"
 	"net/netip"
 	"os"
@@ -120,9 +121,17 @@ func (a *clusterVIP) Meta() ocf.Meta {
 					"mode of backend xtcluster).",
 				Check: func(v string) error { _, err := clusterip.ParseHashMode(v); return reason(err) }},
 			{Name: "backend", Default: "auto", ShortDesc: "Kernel mechanism: auto, nftables or xtcluster",
-				LongDesc: "nftables: jhash and a set of owned buckets (up to " + strconv.Itoa(clusterip.MaxBuckets) +
-					" buckets). xtcluster: the iptables cluster match (hash=sourceip, at most 32 buckets). " +
-					"auto: nftables when the kernel supports it, else xtcluster.",
+				LongDesc: "nftables: needs nftables in the kernel (netdev, arp, ip/ip6 families; no tool, netlink " +
+					"only); jhash and a set of owned buckets, up to " + strconv.Itoa(clusterip.MaxBuckets) +
+					" buckets, IPv4 and IPv6, either hash, either mac_mode, per-bucket counters, and an early " +
+					"drop of other nodes' frames before conntrack. xtcluster: needs only the iptables tools " +
+					"(iptables-restore, iptables-save, arptables; legacy or nft-backed) and the kernel's " +
+					"cluster match, conntrack and arptables mangle; no nftables object. Limits: at most 32 " +
+					"buckets, IPv4 only, hash=sourceip (source address only: all connections of one client " +
+					"go to one node), mac_mode=multicast; no early drop (other nodes' frames pass conntrack " +
+					"before the chain drops them), and each monitor runs iptables-save and arptables-save. " +
+					"auto: nftables when the kernel accepts its objects, else xtcluster (logged with the " +
+					"reason). All nodes of a VIP must use the same backend.",
 				Check: func(v string) error { _, err := clusterip.ParseBackend(v); return reason(err) }},
 			{Name: "hash_seed", Type: ocf.Integer,
 				ShortDesc: "Hash seed (1..4294967295), the same on every node",
@@ -135,12 +144,47 @@ func (a *clusterVIP) Meta() ocf.Meta {
 					return nil
 				}},
 			{Name: "drain_grace", Type: ocf.Integer, Default: strconv.Itoa(int(clusterip.DefaultDrainGrace / time.Second)),
-				ShortDesc: "Seconds the last bucket's stop waits for open connections",
+				ShortDesc: "Seconds the node keeps the address for open connections after its last bucket",
 				LongDesc: "When a node releases its last bucket of the VIP, new connections go elsewhere at " +
 					"once, but the address stays until the node's open connections to it have closed or " +
 					"this many seconds have passed (0: remove it at once); then every object of the VIP on " +
 					"the node goes (address, cluster MAC, nftables tables, run files), and the arp_announce " +
-					"values it set are put back once no other VIP needs them. Keep it below the stop timeout; a stop never waits past its own deadline.",
+					"values it set are put back once no other VIP needs them. The stop does not wait for " +
+					"that: it returns at once and a process of the agent's own (its \"drain\" action) waits, " +
+					"so the bucket starts on its new node meanwhile; a bucket of the VIP started here again " +
+					"during the wait keeps everything. Only if that process cannot be started does the " +
+					"stop wait itself, never past its own deadline.",
+				Check: vipNonNegative},
+			{Name: "flood_check",
+				ShortDesc: "Run as VIP NAME's flood check instead of a bucket",
+				LongDesc: "NAME: this resource owns no bucket; it is the flood check of the VIP whose buckets are " +
+					"NAME_0 … (same ip, nic and mac parameters). Run it as a clone on every node (\"loadshare crm\" " +
+					"generates NAME-flood-clone). Every monitor sends one probe frame to the cluster MAC from the " +
+					"node's own MAC and reads, in the kernel, the probes received from the other nodes. A node that " +
+					"has heard none for flood_window monitors while another node hears them publishes the node " +
+					"attribute flood_NAME=0, and the location rules and the placer move its buckets away; 1 when " +
+					"it hears probes; no value while it cannot tell (alone, just started, nobody hears anybody).",
+				Check: func(v string) error {
+					if !validVIPName(v) {
+						return errors.New("must be the VIP's name: letters, digits and '-', starting with a letter")
+					}
+					return nil
+				}},
+			{Name: "flood_window", Type: ocf.Integer, Default: "3",
+				ShortDesc: "Monitors without a peer's probe before the flood check says unreached",
+				LongDesc: "With flood_check: how many monitor intervals may pass without any probe of another " +
+					"node before this node counts as not reached by the VIP's frames. Higher rides out probes " +
+					"lost under load; lower moves the buckets sooner.",
+				Check: func(v string) error {
+					if n, _ := strconv.Atoi(v); n < 2 {
+						return errors.New("must be at least 2")
+					}
+					return nil
+				}},
+			{Name: "flood_dampen", Type: ocf.Integer, Default: "5",
+				ShortDesc: "attrd dampening of flood_NAME, seconds",
+				LongDesc: "With flood_check: attrd waits this long for further changes before writing " +
+					"flood_NAME to the CIB, so that a verdict that flips back at once moves no bucket.",
 				Check: vipNonNegative},
 		},
 		Actions: []ocf.Action{
@@ -175,7 +219,7 @@ func (a *clusterVIP) Validate(ctx context.Context, p ocf.Params) error {
 		return err
 	}
 	c := p.Clone
-	if c.IsClone && c.NodeMax != 0 && c.NodeMax < c.Max && (p.Action == "validate-all" || p.Action == "start") {
+	if c.IsClone && c.NodeMax != 0 && c.NodeMax < c.Max && (p.Action == "validate-all" || p.Action == "start") && p.String("flood_check") == "" {
 		p.Log.Warn("clone-node-max is below clone-max: with nodes down some buckets cannot run anywhere and their clients get no answer; set clone-node-max=clone-max",
 			"clone_node_max", c.NodeMax, "clone_max", c.Max)
 	}
@@ -184,7 +228,7 @@ func (a *clusterVIP) Validate(ctx context.Context, p ocf.Params) error {
 	}
 	if p.Action == "validate-all" || p.Action == "start" {
 		// Checks clone-max against the limits of the backend auto picks.
-		_, err := a.planeFor()
+		_, err := a.planeFor(p.Log)
 		return err
 	}
 	return nil
@@ -197,6 +241,10 @@ func (a *clusterVIP) Validate(ctx context.Context, p ocf.Params) error {
 //     generates so that location rules can place each bucket): parameters
 //     bucket=K and buckets=N.
 func (a *clusterVIP) placement(p ocf.Params) error {
+	if p.String("flood_check") != "" {
+		a.bucket, a.buckets = 0, 1 // owns no bucket; clusterip.VIP wants a count
+		return nil
+	}
 	c := p.Clone
 	if c.IsClone {
 		switch {
@@ -275,9 +323,10 @@ func (a *clusterVIP) resolve(ctx context.Context, p ocf.Params) error {
 	if err := v.Validate(backend); err != nil {
 		return paramErr(err)
 	}
-	// The stop of the last bucket waits for open connections, but never
-	// past the operation's own deadline: a stop that times out gets the
-	// node fenced.
+	// A stop of the last bucket that waits for open connections itself
+	// (no drain process could start) never waits past the operation's own
+	// deadline: a stop that times out gets the node fenced. The drain
+	// process has no deadline: all of drain_grace.
 	grace := time.Duration(p.Int("drain_grace")) * time.Second
 	if dl, ok := ctx.Deadline(); ok {
 		if left := time.Until(dl) - time.Second; grace > left {
@@ -290,14 +339,18 @@ func (a *clusterVIP) resolve(ctx context.Context, p ocf.Params) error {
 
 // planeFor returns the plane for the configured backend. With backend=auto,
 // clusterip.New probes the kernel (one batch that adds and deletes a probe
-// table, ~10 ms) and picks the backend whose limits then apply to the VIP.
-func (a *clusterVIP) planeFor() (*clusterip.Plane, error) {
+// table, ~10 ms) and picks the backend whose limits then apply to the VIP;
+// when that is xtcluster, log says why.
+func (a *clusterVIP) planeFor(log *slog.Logger) (*clusterip.Plane, error) {
 	if a.plane != nil {
 		return a.plane, nil
 	}
 	pl, err := clusterip.New(clusterip.WithBackend(a.backend), clusterip.WithDrainGrace(a.grace))
 	if err != nil {
 		return nil, kernelErr(err)
+	}
+	if why := pl.BackendReason(); why != "" {
+		log.Warn("backend auto chose xtcluster", "reason", why)
 	}
 	if err := a.vip.Validate(pl.Backend()); err != nil {
 		return nil, paramErr(err)
@@ -356,7 +409,10 @@ func (a *clusterVIP) Start(ctx context.Context, p ocf.Params) error {
 	if err := a.resolve(ctx, p); err != nil {
 		return err
 	}
-	pl, err := a.planeFor()
+	if p.String("flood_check") != "" {
+		return a.floodStart(ctx, p)
+	}
+	pl, err := a.planeFor(p.Log)
 	if err != nil {
 		return err
 	}
@@ -371,27 +427,45 @@ func (a *clusterVIP) Start(ctx context.Context, p ocf.Params) error {
 }
 
 // Stop releases this instance's bucket. Rules already gone (reboot, flush)
-// mean the bucket is not owned: success. The stop of the node's last
-// bucket of the VIP waits for its connections (drain_grace, clipped to
-// the stop's deadline), then removes everything of the VIP on the node.
+// mean the bucket is not owned: success. After the node's last bucket of
+// the VIP, its open connections drain (up to drain_grace) and then
+// everything of the VIP on the node goes: at once in the stop when no
+// connection is open, else in a process of the agent's own (startDrain),
+// so the stop returns, and the bucket starts on its new node, without
+// waiting for the drain. When that process cannot be started, the stop
+// waits itself (drain_grace clipped to the stop's deadline).
 func (a *clusterVIP) Stop(ctx context.Context, p ocf.Params) error {
 	if err := a.resolve(ctx, p); err != nil {
 		return err
 	}
-	pl, err := a.planeFor()
+	if p.String("flood_check") != "" {
+		return a.floodStop(ctx, p)
+	}
+	pl, err := a.planeFor(p.Log)
 	if err != nil {
 		return err
 	}
-	err = pl.Release(a.vip, clusterip.Bucket(a.bucket))
-	var de *clusterip.DrainError
+	d, err := pl.ReleaseOnly(a.vip, clusterip.Bucket(a.bucket))
 	switch {
 	case errors.Is(err, clusterip.ErrNotEnsured):
 		return nil
-	case errors.As(err, &de):
-		p.Log.Warn("released the last bucket with connections still open", "err", err)
-		return nil
+	case err != nil:
+		return kernelErr(err)
+	case d == nil:
+		return nil // other buckets of the VIP stay owned here
 	}
-	return kernelErr(err)
+	if n, err := d.Tracked(); err == nil && n > 0 && p.Int("drain_grace") > 0 {
+		pid, err := startDrain(d)
+		if err == nil {
+			d.Close() // the drain process holds the marker now
+			p.Log.Info("last bucket released; its open connections drain in a process of their own",
+				"pid", pid, "connections", n, "drain_grace", p.Int("drain_grace"))
+			return nil
+		}
+		p.Log.Warn("cannot start the drain process: the stop waits for the open connections itself",
+			"err", err, "connections", n)
+	}
+	return drained(p, d.Wait())
 }
 
 // Monitor reports whether this instance's bucket is served here, the
@@ -400,7 +474,9 @@ func (a *clusterVIP) Stop(ctx context.Context, p ocf.Params) error {
 // the link, the link listens to the cluster MAC and the VIP's tables and
 // rules (ingress pkttype fix, ARP/ND answers, bucket rules) are there as
 // built. Anything less is OCF_NOT_RUNNING, so Pacemaker recovers the
-// instance (stop, then start, whose Ensure and Own repair what is missing).
+// instance (stop, then start, whose Ensure and Own repair what is missing),
+// with one exception, rebuildInPlace: an owned bucket whose VIP only lacks
+// rules of its tables.
 //
 // A recurring monitor of every instance on every node must stay cheap: the
 // plane takes the backend the VIP's objects record (no clusterip.New probe,
@@ -409,6 +485,9 @@ func (a *clusterVIP) Stop(ctx context.Context, p ocf.Params) error {
 func (a *clusterVIP) Monitor(ctx context.Context, p ocf.Params) error {
 	if err := a.resolve(ctx, p); err != nil {
 		return err
+	}
+	if p.String("flood_check") != "" {
+		return a.floodMonitor(ctx, p)
 	}
 	b := clusterip.Bucket(a.bucket)
 	pl, err := clusterip.New(clusterip.WithBackend(a.backend), clusterip.WithRecordedBackend(a.vip),
@@ -424,6 +503,8 @@ func (a *clusterVIP) Monitor(ctx context.Context, p ocf.Params) error {
 		return nil
 	case st == clusterip.NotServed:
 		return fmt.Errorf("VIP %s not set up here: %w", a.vip, ocf.ErrNotRunning)
+	case rebuildable(lack):
+		return a.rebuildInPlace(p, lack)
 	case lack&clusterip.LackBucket == 0:
 		// Owned, yet not answering: something removed a piece behind our
 		// back (ip addr flush, nft delete table, a link reset...).
@@ -434,6 +515,46 @@ func (a *clusterVIP) Monitor(ctx context.Context, p ocf.Params) error {
 			"vip", a.vip.String(), "bucket", a.bucket, "missing", lack.String())
 	}
 	return fmt.Errorf("bucket %d of %s not served here: missing %s: %w", b, a.vip, describeLack(lack), ocf.ErrNotRunning)
+}
+
+// rebuildable reports whether the monitor rebuilds the VIP's rules itself
+// rather than report the bucket not running: the bucket is owned, the
+// address, cluster MAC and link are there and the settings match, and only
+// rules, chains or tables of the VIP differ from what this build makes. That
+// is what an upgrade to a version that builds other rules finds on every
+// node. Pacemaker's recovery (stop, then start) would rebuild them too, but
+// the stopped bucket is answered by no node until its start: one bucket per
+// node dark for a moment, on every upgrade.
+func rebuildable(lack clusterip.Lack) bool {
+	const rules = clusterip.LackShape | clusterip.LackNetdev | clusterip.LackARP
+	return lack != 0 && lack&^rules == 0
+}
+
+// rebuildInPlace rebuilds the VIP's rules with Ensure, which deletes and
+// rebuilds its tables in one nftables transaction (one iptables-restore
+// with xtcluster) with the owned buckets carried over, so no bucket of the
+// node stops answering; then the monitor reads the kernel again.
+func (a *clusterVIP) rebuildInPlace(p ocf.Params, lack clusterip.Lack) error {
+	pl, err := a.planeFor(p.Log)
+	if err != nil {
+		return err
+	}
+	b := clusterip.Bucket(a.bucket)
+	if err := pl.Ensure(a.vip); err != nil {
+		return kernelErr(err)
+	}
+	st, after, err := pl.State(a.vip, b)
+	if err != nil {
+		return kernelErr(err)
+	}
+	if st != clusterip.FullyServed {
+		return fmt.Errorf("bucket %d of %s not served here after rebuilding its rules (missing before: %s, now: %s): %w",
+			b, a.vip, describeLack(lack), describeLack(after), ocf.ErrNotRunning)
+	}
+	p.Log.Warn("rebuilt the VIP's rules in place, the owned buckets kept: they were not as this version builds them "+
+		"(built by another version, or changed by hand): missing "+describeLack(lack),
+		"vip", a.vip.String(), "bucket", a.bucket, "missing", lack.String())
+	return nil
 }
 
 // describeLack says in words what State found missing.

@@ -126,6 +126,9 @@ func TestClusterVIPValidate(t *testing.T) {
 		{"not a clone: start refused", "start", primEnv(ip), ocf.ExitErrConfigured, "ocf-exit-reason:clustervip owns one bucket of the VIP"},
 		{"not a clone: monitor says not running", "monitor", vipEnv(ip, 0, 4, "OCF_RESKEY_CRM_meta_globally_unique", "false"), ocf.ExitNotRunning, "not running here"},
 		{"nic missing: stop succeeds", "stop", vipEnv(ip, 0, 4, "OCF_RESKEY_nic", "nosuch0"), ocf.ExitSuccess, "stop succeeds"},
+		{"flood check", "validate-all", primEnv(ip, "OCF_RESKEY_flood_check", "vip"), ocf.ExitSuccess, ""},
+		{"flood check of a bad name", "validate-all", primEnv(ip, "OCF_RESKEY_flood_check", "vip_0"), ocf.ExitErrConfigured, `parameter flood_check="vip_0": must be the VIP's name`},
+		{"flood window too short", "validate-all", primEnv(ip, "OCF_RESKEY_flood_check", "vip", "OCF_RESKEY_flood_window", "1"), ocf.ExitErrConfigured, `parameter flood_window="1": must be at least 2`},
 		{"node-max below max warns", "validate-all", vipEnv(ip, 0, 4, "OCF_RESKEY_CRM_meta_clone_node_max", "1"), ocf.ExitSuccess, "set clone-node-max=clone-max"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
@@ -147,7 +150,8 @@ func TestClusterVIPValidate(t *testing.T) {
 }
 
 // TestClusterVIPOCFTester runs Debian's ocf-tester against the built agent
-// with real parameters inside a namespace, IPv4 and IPv6.
+// with real parameters inside a namespace, IPv4 and IPv6, and with
+// backend=xtcluster.
 func TestClusterVIPOCFTester(t *testing.T) {
 	tester, err := exec.LookPath("ocf-tester")
 	if err != nil {
@@ -161,6 +165,10 @@ func TestClusterVIPOCFTester(t *testing.T) {
 	clone := []string{"-n", "vip:2", "-o", "CRM_meta_clone=2", "-o", "CRM_meta_clone_max=4",
 		"-o", "CRM_meta_clone_node_max=4", "-o", "CRM_meta_globally_unique=true"}
 	primitive := []string{"-n", "vip_2", "-o", "bucket=2", "-o", "buckets=4"}
+	// The flood check: an anonymous clone instance owning no bucket.
+	flood := []string{"-n", "vip-flood:0", "-o", "flood_check=vip", "-o", "CRM_meta_clone=0", "-o", "CRM_meta_clone_max=3",
+		"-o", "CRM_meta_clone_node_max=1"}
+	xtcluster := []string{"-o", "backend=xtcluster", "-o", "hash=sourceip"}
 	for _, c := range []struct {
 		name, ip string
 		shape    []string
@@ -168,9 +176,19 @@ func TestClusterVIPOCFTester(t *testing.T) {
 		{"clone/ipv4", "10.203.0.101", clone},
 		{"clone/ipv6", "fd00:203::101", clone},
 		{"primitive/ipv4", "10.203.0.105", primitive},
+		{"flood check/ipv4", "10.203.0.106", flood},
+		{"flood check/ipv6", "fd00:203::106", flood},
+		{"primitive/ipv4/xtcluster", "10.203.0.109", append(slices.Clone(primitive), xtcluster...)},
 	} {
 		ip := c.ip
 		t.Run(c.name, func(t *testing.T) {
+			if slices.Contains(c.shape, "backend=xtcluster") {
+				for _, tool := range []string{"iptables-restore", "arptables"} {
+					if _, err := exec.LookPath(tool); err != nil {
+						t.Skipf("%s not installed (Debian packages iptables, arptables)", tool)
+					}
+				}
+			}
 			args := append(slices.Clone(c.shape), "-o", "ip="+ip, "-o", "nic=eth0", "-o", "hash_seed=4242", "-o", "drain_grace=1", path)
 			cmd := ns.Command(tester, args...)
 			out, err := cmd.CombinedOutput()

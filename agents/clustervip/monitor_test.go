@@ -1,7 +1,10 @@
 package clustervip
 
 import (
+	"fmt"
 	"net/netip"
+	"slices"
+	"sort"
 	"strings"
 	"testing"
 
@@ -18,10 +21,11 @@ import (
 var monitorAddrs = []netip.Prefix{netip.MustParsePrefix("10.205.0.1/24"), netip.MustParsePrefix("fd00:205::1/64")}
 
 // TestClusterVIPMonitorDetectsDamage: an instance whose bucket is still
-// owned but whose address, cluster MAC or netdev ingress table was removed
-// behind its back does not serve; monitor must say not running (7) and
-// name what is missing, and the next start must repair it (monitor 0).
-// IPv4 and IPv6.
+// owned but whose address or cluster MAC was removed behind its back does
+// not serve; monitor must say not running (7) and name what is missing,
+// and the next start must repair it (monitor 0). A removed netdev ingress
+// table (rules only) the monitor rebuilds itself, saying so: 0, and the
+// next monitor finds nothing to say. IPv4 and IPv6.
 func TestClusterVIPMonitorDetectsDamage(t *testing.T) {
 	nstest.SkipUnlessRoot(t)
 	ns := agenttest.NodeNS(t, "lsmg-mon", monitorAddrs...)
@@ -68,6 +72,7 @@ func TestClusterVIPMonitorDetectsDamage(t *testing.T) {
 				name    string
 				missing string // in the warning
 				damage  func() error
+				rebuilt bool // the monitor rebuilds it in place
 			}{
 				{"address deleted", "missing address", func() error {
 					as, err := nl.AddrList(eth0, netlink.FAMILY_ALL)
@@ -81,13 +86,13 @@ func TestClusterVIPMonitorDetectsDamage(t *testing.T) {
 					}
 					t.Fatalf("%s not on eth0 after start", ip)
 					return nil
-				}},
+				}, false},
 				{"cluster MAC left", "missing cluster MAC", func() error {
 					// Equivalent to: bridge fdb del MAC dev eth0 self
 					return nl.NeighDel(&netlink.Neigh{LinkIndex: eth0.Attrs().Index, Family: unix.AF_BRIDGE,
 						Flags: netlink.NTF_SELF, State: netlink.NUD_PERMANENT,
 						HardwareAddr: clusterip.DeriveMAC(addr, clusterip.MACMulticast)})
-				}},
+				}, false},
 				{"netdev table deleted", "missing rule: netdev ingress table", func() error {
 					c, err := nftables.New(nftables.WithNetNSFd(int(ns.Handle)))
 					if err != nil {
@@ -95,11 +100,19 @@ func TestClusterVIPMonitorDetectsDamage(t *testing.T) {
 					}
 					c.DelTable(&nftables.Table{Family: nftables.TableFamilyNetdev, Name: table})
 					return c.Flush()
-				}},
+				}, true},
 			}
 			for _, c := range damages {
 				if err := c.damage(); err != nil {
 					t.Fatalf("%s: %v", c.name, err)
+				}
+				if c.rebuilt {
+					monitor(c.name, ocf.ExitSuccess, "rebuilt the VIP's rules in place, the owned buckets kept")
+					monitor(c.name+", rebuilt", ocf.ExitSuccess, "")
+					if r := agenttest.Run(t, ns, path, "monitor", env); strings.Contains(r.Stderr, "rebuilt") {
+						t.Errorf("%s: the monitor after the rebuild rebuilt again: %s", c.name, r.Stderr)
+					}
+					continue
 				}
 				monitor(c.name, ocf.ExitNotRunning, c.missing)
 				start(c.name + ", then start")
@@ -126,13 +139,14 @@ func TestClusterVIPMonitorDetectsDamage(t *testing.T) {
 	}
 }
 
-// TestClusterVIPUpgradeRebuildsOnce: tables built by a version without the
-// ingress early drop (one ingress rule, as before the held set) make every
-// bucket's monitor say not running; Pacemaker's recovery of one of them
-// (stop, then start) rebuilds the VIP's tables for all, so the other
-// bucket's next monitor passes with no recovery of its own. README's
-// "Upgrading" says so.
-func TestClusterVIPUpgradeRebuildsOnce(t *testing.T) {
+// TestClusterVIPUpgradeRebuildsInPlace: tables built by a version without
+// the ingress early drop (one ingress rule, as before the held set): the
+// first bucket's monitor rebuilds the VIP's tables in place and passes,
+// both buckets owned all along (no stop, no start: no moment where a bucket
+// is answered by no node), and the other bucket's monitor finds the new
+// tables and passes without rebuilding. A bucket not owned is not
+// rebuilt: it is not running. README's "Upgrading" says so.
+func TestClusterVIPUpgradeRebuildsInPlace(t *testing.T) {
 	nstest.SkipUnlessRoot(t)
 	ns := agenttest.NodeNS(t, "lsmg-upg", monitorAddrs...)
 	path := agenttest.Path(t, "clustervip")
@@ -170,13 +184,55 @@ func TestClusterVIPUpgradeRebuildsOnce(t *testing.T) {
 	if err := c.Flush(); err != nil {
 		t.Fatal(err)
 	}
-	monitorAll("older shape", ocf.ExitNotRunning)
-
-	// Pacemaker recovers the first failed instance: stop, then start.
-	for _, action := range []string{"stop", "start"} {
-		if r := agenttest.Run(t, ns, path, action, envs[0]); r.Code != 0 {
-			t.Fatalf("recovery %s: %d: %s", action, r.Code, r.Stderr)
+	owned := func() []string {
+		t.Helper()
+		el, err := c.GetSetElements(&nftables.Set{Table: &nftables.Table{Family: nftables.TableFamilyIPv4, Name: nd.Name}, Name: "owned"})
+		if err != nil {
+			t.Fatalf("read the owned set: %v", err)
 		}
+		var out []string
+		for _, e := range el {
+			out = append(out, fmt.Sprint(e.Key))
+		}
+		sort.Strings(out)
+		return out
 	}
-	monitorAll("one instance recovered", ocf.ExitSuccess)
+	before := owned()
+	if len(before) != 2 {
+		t.Fatalf("owned set %v after two starts, want 2 buckets", before)
+	}
+	r := agenttest.Run(t, ns, path, "monitor", envs[0])
+	if r.Code != 0 || !strings.Contains(r.Stderr, "rebuilt the VIP's rules in place") {
+		t.Fatalf("monitor of the older shape = %v, stderr %q; want 0 and the rebuild said", ocf.ExitCode(r.Code), r.Stderr)
+	}
+	if got := owned(); !slices.Equal(got, before) {
+		t.Errorf("owned set %v after the rebuild, want %v (carried over)", got, before)
+	}
+	rules, err = c.GetRules(nd, &nftables.Chain{Name: "ingress", Table: nd})
+	if err != nil || len(rules) != 2 {
+		t.Fatalf("ingress rules after the rebuild: %d, %v; want 2", len(rules), err)
+	}
+	r = agenttest.Run(t, ns, path, "monitor", envs[1])
+	if r.Code != 0 || strings.Contains(r.Stderr, "rebuilt") {
+		t.Errorf("the other bucket's monitor = %v, stderr %q; want 0, no second rebuild", ocf.ExitCode(r.Code), r.Stderr)
+	}
+
+	// The older shape again, with bucket 2 released first: its monitor
+	// reports not running and rebuilds nothing.
+	if r := agenttest.Run(t, ns, path, "stop", envs[1]); r.Code != 0 {
+		t.Fatalf("stop: %d: %s", r.Code, r.Stderr)
+	}
+	rules, _ = c.GetRules(nd, &nftables.Chain{Name: "ingress", Table: nd})
+	if len(rules) != 2 {
+		t.Fatalf("ingress rules: %d, want 2", len(rules))
+	}
+	if err := c.DelRule(rules[1]); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if r := agenttest.Run(t, ns, path, "monitor", envs[1]); r.Code != int(ocf.ExitNotRunning) || strings.Contains(r.Stderr, "rebuilt") {
+		t.Errorf("monitor of a released bucket on the older shape = %v, stderr %q; want not running, no rebuild", ocf.ExitCode(r.Code), r.Stderr)
+	}
 }

@@ -17,8 +17,8 @@ import (
 
 // nodeFootprint reads the node namespace with the independent tools:
 // ruleset, addresses, multicast memberships, fdb self entries,
-// arp_announce and the agents' run directory.
-func nodeFootprint(t *testing.T, ns *nstest.NS) footprint.Footprint {
+// arp_announce and the agents' run directory (the files of VIP ip).
+func nodeFootprint(t *testing.T, ns *nstest.NS, ip string) footprint.Footprint {
 	t.Helper()
 	f := footprint.Namespace(t, ns, clusterip.DefaultRunDir)
 	// The run directory is the host's, shared with other tests' agents:
@@ -27,7 +27,7 @@ func nodeFootprint(t *testing.T, ns *nstest.NS) footprint.Footprint {
 	if err := unix.Fstat(int(ns.Handle), &st); err != nil {
 		t.Fatal(err)
 	}
-	mine := []string{"loadshare-10_203_0_106.", fmt.Sprintf("sysctl.ns%d.", st.Ino)}
+	mine := []string{"loadshare-" + strings.NewReplacer(".", "_", ":", "_").Replace(ip) + ".", fmt.Sprintf("sysctl.ns%d.", st.Ino)}
 	f.Files = slices.DeleteFunc(f.Files, func(n string) bool {
 		return !strings.HasPrefix(n, mine[0]) && !strings.HasPrefix(n, mine[1])
 	})
@@ -48,16 +48,16 @@ func TestClusterVIPStopLeavesNothing(t *testing.T) {
 	ns := agenttest.NodeNS(t, "lsag-stop")
 	path := agenttest.Path(t, "clustervip")
 	const ip, n = "10.203.0.106", 32
-	before := nodeFootprint(t, ns)
+	before := nodeFootprint(t, ns, ip)
 	leftover := func(step string) {
 		t.Helper()
-		if d := before.Diff(nodeFootprint(t, ns)); d != "" {
+		if d := before.Diff(nodeFootprint(t, ns, ip)); d != "" {
 			t.Errorf("%s: the node differs from before the first start (-before +after):\n%s", step, d)
 		}
 	}
 
 	runMany(t, ns, path, "start", ip, n)
-	up := nodeFootprint(t, ns)
+	up := nodeFootprint(t, ns, ip)
 	name := "loadshare-10_203_0_106"
 	if got := up.Only(name, ip+"/"); len(got.NFT) < 10 || len(got.Addrs) != 1 || len(got.Files) == 0 {
 		t.Fatalf("after 32 starts the reader sees %d nftables objects, addresses %v, files %v of the VIP; want its tables, one address, run files",
@@ -80,7 +80,7 @@ func TestClusterVIPStopLeavesNothing(t *testing.T) {
 			t.Fatalf("recovery of bucket 7: %s = %d: %s", action, r.Code, r.Stderr)
 		}
 	}
-	if d := up.Only(name, ip+"/").Diff(nodeFootprint(t, ns).Only(name, ip+"/")); strings.Contains(d, "addr") {
+	if d := up.Only(name, ip+"/").Diff(nodeFootprint(t, ns, ip).Only(name, ip+"/")); strings.Contains(d, "addr") {
 		t.Errorf("after bucket 7's recovery the address is not as after the starts:\n%s", d)
 	}
 	runMany(t, ns, path, "stop", ip, n)

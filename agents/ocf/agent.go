@@ -47,6 +47,15 @@ type Closer interface {
 	Close() error
 }
 
+// Internal is an Agent with actions of its own that Pacemaker never runs,
+// only processes the agent starts itself (clustervip's drain after its
+// stop): they are in neither meta-data nor usage, and get the parameters
+// and validation of any action. InternalAction returns nil for a name
+// that is not one.
+type Internal interface {
+	InternalAction(name string) func(context.Context, Params) error
+}
+
 // Promoter is an Agent for promotable clones.
 type Promoter interface {
 	Promote(ctx context.Context, p Params) error
@@ -215,6 +224,10 @@ func run(name string, args []string, env map[string]string, stdout, stderr io.Wr
 			if action == "demote" {
 				do = pr.Demote
 			}
+		}
+	default:
+		if in, ok := a.(Internal); ok {
+			do = in.InternalAction(action)
 		}
 	}
 	instance := env["OCF_RESOURCE_INSTANCE"]

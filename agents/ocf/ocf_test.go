@@ -105,10 +105,47 @@ func (a closingAgent) Close() error { *a.closes++; return nil }
 
 var closes int
 
+// internalAgent has one internal action, "touch", that writes the state
+// file after validation (which parameter fail breaks).
+type internalAgent struct{ testAgent }
+
+func (internalAgent) InternalAction(name string) func(context.Context, Params) error {
+	if name != "touch" {
+		return nil
+	}
+	return func(_ context.Context, p Params) error { return os.WriteFile(p.String("state"), nil, 0o644) }
+}
+
+// TestInternalAction: an internal action runs with the parameters and
+// validation of any action, is in neither meta-data nor usage, and a name
+// the agent does not claim stays unimplemented.
+func TestInternalAction(t *testing.T) {
+	state := filepath.Join(t.TempDir(), "s")
+	env := map[string]string{"OCF_RESKEY_state": state}
+	if r := call("ocftest-internal", with(env, "OCF_RESKEY_fail", "installed"), "touch"); r.code != ExitErrInstalled {
+		t.Errorf("touch with validation failing = %v, want %v (%s)", r.code, ExitErrInstalled, r.stderr)
+	}
+	if r := call("ocftest-internal", env, "touch"); r.code != ExitSuccess {
+		t.Errorf("touch = %v, want success (%s)", r.code, r.stderr)
+	}
+	if _, err := os.Stat(state); err != nil {
+		t.Errorf("touch did not run: %v", err)
+	}
+	if r := call("ocftest-internal", env, "scratch"); r.code != ExitErrUnimplemented {
+		t.Errorf("an action the agent does not claim = %v, want %v", r.code, ExitErrUnimplemented)
+	}
+	for _, args := range [][]string{{"meta-data"}, {"usage"}} {
+		if r := call("ocftest-internal", env, args...); strings.Contains(r.stdout, "touch") {
+			t.Errorf("%s lists the internal action:\n%s", args[0], r.stdout)
+		}
+	}
+}
+
 func init() {
 	Register("ocftest", func() Agent { return testAgent{} })
 	Register("ocftest-promo", func() Agent { return promoAgent{} })
 	Register("ocftest-closing", func() Agent { return closingAgent{closes: &closes} })
+	Register("ocftest-internal", func() Agent { return internalAgent{} })
 }
 
 // TestCloser: an agent holding resources from Validate into its action

@@ -33,7 +33,8 @@ const TextfileName = "loadshare.prom"
 // (crm/metrics). Each scrape reads them afresh. The plane is bound to the
 // nftables backend so that no scrape probes the kernel with a commit
 // (which would move the ruleset generation and void every clustervip
-// monitor's cache); a VIP of the xtcluster backend has no counters.
+// monitor's cache); it still reads the VIPs of the xtcluster backend
+// (their chains' counters).
 //
 // known, when not nil, is the cluster as this process has just read it
 // (the monitor's placer rounds did): the Pacemaker series come from it

@@ -81,8 +81,7 @@ func (a *serverLoad) Meta() ocf.Meta {
 		LongDesc: "Space-separated VIPs configured by `loadshare crm` (bucket primitives NAME_0 … NAME_{N-1}), each NAME or NAME:key=value,…: " +
 			"require=writable_monit (default: a writer VIP) or require=readable_monit (a reader VIP), and the placement policy, " +
 			"idle-load, full-load, min-share, min-buckets, max-buckets, hysteresis, writer-weight (percent of its spare capacity a writable node counts with: " +
-			"a reader VIP that gives the primary a smaller share), write-delay (milliseconds, default 1000: attrd writes a round's attributes together " +
-			"once none has changed for that long, so the round reaches the CIB in a few updates; 0: each at once), as the flags of `loadshare crm place`. Example: \"vip ro:require=readable_monit,writer-weight=50\". " +
+			"a reader VIP that gives the primary a smaller share), as the flags of `loadshare crm place`. Example: \"vip ro:require=readable_monit,writer-weight=50\". " +
 			"After publishing server_load, each monitor runs one placement round for each (as `loadshare crm place --only-dc`): " +
 			"on the DC it sets own_NAME_K so that each eligible node's bucket count follows its spare capacity; elsewhere it does nothing. " +
 			"Empty: no placement from this agent.",

@@ -66,7 +66,7 @@ func (k *Kernel) Describe(ch chan<- *prometheus.Desc) {
 }
 
 // Collect implements prometheus.Collector. A VIP whose counters cannot
-// be read (the xtcluster backend has none) still has its other series.
+// be read still has its other series.
 func (k *Kernel) Collect(ch chan<- prometheus.Metric) {
 	sts, err := k.Plane.Status()
 	if err != nil {

@@ -72,7 +72,7 @@ loadshare_vip_tracked_connections{address="10.201.0.101"} 0
 		"loadshare_kernel_buckets_owned", "loadshare_vip_draining", "loadshare_vip_dropped_packets_total", "loadshare_vip_tracked_connections"); err != nil {
 		t.Error(err)
 	}
-	// Without counters (unreadable: the xtcluster backend) the per-bucket
+	// Without counters (unreadable) the per-bucket
 	// counters are absent, not zero.
 	if n := testutil.CollectAndCount(readingCollector{draining}, "loadshare_bucket_packets_total", "loadshare_vip_dropped_packets_total"); n != 0 {
 		t.Errorf("%d counter series without counters, want 0", n)

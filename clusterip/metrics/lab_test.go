@@ -11,8 +11,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -22,7 +20,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/prometheus/common/model"
-	"golang.org/x/sys/unix"
 )
 
 const labPort = 7000
@@ -154,56 +151,11 @@ func TestPrometheusSeesTheKernel(t *testing.T) {
 	}
 }
 
-// serve answers each connection to labPort in ns with "NAME\n", then closes it.
-func serve(t *testing.T, ns *nstest.NS, name string) {
-	t.Helper()
-	var ln net.Listener
-	if err := ns.Do(func() (err error) {
-		ln, err = net.Listen("tcp", fmt.Sprintf(":%d", labPort))
-		return err
-	}); err != nil {
-		t.Fatalf("%s: listen: %v", name, err)
-	}
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			fmt.Fprintf(c, "%s\n", name)
-			c.Close()
-		}
-	}()
-	t.Cleanup(func() { ln.Close(); wg.Wait() })
-}
+// serve answers connections to labPort in ns with its name (nstest.ServeName).
+func serve(t *testing.T, ns *nstest.NS, name string) { nstest.ServeName(t, ns, labPort, name) }
 
-// ask connects from src in ns to dst and returns the line the server sent.
-func ask(ns *nstest.NS, src, dst netip.AddrPort) (string, error) {
-	var c net.Conn
-	err := ns.Do(func() (err error) {
-		d := net.Dialer{Timeout: 2 * time.Second, LocalAddr: net.TCPAddrFromAddrPort(src),
-			Control: func(_, _ string, rc syscall.RawConn) error {
-				var serr error
-				rc.Control(func(fd uintptr) { serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEADDR, 1) })
-				return serr
-			}}
-		c, err = d.Dial("tcp", dst.String())
-		return err
-	})
-	if err != nil {
-		return "", err
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(2 * time.Second))
-	line, err := bufio.NewReader(c).ReadString('\n')
-	if err != nil {
-		return "", err
-	}
-	return line[:len(line)-1], nil
-}
+// ask connects from src in ns to dst and returns the name the server sent.
+func ask(ns *nstest.NS, src, dst netip.AddrPort) (string, error) { return nstest.Ask(ns, src, dst) }
 
 // TestScrapeCommitsNothing: a scrape reads the kernel and writes nothing
 // to nftables, so it never moves the ruleset generation that every

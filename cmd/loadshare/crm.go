@@ -94,6 +94,7 @@ func crmGenerate(args []string, stdout, stderr io.Writer) error {
 	nodes := fs.String("nodes", "", "comma-separated node names (the XML gets a <nodes> section)")
 	format := fs.String("format", "crmsh", "crmsh, pcs (pcs commands) or xml (a whole CIB, for crm_verify -x / crm_simulate -x)")
 	noAgents := fs.Bool("no-attribute-agents", false, "leave out the mysql_monitor and server_load clones")
+	noFlood := fs.Bool("no-flood-check", false, "leave out each VIP's flood check (NAME-flood-clone) and its term in the location rules")
 	params := map[string][]crm.Param{}
 	fs.Func("param", "AGENT:NAME=VALUE: an instance parameter of clustervip (every bucket), mysql_monitor or server_load, e.g. mysql_monitor:defaults_file=/etc/mysql/monitor.cnf (repeatable)", func(v string) error {
 		agent, kv, ok := strings.Cut(v, ":")
@@ -147,6 +148,12 @@ func crmGenerate(args []string, stdout, stderr io.Writer) error {
 	}
 	for i := range vips {
 		vips[i].AttributeAgents, vips[i].Params, vips[i].AttrMonitor = !*noAgents, params, *attrMonitor
+		// The flood check is an nftables table: an xtcluster VIP, meant
+		// for hosts without usable nftables, goes without it.
+		xt := slices.ContainsFunc(params["clustervip"], func(p crm.Param) bool {
+			return p.Name == "backend" && (p.Value == "xtcluster" || p.Value == "xt_cluster" || p.Value == "iptables")
+		})
+		vips[i].FloodCheck = !*noAgents && !*noFlood && !xt
 		if *nodes != "" {
 			vips[i].Nodes = strings.Split(*nodes, ",")
 		}
@@ -249,10 +256,9 @@ func policyFlags(fs *flag.FlagSet) func() (crm.Policy, error) {
 	maxB := fs.Int("max-buckets", d.MaxBuckets, "ceiling of a node's target (0: none)")
 	hyst := fs.Int("hysteresis", d.Hysteresis, "buckets: targets stand while every node's ideal is within this many")
 	weight := fs.Int("writer-weight", 100, "percent of its spare capacity a writable node counts with (a reader VIP's primary)")
-	delay := fs.Int("write-delay", d.WriteDelayMillis, "milliseconds attrd waits after a round's last change before writing its attributes (0: at once)")
 	return func() (crm.Policy, error) {
 		p := crm.Policy{IdleLoad: *idle, FullLoad: *full, MinShare: *minShare, MinBuckets: *minB, MaxBuckets: *maxB, Hysteresis: *hyst,
-			WriterWeight: *weight, WriteDelayMillis: *delay}
+			WriterWeight: *weight}
 		if err := p.Validate(); err != nil {
 			return p, fmt.Errorf("%w: %w", errUsage, err)
 		}
@@ -292,7 +298,7 @@ func crmPlace(args []string, stdout, stderr io.Writer) error {
 	if *dry || plan.Empty() {
 		return nil
 	}
-	return plan.Apply(ctx, crm.Attrd, p.WriteDelay())
+	return plan.Apply(ctx, crm.Attrd)
 }
 
 func printPlan(w io.Writer, plan crm.Plan) {

@@ -253,3 +253,66 @@ func TestCrmParamChecked(t *testing.T) {
 		})
 	}
 }
+
+// TestStatusFlood: a node whose flood check says unreached (flood_vip=0)
+// is named in the text and marked in the JSON; one with 1 is "reached".
+func TestStatusFlood(t *testing.T) {
+	b, err := os.ReadFile("../../crm/testdata/crm_mon-3nodes.xml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := crm.ParseStatus(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range st.Nodes {
+		switch st.Nodes[i].Name {
+		case "n1":
+			st.Nodes[i].Attrs["flood_vip"] = "1"
+		case "n3":
+			st.Nodes[i].Attrs["flood_vip"] = "0"
+		}
+	}
+	v := buildStatus(st, "vip", crm.DefaultPolicy)
+	flood := map[string]string{}
+	for _, n := range v.Nodes {
+		flood[n.Name] = n.Flood
+		if n.Name == "n3" && n.Target != 0 {
+			t.Errorf("n3 unreached has target %d, want 0", n.Target)
+		}
+	}
+	if flood["n1"] != "reached" || flood["n2"] != "" || flood["n3"] != "unreached" {
+		t.Errorf("flood per node %v, want n1 reached, n2 unset, n3 unreached", flood)
+	}
+	var out strings.Builder
+	printNodes(&out, v)
+	if !strings.Contains(out.String(), "n3 does not receive vip's frames (flood_vip=0, flood check)") {
+		t.Errorf("status text does not name n3:\n%s", out.String())
+	}
+}
+
+// TestStatusFloodNone: the flood check runs on every node and none hears
+// another: status says so (every node keeps serving).
+func TestStatusFloodNone(t *testing.T) {
+	b, err := os.ReadFile("../../crm/testdata/crm_mon-3nodes.xml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := crm.ParseStatus(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []string{"n1", "n2", "n3"} {
+		st.Resources = append(st.Resources, crm.Resource{ID: "vip-flood", Role: "Started", Clone: crm.FloodClone("vip"), Nodes: []string{n}})
+	}
+	v := buildStatus(st, "vip", crm.DefaultPolicy)
+	var out strings.Builder
+	printNodes(&out, v)
+	if !v.FloodNone || !strings.Contains(out.String(), "flood check: no node hears another's probes") {
+		t.Errorf("FloodNone=%v, status text:\n%s", v.FloodNone, out.String())
+	}
+	st.Nodes[0].Attrs["flood_vip"] = "1"
+	if v := buildStatus(st, "vip", crm.DefaultPolicy); v.FloodNone {
+		t.Errorf("n1 reached, yet FloodNone")
+	}
+}

@@ -31,12 +31,16 @@ func init() {
 
 // statusView is `loadshare status --output json`.
 type statusView struct {
-	Name      string       `json:"name"`
-	Buckets   int          `json:"buckets"`
-	DC        string       `json:"dc"`
-	Nodes     []nodeView   `json:"nodes"`
-	Unowned   []int        `json:"unowned"`          // buckets running nowhere (dark)
-	Moves     int          `json:"pending_moves"`    // buckets the placer would still move
+	Name    string     `json:"name"`
+	Buckets int        `json:"buckets"`
+	DC      string     `json:"dc"`
+	Nodes   []nodeView `json:"nodes"`
+	Unowned []int      `json:"unowned"`       // buckets running nowhere (dark)
+	Moves   int        `json:"pending_moves"` // buckets the placer would still move
+	// FloodNone: the VIP's flood check runs on two or more nodes and none
+	// says it hears another's probes: just started, or the network delivers
+	// the VIP's frames to no node (every node keeps serving).
+	FloodNone bool         `json:"flood_none_reached,omitempty"`
 	Kernel    []kernelView `json:"kernel,omitempty"` // VIPs in this node's kernel
 	KernelOn  string       `json:"kernel_node"`      // the node the kernel view is from
 	KernelErr string       `json:"kernel_error,omitempty"`
@@ -72,6 +76,10 @@ type nodeView struct {
 	Target     int    `json:"target"`
 	Owned      []int  `json:"owned"`   // buckets Pacemaker runs here
 	Claimed    int    `json:"claimed"` // own_* attributes set here
+	// Flood is the VIP's flood check on the node: "reached" (flood_NAME=1),
+	// "unreached" (0: the network does not deliver the VIP's frames here;
+	// no buckets go to it), "" not judged or no flood check.
+	Flood string `json:"flood,omitempty"`
 }
 
 type kernelView struct {
@@ -246,6 +254,18 @@ func buildStatus(st *crm.Status, name string, p crm.Policy) statusView {
 		}
 	}
 	v.Moves = plan.Moves()
+	checks, reached := 0, 0
+	for _, r := range st.Resources {
+		if r.Clone == crm.FloodClone(name) && r.Role == "Started" {
+			checks += len(r.Nodes)
+		}
+	}
+	for _, ns := range st.Nodes {
+		if ns.Online && ns.Attrs[crm.FloodAttr(name)] == "1" {
+			reached++
+		}
+	}
+	v.FloodNone = checks >= 2 && reached == 0
 	for _, ns := range st.Nodes {
 		nv := nodeView{Name: ns.Name, Online: ns.Online, Writable: ns.Attrs[crm.AttrWritable] == "1",
 			Target: target[ns.Name], Owned: owned[ns.Name]}
@@ -254,6 +274,12 @@ func buildStatus(st *crm.Status, name string, p crm.Policy) statusView {
 		}
 		if l, err := strconv.Atoi(ns.Attrs[crm.AttrLoad]); err == nil {
 			nv.ServerLoad = &l
+		}
+		switch ns.Attrs[crm.FloodAttr(name)] {
+		case "1":
+			nv.Flood = "reached"
+		case "0":
+			nv.Flood = "unreached"
 		}
 		for k := 0; k < spec.Buckets; k++ {
 			if ns.Attrs[spec.OwnAttr(k)] == "1" {
@@ -492,6 +518,15 @@ func printNodes(w io.Writer, v statusView) {
 			load = strconv.Itoa(*n.ServerLoad)
 		}
 		fmt.Fprintf(w, "%-14s %-7v %-8v %-5s %-6d %-5d %s\n", n.Name, n.Online, n.Writable, load, n.Target, len(n.Owned), ranges(n.Owned))
+	}
+	for _, n := range v.Nodes {
+		if n.Flood == "unreached" {
+			fmt.Fprintf(w, "%s does not receive %s's frames (%s=0, flood check): its buckets go to the other nodes; check the switch (snooping, static MAC entries)\n",
+				n.Name, v.Name, crm.FloodAttr(v.Name))
+		}
+	}
+	if v.FloodNone {
+		fmt.Fprintf(w, "flood check: no node hears another's probes (just started, or the network delivers %s's frames to none): every node keeps serving\n", v.Name)
 	}
 	if len(v.Unowned) > 0 {
 		fmt.Fprintf(w, "DARK (running nowhere): %s\n", ranges(v.Unowned))

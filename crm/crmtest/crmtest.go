@@ -35,6 +35,7 @@ while [ $# -gt 0 ]; do
     -U|-B) cmd=U; val=$2; shift;;
     -d|-N) shift;;
     -Q) cmd=Q;;
+    -R|--refresh) exit 0;;
     -D) cmd=D;;
   esac
   shift
@@ -106,6 +107,13 @@ func (f *Attrs) Delete(_ context.Context, name string) error {
 	}
 	delete(f.vals, name)
 	return nil
+}
+
+func (f *Attrs) Refresh(context.Context) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls = append(f.calls, "refresh")
+	return f.Err
 }
 
 // Value is attribute name's value ("" when unset or deleted).

@@ -29,12 +29,13 @@ func TestDemo(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if m.Quorum == 0 || m.FirstAnswer == 0 || m.WritableOff == 0 || m.Failover == 0 || !m.Rebalanced {
+	if m.Quorum == 0 || m.FirstAnswer == 0 || m.WritableOff == 0 || m.Failover == 0 || !m.Rebalanced || m.Detected == 0 || m.Rerouted == 0 {
 		t.Errorf("demo metrics %+v: want every time measured", m)
 	}
 	// The Galera phase: replicated rows, a desynced node's buckets gone and back.
 	for _, want := range []string{"fencing is on", "final state", "every bucket owned by exactly one node", "lab torn down",
-		"desynced (wsrep_local_state_comment=Donor/Desynced)", "Synced again: spread back"} {
+		"desynced (wsrep_local_state_comment=Donor/Desynced)", "Synced again: spread back",
+		"flood_vip=0 on n2 after", "switch fixed"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("demo output lacks %q", want)
 		}

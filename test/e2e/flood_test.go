@@ -5,43 +5,88 @@ import (
 	"testing"
 	"time"
 
+	"github.com/loadshare/loadshare/crm"
 	"github.com/loadshare/loadshare/test/lab"
 )
 
 // TestFlood is the switch fault of issue 16: the lab's bridge stops
 // delivering the VIP's cluster MAC frames to n2 (lab.Unflood). n2 stays in
-// the cluster, Pacemaker shows its buckets Started, and the clients hashed
-// to them get no answer; the fault removed, every connection is answered
-// again.
+// the cluster and would keep its buckets Started while their clients time
+// out; the flood check (NAME-flood-clone) finds that n2 hears no other
+// node's probes while n1 and n3 hear each other, n2 publishes flood_vip=0,
+// and its buckets move to n1 and n3: every connection answered again. The
+// fault removed, n2 hears probes again, flood_vip=1, and it gets its share
+// back. Client loops run throughout; the time from the fault to the last
+// failed connection is logged. Both mac_mode values, on one lab.
 func TestFlood(t *testing.T) {
 	bin := buildBinaries(t)
 	l := newLab(t, lab.Config{Agents: bin, DB: lab.DBStandalone})
 	ctx := context.Background()
-	if err := l.ConfigureService(ctx, "n1", buckets, lab.ByPlacer); err != nil {
-		t.Fatal(err)
-	}
-	v := vipLab{l, t}
-	for _, n := range l.Nodes() {
-		v.waitAttr(n, "writable_monit", "1")
-	}
-	v.waitSpread(90*time.Second, 4, 4, 4)
-	v.answerAll(300, l.Nodes()...)
+	attr := crm.FloodAttr(lab.VIPResource)
+	t.Cleanup(func() {
+		if !t.Failed() {
+			return
+		}
+		for _, n := range l.Nodes() {
+			out, _ := l.Exec(ctx, n, "grep", "-h", "flood", "/var/log/pacemaker/pacemaker.log")
+			t.Logf("%s: flood lines of pacemaker.log:\n%s", n, out)
+		}
+	})
+	for _, mode := range []string{"multicast", "unicast"} {
+		t.Run(mode, func(t *testing.T) {
+			if err := l.ConfigureServiceWith(ctx, "n1", buckets, "--param", "clustervip:mac_mode="+mode); err != nil {
+				t.Fatal(err)
+			}
+			v := vipLab{l, t}
+			for _, n := range l.Nodes() {
+				v.waitAttr(n, "writable_monit", "1")
+				v.waitAttr(n, attr, "1")
+			}
+			v.waitSpread(90*time.Second, 4, 4, 4)
+			v.answerAll(300, l.Nodes()...)
+			// What the flood check's query sees, run as an agent is: all nodes.
+			out, err := l.Exec(ctx, "n2", "env", "OCF_RESKEY_CRM_meta_on_node=n2", "attrd_updater", "-n", attr, "-Q", "-A")
+			t.Logf("attrd_updater -Q -A on n2 with OCF_RESKEY_CRM_meta_on_node=n2: %v\n%s", err, out)
 
-	if err := l.Unflood("n2"); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Reflood("n2") })
-	if got, err := l.Unflooded(); err != nil || len(got) != 1 || got[0] != "n2" {
-		t.Fatalf("Unflooded() = %v, %v; want [n2]", got, err)
-	}
-	s := l.Load(ctx, l.VIP(), 150, 16, 60*time.Second)
-	t.Logf("n2 unflooded: 150 connections to the VIP: %s (last error %v)", s, s.LastErr)
-	if s.Answers["n2"] != 0 || s.Errors == 0 {
-		t.Fatalf("n2 unflooded: %s, want none answered by n2 and its buckets' clients unanswered", s)
-	}
+			wctx, stop := context.WithCancel(ctx)
+			tallies := make(chan *lab.Tally, 1)
+			go func() { tallies <- l.Watch(wctx, l.VIP(), 4, 200000) }()
+			t0 := time.Now()
+			if err := l.Unflood("n2"); err != nil {
+				stop()
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { l.Reflood("n2") })
+			v.waitAttr("n2", attr, "0")
+			detected := time.Since(t0)
+			moved := v.waitSpread(90*time.Second, 6, 0, 6)
+			time.Sleep(3 * time.Second) // connections started just before the move have ended
+			stop()
+			tl := <-tallies
+			window := time.Duration(0)
+			if !tl.LastFail.IsZero() {
+				window = tl.LastFail.Sub(t0)
+			}
+			t.Logf("n2 unflooded: flood_vip=0 after %s, spread 6/0/6 after %s more; clients: %s; fault → last failed connection %s",
+				detected.Round(100*time.Millisecond), moved.Round(100*time.Millisecond), tl, window.Round(100*time.Millisecond))
+			if tl.Reset != 0 {
+				t.Errorf("n2 unflooded: %d connections reset, want none (%v)", tl.Reset, tl.Examples)
+			}
+			v.answerAll(300, "n1", "n3")
 
-	if err := l.Reflood("n2"); err != nil {
-		t.Fatal(err)
+			// n1 and n3 still hear each other: neither is judged unreached.
+			for _, n := range []string{"n1", "n3"} {
+				v.waitAttr(n, attr, "1")
+			}
+			if err := l.Reflood("n2"); err != nil {
+				t.Fatal(err)
+			}
+			t1 := time.Now()
+			v.waitAttr("n2", attr, "1")
+			back := v.waitSpread(90*time.Second, 4, 4, 4)
+			t.Logf("n2 reflooded: flood_vip=1 after %s, spread 4/4/4 after %s more",
+				time.Since(t1).Round(100*time.Millisecond)-back.Round(100*time.Millisecond), back.Round(100*time.Millisecond))
+			v.answerAll(300, l.Nodes()...)
+		})
 	}
-	v.answerAll(300, l.Nodes()...)
 }

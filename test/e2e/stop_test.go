@@ -171,7 +171,26 @@ func TestStopLeavesNothing(t *testing.T) {
 		if got := f.Only(s.marks...); len(got.NFT) < 10 || len(got.Addrs) != 1 {
 			t.Fatalf("%s serving 4 buckets: the reader sees %d nftables objects and addresses %v of the VIP", n, len(got.NFT), got.Addrs)
 		}
+		if got := f.Only(clusterip.FloodTableName(clusterip.VIP{Addr: l.VIP()})); len(got.NFT) == 0 {
+			t.Fatalf("%s: the VIP's flood check table is not there", n)
+		}
 	}
+	// The flood check keeps its table and the cluster MAC while it runs,
+	// also where no bucket runs (its job): stopped first, it takes them
+	// with it, and the buckets' stops below are what this test checks.
+	s.crm("crm", "resource", "stop", lab.VIPResource+"-flood-clone")
+	waitFor(t, 60*time.Second, "flood check tables gone", func() (bool, string) {
+		for _, n := range l.Nodes() {
+			f, err := s.read(n)
+			if err != nil {
+				return false, err.Error()
+			}
+			if got := f.Only(clusterip.FloodTableName(clusterip.VIP{Addr: l.VIP()})); len(got.NFT) > 0 {
+				return false, n + ": " + got.NFT[0]
+			}
+		}
+		return true, ""
+	})
 
 	// crm resource stop of every bucket.
 	s.crm("crm", append([]string{"resource", "stop"}, rscs...)...)

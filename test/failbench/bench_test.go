@@ -32,7 +32,7 @@ import (
 // LOADSHARE_FAILOVER_VARIANTS compares settings in the same run: variants
 // separated by ";", each a list of TYPE:NAME=VALUE (TYPE crm_config,
 // op_defaults or rsc_defaults, set with crm_attribute; or a primitive's id,
-// e.g. server_load:placer=vip:write-delay=0, an instance parameter set
+// e.g. server_load:placer_settle=30, an instance parameter set
 // with crm_resource once the service is configured) separated by ",";
 // the empty variant is the configuration as generated. Each variant runs
 // every bucket count, the settings of the one before undone.

@@ -10,20 +10,7 @@ import (
 // (n2, the DC, crashed; n1 won the election and fenced it).
 func TestAnalyze(t *testing.T) {
 	from := time.Date(2026, 12, 4, 19, 18, 57, 0, time.UTC)
-	to := from.Add(10 * time.Second)
-	var lines []logLine
-	for _, n := range []string{"n1", "n3"} {
-		f, err := os.Open("testdata/crash-n2-" + n + ".log")
-		if err != nil {
-			t.Fatal(err)
-		}
-		ls, err := readLog(f, from, to, time.UTC)
-		f.Close()
-		if err != nil {
-			t.Fatal(err)
-		}
-		lines = append(lines, ls...)
-	}
+	lines := readFixtures(t, from, from.Add(10*time.Second), "crash-n2-n1.log", "crash-n2-n3.log")
 	if len(lines) != 26 {
 		t.Fatalf("parsed %d lines, want all 26", len(lines))
 	}
@@ -70,4 +57,55 @@ func TestAnalyze(t *testing.T) {
 	if p.CIBWrites != 3 { // n1's three status-section completions; n3's are the same writes
 		t.Errorf("CIB writes %d, want 3", p.CIBWrites)
 	}
+}
+
+// TestAnalyzeRound reads an excerpt of a lab rejoin (n1 restarted after a
+// crash; n3 the DC, n2 up all along): before the placer's first claim for
+// n1, n2's attrd logs 29 changes of the claims held for the survivors,
+// which are not the round's; from the claim on, n2 counts the changes and
+// CIB writes, n3 the scheduler runs, n1 the starts.
+func TestAnalyzeRound(t *testing.T) {
+	from := time.Date(2026, 12, 4, 21, 33, 33, 0, time.UTC)
+	lines := readFixtures(t, from, from.Add(time.Minute), "rejoin-n1-n1.log", "rejoin-n1-n2.log", "rejoin-n1-n3.log")
+	r := analyzeRound(lines, "vip", "n1", "n2")
+	at := func(s string) time.Time {
+		v, err := time.Parse("15:04:05.000", s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return time.Date(2026, 12, 4, v.Hour(), v.Minute(), v.Second(), v.Nanosecond(), time.UTC)
+	}
+	if !r.FirstClaim.Equal(at("21:33:34.782")) || !r.LastStart.Equal(at("21:33:41.306")) {
+		t.Errorf("first claim %s, last start %s; want 21:33:34.782, 21:33:41.306",
+			r.FirstClaim.Format(time.StampMilli), r.LastStart.Format(time.StampMilli))
+	}
+	if r.Changes != 35 || r.Starts != 5 || r.SchedulerRuns != 14 || r.Transitions != 0 || r.CIBWrites != 1 {
+		t.Errorf("changes %d, starts %d, scheduler runs %d, transitions %d, CIB writes %d; want 35, 5, 14, 0, 1",
+			r.Changes, r.Starts, r.SchedulerRuns, r.Transitions, r.CIBWrites)
+	}
+	if r.Aborts["Transient attribute change"] != 1 {
+		t.Errorf("aborts %v, want 1 Transient attribute change", r.Aborts)
+	}
+	if none := analyzeRound(lines, "vip", "n4", "n2"); !none.FirstClaim.IsZero() || none.Changes != 0 || none.Starts != 0 {
+		t.Errorf("round for a node never claimed: %+v, want nothing", none)
+	}
+}
+
+// readFixtures reads the lines in [from, to] of log excerpts in testdata.
+func readFixtures(t *testing.T, from, to time.Time, names ...string) []logLine {
+	t.Helper()
+	var lines []logLine
+	for _, name := range names {
+		f, err := os.Open("testdata/" + name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ls, err := readLog(f, from, to, time.UTC)
+		f.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		lines = append(lines, ls...)
+	}
+	return lines
 }

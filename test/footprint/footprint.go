@@ -1,6 +1,8 @@
 // Package footprint reads, with the system's own tools and apart from the
 // code under test, what a network namespace holds that a VIP could have
-// added: nftables objects (nft -j list ruleset), addresses (ip -j addr),
+// added: nftables objects (nft -j list ruleset), iptables and arptables
+// rules (iptables-save, arptables-save: legacy tables are not in the
+// nftables ruleset), addresses (ip -j addr),
 // link-layer multicast memberships (ip -j maddr), the links' own address
 // lists (bridge -j fdb: unicast filter entries too), sysctls, and the
 // files of a run directory. A test reads one before a VIP starts and one
@@ -19,8 +21,12 @@ import (
 // node) and returns its standard output.
 type Runner func(name string, args ...string) ([]byte, error)
 
-// Tools are the commands Read runs.
-var Tools = []string{"nft", "ip", "bridge", "sysctl", "ls"}
+// Tools are the commands Read runs; OptionalTools it runs when installed
+// (a host without iptables has no iptables rules either).
+var (
+	Tools         = []string{"nft", "ip", "bridge", "sysctl", "ls"}
+	OptionalTools = []string{"iptables-save", "arptables-save"}
+)
 
 // Missing returns the first of Tools not installed here, "" when none.
 func Missing() string {
@@ -41,6 +47,7 @@ type Options struct {
 // Footprint is one reading, each kind as sorted lines.
 type Footprint struct {
 	NFT     []string // a table, chain, set or rule: its JSON without handles and counters
+	XT      []string // "iptables mangle -A PREROUTING …", "arptables filter :OUTPUT ACCEPT": save lines without counters
 	Addrs   []string // "eth0 10.0.0.1/24"
 	MAddrs  []string // "eth0 link 01:00:5e:00:00:01", "eth0 inet 224.0.0.1"
 	FDB     []string // "eth0 02:bf:0a:00:00:64 self permanent"
@@ -53,6 +60,9 @@ func Read(run Runner, o Options) (Footprint, error) {
 	var f Footprint
 	var err error
 	if f.NFT, err = readNFT(run); err != nil {
+		return f, err
+	}
+	if f.XT, err = readXT(run); err != nil {
 		return f, err
 	}
 	if f.Addrs, err = readAddrs(run); err != nil {
@@ -135,6 +145,44 @@ func readNFT(run Runner) ([]string, error) {
 			return nil, err
 		}
 		res = append(res, string(b))
+	}
+	slices.Sort(res)
+	return res, nil
+}
+
+// readXT reads the iptables and arptables rules with the save tools,
+// whichever variant (legacy, nft) the system's alternatives name: each
+// line prefixed by tool and table, counters and comments dropped.
+func readXT(run Runner) ([]string, error) {
+	var res []string
+	for _, tool := range OptionalTools {
+		if _, err := exec.LookPath(tool); err != nil {
+			continue
+		}
+		out, err := run(tool)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", tool, err)
+		}
+		name, table := strings.TrimSuffix(tool, "-save"), ""
+		for _, l := range strings.Split(string(out), "\n") {
+			l = strings.TrimSpace(l)
+			switch {
+			case l == "" || strings.HasPrefix(l, "#") || l == "COMMIT":
+				continue
+			case strings.HasPrefix(l, "*"):
+				table = l[1:]
+				continue
+			case strings.HasPrefix(l, "["): // [packets:bytes] -A …
+				if _, rest, ok := strings.Cut(l, "] "); ok {
+					l = rest
+				}
+			case strings.HasPrefix(l, ":"): // :CHAIN POLICY [packets:bytes]
+				if i := strings.Index(l, " ["); i >= 0 {
+					l = l[:i]
+				}
+			}
+			res = append(res, fmt.Sprintf("%s %s %s", name, table, l))
+		}
 	}
 	slices.Sort(res)
 	return res, nil
@@ -226,7 +274,7 @@ func (f Footprint) kinds() []struct {
 	return []struct {
 		name  string
 		lines []string
-	}{{"nft", f.NFT}, {"addr", f.Addrs}, {"maddr", f.MAddrs}, {"fdb", f.FDB}, {"sysctl", f.Sysctls}, {"file", f.Files}}
+	}{{"nft", f.NFT}, {"xt", f.XT}, {"addr", f.Addrs}, {"maddr", f.MAddrs}, {"fdb", f.FDB}, {"sysctl", f.Sysctls}, {"file", f.Files}}
 }
 
 // Diff lists what differs from f to g, one line each: "- KIND LINE" only
@@ -264,7 +312,7 @@ func (f Footprint) Only(subs ...string) Footprint {
 		}
 		return out
 	}
-	return Footprint{NFT: keep(f.NFT), Addrs: keep(f.Addrs), MAddrs: keep(f.MAddrs), FDB: keep(f.FDB),
+	return Footprint{NFT: keep(f.NFT), XT: keep(f.XT), Addrs: keep(f.Addrs), MAddrs: keep(f.MAddrs), FDB: keep(f.FDB),
 		Sysctls: keep(f.Sysctls), Files: keep(f.Files)}
 }
 

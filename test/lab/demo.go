@@ -48,6 +48,10 @@ type DemoMetrics struct {
 	Failover    time.Duration // node crashed → its buckets owned by the survivors
 	Rebalance   time.Duration // load attribute change → buckets moved, to within one 250 ms sample
 	Rebalanced  bool          // buckets moved on load (Rebalance is measured)
+	// Unflooded: the switch stopped flooding the cluster MAC to a node →
+	// its flood check's flood_vip=0 (Detected), its buckets elsewhere
+	// (Rerouted), and the last client connection that failed (ErrorWindow).
+	Detected, Rerouted, ErrorWindow time.Duration
 }
 
 func (d *demo) step(title string) {
@@ -77,9 +81,9 @@ func Demo(ctx context.Context, cfg Config, o DemoOptions) (DemoMetrics, error) {
 	if o.Busy == 0 {
 		o.Busy = 30 * time.Second
 	}
-	d := &demo{ctx: ctx, o: o, t0: time.Now(), phases: 9, buckets: o.Buckets}
+	d := &demo{ctx: ctx, o: o, t0: time.Now(), phases: 11, buckets: o.Buckets}
 	if o.Placement == ByClone {
-		d.phases = 8
+		d.phases = 8 // no load-driven phase, no flood check
 	}
 	cfg = cfg.withDefaults()
 	if cfg.DB == DBReplication {
@@ -146,6 +150,10 @@ func (d *demo) summary() {
 		m.Quorum.Round(time.Millisecond), m.FirstAnswer.Round(time.Millisecond), m.WritableOff.Round(time.Millisecond), m.Failover.Round(time.Millisecond))
 	if m.Rebalanced {
 		fmt.Fprintf(d.o.Out, ", load change→rebalance %s (±0.25 s)", m.Rebalance.Round(time.Millisecond))
+	}
+	if m.Rerouted > 0 {
+		fmt.Fprintf(d.o.Out, ", switch fault→flood_vip=0 %s→buckets elsewhere %s (last failed connection %s after the fault)",
+			m.Detected.Round(100*time.Millisecond), m.Rerouted.Round(100*time.Millisecond), m.ErrorWindow.Round(100*time.Millisecond))
 	}
 	fmt.Fprintln(d.o.Out)
 }
@@ -282,6 +290,11 @@ func (d *demo) run() error {
 
 	if d.cfg.DB == DBGalera && !d.cfg.NoDB {
 		if err := d.galera(); err != nil {
+			return err
+		}
+	}
+	if d.o.Placement == ByPlacer {
+		if err := d.flood(nodes[1], even); err != nil {
 			return err
 		}
 	}
@@ -483,5 +496,57 @@ func (d *demo) galera() error {
 		return err
 	}
 	d.say("%s Synced again: spread back to %v after %s", desync, d.spread(), time.Since(t0).Round(time.Millisecond))
+	return nil
+}
+
+// flood is the demo's switch fault (issue 16): the bridge stops delivering
+// the cluster MAC's frames to victim (Unflood), which stays in the cluster
+// with its buckets Started; its flood check hears no other node's probe
+// while they hear each other, publishes flood_vip=0, and its buckets move;
+// the fault removed, they come back. Client loops run throughout.
+func (d *demo) flood(victim string, even []int) error {
+	attr := crm.FloodAttr(VIPResource)
+	d.step(fmt.Sprintf("switch fault: the bridge stops flooding the VIP's cluster MAC to %s (loadshare lab unflood %s); its flood check notices, its buckets leave", victim, victim))
+	wctx, stop := context.WithCancel(d.ctx)
+	tallies := make(chan *Tally, 1)
+	go func() { tallies <- d.Watch(wctx, d.VIP(), 4, 100000) }()
+	defer func() { stop(); <-tallies }()
+	t0 := time.Now()
+	if err := d.Unflood(victim); err != nil {
+		return err
+	}
+	if err := d.attrsUntil(60*time.Second, func(c *crm.Status) bool { v, _ := c.Attr(victim, attr); return v == "0" }); err != nil {
+		d.Reflood(victim)
+		return err
+	}
+	d.Metrics.Detected = time.Since(t0)
+	d.say("%s=0 on %s after %s: no other node's probe arrives there while they hear each other", attr, victim, d.Metrics.Detected.Round(100*time.Millisecond))
+	if _, err := d.waitSpread(60*time.Second, d.spread(victim)); err != nil {
+		d.Reflood(victim)
+		return err
+	}
+	d.Metrics.Rerouted = time.Since(t0)
+	time.Sleep(3 * time.Second) // the connections begun before the move have ended
+	stop()
+	tl := <-tallies
+	tallies <- tl // for the deferred receive
+	if !tl.LastFail.IsZero() {
+		d.Metrics.ErrorWindow = tl.LastFail.Sub(t0)
+	}
+	d.say("%s's buckets owned by the others %s after the fault; clients meanwhile: %s; fault → last failed connection %s",
+		victim, d.Metrics.Rerouted.Round(100*time.Millisecond), tl, d.Metrics.ErrorWindow.Round(100*time.Millisecond))
+	d.showBuckets()
+	d.load(1000)
+
+	d.step(fmt.Sprintf("switch fixed (loadshare lab reflood %s): probes reach it again, %s=1, its share returns", victim, attr))
+	t0 = time.Now()
+	if err := d.Reflood(victim); err != nil {
+		return err
+	}
+	if _, err := d.waitSpread(90*time.Second, even); err != nil {
+		return err
+	}
+	d.say("spread back to %v after %s", even, time.Since(t0).Round(time.Millisecond))
+	d.load(1000)
 	return nil
 }

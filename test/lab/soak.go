@@ -341,10 +341,26 @@ func (s *soak) fault(f Fault, t0 time.Time, outcome *string) (inject func() erro
 		}
 		bucket := int(st.VIP.BucketOf(hc.local))
 		res := fmt.Sprintf("%s_%d", VIPResource, bucket)
-		*outcome = fmt.Sprintf("bucket %d (of the session from %s) moved to %s", bucket, hc.local, f.To)
+		// The session stays on the node that took its SYN, but its
+		// bucket may have moved since (rebalancing): a move to where it
+		// runs already is refused, so it then goes to another node.
+		tb, err := s.Buckets(s.ctx, s.viewer(""), s.buckets)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		to := f.To
+		if slices.Contains(tb.Pacemaker[to], bucket) {
+			for _, n := range s.Nodes() {
+				if n != to && n != f.Node {
+					to = n
+					break
+				}
+			}
+		}
+		*outcome = fmt.Sprintf("bucket %d (of the session from %s) moved to %s", bucket, hc.local, to)
 		// Equivalent to: crm_resource --resource vip_K --move --node TO, later --clear
 		inject = func() error {
-			_, err := s.Exec(s.ctx, s.viewer(""), "crm_resource", "--resource", res, "--move", "--node", f.To)
+			_, err := s.Exec(s.ctx, s.viewer(""), "crm_resource", "--resource", res, "--move", "--node", to)
 			return err
 		}
 		degraded = []func() func() (bool, string){func() func() (bool, string) {
@@ -353,7 +369,7 @@ func (s *soak) fault(f Fault, t0 time.Time, outcome *string) (inject func() erro
 				if err != nil {
 					return false, err.Error()
 				}
-				return slices.Contains(tb.Kernel[f.To], bucket) && tb.Check() == nil, tb.String()
+				return slices.Contains(tb.Kernel[to], bucket) && tb.Check() == nil, tb.String()
 			}
 		}}
 		recover = func() error {

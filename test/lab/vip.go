@@ -109,6 +109,13 @@ func (l *Lab) generate(ctx context.Context, viewer string, buckets int, extra ..
 			fmt.Sprintf("--vip=name=%s,ip=%s,buckets=%d,cidr-netmask=64,nic=eth0", VIP6Resource, l.VIP6(), buckets)}
 	}
 	args = append(append(args, "--format", "xml"), attrAgentArgs...)
+	if l.cfg.Backend != "" {
+		args = append(args, "--param", "clustervip:backend="+l.cfg.Backend)
+		if l.cfg.sourceHashed() {
+			// loadshare crm leaves out the flood check (an nftables table).
+			args = append(args, "--param", "clustervip:hash=sourceip")
+		}
+	}
 	out, err := l.Exec(ctx, viewer, agentBinary, append(args, extra...)...)
 	if err != nil {
 		return "", "", fmt.Errorf("generate the configuration with loadshare crm: %w", err)
@@ -184,6 +191,16 @@ func (l *Lab) cloneConfig(ctx context.Context, viewer string, buckets int) (reso
 // The nodes need the agents (Config.Agents).
 // Equivalent to: cibadmin --replace -o resources / -o constraints
 func (l *Lab) ConfigureService(ctx context.Context, viewer string, buckets int, how Placement) error {
+	return l.configure(ctx, viewer, buckets, how)
+}
+
+// ConfigureServiceWith is ConfigureService by the placer, with extra
+// options of loadshare crm (e.g. "--param", "clustervip:mac_mode=unicast").
+func (l *Lab) ConfigureServiceWith(ctx context.Context, viewer string, buckets int, extra ...string) error {
+	return l.configure(ctx, viewer, buckets, ByPlacer, extra...)
+}
+
+func (l *Lab) configure(ctx context.Context, viewer string, buckets int, how Placement, extra ...string) error {
 	if l.cfg.Agents == "" {
 		return errors.New("configure service: the lab has no agents installed (Config.Agents)")
 	}
@@ -195,7 +212,7 @@ func (l *Lab) ConfigureService(ctx context.Context, viewer string, buckets int, 
 	default:
 		// The whole service as loadshare crm generates it; server_load's
 		// monitor runs the placer.
-		res, cons, err = l.generate(ctx, viewer, buckets)
+		res, cons, err = l.generate(ctx, viewer, buckets, extra...)
 	}
 	if err != nil {
 		return err

@@ -524,3 +524,40 @@ func BenchmarkSchedule256x8(b *testing.B) {
 	b.ReportMetric(float64(perSched)/float64(plan), "schedule/plan")
 	b.Logf("crm_simulate -R, 256 buckets x 8 nodes, one node failed: %v; placer round (Target+Assign from crm_mon status): %v", perSched, plan)
 }
+
+// TestFloodUnreached: with the flood check's term in the rules, a node
+// whose flood_vip is 0 (the network does not deliver the VIP's frames to
+// it) loses every bucket to the others, in the placer's targets and in
+// Pacemaker's scores alike; unset (not judged) and 1 keep a node eligible;
+// back at 1 it gets its share back.
+func TestFloodUnreached(t *testing.T) {
+	spec := crm.Spec{IP: netip.MustParseAddr("192.0.2.10"), Buckets: 12, Nodes: nodeNames(3), FloodCheck: true}
+	c := newSim(t, crm.Specs{spec})
+	for _, n := range spec.Nodes {
+		c.sim.Join(n)
+		c.attrs(n, 1, 30)
+	}
+	attr := crm.FloodAttr("vip")
+	c.sim.SetAttr("n1", attr, "1") // n2 not judged yet, n3 reached
+	c.sim.SetAttr("n3", attr, "1")
+	c.transition()
+	c.place()
+	c.expect(map[string]int{"n1": 4, "n2": 4, "n3": 4})
+	c.take()
+
+	c.sim.SetAttr("n2", attr, "0")
+	c.transition() // the rules alone: n2's buckets leave at once
+	if got := c.counts()["n2"]; got != 0 {
+		t.Fatalf("flood_vip=0 on n2: it still runs %d buckets before the placer's round: %s", got, fmtCounts(c.counts()))
+	}
+	c.place()
+	c.expect(map[string]int{"n1": 6, "n3": 6})
+	if m := c.take(); m != 4 {
+		t.Errorf("n2 unreached: %d moves, want its 4", m)
+	}
+
+	c.sim.SetAttr("n2", attr, "1")
+	c.transition()
+	c.place()
+	c.expect(map[string]int{"n1": 4, "n2": 4, "n3": 4})
+}
