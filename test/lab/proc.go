@@ -50,7 +50,7 @@ func pidsIn(name string) []int {
 		if err != nil {
 			continue
 		}
-		if got, ok := statNS(fmt.Sprintf("/proc/%d/ns/net", pid)); ok && got == id && alive(pid) {
+		if wholeIn(pid, id) && alive(pid) {
 			pids = append(pids, pid)
 		}
 	}
@@ -67,8 +67,31 @@ func inNetns(pid int, name string) bool {
 	if !ok {
 		return false
 	}
+	return wholeIn(pid, id)
+}
+
+// wholeIn reports whether every thread of pid is in the network namespace
+// id. /proc/PID/ns/net is the main thread's alone: a Go program (a test,
+// the CLI) that reads a node's kernel switches one locked thread into the
+// node's namespace for a moment, and when that thread is the main one the
+// whole process looked like the node's. A crash or fence of the node then
+// SIGKILLed the test itself ("signal: killed" in the middle of an e2e
+// run). A node's own processes have every thread there.
+func wholeIn(pid int, id nsID) bool {
 	got, ok := statNS(fmt.Sprintf("/proc/%d/ns/net", pid))
-	return ok && got == id
+	if !ok || got != id {
+		return false
+	}
+	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	if err != nil {
+		return false
+	}
+	for _, t := range tasks {
+		if got, ok := statNS(fmt.Sprintf("/proc/%d/task/%s/ns/net", pid, t.Name())); !ok || got != id {
+			return false
+		}
+	}
+	return true
 }
 
 // alive reports whether pid exists and is not a zombie. PID 1 on this kind
