@@ -72,23 +72,13 @@ func readNFT(c *nftables.Conn, v VIP, be Backend, withTables bool) (nftObjects, 
 		o.rules[i] = len(rs)
 	}
 	if o.shape.hasSet(l3Family(v), setOwned) {
-		o.owned, err = readOwned(c, v)
-		switch {
-		case isNotFound(err):
-		case err != nil:
+		if o.owned, o.ownedOK, err = readBucketsIfThere(c, ownedSet(v)); err != nil {
 			return o, err
-		default:
-			o.ownedOK = true
 		}
 	}
 	if o.shape.hasSet(nftables.TableFamilyNetdev, setHeld) && len(o.owned) > 0 && len(ingress) > 0 {
-		o.held, err = readHeld(c, v)
-		switch {
-		case isNotFound(err):
-		case err != nil:
+		if o.held, o.heldOK, err = readBucketsIfThere(c, heldSet(v)); err != nil {
 			return o, err
-		default:
-			o.heldOK = true
 		}
 	}
 	if withTables {
@@ -231,6 +221,16 @@ func readOwned(c *nftables.Conn, v VIP) ([]Bucket, error) { return readBuckets(c
 
 // readHeld reads v's held set, sorted.
 func readHeld(c *nftables.Conn, v VIP) ([]Bucket, error) { return readBuckets(c, heldSet(v)) }
+
+// readBucketsIfThere is readBuckets with a missing set (or table) not an
+// error: ok false.
+func readBucketsIfThere(c *nftables.Conn, s *nftables.Set) (bs []Bucket, ok bool, err error) {
+	bs, err = readBuckets(c, s)
+	if isNotFound(err) {
+		return nil, false, nil
+	}
+	return bs, err == nil, err
+}
 
 func readBuckets(c *nftables.Conn, s *nftables.Set) ([]Bucket, error) {
 	els, err := c.GetSetElements(s)

@@ -47,6 +47,13 @@ type mysqlMonitor struct {
 	env attrs.Env
 }
 
+// state is an instance's state file (attrs.Load, Save): it exists from
+// start to stop.
+type state struct {
+	attrs.Published
+	Reason string `json:"reason,omitempty"` // why the last values were what they were
+}
+
 // Values of the galera parameter.
 const (
 	galeraAuto = "auto" // Galera rules when a wsrep provider is loaded
@@ -127,9 +134,9 @@ func (a *mysqlMonitor) Validate(_ context.Context, p ocf.Params) error {
 }
 
 func (a *mysqlMonitor) Start(ctx context.Context, p ocf.Params) error {
-	st, err := a.env.Load(p)
+	st, err := attrs.Load[state](a.env, p)
 	if errors.Is(err, ocf.ErrNotRunning) {
-		st, err = &attrs.State{}, nil
+		st, err = &state{}, nil
 	}
 	if err != nil {
 		return err
@@ -143,7 +150,7 @@ func (a *mysqlMonitor) Start(ctx context.Context, p ocf.Params) error {
 }
 
 func (a *mysqlMonitor) Monitor(ctx context.Context, p ocf.Params) error {
-	st, err := a.env.Load(p)
+	st, err := attrs.Load[state](a.env, p)
 	if err != nil {
 		return err
 	}
@@ -156,7 +163,7 @@ func (a *mysqlMonitor) Stop(ctx context.Context, p ocf.Params) error {
 }
 
 // check probes the server and publishes what changed.
-func (a *mysqlMonitor) check(ctx context.Context, p ocf.Params, st *attrs.State, force bool) error {
+func (a *mysqlMonitor) check(ctx context.Context, p ocf.Params, st *state, force bool) error {
 	var status loadmon.Status
 	probe, _, probeErr := attrs.MySQLProbe(p, false)
 	if probeErr == nil {
@@ -180,7 +187,7 @@ func (a *mysqlMonitor) check(ctx context.Context, p ocf.Params, st *attrs.State,
 		values[attrLag] = v.lag
 	}
 	before := st.PublishedAt
-	changed, err := a.env.Publish(ctx, p, st, values, time.Duration(p.Int("dampen"))*time.Second, force)
+	changed, err := a.env.Publish(ctx, p, &st.Published, values, time.Duration(p.Int("dampen"))*time.Second, force)
 	if err != nil {
 		return err
 	}

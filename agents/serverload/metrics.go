@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/loadshare/loadshare/agents/attrs"
 	"github.com/loadshare/loadshare/clusterip"
 	kmetrics "github.com/loadshare/loadshare/clusterip/metrics"
 	"github.com/loadshare/loadshare/crm"
@@ -93,7 +92,7 @@ func ReadPlacerStats(runDir string) (map[string]crm.PlacerStats, error) {
 		if err != nil {
 			return nil, err
 		}
-		var st attrs.State
+		var st state
 		if err := json.Unmarshal(b, &st); err != nil {
 			return nil, fmt.Errorf("read %s: %w", path, err)
 		}

@@ -2,6 +2,10 @@
 // it publishes server_load (0–100, smoothed, in coarse steps) and
 // loadshare_version through attrd and, with placer set, runs the bucket placer on the DC. It registers
 // itself with package ocf in init(); cmd/server_load is its binary.
+//
+// serverload.go is the agent (parameters, actions), load.go the load
+// probe and model step, placer.go the bucket placer's rounds it hosts,
+// state.go the state file both keep, metrics.go the node's metrics.
 package serverload
 
 import (
@@ -41,50 +45,6 @@ type serverLoad struct {
 	textfile func(dir, runDir string, known *Known) error
 	// cluster reads the status and this node's name; nil: crm.ReadLive.
 	cluster func(ctx context.Context) (*crm.Status, string, error)
-}
-
-// placer runs one placement round for the bucket primitives NAME_K of v
-// on the cluster status st, read by this node (me) (see crm.PlaceIn);
-// skipped says why it did nothing.
-type placer func(ctx context.Context, st *crm.Status, me string, v crm.PlacerVIP, settle func(ideal []crm.Assignment) bool) (plan crm.Plan, skipped string, err error)
-
-// placeOnDC is the live placer: it writes only where this node is the DC, so
-// that running it from every node's monitor gives exactly one writer.
-func placeOnDC(ctx context.Context, st *crm.Status, me string, v crm.PlacerVIP, settle func(ideal []crm.Assignment) bool) (crm.Plan, string, error) {
-	return crm.PlaceIn(ctx, st, me, v.Spec(), v.Policy, true, settle)
-}
-
-// readCluster reads what a monitor's placer rounds and metrics share:
-// the status and this node's name (crm.ReadLive: one crm_mon, one
-// crm_node), or the test's stand-in.
-func (a *serverLoad) readCluster(ctx context.Context) (*crm.Status, string, error) {
-	if a.cluster != nil {
-		return a.cluster(ctx)
-	}
-	return crm.ReadLive(ctx, true)
-}
-
-// hostSampler is hostprobe.Host; tests replay recorded samples instead.
-type hostSampler interface {
-	Sample(ctx context.Context) (loadmon.HostSample, error)
-}
-
-// startSettle is how long start waits between its two host samples, so the
-// first published value already includes CPU time over an interval.
-const startSettle = time.Second
-
-// weightParams map parameter names to the model's weights (percent).
-var weightParams = []struct {
-	name, desc string
-	def        float64
-	set        func(*loadmon.Weights, float64)
-}{
-	{"weight_cpu", "CPU busy time over the monitor interval", loadmon.DefaultWeights.CPU, func(w *loadmon.Weights, v float64) { w.CPU = v }},
-	{"weight_load", "1-minute load average per core (full at 2 per core)", loadmon.DefaultWeights.Load, func(w *loadmon.Weights, v float64) { w.Load = v }},
-	{"weight_iowait", "CPU time waiting for I/O (full at 30 %)", loadmon.DefaultWeights.IOWait, func(w *loadmon.Weights, v float64) { w.IOWait = v }},
-	{"weight_memory", "memory pressure: PSI some avg10 (full at 20 %), else available memory under 20 %", loadmon.DefaultWeights.Memory, func(w *loadmon.Weights, v float64) { w.Memory = v }},
-	{"weight_db_threads", "database Threads_running per core (full at 2 per core)", loadmon.DefaultWeights.DBThreads, func(w *loadmon.Weights, v float64) { w.DBThreads = v }},
-	{"weight_db_connections", "database Threads_connected / max_connections", loadmon.DefaultWeights.DBConnections, func(w *loadmon.Weights, v float64) { w.DBConnections = v }},
 }
 
 func (a *serverLoad) Meta() ocf.Meta {
@@ -171,23 +131,10 @@ func (a *serverLoad) Validate(_ context.Context, p ocf.Params) error {
 	return nil
 }
 
-// model builds the load model from the parameters.
-func (a *serverLoad) model(p ocf.Params) loadmon.Model {
-	m := loadmon.Model{
-		HalfLife:   time.Duration(p.Int("half_life")) * time.Second,
-		StepSize:   int(p.Int("step")),
-		Hysteresis: float64(p.Int("hysteresis")),
-	}
-	for _, w := range weightParams {
-		w.set(&m.Weights, float64(p.Int(w.name))/100)
-	}
-	return m
-}
-
 func (a *serverLoad) Start(ctx context.Context, p ocf.Params) error {
-	st, err := a.env.Load(p)
+	st, err := attrs.Load[state](a.env, p)
 	if errors.Is(err, ocf.ErrNotRunning) {
-		st, err = &attrs.State{}, nil
+		st, err = &state{}, nil
 	}
 	if err != nil {
 		return err
@@ -211,7 +158,7 @@ func (a *serverLoad) Start(ctx context.Context, p ocf.Params) error {
 }
 
 func (a *serverLoad) Monitor(ctx context.Context, p ocf.Params) error {
-	st, err := a.env.Load(p)
+	st, err := attrs.Load[state](a.env, p)
 	if err != nil {
 		return err
 	}
@@ -246,140 +193,7 @@ func (a *serverLoad) Monitor(ctx context.Context, p ocf.Params) error {
 	return nil
 }
 
-// placeBuckets runs the placer for each configured VIP. A failed round is
-// logged, not returned: server_load itself is healthy, and the next
-// monitor tries again. The state is st.Ideals: when each VIP's ideal
-// targets were first seen on this node while it was the DC; once they
-// have held for placer_settle seconds, hysteresis no longer keeps an
-// uneven spread (see crm.PlaceSettling); and st.Placer, what the rounds
-// did, for the metrics (crm/metrics.Placer).
-//
-// It reads the cluster once for all the VIPs and returns what it read
-// (nil when there is no VIP to place or the read failed), for the metrics.
-func (a *serverLoad) placeBuckets(ctx context.Context, p ocf.Params, st *attrs.State) *Known {
-	now := a.env.Now()
-	settleAfter := time.Duration(p.Int("placer_settle")) * time.Second
-	vips, _ := crm.ParsePlacer(p.String("placer")) // checked by validation
-	if len(vips) == 0 {
-		return nil
-	}
-	var known *Known
-	readStart := a.env.Now()
-	cst, me, readErr := a.readCluster(ctx)
-	readTook := a.env.Now().Sub(readStart) // part of every round's duration
-	if readErr == nil {
-		known = &Known{Status: cst, Node: me}
-	}
-	for _, v := range vips {
-		name := v.Name
-		settle := func(ideal []crm.Assignment) bool {
-			key := fmt.Sprint(ideal)
-			if rec, ok := st.Ideals[name]; !ok || rec.Targets != key {
-				if st.Ideals == nil {
-					st.Ideals = map[string]attrs.Ideal{}
-				}
-				st.Ideals[name] = attrs.Ideal{Targets: key, Since: now}
-			}
-			return now.Sub(st.Ideals[name].Since) >= settleAfter
-		}
-		start := a.env.Now()
-		plan, skipped, err := crm.Plan{}, "", readErr
-		if readErr == nil {
-			plan, skipped, err = a.place(ctx, cst, me, v, settle)
-		}
-		if st.Placer == nil {
-			st.Placer = map[string]*crm.PlacerStats{}
-		}
-		if st.Placer[name] == nil {
-			st.Placer[name] = &crm.PlacerStats{}
-		}
-		st.Placer[name].Add(crm.NewPlacerRound(start, readTook+a.env.Now().Sub(start), plan, skipped, err))
-		switch {
-		case err != nil:
-			p.Log.Warn("placement round failed", "vip", name, "err", err)
-		case skipped != "":
-			// Not the DC: what this node saw before is no measure of how
-			// long the ideal has held by the time it is the DC again.
-			delete(st.Ideals, name)
-		case !plan.Empty():
-			p.Log.Info("placed buckets", "vip", name, "set", len(plan.Set), "deleted", len(plan.Delete), "moves", plan.Moves())
-		}
-	}
-	return known
-}
-
 func (a *serverLoad) Stop(ctx context.Context, p ocf.Params) error {
 	a.env.Unpublish(ctx, p, attrLoad, crm.AttrVersion)
 	return a.env.Remove(p)
-}
-
-// step feeds one sample into the model held in st.
-func (a *serverLoad) step(ctx context.Context, p ocf.Params, st *attrs.State) error {
-	hs, err := a.host.Sample(ctx)
-	if err != nil {
-		return fmt.Errorf("sample host: %w", err)
-	}
-	s := loadmon.Sample{HostSample: hs}
-	if probe, ok, err := attrs.MySQLProbe(p, true); err != nil || ok {
-		var status loadmon.Status
-		if err == nil {
-			probe.Timeout = attrs.ProbeTimeout(ctx, probe.Timeout)
-			status, err = probe.Sample(ctx)
-		}
-		probeErr := ""
-		if err != nil {
-			// The database's health is mysql_monitor's business; here it
-			// only drops the database components. Said once per change.
-			probeErr = err.Error()
-			if probeErr != st.Probe {
-				p.Log.Info("database not probed, its load left out", "err", err)
-			}
-		} else {
-			s.DB = loadmon.DBLoadOf(status)
-		}
-		st.Probe = probeErr
-	}
-	var prev loadmon.State
-	if st.Model != nil {
-		prev = *st.Model
-	}
-	next := a.model(p).Step(prev, s)
-	st.Model = &next
-	return nil
-}
-
-// update samples, steps the model and publishes server_load if it changed;
-// the caller saves st.
-func (a *serverLoad) update(ctx context.Context, p ocf.Params, st *attrs.State, force bool) error {
-	if err := a.step(ctx, p, st); err != nil {
-		return err
-	}
-	m := st.Model
-	// The build's version rides along: written at start and when it
-	// changes (an upgrade restarts the agent), read by crm check.
-	values := map[string]string{attrLoad: strconv.Itoa(m.Value), crm.AttrVersion: ocf.Version()}
-	changed, err := a.env.Publish(ctx, p, st, values, time.Duration(p.Int("dampen"))*time.Second, force)
-	if err != nil {
-		return err
-	}
-	if len(changed) > 0 {
-		c := m.Components
-		p.Log.Info("server load changed", attrLoad, m.Value, "smoothed", round1(m.Smoothed), "raw", round1(m.Raw),
-			"cpu", round1(c.CPU), "load", round1(c.Load), "iowait", round1(c.IOWait), "memory", round1(c.Memory),
-			"db_threads", round1(c.DBThreads), "db_connections", round1(c.DBConnections))
-	}
-	return nil
-}
-
-func round1(x float64) string { return strconv.FormatFloat(x, 'f', 2, 64) }
-
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }

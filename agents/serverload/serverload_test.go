@@ -102,7 +102,7 @@ func TestServerLoadPublishesOnChange(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var st attrs.State
+	var st state
 	if err := json.Unmarshal(b, &st); err != nil || st.Model == nil || !st.Model.Valid || strconv.Itoa(st.Model.Value) != fake.Value(attrLoad) {
 		t.Errorf("state file %s: %+v, %v; want the model with value %s", b, st.Model, err, fake.Value(attrLoad))
 	}
@@ -126,7 +126,7 @@ func TestServerLoadWithMariaDB(t *testing.T) {
 	code, log := agenttest.RunMain(t, name, "start", env)
 	agenttest.WantCode(t, "start", code, 0, log)
 	b, _ := os.ReadFile(a.env.StatePath(paramsFor(name, agenttest.Instance)))
-	var st attrs.State
+	var st state
 	json.Unmarshal(b, &st)
 	if st.Model == nil || st.Model.Components.DBThreads < 0 || st.Model.Components.DBConnections < 0 || st.Model.Components.CPU < 0 {
 		t.Fatalf("state after start %s: want CPU and database components known", b)

@@ -75,6 +75,7 @@ func runLab(args []string, stdout, stderr io.Writer) error {
 		fs.BoolVar(&cfg.NoDB, "no-db", false, "do not start MariaDB on the nodes")
 		fs.BoolVar(&cfg.IPv6, "ipv6", false, "dual stack: the nodes also on fd00:10:204::/64, and the service a second VIP fd00:10:204::100 (vip6)")
 		fs.StringVar(&cfg.DB, "db", cfg.DB, "MariaDB topology: "+lab.DBGalera+" (one Galera cluster of every node), "+lab.DBReplication+" (n1 primary, n2.. its replicas; a writer and a reader VIP) or "+lab.DBStandalone+" (independent servers)")
+		fs.StringVar(&cfg.Backend, "backend", "", `clustervip's backend for the service: nftables, xtcluster (also hash=sourceip, and the client dials from 64 addresses) or "" (the agent's default, auto)`)
 		agents := fs.String("agents", "self", `directory of the agent binaries to install as OCF provider loadshare in every node ("self": beside this binary, else `+ocfDir+`; "": none)`)
 		keep := fs.Bool("keep", false, "demo, soak: leave the lab up at the end")
 		faults := fs.Int("faults", 10, "soak: faults in the campaign")

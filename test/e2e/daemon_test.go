@@ -59,9 +59,11 @@ func testDaemonFaults(t *testing.T, l *lab.Lab, victim string, spread func(zero 
 	// debugger), the node and its cluster daemons stay healthy.
 	// mysql_monitor's connect times out (connect_timeout 2 s in the lab),
 	// so writable_monit drops within connect_timeout + one monitor interval
-	// (2 s) after the hang, and the node's buckets leave (the connections
-	// the hung server accepted never end: its last bucket's drain runs up
-	// to drain_grace after the stop, in the agent's drain process).
+	// (2 s) after the hang, and the node's buckets leave. The connections
+	// the hung server accepted never end, so the node's last bucket drains
+	// for all of drain_grace (15 s), in a process of clustervip's own: the
+	// stop returns at once and Pacemaker starts that bucket elsewhere
+	// meanwhile (when the stop waited itself, it was dark for the drain).
 	t.Run("mariadbd hung", func(t *testing.T) {
 		v := vipLab{l, t}
 		w := watch(l)

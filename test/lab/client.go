@@ -17,6 +17,7 @@ import (
 
 	"github.com/go-sql-driver/mysql"
 	"github.com/loadshare/loadshare/test/nstest"
+	"github.com/vishvananda/netlink"
 )
 
 // DialClient opens a connection from inside the client namespace (the socket
@@ -25,8 +26,48 @@ func (l *Lab) DialClient(ctx context.Context, network, addr string) (net.Conn, e
 	return l.Dial(ctx, "client", network, addr)
 }
 
+// clientSources are the client's extra addresses with a source-hashed
+// backend (ClientSources of them, .150 on in the lab's subnet).
+func (l *Lab) clientSources() []netip.Addr {
+	if !l.cfg.sourceHashed() {
+		return nil
+	}
+	b := l.cfg.Subnet.Addr().As4()
+	out := make([]netip.Addr, ClientSources)
+	for i := range out {
+		b[3] = byte(150 + i)
+		out[i] = netip.AddrFrom4(b)
+	}
+	return out
+}
+
+// addClientSources puts clientSources on the client's eth0 (as /32: the
+// /24 route stays the primary address's).
+func (l *Lab) addClientSources(ns *nstest.NS) error {
+	h, err := ns.OpenNetlink()
+	if err != nil {
+		return err
+	}
+	defer h.Close()
+	link, err := h.LinkByName("eth0")
+	if err != nil {
+		return err
+	}
+	for _, a := range l.clientSources() {
+		if err := h.AddrAdd(link, &netlink.Addr{IPNet: &net.IPNet{IP: a.AsSlice(), Mask: net.CIDRMask(32, 32)}}); err != nil {
+			return fmt.Errorf("client: add %s: %w", a, err)
+		}
+	}
+	return nil
+}
+
+// nextSource counts the client's connections, to pick their source.
+var nextSource atomic.Uint64
+
 // Dial opens a connection from inside host's network namespace (a node name
 // or "client"); the socket is made there, the caller's goroutine stays put.
+// With a source-hashed backend the client's IPv4 connections come from its
+// extra addresses in turn, so that they spread over the buckets.
 func (l *Lab) Dial(ctx context.Context, host, network, addr string) (net.Conn, error) {
 	ns, err := nstest.Open(l.Netns(host))
 	if err != nil {
@@ -36,6 +77,11 @@ func (l *Lab) Dial(ctx context.Context, host, network, addr string) (net.Conn, e
 	var c net.Conn
 	err = ns.Do(func() error {
 		var d net.Dialer
+		if srcs := l.clientSources(); host == "client" && len(srcs) > 0 {
+			if ap, err := netip.ParseAddrPort(addr); err == nil && ap.Addr().Is4() {
+				d.LocalAddr = &net.TCPAddr{IP: srcs[nextSource.Add(1)%uint64(len(srcs))].AsSlice()}
+			}
+		}
 		var err error
 		c, err = d.DialContext(ctx, network, addr)
 		return err

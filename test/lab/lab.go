@@ -34,7 +34,17 @@ type Config struct {
 	Agents   string       // directory holding the agent binaries (make build's bin/, or an installed provider directory), installed on every node as OCF provider loadshare; "" none
 	CLI      string       // the loadshare binary installed on every node beside the agents (the lab runs "loadshare crm" there); Agents/loadshare
 	Fence    string       // the fence agent fence_loadshare_lab, installed in every node: the lab fences (see Lab.Fencing); Agents/fence_loadshare_lab if that exists, else "" (no fencing)
+	Backend  string       // clustervip's backend for the placer's service (loadshare crm --param clustervip:backend=…): "" leaves the agent's default (auto); "xtcluster" also sets hash=sourceip, leaves out the flood check (an nftables table) and gives the client ClientSources addresses
 }
+
+// ClientSources is the number of extra client addresses (.150 on) a lab
+// with Backend xtcluster dials from, round robin: that backend hashes the
+// source address only, so connections from one address all land in one
+// bucket.
+const ClientSources = 64
+
+// sourceHashed reports whether the service hashes the source address only.
+func (c Config) sourceHashed() bool { return c.Backend == "xtcluster" }
 
 // DefaultConfig is the lab the CLI runs.
 func DefaultConfig() Config { return Config{}.withDefaults() }
@@ -449,6 +459,9 @@ func (l *Lab) powerOn(host string) error {
 		return err
 	}
 	if host == "client" {
+		if l.cfg.sourceHashed() {
+			return l.addClientSources(ns)
+		}
 		return nil
 	}
 	// A node must never answer ARP for, or source ARP from, an address

@@ -109,6 +109,13 @@ func (l *Lab) generate(ctx context.Context, viewer string, buckets int, extra ..
 			fmt.Sprintf("--vip=name=%s,ip=%s,buckets=%d,cidr-netmask=64,nic=eth0", VIP6Resource, l.VIP6(), buckets)}
 	}
 	args = append(append(args, "--format", "xml"), attrAgentArgs...)
+	if l.cfg.Backend != "" {
+		args = append(args, "--param", "clustervip:backend="+l.cfg.Backend)
+		if l.cfg.sourceHashed() {
+			// loadshare crm leaves out the flood check (an nftables table).
+			args = append(args, "--param", "clustervip:hash=sourceip")
+		}
+	}
 	out, err := l.Exec(ctx, viewer, agentBinary, append(args, extra...)...)
 	if err != nil {
 		return "", "", fmt.Errorf("generate the configuration with loadshare crm: %w", err)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"io"
 	"log/slog"
-	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -23,7 +22,7 @@ func TestPublishAgainAfterAttrdRestart(t *testing.T) {
 	stamp, ctl := "100@5000", "101@5001"
 	e := Env{Attrs: fake, RunDir: t.TempDir(), Now: time.Now, Daemons: func() (string, string) { return stamp, ctl }}
 	p := ocf.Params{Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
-	st := &State{}
+	st := &Published{}
 	values := map[string]string{"writable_monit": "1", "loadshare_version": "v1"}
 	publish := func() []string {
 		t.Helper()
@@ -57,17 +56,5 @@ func TestPublishAgainAfterAttrdRestart(t *testing.T) {
 	stamp = "" // attrd not found (between its death and respawn): no write of its own
 	if got := publish(); len(got) != 0 {
 		t.Fatalf("attrd not found: attrd calls %q, want none", got)
-	}
-}
-
-// Outside a Pacemaker process tree there is no attrd to name; the reader
-// of /proc/PID/stat itself is checked on this very process.
-func TestAttrdStampOutsidePacemaker(t *testing.T) {
-	if a, c := DaemonStamps(); a != "" || c != "" {
-		t.Errorf("DaemonStamps in a test process = %q, %q, want none", a, c)
-	}
-	comm, start, ppid := procStat(os.Getpid())
-	if comm == "" || start == "" || ppid != os.Getppid() {
-		t.Errorf("procStat(self) = %q, %q, %d; want this test's name, a start time and parent %d", comm, start, ppid, os.Getppid())
 	}
 }
