@@ -85,7 +85,8 @@ func (v vipLab) waitAttr(node, name, want string) time.Duration {
 }
 
 // session is a long-lived MariaDB session over the VIP running a query
-// every 100 ms, recording failures and which node answered.
+// every 100 ms and one when closed, recording failures and which node
+// answered.
 type session struct {
 	stop   chan struct{}
 	done   chan struct{}
@@ -116,10 +117,12 @@ func startSession(t *testing.T, l *lab.Lab) *session {
 		defer conn.Close()
 		tk := time.NewTicker(100 * time.Millisecond)
 		defer tk.Stop()
-		for i := 0; i < 20000; i++ { // bounded: at most ~33 minutes
+		// bounded: at most ~33 minutes. close asks for one last query, so
+		// that a session closed at once (a run of one subtest) is checked.
+		for i, last := 0, false; i < 20000 && !last; i++ {
 			select {
 			case <-s.stop:
-				return
+				last = true
 			case <-tk.C:
 			}
 			qctx, qc := context.WithTimeout(ctx, 3*time.Second)
