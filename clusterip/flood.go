@@ -252,9 +252,15 @@ func floodPayload(v VIP) []byte {
 	return b
 }
 
-// SendFloodProbe sends one probe of v on its link: to the cluster MAC (the
-// egress rewrite of EnsureFlood's table), from the link's own MAC. One UDP
-// socket bound to the link, one send; no process.
+// FloodBurst is how many probes SendFloodProbe sends at once: with two
+// peers, a window of 3 monitors and a confirmation of 3 more, a node loses
+// all of 36 probes before it is judged; at 50% random loss that is 2^-36
+// (at one probe a monitor, 2^-12: once in 2.3 hours at 2 s monitors).
+const FloodBurst = 3
+
+// SendFloodProbe sends FloodBurst probes of v on its link: to the cluster
+// MAC (the egress rewrite of EnsureFlood's table), from the link's own MAC.
+// One UDP socket bound to the link; no process.
 func (p *Plane) SendFloodProbe(v VIP) error {
 	h, done, err := p.rtnetlink()
 	if err != nil {
@@ -294,8 +300,11 @@ func (p *Plane) SendFloodProbe(v VIP) error {
 		if err != nil {
 			return fmt.Errorf("flood probe of %s: %w", v, os.NewSyscallError("setsockopt", err))
 		}
-		if err := unix.Sendto(fd, floodPayload(v), 0, sa); err != nil {
-			return fmt.Errorf("flood probe of %s on %s: %w", v, v.Link, os.NewSyscallError("sendto", err))
+		b := floodPayload(v)
+		for range FloodBurst {
+			if err := unix.Sendto(fd, b, 0, sa); err != nil {
+				return fmt.Errorf("flood probe of %s on %s: %w", v, v.Link, os.NewSyscallError("sendto", err))
+			}
 		}
 		return nil
 	})
@@ -305,14 +314,18 @@ func (p *Plane) SendFloodProbe(v VIP) error {
 type FloodVerdict int
 
 const (
-	// FloodUnknown: not judged (just started, alone, or no node hears any
-	// peer: then every node looks unreached, and all keep serving).
+	// FloodUnknown: not judged (just started, or its claim withdrawn too
+	// recently).
 	FloodUnknown FloodVerdict = iota
 	// FloodReached: a peer's probe arrived within the window.
 	FloodReached
 	// FloodUnreached: no peer's probe for the window, while some online
 	// peer hears others: the network does not deliver the VIP's frames here.
 	FloodUnreached
+	// FloodNoneReached: no peer's probe for the window, and no other node
+	// says it hears any (alone, or every node silenced): not judged, the
+	// node keeps serving, as do all.
+	FloodNoneReached
 )
 
 func (f FloodVerdict) String() string {
@@ -321,6 +334,8 @@ func (f FloodVerdict) String() string {
 		return "reached"
 	case FloodUnreached:
 		return "unreached"
+	case FloodNoneReached:
+		return "none-reached"
 	}
 	return "unknown"
 }
@@ -331,6 +346,16 @@ type FloodInput struct {
 	Started   time.Time     // when the check's counters started (its table was made)
 	LastHeard time.Time     // when a peer's count last grew; zero: never
 	Window    time.Duration // K probe intervals
+	// Unclaimed: since when this node has not said it is reached (no
+	// flood_NAME=1 of its own); zero: it says so now.
+	Unclaimed time.Time
+	// Confirm: how long this node's claim must have been withdrawn before
+	// it may judge itself unreached. Longer than the spread between the
+	// moments the nodes one fault silences withdraw theirs (the last
+	// probe's phase, the monitors' phases, a late monitor: 3 intervals),
+	// so that a peer's "reached" it reads is not one the same fault has
+	// already made stale.
+	Confirm time.Duration
 	// PeersReached: other nodes that say they hear peers (their verdict
 	// is FloodReached), i.e. online and hearing each other.
 	PeersReached []string
@@ -339,18 +364,26 @@ type FloodInput struct {
 // JudgeFlood decides the verdict and says why in words. Pure.
 //
 // A node is unreached only after a whole window without any peer's probe,
-// and only while another node hears probes: a node alone, a node that just
+// then Confirm more with its own claim withdrawn, and only while another
+// node still says it hears probes. A node alone, a node that just
 // started, and a cluster where nobody hears anybody (the network, or every
-// node at once) are never judged, so the check never darkens the VIP
-// everywhere.
+// node at once: FloodNoneReached) are never judged: when every node goes silent, each
+// withdraws its claim first and none finds a peer still claiming, so the
+// check never darkens the VIP everywhere, nor moves buckets back and forth.
 func JudgeFlood(in FloodInput) (FloodVerdict, string) {
+	since := func(t time.Time) string { return in.Now.Sub(t).Round(time.Second).String() }
 	switch {
 	case !in.LastHeard.IsZero() && in.Now.Sub(in.LastHeard) <= in.Window:
-		return FloodReached, "a peer's probe arrived " + in.Now.Sub(in.LastHeard).Round(time.Second).String() + " ago"
+		return FloodReached, "a peer's probe arrived " + since(in.LastHeard) + " ago"
 	case in.Now.Sub(in.Started) < in.Window:
-		return FloodUnknown, "started " + in.Now.Sub(in.Started).Round(time.Second).String() + " ago, within the window"
+		return FloodUnknown, "started " + since(in.Started) + " ago, within the window"
+	case in.Unclaimed.IsZero():
+		return FloodUnknown, "no peer's probe for " + in.Window.String() + ": withdrawing the claim to be reached"
+	case in.Now.Sub(in.Unclaimed) < in.Confirm:
+		return FloodUnknown, "no peer's probe for " + in.Window.String() + ", claim withdrawn " + since(in.Unclaimed) +
+			" ago: judged after " + in.Confirm.String() + ", once the nodes the same fault silenced have withdrawn theirs"
 	case len(in.PeersReached) == 0:
-		return FloodUnknown, "no peer's probe for " + in.Window.String() + ", and no other node hears one either: every node looks unreached, keep serving"
+		return FloodNoneReached, "no peer's probe for " + in.Window.String() + ", and no other node hears one either: every node looks unreached, keep serving"
 	}
 	ps := slices.Clone(in.PeersReached)
 	slices.Sort(ps)

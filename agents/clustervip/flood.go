@@ -43,6 +43,9 @@ type floodState struct {
 	Verdict   string    `json:"verdict"`              // clusterip.FloodVerdict's text
 	Reason    string    `json:"reason,omitempty"`
 	Published string    `json:"published,omitempty"` // value of flood_NAME we wrote; "" none
+	// Unclaimed: since when Published has not been "1" (the start, or the
+	// withdrawal of the claim); zero while it is.
+	Unclaimed time.Time `json:"unclaimed,omitempty"`
 }
 
 func floodStatePath(name string) string {
@@ -122,7 +125,8 @@ func (a *clusterVIP) floodStart(ctx context.Context, p ocf.Params) error {
 	if _, err := loadFlood(name); err == nil && present {
 		return nil // running already: a repeated start changes nothing
 	}
-	return saveFlood(name, &floodState{Started: time.Now(), Verdict: clusterip.FloodUnknown.String()})
+	now := time.Now()
+	return saveFlood(name, &floodState{Started: now, Unclaimed: now, Verdict: clusterip.FloodUnknown.String()})
 }
 
 func (a *clusterVIP) floodStop(ctx context.Context, p ocf.Params) error {
@@ -148,10 +152,11 @@ func (a *clusterVIP) floodStop(ctx context.Context, p ocf.Params) error {
 	return nil
 }
 
-// floodMonitor: one probe sent, the counters read, the verdict judged and
-// published when it changed. One UDP send and one nftables read;
-// attrd is asked about the other nodes only once a window has passed
-// without a probe here, and written only on a change.
+// floodMonitor: a burst of probes sent, the counters read, the verdict
+// judged and published when it changed. One UDP socket and one nftables
+// read; attrd is asked about the other nodes only once a window has passed
+// without a probe here and this node's own claim has been withdrawn for
+// the confirmation time, and written only on a change.
 func (a *clusterVIP) floodMonitor(ctx context.Context, p ocf.Params) error {
 	name := p.String("flood_check")
 	pl, err := a.floodPlane()
@@ -188,11 +193,16 @@ func (a *clusterVIP) floodMonitor(ctx context.Context, p ocf.Params) error {
 		st.LastHeard = now
 	}
 	st.Heard = sum
+	if st.Published != "1" && st.Unclaimed.IsZero() {
+		st.Unclaimed = now // a state file from before the field, or torn
+	}
+	window := time.Duration(p.Int("flood_window")) * p.Interval
 	in := clusterip.FloodInput{Now: now, Started: st.Started, LastHeard: st.LastHeard,
-		Window: time.Duration(p.Int("flood_window")) * p.Interval}
+		Window: window, Unclaimed: st.Unclaimed, Confirm: max(window, 3*p.Interval)}
 	at := attrd()
 	quiet := st.LastHeard.IsZero() || now.Sub(st.LastHeard) > in.Window
-	if quiet && now.Sub(st.Started) >= in.Window && at != nil {
+	confirmed := !st.Unclaimed.IsZero() && now.Sub(st.Unclaimed) >= in.Confirm
+	if quiet && confirmed && now.Sub(st.Started) >= in.Window && at != nil {
 		vals, err := at.GetAll(ctx, floodAttr(name))
 		if err != nil {
 			return fmt.Errorf("flood check of %s: read the other nodes' %s: %w", a.vip, floodAttr(name), err)
@@ -208,7 +218,7 @@ func (a *clusterVIP) floodMonitor(ctx context.Context, p ocf.Params) error {
 	verdict, why := clusterip.JudgeFlood(in)
 	if verdict.String() != st.Verdict {
 		lvl := p.Log.Info
-		if verdict == clusterip.FloodUnreached {
+		if verdict == clusterip.FloodUnreached || verdict == clusterip.FloodNoneReached {
 			lvl = p.Log.Warn
 		}
 		lvl("flood check: "+verdict.String(), "vip", a.vip.String(), "was", st.Verdict, "reason", why, "peers_heard", len(heard))
@@ -225,7 +235,13 @@ func (a *clusterVIP) floodMonitor(ctx context.Context, p ocf.Params) error {
 		if err != nil {
 			return fmt.Errorf("flood check of %s: publish %s=%q: %w", a.vip, floodAttr(name), want, err)
 		}
+		if st.Published == "1" {
+			st.Unclaimed = now
+		}
 		st.Published = want
+	}
+	if want == "1" {
+		st.Unclaimed = time.Time{}
 	}
 	return saveFlood(name, st)
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/google/nftables/userdata"
 	"github.com/loadshare/loadshare/clusterip"
 	"github.com/loadshare/loadshare/test/nstest"
+	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 )
 
@@ -186,4 +187,43 @@ func ifname16(n string) []byte {
 	b := make([]byte, 16)
 	copy(b, n)
 	return b
+}
+
+// Lossy makes the lab's switch lose percent of the frames it sends to
+// node, at random (tc netem on node's port: probes, clients' frames,
+// corosync alike, as a saturated port or NIC ring does); 0 removes it.
+// Equivalent to: tc -n SW qdisc replace dev pN root netem loss P% (del with 0)
+func (l *Lab) Lossy(node string, percent float32) error {
+	if _, err := l.index(node); err != nil {
+		return err
+	}
+	if percent < 0 || percent > 100 {
+		return fmt.Errorf("loss of %s: percent=%v: must be 0 to 100", node, percent)
+	}
+	sw, err := nstest.OpenSwitch(l.Netns("switch"))
+	if err != nil {
+		return err
+	}
+	defer sw.NS.Close()
+	nl, err := sw.NS.OpenNetlink()
+	if err != nil {
+		return err
+	}
+	defer nl.Close()
+	port, err := nl.LinkByName(l.port(node))
+	if err != nil {
+		return fmt.Errorf("loss of %s: port %s: %w", node, l.port(node), err)
+	}
+	q := netlink.NewNetem(netlink.QdiscAttrs{LinkIndex: port.Attrs().Index, Handle: netlink.MakeHandle(1, 0),
+		Parent: netlink.HANDLE_ROOT}, netlink.NetemQdiscAttrs{Loss: percent})
+	if percent == 0 {
+		if err := nl.QdiscDel(q); err != nil && !errors.Is(err, unix.ENOENT) && !errors.Is(err, unix.EINVAL) {
+			return fmt.Errorf("loss of %s: remove netem on %s: %w", node, l.port(node), err)
+		}
+		return nil
+	}
+	if err := nl.QdiscReplace(q); err != nil {
+		return fmt.Errorf("loss of %s: netem on %s: %w", node, l.port(node), err)
+	}
+	return nil
 }
