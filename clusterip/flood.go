@@ -115,16 +115,11 @@ func (p *Plane) FloodPresent(v VIP) (bool, error) {
 // start at zero when the table is made.
 // Equivalent to: nft add table netdev loadshare-flood-ADDR { … }; bridge fdb add MAC dev LINK self permanent
 func (p *Plane) EnsureFlood(v VIP) error {
-	unlock, err := p.lock(v)
+	h, done, err := p.lockedNetlink(v)
 	if err != nil {
 		return err
 	}
-	defer unlock()
-	h, err := p.netlink()
-	if err != nil {
-		return err
-	}
-	defer h.Close()
+	defer done()
 	l, err := h.LinkByName(v.Link)
 	if err != nil {
 		return fmt.Errorf("flood check of %s: link %s: %w", v, v.Link, err)

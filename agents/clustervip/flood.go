@@ -2,15 +2,12 @@ package clustervip
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
-	"io/fs"
 	"os"
-	"path/filepath"
 	"sort"
 	"time"
 
+	"github.com/loadshare/loadshare/agents/attrs"
 	"github.com/loadshare/loadshare/agents/ocf"
 	"github.com/loadshare/loadshare/clusterip"
 	"github.com/loadshare/loadshare/crm"
@@ -23,19 +20,13 @@ import (
 // nodes concluded, and publishes this node's verdict as flood_NAME (only
 // on change, dampened by attrd).
 
-// Environment the flood check reads besides OCF_RESKEY_*; the same as the
-// attribute agents' (agents/attrs), which this binary does not link (it
-// would bring the MySQL driver into every bucket monitor).
-const (
-	envRunDir = "HA_RSCTMP"
-	envAttrd  = "LOADSHARE_ATTRD_UPDATER" // "none": publish nothing
-	envOnNode = "OCF_RESKEY_CRM_meta_on_node"
-)
+// envOnNode names this node (Pacemaker's meta attribute on_node).
+const envOnNode = "OCF_RESKEY_CRM_meta_on_node"
 
 func validVIPName(s string) bool { return crm.ValidName(s) }
 
-// floodState is the check's memory between monitors; it exists from start
-// to stop.
+// floodState is the check's memory between monitors, the instance's state
+// file (attrs.Load, Save): it exists from start to stop.
 type floodState struct {
 	Started   time.Time `json:"started"`              // the counters' start (the table was made)
 	Heard     uint64    `json:"heard"`                // peers' probes counted at the last monitor
@@ -48,54 +39,12 @@ type floodState struct {
 	Unclaimed time.Time `json:"unclaimed,omitempty"`
 }
 
-func floodStatePath(name string) string {
-	dir := os.Getenv(envRunDir)
-	if dir == "" {
-		dir = "/run/resource-agents"
-	}
-	return filepath.Join(dir, "loadshare-flood-"+name+".state")
-}
-
-func loadFlood(name string) (*floodState, error) {
-	b, err := os.ReadFile(floodStatePath(name))
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, ocf.ErrNotRunning
-	}
-	if err != nil {
-		return nil, fmt.Errorf("read flood check state: %w", err)
-	}
-	var st floodState
-	if err := json.Unmarshal(b, &st); err != nil {
-		return &floodState{Started: time.Now()}, nil // torn: start afresh
-	}
-	return &st, nil
-}
-
-func saveFlood(name string, st *floodState) error {
-	path := floodStatePath(name)
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return err
-	}
-	b, _ := json.Marshal(st)
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, b, 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
-}
-
 // floodAttr is the node attribute of VIP name's flood check.
 func floodAttr(name string) string { return crm.FloodAttr(name) }
 
-func attrd() *crm.AttrdUpdater {
-	switch path := os.Getenv(envAttrd); path {
-	case "none":
-		return nil
-	case "":
-		return &crm.AttrdUpdater{}
-	default:
-		return &crm.AttrdUpdater{Path: path}
-	}
+// peerAttrs reads one attribute of every node (crm.AttrdUpdater.GetAll).
+type peerAttrs interface {
+	GetAll(ctx context.Context, name string) (map[string]string, error)
 }
 
 // floodPlane is a plane that never probes the kernel's backends (that
@@ -109,24 +58,34 @@ func (a *clusterVIP) floodPlane() (*clusterip.Plane, error) {
 	return pl, nil
 }
 
-func (a *clusterVIP) floodStart(ctx context.Context, p ocf.Params) error {
-	name := p.String("flood_check")
+// floodOpen returns the flood plane and whether the check's table is
+// there.
+func (a *clusterVIP) floodOpen() (*clusterip.Plane, bool, error) {
 	pl, err := a.floodPlane()
 	if err != nil {
-		return err
+		return nil, false, err
 	}
 	present, err := pl.FloodPresent(a.vip)
 	if err != nil {
-		return kernelErr(err)
+		return nil, false, kernelErr(err)
+	}
+	return pl, present, nil
+}
+
+func (a *clusterVIP) floodStart(ctx context.Context, p ocf.Params) error {
+	pl, present, err := a.floodOpen()
+	if err != nil {
+		return err
 	}
 	if err := pl.EnsureFlood(a.vip); err != nil {
 		return kernelErr(err)
 	}
-	if _, err := loadFlood(name); err == nil && present {
+	env := attrs.NewEnv()
+	if _, err := attrs.Load[floodState](env, p); err == nil && present {
 		return nil // running already: a repeated start changes nothing
 	}
-	now := time.Now()
-	return saveFlood(name, &floodState{Started: now, Unclaimed: now, Verdict: clusterip.FloodUnknown.String()})
+	now := env.Now()
+	return env.Save(p, &floodState{Started: now, Unclaimed: now, Verdict: clusterip.FloodUnknown.String()})
 }
 
 func (a *clusterVIP) floodStop(ctx context.Context, p ocf.Params) error {
@@ -139,17 +98,13 @@ func (a *clusterVIP) floodStop(ctx context.Context, p ocf.Params) error {
 		return kernelErr(err)
 	}
 	// A stopped check keeps no node out: its verdict goes with it.
-	if st, err := loadFlood(name); err == nil && st.Published != "" {
-		if at := attrd(); at != nil {
-			if err := at.Delete(ctx, floodAttr(name)); err != nil {
-				p.Log.Warn("flood check stopped, but its attribute could not be deleted", "attribute", floodAttr(name), "err", err)
-			}
+	env := attrs.NewEnv()
+	if st, err := attrs.Load[floodState](env, p); err == nil && st.Published != "" && env.Attrs != nil {
+		if err := env.Attrs.Delete(ctx, floodAttr(name)); err != nil {
+			p.Log.Warn("flood check stopped, but its attribute could not be deleted", "attribute", floodAttr(name), "err", err)
 		}
 	}
-	if err := os.Remove(floodStatePath(name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return err
-	}
-	return nil
+	return env.Remove(p)
 }
 
 // floodMonitor: a burst of probes sent, the counters read, the verdict
@@ -159,15 +114,12 @@ func (a *clusterVIP) floodStop(ctx context.Context, p ocf.Params) error {
 // the confirmation time, and written only on a change.
 func (a *clusterVIP) floodMonitor(ctx context.Context, p ocf.Params) error {
 	name := p.String("flood_check")
-	pl, err := a.floodPlane()
+	pl, present, err := a.floodOpen()
 	if err != nil {
 		return err
 	}
-	present, err := pl.FloodPresent(a.vip)
-	if err != nil {
-		return kernelErr(err)
-	}
-	st, err := loadFlood(name)
+	env := attrs.NewEnv()
+	st, err := attrs.Load[floodState](env, p)
 	if err != nil {
 		return err
 	}
@@ -184,7 +136,7 @@ func (a *clusterVIP) floodMonitor(ctx context.Context, p ocf.Params) error {
 	if err != nil {
 		return kernelErr(err)
 	}
-	now := time.Now()
+	now := env.Now()
 	var sum uint64
 	for _, n := range heard {
 		sum += n
@@ -199,11 +151,15 @@ func (a *clusterVIP) floodMonitor(ctx context.Context, p ocf.Params) error {
 	window := time.Duration(p.Int("flood_window")) * p.Interval
 	in := clusterip.FloodInput{Now: now, Started: st.Started, LastHeard: st.LastHeard,
 		Window: window, Unclaimed: st.Unclaimed, Confirm: max(window, 3*p.Interval)}
-	at := attrd()
+	at := env.Attrs
 	quiet := st.LastHeard.IsZero() || now.Sub(st.LastHeard) > in.Window
 	confirmed := !st.Unclaimed.IsZero() && now.Sub(st.Unclaimed) >= in.Confirm
 	if quiet && confirmed && now.Sub(st.Started) >= in.Window && at != nil {
-		vals, err := at.GetAll(ctx, floodAttr(name))
+		all, ok := at.(peerAttrs)
+		if !ok {
+			return fmt.Errorf("flood check of %s: %T cannot read the other nodes' attributes", a.vip, at)
+		}
+		vals, err := all.GetAll(ctx, floodAttr(name))
 		if err != nil {
 			return fmt.Errorf("flood check of %s: read the other nodes' %s: %w", a.vip, floodAttr(name), err)
 		}
@@ -243,5 +199,5 @@ func (a *clusterVIP) floodMonitor(ctx context.Context, p ocf.Params) error {
 	if want == "1" {
 		st.Unclaimed = time.Time{}
 	}
-	return saveFlood(name, st)
+	return env.Save(p, st)
 }

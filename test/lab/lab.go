@@ -18,6 +18,7 @@ import (
 
 	"github.com/loadshare/loadshare/crm"
 	"github.com/loadshare/loadshare/test/nstest"
+	"github.com/vishvananda/netlink"
 )
 
 // Config describes a lab. The zero value of a field means its default.
@@ -417,6 +418,30 @@ func (l *Lab) build() error {
 		return l.startFenceServer(context.Background())
 	}
 	return nil
+}
+
+// switchPort returns a netlink handle in the switch's namespace and node's
+// bridge port; done closes them.
+func (l *Lab) switchPort(node string) (*netlink.Handle, netlink.Link, func(), error) {
+	if _, err := l.index(node); err != nil {
+		return nil, nil, nil, err
+	}
+	sw, err := nstest.OpenSwitch(l.Netns("switch"))
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	nl, err := sw.NS.OpenNetlink()
+	if err != nil {
+		sw.NS.Close()
+		return nil, nil, nil, err
+	}
+	done := func() { nl.Close(); sw.NS.Close() }
+	p, err := nl.LinkByName(l.port(node))
+	if err != nil {
+		done()
+		return nil, nil, nil, fmt.Errorf("port %s: %w", l.port(node), err)
+	}
+	return nl, p, done, nil
 }
 
 // port is the bridge port of host: p1… for the nodes, p0 for the client.
