@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"os"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/google/nftables"
@@ -207,6 +208,43 @@ func (p *Plane) RemoveFlood(v VIP) error {
 	}
 	p.removeLockFile(v)
 	return nil
+}
+
+// FloodChecks returns the addresses of the VIPs whose flood check runs
+// here (their tables exist), sorted.
+// Equivalent to: nft list tables netdev | grep loadshare-flood-
+func (p *Plane) FloodChecks() ([]netip.Addr, error) {
+	c, err := p.nftConn()
+	if err != nil {
+		return nil, err
+	}
+	ts, err := c.ListTablesOfFamily(nftables.TableFamilyNetdev)
+	if err != nil {
+		return nil, fmt.Errorf("list flood checks: %w", err)
+	}
+	var out []netip.Addr
+	for _, t := range ts {
+		if a, ok := floodTableAddr(t.Name); ok {
+			out = append(out, a)
+		}
+	}
+	slices.SortFunc(out, netip.Addr.Compare)
+	return out, nil
+}
+
+// floodTableAddr reverses floodTable's name: '_' stands for '.' (IPv4) or
+// ':' (IPv6).
+func floodTableAddr(name string) (netip.Addr, bool) {
+	s, ok := strings.CutPrefix(name, tablePrefix+"flood-")
+	if !ok {
+		return netip.Addr{}, false
+	}
+	for _, sep := range []string{".", ":"} {
+		if a, err := netip.ParseAddr(strings.ReplaceAll(s, "_", sep)); err == nil && a.Is4() == (sep == ".") {
+			return a, true
+		}
+	}
+	return netip.Addr{}, false
 }
 
 // FloodHeard returns the probes of v received here so far, by sender MAC

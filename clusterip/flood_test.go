@@ -58,6 +58,9 @@ func TestFloodProbe(t *testing.T) {
 				}
 				runDirs = append(runDirs, p.runDir)
 			}
+			if got, err := planes[0].FloodChecks(); err != nil || len(got) != 1 || got[0] != v.Addr {
+				t.Errorf("FloodChecks = %v, %v, want [%s]", got, err, v.Addr)
+			}
 			if fs, _ := os.ReadDir(runDirs[0]); len(fs) != 0 {
 				t.Errorf("EnsureFlood on a node serving no bucket left run files: %v", fs)
 			}
@@ -155,5 +158,19 @@ func TestJudgeFlood(t *testing.T) {
 				t.Errorf("JudgeFlood(%+v) = %s (%s), want %s", c.in, got, why, c.want)
 			}
 		})
+	}
+}
+
+func TestFloodTableAddr(t *testing.T) {
+	for _, a := range []string{"10.201.0.100", "fd00:201::100", "::1", "fe80::1:2"} {
+		v := VIP{Addr: netip.MustParseAddr(a)}
+		if got, ok := floodTableAddr(FloodTableName(v)); !ok || got != v.Addr {
+			t.Errorf("floodTableAddr(%q) = %v, %v, want %s", FloodTableName(v), got, ok, a)
+		}
+	}
+	for _, n := range []string{"loadshare-10_201_0_100", "loadshare-flood-", "loadshare-flood-x_y", "other"} {
+		if got, ok := floodTableAddr(n); ok {
+			t.Errorf("floodTableAddr(%q) = %v, want no address", n, got)
+		}
 	}
 }
