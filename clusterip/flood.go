@@ -46,6 +46,13 @@ import (
 // The cluster MAC is joined on the link while the check runs (a NIC filters
 // multicast and foreign unicast it has not been told about), and kept there
 // when the VIP's last bucket goes (see Plane.dropLocked).
+//
+// The check is independent of the buckets' backend: with xtcluster (iptables'
+// cluster match) it runs the same on a kernel that also has nf_tables with
+// netdev ingress and egress hooks; the probes (to the broadcast or all-nodes
+// address, not the VIP) never match the VIP's iptables rules, and are dropped
+// at netdev ingress before them. A kernel without those hooks refuses the
+// table: ErrFloodUnsupported.
 
 // FloodPort is the probes' UDP port (discard): a probe that reaches a
 // node's stack (no flood check there) is dropped silently.
@@ -134,7 +141,7 @@ func (p *Plane) EnsureFlood(v VIP) error {
 	}
 	// The lock file is the VIP's (lock.go): it goes with the VIP's last
 	// bucket, so the check leaves none behind on a node serving no bucket.
-	if served, err := tableExists(c, nftables.TableFamilyNetdev, v.name()); err != nil {
+	if served, err := p.servedHere(c, v); err != nil {
 		return err
 	} else if !served {
 		defer p.removeLockFile(v)
@@ -166,9 +173,29 @@ func (p *Plane) EnsureFlood(v VIP) error {
 		&expr.Payload{OperationType: expr.PayloadWrite, SourceRegister: 1, Base: expr.PayloadBaseLLHeader, Offset: 0, Len: 6},
 	)})
 	if err := c.Flush(); err != nil {
+		if errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.ENOENT) || errors.Is(err, unix.EAFNOSUPPORT) {
+			err = fmt.Errorf("%w: %w", ErrFloodUnsupported, err)
+		}
 		return fmt.Errorf("program flood check table %s: %w", t.Name, err)
 	}
 	return nil
+}
+
+// ErrFloodUnsupported: the kernel lacks what the flood check's table
+// needs, nf_tables with netdev ingress and egress hooks (Linux 5.16 or
+// later, CONFIG_NETFILTER_EGRESS). Either backend's buckets work without
+// it; the check does not.
+var ErrFloodUnsupported = errors.New("the kernel has no nftables netdev ingress and egress hooks (Linux 5.16 or later)")
+
+// servedHere reports whether buckets of v are served on this node, by
+// either backend: its nftables table, else its iptables chain (looked
+// for only when the table is absent: an exec of iptables-save).
+func (p *Plane) servedHere(c *nftables.Conn, v VIP) (bool, error) {
+	ok, err := tableExists(c, nftables.TableFamilyNetdev, v.name())
+	if err != nil || ok {
+		return ok, err
+	}
+	return p.xtRecorded(v), nil
 }
 
 // RemoveFlood removes v's flood check: its table, and the cluster MAC from
@@ -192,7 +219,7 @@ func (p *Plane) RemoveFlood(v VIP) error {
 			return fmt.Errorf("delete flood check table of %s: %w", v, err)
 		}
 	}
-	served, err := tableExists(c, nftables.TableFamilyNetdev, v.name())
+	served, err := p.servedHere(c, v)
 	if err != nil || served {
 		return err
 	}

@@ -2,6 +2,7 @@ package clustervip
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"sort"
@@ -78,6 +79,11 @@ func (a *clusterVIP) floodStart(ctx context.Context, p ocf.Params) error {
 		return err
 	}
 	if err := pl.EnsureFlood(a.vip); err != nil {
+		if errors.Is(err, clusterip.ErrFloodUnsupported) {
+			// OCF_ERR_INSTALLED: not on this node; the buckets run without it.
+			return fmt.Errorf("parameter flood_check=%q: %w; on such nodes leave the check out (loadshare crm --no-flood-check): %w",
+				p.String("flood_check"), err, ocf.ErrInstalled)
+		}
 		return kernelErr(err)
 	}
 	env := attrs.NewEnv()
