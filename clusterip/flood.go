@@ -421,6 +421,64 @@ type FloodInput struct {
 	PeersReached []string
 }
 
+// FloodMemory is what a node's flood check remembers from one monitor to
+// the next (the clustervip agent keeps it in its state file). Observe,
+// JudgeFlood and Publish are one monitor's steps, in that order.
+type FloodMemory struct {
+	Started   time.Time `json:"started"`              // the counters' start (the table was made)
+	Heard     uint64    `json:"heard"`                // peers' probes counted at the last monitor
+	LastHeard time.Time `json:"last_heard,omitempty"` // when that count last grew; zero: never
+	// Unclaimed: since when Published has not been "1" (the start, or the
+	// claim's withdrawal); zero while it is.
+	Unclaimed time.Time `json:"unclaimed,omitempty"`
+	Published string    `json:"published,omitempty"` // the node attribute's value written: "1", "0", "" none
+}
+
+// NewFloodMemory is the memory of a check whose counters start at now.
+func NewFloodMemory(now time.Time) FloodMemory { return FloodMemory{Started: now, Unclaimed: now} }
+
+// Observe records heard, the probes counted by now (FloodHeard's sum),
+// and returns what to judge; PeersReached is the caller's to fill, and
+// only when ask: the node has been quiet for the window with its claim
+// withdrawn for confirm, so that the other nodes' attributes are read
+// only then.
+func (m *FloodMemory) Observe(now time.Time, heard uint64, window, confirm time.Duration) (in FloodInput, ask bool) {
+	if heard > m.Heard {
+		m.LastHeard = now
+	}
+	m.Heard = heard
+	if m.Published != "1" && m.Unclaimed.IsZero() {
+		m.Unclaimed = now // a memory from before the field, or torn
+	}
+	in = FloodInput{Now: now, Started: m.Started, LastHeard: m.LastHeard, Window: window, Unclaimed: m.Unclaimed, Confirm: confirm}
+	quiet := m.LastHeard.IsZero() || now.Sub(m.LastHeard) > window
+	withdrawn := !m.Unclaimed.IsZero() && now.Sub(m.Unclaimed) >= confirm
+	return in, quiet && withdrawn && now.Sub(m.Started) >= window
+}
+
+// FloodValue is the node attribute's value for a verdict: "1" reached,
+// "0" unreached, "" (no value) when not judged.
+func FloodValue(v FloodVerdict) string {
+	switch v {
+	case FloodReached:
+		return "1"
+	case FloodUnreached:
+		return "0"
+	}
+	return ""
+}
+
+// Publish records that the attribute now holds value (written at now).
+func (m *FloodMemory) Publish(now time.Time, value string) {
+	switch {
+	case value == "1":
+		m.Unclaimed = time.Time{}
+	case m.Published == "1":
+		m.Unclaimed = now
+	}
+	m.Published = value
+}
+
 // JudgeFlood decides the verdict and says why in words. Pure.
 //
 // A node is unreached only after a whole window without any peer's probe,

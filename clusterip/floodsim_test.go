@@ -8,9 +8,9 @@ import (
 )
 
 // floodSim runs the flood check of a few nodes in simulated time: what
-// the clustervip agent does at each monitor (send FloodBurst probes, read
-// its count, ask the peers' attribute once quiet and confirmed, JudgeFlood,
-// publish 1, 0 or nothing), with a shared attrd whose values every node
+// the clustervip agent does at each monitor (send FloodBurst probes, then
+// FloodMemory.Observe of its count, the peers' attribute when asked,
+// JudgeFlood, FloodValue written on change, Publish), with a shared attrd whose values every node
 // sees at once, monitors at random phases and late by up to half an
 // interval, and a network the scenario changes over time.
 type floodSim struct {
@@ -29,10 +29,10 @@ type floodSim struct {
 }
 
 type simNode struct {
-	next, started, lastHeard, unclaimed time.Time
-	count, seen                         uint64
-	published                           string
-	up                                  bool
+	FloodMemory
+	next  time.Time
+	count uint64 // the kernel's counters, summed
+	up    bool
 }
 
 var simEpoch = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
@@ -58,7 +58,7 @@ func (s *floodSim) run(end time.Duration) {
 			case !up:
 				continue
 			case st == nil || !st.up: // start
-				st = &simNode{started: now, unclaimed: now, up: true,
+				st = &simNode{FloodMemory: NewFloodMemory(now), up: true,
 					next: now.Add(time.Duration(s.rng.Int64N(int64(s.interval))))}
 				s.st[n] = st
 			}
@@ -77,14 +77,8 @@ func (s *floodSim) run(end time.Duration) {
 					}
 				}
 			}
-			if st.count > st.seen {
-				st.lastHeard = now
-			}
-			st.seen = st.count
-			in := FloodInput{Now: now, Started: st.started, LastHeard: st.lastHeard, Window: w,
-				Unclaimed: st.unclaimed, Confirm: confirm}
-			quiet := st.lastHeard.IsZero() || now.Sub(st.lastHeard) > w
-			if quiet && !st.unclaimed.IsZero() && now.Sub(st.unclaimed) >= confirm && now.Sub(st.started) >= w {
+			in, ask := st.Observe(now, st.count, w, confirm)
+			if ask {
 				for _, p := range s.nodes {
 					if p != n && s.attrs[p] == "1" {
 						in.PeersReached = append(in.PeersReached, p)
@@ -92,21 +86,14 @@ func (s *floodSim) run(end time.Duration) {
 				}
 			}
 			v, _ := JudgeFlood(in)
-			want := map[FloodVerdict]string{FloodReached: "1", FloodUnreached: "0"}[v]
-			if want != st.published {
+			if want := FloodValue(v); want != st.Published {
 				if want == "" {
 					delete(s.attrs, n)
 				} else {
 					s.attrs[n] = want
 				}
 				s.wrote[n] = append(s.wrote[n], want)
-				if st.published == "1" {
-					st.unclaimed = now
-				}
-				st.published = want
-			}
-			if want == "1" {
-				st.unclaimed = time.Time{}
+				st.Publish(now, want)
 			}
 		}
 	}

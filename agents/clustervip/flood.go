@@ -26,18 +26,13 @@ const envOnNode = "OCF_RESKEY_CRM_meta_on_node"
 
 func validVIPName(s string) bool { return crm.ValidName(s) }
 
-// floodState is the check's memory between monitors, the instance's state
-// file (attrs.Load, Save): it exists from start to stop.
+// floodState is the instance's state file (attrs.Load, Save): the
+// check's memory between monitors and its last verdict; it exists from
+// start to stop.
 type floodState struct {
-	Started   time.Time `json:"started"`              // the counters' start (the table was made)
-	Heard     uint64    `json:"heard"`                // peers' probes counted at the last monitor
-	LastHeard time.Time `json:"last_heard,omitempty"` // when that count last grew
-	Verdict   string    `json:"verdict"`              // clusterip.FloodVerdict's text
-	Reason    string    `json:"reason,omitempty"`
-	Published string    `json:"published,omitempty"` // value of flood_NAME we wrote; "" none
-	// Unclaimed: since when Published has not been "1" (the start, or the
-	// withdrawal of the claim); zero while it is.
-	Unclaimed time.Time `json:"unclaimed,omitempty"`
+	clusterip.FloodMemory
+	Verdict string `json:"verdict"` // clusterip.FloodVerdict's text
+	Reason  string `json:"reason,omitempty"`
 }
 
 // floodAttr is the node attribute of VIP name's flood check.
@@ -91,7 +86,7 @@ func (a *clusterVIP) floodStart(ctx context.Context, p ocf.Params) error {
 		return nil // running already: a repeated start changes nothing
 	}
 	now := env.Now()
-	return env.Save(p, &floodState{Started: now, Unclaimed: now, Verdict: clusterip.FloodUnknown.String()})
+	return env.Save(p, &floodState{FloodMemory: clusterip.NewFloodMemory(now), Verdict: clusterip.FloodUnknown.String()})
 }
 
 func (a *clusterVIP) floodStop(ctx context.Context, p ocf.Params) error {
@@ -147,20 +142,10 @@ func (a *clusterVIP) floodMonitor(ctx context.Context, p ocf.Params) error {
 	for _, n := range heard {
 		sum += n
 	}
-	if sum > st.Heard {
-		st.LastHeard = now
-	}
-	st.Heard = sum
-	if st.Published != "1" && st.Unclaimed.IsZero() {
-		st.Unclaimed = now // a state file from before the field, or torn
-	}
 	window := time.Duration(p.Int("flood_window")) * p.Interval
-	in := clusterip.FloodInput{Now: now, Started: st.Started, LastHeard: st.LastHeard,
-		Window: window, Unclaimed: st.Unclaimed, Confirm: max(window, 3*p.Interval)}
+	in, ask := st.Observe(now, sum, window, max(window, 3*p.Interval))
 	at := env.Attrs
-	quiet := st.LastHeard.IsZero() || now.Sub(st.LastHeard) > in.Window
-	confirmed := !st.Unclaimed.IsZero() && now.Sub(st.Unclaimed) >= in.Confirm
-	if quiet && confirmed && now.Sub(st.Started) >= in.Window && at != nil {
+	if ask && at != nil {
 		all, ok := at.(peerAttrs)
 		if !ok {
 			return fmt.Errorf("flood check of %s: %T cannot read the other nodes' attributes", a.vip, at)
@@ -187,7 +172,7 @@ func (a *clusterVIP) floodMonitor(ctx context.Context, p ocf.Params) error {
 		st.Verdict = verdict.String()
 	}
 	st.Reason = why
-	want := map[clusterip.FloodVerdict]string{clusterip.FloodReached: "1", clusterip.FloodUnreached: "0"}[verdict]
+	want := clusterip.FloodValue(verdict)
 	if want != st.Published && at != nil {
 		if want == "" {
 			err = at.Delete(ctx, floodAttr(name))
@@ -197,13 +182,7 @@ func (a *clusterVIP) floodMonitor(ctx context.Context, p ocf.Params) error {
 		if err != nil {
 			return fmt.Errorf("flood check of %s: publish %s=%q: %w", a.vip, floodAttr(name), want, err)
 		}
-		if st.Published == "1" {
-			st.Unclaimed = now
-		}
-		st.Published = want
 	}
-	if want == "1" {
-		st.Unclaimed = time.Time{}
-	}
+	st.Publish(now, want)
 	return env.Save(p, st)
 }
