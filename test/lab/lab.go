@@ -35,7 +35,7 @@ type Config struct {
 	Agents   string       // directory holding the agent binaries (make build's bin/, or an installed provider directory), installed on every node as OCF provider loadshare; "" none
 	CLI      string       // the loadshare binary installed on every node beside the agents (the lab runs "loadshare crm" there); Agents/loadshare
 	Fence    string       // the fence agent fence_loadshare_lab, installed in every node: the lab fences (see Lab.Fencing); Agents/fence_loadshare_lab if that exists, else "" (no fencing)
-	Backend  string       // clustervip's backend for the placer's service (loadshare crm --param clustervip:backend=…): "" leaves the agent's default (auto); "xtcluster" also sets hash=sourceip, leaves out the flood check (an nftables table) and gives the client ClientSources addresses
+	Backend  string       // clustervip's backend for the placer's service (loadshare crm --param clustervip:backend=…): "" leaves the agent's default (auto); "xtcluster" also sets hash=sourceip and gives the client ClientSources addresses (the flood check runs as with nftables)
 }
 
 // ClientSources is the number of extra client addresses (.150 on) a lab
