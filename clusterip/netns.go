@@ -38,6 +38,20 @@ func (p *Plane) netlink() (*netlink.Handle, error) {
 	return netlink.NewHandleAt(netns.NsHandle(p.nsFd))
 }
 
+// lockedNetlink takes v's lock and opens a netlink handle; done closes
+// the handle, then releases the lock.
+func (p *Plane) lockedNetlink(v VIP) (h *netlink.Handle, done func(), err error) {
+	unlock, err := p.lock(v)
+	if err != nil {
+		return nil, nil, err
+	}
+	if h, err = p.netlink(); err != nil {
+		unlock()
+		return nil, nil, err
+	}
+	return h, func() { h.Close(); unlock() }, nil
+}
+
 // rtnetlink is netlink with only the route socket (links, addresses,
 // neighbours): NewHandle opens xfrm and netfilter sockets too, which cost
 // a read-only caller like State time for nothing. It is the socket of the

@@ -589,16 +589,11 @@ func (p *Plane) Remove(v VIP) error {
 	if err := v.Validate(be.kind()); err != nil {
 		return err
 	}
-	unlock, err := p.lock(v)
+	h, done, err := p.lockedNetlink(v)
 	if err != nil {
 		return err
 	}
-	defer unlock()
-	h, err := p.netlink()
-	if err != nil {
-		return err
-	}
-	defer h.Close()
+	defer done()
 	l, err := linkOf(h, v)
 	var fe *FieldError
 	if errors.As(err, &fe) {

@@ -159,9 +159,10 @@ func (a *clusterVIP) Meta() ocf.Meta {
 				ShortDesc: "Run as VIP NAME's flood check instead of a bucket",
 				LongDesc: "NAME: this resource owns no bucket; it is the flood check of the VIP whose buckets are " +
 					"NAME_0 … (same ip, nic and mac parameters). Run it as a clone on every node (\"loadshare crm\" " +
-					"generates NAME-flood-clone). Every monitor sends one probe frame to the cluster MAC from the " +
+					"generates NAME-flood-clone). Every monitor sends three probe frames to the cluster MAC from the " +
 					"node's own MAC and reads, in the kernel, the probes received from the other nodes. A node that " +
-					"has heard none for flood_window monitors while another node hears them publishes the node " +
+					"has heard none for flood_window monitors withdraws its flood_NAME=1; if it still hears none " +
+					"as long again (at least 3 monitors) while another node says it hears them, it publishes the node " +
 					"attribute flood_NAME=0, and the location rules and the placer move its buckets away; 1 when " +
 					"it hears probes; no value while it cannot tell (alone, just started, nobody hears anybody).",
 				Check: func(v string) error {
