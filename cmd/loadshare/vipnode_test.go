@@ -53,9 +53,5 @@ func vipNode(t *testing.T, name string, n int) (ns *nstest.NS, v clusterip.VIP, 
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { plane.Remove(v) })
-	binDir := t.TempDir()
-	if err := buildbin.BuildAll(binDir); err != nil {
-		t.Fatal(err)
-	}
-	return ns, v, filepath.Join(binDir, "loadshare")
+	return ns, v, filepath.Join(buildbin.Dir(t), "loadshare")
 }

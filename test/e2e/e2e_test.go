@@ -16,8 +16,6 @@ import (
 	"time"
 
 	"github.com/loadshare/loadshare/test/lab"
-
-	"github.com/loadshare/loadshare/test/buildbin"
 )
 
 // newLab starts the e2e lab (own names and state, so that it never meets
@@ -201,18 +199,6 @@ func scrape(hc *http.Client, url string) (map[string]bool, error) {
 		}
 	}
 	return lines, sc.Err()
-}
-
-// buildBinaries builds the CLI and the agents into a temporary directory:
-// the lab installs them into every node (the agents as OCF provider
-// loadshare).
-func buildBinaries(t testing.TB) string {
-	t.Helper()
-	dir := t.TempDir()
-	if err := buildbin.BuildAll(dir); err != nil {
-		t.Fatal(err)
-	}
-	return dir
 }
 
 // vipTable is the name of the lab VIP's nftables tables (every family):

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/loadshare/loadshare/test/buildbin"
 	"github.com/loadshare/loadshare/test/lab"
 )
 
@@ -199,7 +200,7 @@ func reportTally(t testing.TB, tally *lab.Tally, fault time.Time) {
 // the client's resets (must be 0). Corosync's token grows with the node
 // count (token + 650 ms per node beyond two), and the windows with it.
 func BenchmarkFencingFiveNodes(b *testing.B) {
-	bin := buildBinaries(b)
+	bin := buildbin.Dir(b)
 	l := newLab(b, lab.Config{Agents: bin, Nodes: 5})
 	ctx := context.Background()
 	if err := l.ConfigureService(ctx, "n1", buckets, lab.ByPlacer); err != nil {

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/loadshare/loadshare/crm"
+	"github.com/loadshare/loadshare/test/buildbin"
 	"github.com/loadshare/loadshare/test/lab"
 )
 
@@ -19,7 +20,7 @@ import (
 // back. Client loops run throughout; the time from the fault to the last
 // failed connection is logged. Both mac_mode values, on one lab.
 func TestFlood(t *testing.T) {
-	bin := buildBinaries(t)
+	bin := buildbin.Dir(t)
 	l := newLab(t, lab.Config{Agents: bin, DB: lab.DBStandalone})
 	ctx := context.Background()
 	attr := crm.FloodAttr(lab.VIPResource)

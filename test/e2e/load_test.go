@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/loadshare/loadshare/test/buildbin"
 	"github.com/loadshare/loadshare/test/lab"
 )
 
@@ -30,7 +31,7 @@ func bucketOwners(tb lab.BucketTable) map[int]string {
 // brings them back; a load switched on and off every 2 s moves few buckets
 // (counted); a long-lived session on another node survives all of it.
 func TestLoadSpike(t *testing.T) {
-	bin := buildBinaries(t)
+	bin := buildbin.Dir(t)
 	l := newLab(t, lab.Config{Agents: bin})
 	v := vipLab{l, t}
 	ctx := context.Background()

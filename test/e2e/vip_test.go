@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/loadshare/loadshare/test/buildbin"
 	"github.com/loadshare/loadshare/test/lab"
 )
 
@@ -154,7 +155,7 @@ func (s *session) close() (hosts map[string]int, errs []error) {
 // seed article's scenario (two of three nodes fail: the survivor without
 // quorum stops; they recover and the instances spread back).
 func TestVIP(t *testing.T) {
-	bin := buildBinaries(t)
+	bin := buildbin.Dir(t)
 	for _, how := range []lab.Placement{lab.ByPlacer, lab.ByClone} {
 		t.Run(how.String(), func(t *testing.T) { testVIP(t, bin, how) })
 	}

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/loadshare/loadshare/test/buildbin"
 	"github.com/loadshare/loadshare/test/lab"
 )
 
@@ -18,7 +19,7 @@ import (
 // connections; its restart, after which the buckets spread back. No node
 // holds an nftables table of the VIP.
 func TestVIPXTCluster(t *testing.T) {
-	bin := buildBinaries(t)
+	bin := buildbin.Dir(t)
 	l := newLab(t, lab.Config{Agents: bin, Backend: "xtcluster", DB: lab.DBStandalone})
 	ctx := context.Background()
 	if err := l.ConfigureService(ctx, "n1", buckets, lab.ByPlacer); err != nil {
