@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"os/exec"
 	"strings"
@@ -117,38 +116,11 @@ func TestCluster(t *testing.T) {
 		if _, err := exec.LookPath("ha_cluster_exporter"); err != nil {
 			t.Skipf("needs ha_cluster_exporter (Debian package prometheus-hacluster-exporter): %v", err)
 		}
-		ectx, cancel := context.WithCancel(ctx)
-		cmd := l.Command(ectx, "n3", "ha_cluster_exporter", "--web.listen-address=127.0.0.1:9664")
-		var out strings.Builder
-		cmd.Stdout, cmd.Stderr = &out, &out
-		if err := cmd.Start(); err != nil {
-			cancel()
-			t.Fatal(err)
-		}
-		t.Cleanup(func() {
-			cancel() // kills the exporter by its pid (nsenter execs it)
-			cmd.Wait()
-		})
-		hc := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
-			DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-				return l.Dial(ctx, "n3", network, addr)
-			},
-		}}
-		want := []string{
-			`ha_cluster_pacemaker_node_attributes{name="server_load",node="n2",value="40"} 1`,
-			`ha_cluster_pacemaker_node_attributes{name="writable_monit",node="n1",value="1"} 1`,
-		}
-		waitFor(t, 20*time.Second, "node attributes in ha_cluster_exporter /metrics on n3", func() (bool, string) {
-			got, err := scrape(hc, "http://127.0.0.1:9664/metrics")
-			if err != nil {
-				return false, err.Error() + "; exporter output: " + out.String()
-			}
-			for _, w := range want {
-				if !got[w] {
-					return false, "missing " + w
-				}
-			}
-			return true, ""
+		exporterShows(t, l, "n3", "node attributes", func() ([]string, error) {
+			return []string{
+				`ha_cluster_pacemaker_node_attributes{name="server_load",node="n2",value="40"} 1`,
+				`ha_cluster_pacemaker_node_attributes{name="writable_monit",node="n1",value="1"} 1`,
+			}, nil
 		})
 	})
 
