@@ -1,7 +1,6 @@
 package clusterip
 
 import (
-	"errors"
 	"fmt"
 	"slices"
 	"sync"
@@ -416,11 +415,8 @@ func (p *Plane) drainAndDrop(v VIP, be backendImpl, unlockDrain func()) error {
 		return err
 	}
 	defer h.Close()
-	l, err := linkOf(h, v)
-	var fe *FieldError
-	if errors.As(err, &fe) {
-		l = nil // the link is gone, and its address and MAC with it; the tables stay to delete
-	} else if err != nil {
+	l, err := linkIfAny(h, v)
+	if err != nil {
 		return err
 	}
 	start := time.Now()
@@ -598,11 +594,8 @@ func (p *Plane) Remove(v VIP) error {
 		return err
 	}
 	defer h.Close()
-	l, err := linkOf(h, v)
-	var fe *FieldError
-	if errors.As(err, &fe) {
-		l = nil
-	} else if err != nil {
+	l, err := linkIfAny(h, v)
+	if err != nil {
 		return err
 	}
 	if err := p.dropLocked(h, l, v, be); err != nil {

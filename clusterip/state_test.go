@@ -15,10 +15,7 @@ import (
 // peer0, both up, eth0 holding 10.205.0.1/24 and fd00:205::1/64.
 func stateNS(t *testing.T, name string) *nstest.NS {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("namespace test (-short)")
-	}
-	nstest.SkipUnlessRoot(t)
+	nstest.SkipShort(t, "namespace test")
 	return nstest.NewNode(t, name, netip.MustParsePrefix("10.205.0.1/24"), netip.MustParsePrefix("fd00:205::1/64"))
 }
 

@@ -153,13 +153,7 @@ func TestLoadSpike(t *testing.T) {
 		t.Errorf("oscillating load: %s's bucket count went %v: %d reversals, want at most 1 (no flapping)", busy, seq, reversals)
 	}
 
-	hosts, errs := long.close()
-	if len(errs) > 0 || len(hosts) != 1 || hosts[long.node] == 0 {
-		t.Errorf("long-lived session on %s: answers %v, %d errors (first: %v); want every query answered by %s",
-			long.node, hosts, len(errs), firstErr(errs), long.node)
-	} else {
-		t.Logf("long-lived session on %s: %d queries every 100 ms, all answered, through every rebalance", long.node, hosts[long.node])
-	}
+	long.closeAndCheck(t, "every rebalance")
 }
 
 // checkExporter runs the stock ha_cluster_exporter inside node (default

@@ -408,6 +408,16 @@ func SkipUnlessRoot(t testing.TB) {
 	}
 }
 
+// SkipShort skips t under go test -short, saying what it is ("namespace
+// test"), and where namespaces cannot be made (SkipUnlessRoot).
+func SkipShort(t testing.TB, what string) {
+	t.Helper()
+	if testing.Short() {
+		t.Skipf("%s (-short)", what)
+	}
+	SkipUnlessRoot(t)
+}
+
 // New creates the named network namespace name, with lo up, removed when t ends.
 // A stale namespace of the same name (from a crashed run) is removed first.
 func New(t testing.TB, name string) *NS {
