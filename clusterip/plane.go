@@ -293,15 +293,11 @@ func (p *Plane) Own(v VIP, bs ...Bucket) error {
 			return fmt.Errorf("own buckets %v of %s: %w", add, v, err)
 		}
 	}
-	h, err := p.netlink()
+	h, l, err := p.openLink(v, linkOf)
 	if err != nil {
 		return err
 	}
 	defer h.Close()
-	l, err := linkOf(h, v)
-	if err != nil {
-		return err
-	}
 	if err := bringUp(h, l, v); err != nil {
 		return fmt.Errorf("own buckets of %s: %w", v, err)
 	}
@@ -410,15 +406,11 @@ func (p *Plane) drainAndDrop(v VIP, be backendImpl, unlockDrain func()) error {
 			unlockDrain()
 		}
 	}()
-	h, err := p.netlink()
+	h, l, err := p.openLink(v, linkIfAny)
 	if err != nil {
 		return err
 	}
 	defer h.Close()
-	l, err := linkIfAny(h, v)
-	if err != nil {
-		return err
-	}
 	start := time.Now()
 	remaining := 0
 	if l != nil {
@@ -589,15 +581,11 @@ func (p *Plane) Remove(v VIP) error {
 		return err
 	}
 	defer unlock()
-	h, err := p.netlink()
+	h, l, err := p.openLink(v, linkIfAny)
 	if err != nil {
 		return err
 	}
 	defer h.Close()
-	l, err := linkIfAny(h, v)
-	if err != nil {
-		return err
-	}
 	if err := p.dropLocked(h, l, v, be); err != nil {
 		return fmt.Errorf("remove %s: %w", v, err)
 	}
