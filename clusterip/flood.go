@@ -123,15 +123,16 @@ func (p *Plane) FloodPresent(v VIP) (bool, error) {
 // start at zero when the table is made.
 // Equivalent to: nft add table netdev loadshare-flood-ADDR { … }; bridge fdb add MAC dev LINK self permanent
 func (p *Plane) EnsureFlood(v VIP) error {
-	h, done, err := p.lockedNetlink(v)
+	unlock, err := p.lock(v)
 	if err != nil {
 		return err
 	}
-	defer done()
-	l, err := h.LinkByName(v.Link)
+	defer unlock()
+	h, l, err := p.openLink(v, linkOf)
 	if err != nil {
-		return fmt.Errorf("flood check of %s: link %s: %w", v, v.Link, err)
+		return fmt.Errorf("flood check of %s: %w", v, err)
 	}
+	defer h.Close()
 	if err := joinMAC(h, l, v); err != nil {
 		return err
 	}

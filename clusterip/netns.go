@@ -38,18 +38,19 @@ func (p *Plane) netlink() (*netlink.Handle, error) {
 	return netlink.NewHandleAt(netns.NsHandle(p.nsFd))
 }
 
-// lockedNetlink takes v's lock and opens a netlink handle; done closes
-// the handle, then releases the lock.
-func (p *Plane) lockedNetlink(v VIP) (h *netlink.Handle, done func(), err error) {
-	unlock, err := p.lock(v)
+// openLink is netlink and v's link found in it by find (linkOf, or
+// linkIfAny where a link that is gone is no error); the caller closes h.
+func (p *Plane) openLink(v VIP, find func(*netlink.Handle, VIP) (netlink.Link, error)) (*netlink.Handle, netlink.Link, error) {
+	h, err := p.netlink()
 	if err != nil {
 		return nil, nil, err
 	}
-	if h, err = p.netlink(); err != nil {
-		unlock()
+	l, err := find(h, v)
+	if err != nil {
+		h.Close()
 		return nil, nil, err
 	}
-	return h, func() { h.Close(); unlock() }, nil
+	return h, l, nil
 }
 
 // rtnetlink is netlink with only the route socket (links, addresses,

@@ -405,17 +405,28 @@ func kernelErr(err error) error {
 	return paramErr(err)
 }
 
-// Start ensures the VIP's kernel objects and owns this instance's bucket.
-func (a *clusterVIP) Start(ctx context.Context, p ocf.Params) error {
+// prepare resolves the parameters and, for a bucket instance, opens the
+// plane Start and Stop change; a flood check's instance (flood_check set)
+// gets flood true and no plane.
+func (a *clusterVIP) prepare(ctx context.Context, p ocf.Params) (pl *clusterip.Plane, flood bool, err error) {
 	if err := a.resolve(ctx, p); err != nil {
-		return err
+		return nil, false, err
 	}
 	if p.String("flood_check") != "" {
-		return a.floodStart(ctx, p)
+		return nil, true, nil
 	}
-	pl, err := a.planeFor(p.Log)
-	if err != nil {
+	pl, err = a.planeFor(p.Log)
+	return pl, false, err
+}
+
+// Start ensures the VIP's kernel objects and owns this instance's bucket.
+func (a *clusterVIP) Start(ctx context.Context, p ocf.Params) error {
+	pl, flood, err := a.prepare(ctx, p)
+	switch {
+	case err != nil:
 		return err
+	case flood:
+		return a.floodStart(ctx, p)
 	}
 	b := clusterip.Bucket(a.bucket)
 	if err := pl.Ensure(a.vip); err != nil {
@@ -436,15 +447,12 @@ func (a *clusterVIP) Start(ctx context.Context, p ocf.Params) error {
 // waiting for the drain. When that process cannot be started, the stop
 // waits itself (drain_grace clipped to the stop's deadline).
 func (a *clusterVIP) Stop(ctx context.Context, p ocf.Params) error {
-	if err := a.resolve(ctx, p); err != nil {
+	pl, flood, err := a.prepare(ctx, p)
+	switch {
+	case err != nil:
 		return err
-	}
-	if p.String("flood_check") != "" {
+	case flood:
 		return a.floodStop(ctx, p)
-	}
-	pl, err := a.planeFor(p.Log)
-	if err != nil {
-		return err
 	}
 	d, err := pl.ReleaseOnly(a.vip, clusterip.Bucket(a.bucket))
 	switch {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/loadshare/loadshare/crm"
+	"github.com/loadshare/loadshare/test/buildbin"
 	"github.com/loadshare/loadshare/test/lab"
 )
 
@@ -21,7 +22,7 @@ import (
 // back. Client loops run throughout; the time from the fault to the last
 // failed connection is logged. Both mac_mode values, on one lab.
 func TestFlood(t *testing.T) {
-	bin := buildBinaries(t)
+	bin := buildbin.Dir(t)
 	l := newLab(t, lab.Config{Agents: bin, DB: lab.DBStandalone})
 	ctx := context.Background()
 	attr := crm.FloodAttr(lab.VIPResource)
@@ -100,7 +101,7 @@ func TestFlood(t *testing.T) {
 // darkness); to every node (nobody hears anybody: every node keeps its
 // buckets, none publishes 0); n3 crashed (n1 and n2 keep flood_vip=1).
 func TestFloodFalsePositives(t *testing.T) {
-	bin := buildBinaries(t)
+	bin := buildbin.Dir(t)
 	l := newLab(t, lab.Config{Agents: bin, DB: lab.DBStandalone})
 	ctx := context.Background()
 	attr := crm.FloodAttr(lab.VIPResource)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/loadshare/loadshare/clusterip"
 	"github.com/loadshare/loadshare/crm"
+	"github.com/loadshare/loadshare/test/buildbin"
 	"github.com/loadshare/loadshare/test/lab"
 )
 
@@ -21,7 +22,7 @@ import (
 // holds an nftables table of the VIP's buckets; the flood check's own
 // table runs beside them, and every node hears the others (flood_vip=1).
 func TestVIPXTCluster(t *testing.T) {
-	bin := buildBinaries(t)
+	bin := buildbin.Dir(t)
 	l := newLab(t, lab.Config{Agents: bin, Backend: "xtcluster", DB: lab.DBStandalone})
 	ctx := context.Background()
 	if err := l.ConfigureService(ctx, "n1", buckets, lab.ByPlacer); err != nil {
