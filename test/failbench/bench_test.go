@@ -285,8 +285,9 @@ func (r runner) count(ctx context.Context, n, rounds int) (summary, error) {
 		settle := d(pr.FirstClaim, pr.LastStart)
 		pl = append(pl, settle)
 		fmt.Fprintf(r.out, "  %-5s %-4s placer round of the rejoin: first claim → last start %s; %d attribute changes, %d starts, "+
-			"%d scheduler runs, %d transitions, %d CIB writes; aborts %s\n",
-			"", victim, ms(settle), pr.Changes, pr.Starts, pr.SchedulerRuns, pr.Transitions, pr.CIBWrites, causes(Phases{Aborts: pr.Aborts}))
+			"%d stops and starts initiated (at most %d at once), %d scheduler runs, %d transitions, %d CIB writes; aborts %s\n",
+			"", victim, ms(settle), pr.Changes, pr.Starts, pr.Actions, pr.MaxInFlight, pr.SchedulerRuns, pr.Transitions, pr.CIBWrites,
+			causes(Phases{Aborts: pr.Aborts, Throttle: pr.Throttle}))
 		runs = append(runs, pr.SchedulerRuns)
 	}
 	s.failover, s.rejoin, s.placer = median(fo), median(rj), median(pl)
