@@ -323,6 +323,26 @@ func Check(cib []byte) ([]Problem, error) {
 	if props["no-quorum-policy"] == "ignore" {
 		add(Warning, "no-quorum-policy", "no-quorum-policy=ignore: both halves of a split cluster serve every bucket.", "use stop (the default) with fencing")
 	}
+	most := 0 // the largest VIP's bucket count
+	for _, g := range groups {
+		most = max(most, len(g))
+	}
+	if most >= ThrottledBuckets {
+		v, set := props["load-threshold"]
+		pct, err := strconv.Atoi(strings.TrimSuffix(v, "%"))
+		if !set || !percentRE().MatchString(v) || err != nil {
+			v, pct = "80%", 80 // Pacemaker's default, also for a value it cannot read
+			if set {
+				v = fmt.Sprintf("%q (not a percentage, so 80%%)", props["load-threshold"])
+			} else {
+				v = "not set (80%)"
+			}
+		}
+		if pct > 0 {
+			add(Warning, "load-threshold", fmt.Sprintf("load-threshold is %s with %d buckets: Pacemaker runs one action at a time on a node whose load average is above %.3g × its cores (2 × load-threshold), and the cluster at most nodes/2 at once, so a busy node takes over a failed node's buckets one by one.", v, most, float64(pct)/50),
+				"crm configure property load-threshold=0% (loadshare crm generates it)")
+		}
+	}
 	if v := strings.ToLower(props["symmetric-cluster"]); v == "false" {
 		add(Warning, "symmetric-cluster", "symmetric-cluster=false: buckets may run only where a rule scores above 0, so with no writable node they all stop.", "")
 	}

@@ -118,6 +118,14 @@ func TestCheck(t *testing.T) {
 					`<expression id="vip-bucket-n3-expr" attribute="#uname" operation="eq" value="n3"/></rule>`+
 					`<nvpair id="vip-bucket-n3-backend" name="backend" value="xtcluster"/>`, 1)
 		}, []string{"error: vip: the bucket primitives use different backends: nftables (vip_0), xtcluster (vip_0)"}},
+		{"load-threshold unset at 24 buckets", func(string) string { return string(must(withLoadThreshold(testSpec(24), "").XML())) },
+			[]string{"warning: load-threshold: load-threshold is not set (80%) with 24 buckets: Pacemaker runs one action at a time on a node whose load average is above 1.6 × its cores"}},
+		{"load-threshold 50% at 24 buckets", func(string) string { return string(must(withLoadThreshold(testSpec(24), "50%").XML())) },
+			[]string{"warning: load-threshold: load-threshold is 50% with 24 buckets: Pacemaker runs one action at a time on a node whose load average is above 1 × its cores"}},
+		{"load-threshold 0% at 24 buckets", func(string) string { return string(must(withLoadThreshold(testSpec(24), "0%").XML())) }, nil},
+		{"load-threshold unreadable at 24 buckets", func(string) string {
+			return strings.Replace(string(must(withLoadThreshold(testSpec(24), "0%").XML())), `value="0%"`, `value="0"`, 1)
+		}, []string{`warning: load-threshold: load-threshold is "0" (not a percentage, so 80%) with 24 buckets`}},
 		{"flood check clone", func(s string) string {
 			return strings.Replace(s, `</resources>`, `<clone id="vip-flood-clone"><primitive id="vip-flood" class="ocf" provider="loadshare" type="clustervip"><instance_attributes id="vfi"><nvpair id="vfc" name="flood_check" value="vip"/></instance_attributes></primitive></clone></resources>`, 1)
 		}, nil},
@@ -271,4 +279,12 @@ func TestScheduleRealCIB(t *testing.T) {
 	if tr.Moves != moved || on["n3"] != 0 || on["n1"] != 8+moved {
 		t.Errorf("after moving n3's claims to n1: %d moves (want %d), placement %v", tr.Moves, moved, on)
 	}
+}
+
+// must is b, failing the test run at once on err (for table literals).
+func must(b []byte, err error) []byte {
+	if err != nil {
+		panic(err)
+	}
+	return b
 }

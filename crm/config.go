@@ -70,6 +70,10 @@ type Spec struct {
 	// server_load; 0: 5 and 10. It is the flood check's interval too
 	// (0: FloodMonitor).
 	AttrMonitor int
+	// LoadThreshold is the cluster property load-threshold the
+	// configuration sets (a percentage, "0%": see LoadThresholdOff);
+	// "" leaves the property out. Cluster-wide, so the same on every Spec.
+	LoadThreshold string
 	// FloodCheck makes the location rules refuse buckets to a node whose
 	// FloodAttr is 0 and, with AttributeAgents, adds the VIP's flood
 	// check that publishes it, NAME-flood-clone (clustervip
@@ -77,6 +81,24 @@ type Spec struct {
 	// attribute agents.
 	FloodCheck bool
 }
+
+// LoadThresholdOff is the load-threshold loadshare crm generates: 0%
+// turns off the CPU part of Pacemaker's throttle. Pacemaker 2.1
+// (controld_throttle.c) otherwise lets a node whose 1-minute load average
+// is above 2 × load-threshold × its cores (1.6 × at the default 80%) run
+// one action at a time (above 1.6 × load-threshold a quarter of
+// node-action-limit, above 1.2 × half), and while any node
+// is that busy the whole cluster runs at most nodes ÷ 2 (one of three) at
+// once (throttle_get_total_job_limit): a busy database server is
+// throttled exactly when it takes over a failed node's buckets. Measured in the lab at 64 buckets: the starts of a failover
+// 2.0–2.7 s → 0.8–1.3 s, a placer round of 22 moves ~1 s per move → 3.3 s
+// (docs/placement.md, "Failover"). The CIB daemon's own CPU check stays.
+const LoadThresholdOff = "0%"
+
+// ThrottledBuckets is the bucket count of a VIP from which crm check
+// warns about load-threshold left at Pacemaker's 80% (or above 0%): below
+// it a failover has only a few starts to throttle.
+const ThrottledBuckets = 24
 
 // FloodMonitor is the seconds between the flood check's probes (its
 // monitor) when AttrMonitor is 0; flood_window (3) of them without a
@@ -124,6 +146,7 @@ func (ss Specs) Validate() error {
 			{"nodes", slices.Equal(s.Nodes, first.Nodes)},
 			{"mysql_monitor parameters", slices.Equal(s.Params["mysql_monitor"], first.Params["mysql_monitor"])},
 			{"server_load parameters", slices.Equal(s.Params["server_load"], first.Params["server_load"])},
+			{"load-threshold", s.LoadThreshold == first.LoadThreshold},
 		} {
 			if !d.same {
 				return fmt.Errorf("vip %s: its %s differ from vip %s's: one set of attribute agents serves every VIP", s.Name, d.what, first.Name)
@@ -170,6 +193,10 @@ func ValidName(name string) bool { return nameRE().MatchString(name) }
 // need them.
 var nameRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z][A-Za-z0-9-]*$`) })
 
+// percentRE is a percentage as Pacemaker reads one (pcmk__valid_percentage:
+// an integer, then %).
+var percentRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[0-9]+%$`) })
+
 // Validate reports a spec that would give a broken configuration.
 func (s Spec) Validate() error {
 	s = s.norm()
@@ -192,6 +219,9 @@ func (s Spec) Validate() error {
 	}
 	if err := s.validateParams(); err != nil {
 		return err
+	}
+	if s.LoadThreshold != "" && !percentRE().MatchString(s.LoadThreshold) {
+		return fmt.Errorf("load-threshold=%q: want a percentage, digits and %%, such as 0%% (Pacemaker's default is 80%%), or \"\" to leave the property out", s.LoadThreshold)
 	}
 	seen := map[string]bool{}
 	for _, n := range s.Nodes {
@@ -271,12 +301,21 @@ func crmshParams(ps []Param) string {
 // what each resource is and where the rules send it. The renderers decide
 // only the syntax and the ids of the elements inside.
 type model struct {
+	// props are the cluster properties (crm_config) the configuration
+	// sets, each with the comment lines that say why.
+	props []property
 	// attrs are the attribute agents, each in an interleaved clone; they
 	// come first, since Pacemaker starts resources in that order and the
 	// placer places nothing on a node before its attributes are there.
 	// One set serves every VIP: server_load's placer names them all.
 	attrs []primitive
 	vips  []vipModel
+}
+
+// property is one cluster property and why it is set.
+type property struct {
+	Param
+	why []string // comment lines, without "# "
 }
 
 // vipModel is one VIP's part of the model.
@@ -341,6 +380,15 @@ func (ss Specs) model() (model, error) {
 	}
 	s := ss[0].norm() // the attribute agents' settings (Validate: the same on every VIP)
 	var m model
+	if s.LoadThreshold != "" {
+		m.props = append(m.props, property{Param{"load-threshold", s.LoadThreshold}, []string{
+			"load-threshold=" + s.LoadThreshold + ": with Pacemaker's default (80%) a node whose load average is",
+			"above 1.6 x its cores runs one action at a time (above 1.28 x a quarter of them), and",
+			"the cluster then at most nodes/2 at once: a busy database server is throttled exactly",
+			"when it takes over a failed node's buckets. 0% turns the CPU part of the throttle off",
+			"(the CIB daemon's own check stays). Cluster-wide: loadshare crm with an empty",
+			"load-threshold option leaves it out."}}) // no "--": crmsh keeps comments as XML comments
+	}
 	if s.AttributeAgents {
 		mysqlEvery, loadEvery := 5, 10
 		if s.AttrMonitor > 0 {
@@ -487,6 +535,10 @@ func (ss Specs) Crmsh() (string, error) {
 	}
 	var b strings.Builder
 	m.header(&b)
+	for _, p := range m.props {
+		b.WriteString(p.comment())
+		fmt.Fprintf(&b, "property%s\n", crmshPairs([]Param{p.Param}))
+	}
 	for _, a := range m.attrs {
 		crmshClone(&b, a)
 	}
@@ -527,6 +579,15 @@ func (m model) header(b *strings.Builder) {
 	if nodes := m.vips[0].spec.Nodes; len(nodes) > 0 {
 		fmt.Fprintf(b, "# nodes: %s\n", strings.Join(nodes, " "))
 	}
+}
+
+// comment is p's why as comment lines.
+func (p property) comment() string {
+	var b strings.Builder
+	for _, l := range p.why {
+		b.WriteString("# " + l + "\n")
+	}
+	return b.String()
 }
 
 // stickinessComment says why the buckets' stickiness is what it is.
@@ -598,7 +659,13 @@ func (ss Specs) configuration() (*elem, error) {
 	}
 	s := m.vips[0].spec
 	cfg := newElem("configuration")
-	crmConfig := newElem("crm_config").add(newElem("cluster_property_set", "id", "cib-bootstrap-options"))
+	// The property set and nvpair ids are those crmsh, pcs and
+	// crm_attribute give them, so that any of them updates the same one.
+	props := newElem("cluster_property_set", "id", "cib-bootstrap-options")
+	for _, p := range m.props {
+		props.add(newElem("nvpair", "id", "cib-bootstrap-options-"+p.Name, "name", p.Name, "value", p.Value))
+	}
+	crmConfig := newElem("crm_config").add(props)
 	nodes := newElem("nodes")
 	for i, n := range s.Nodes {
 		nodes.add(newElem("node", "id", strconv.Itoa(i+1), "uname", n))

@@ -31,6 +31,10 @@ func TestSpecValidate(t *testing.T) {
 		{"param name", withParams(testSpec(4), "server_load", "Weight-CPU", "1"), `server_load parameter "Weight-CPU": not a parameter name`},
 		{"param value", withParams(testSpec(4), "mysql_monitor", "user", `a"b`), "quotes, backslashes"},
 		{"params without agents", withParams(Spec{IP: netip.MustParseAddr("192.0.2.10"), Buckets: 4}, "server_load", "step", "5"), "attribute agents are left out"},
+		{"load-threshold 0%", withLoadThreshold(testSpec(4), "0%"), ""},
+		{"load-threshold 80%", withLoadThreshold(testSpec(4), "80%"), ""},
+		{"load-threshold without %", withLoadThreshold(testSpec(4), "0"), `load-threshold="0": want a percentage`},
+		{"load-threshold fraction", withLoadThreshold(testSpec(4), "0.5%"), `load-threshold="0.5%": want a percentage`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -39,6 +43,55 @@ func TestSpecValidate(t *testing.T) {
 				t.Errorf("Validate(%+v) = %v, want %q", tt.s, err, tt.want)
 			}
 		})
+	}
+}
+
+func withLoadThreshold(s Spec, v string) Spec {
+	s.LoadThreshold = v
+	return s
+}
+
+// TestLoadThreshold: the property and the comment that says why come
+// first in crmsh and pcs, and in the XML's cib-bootstrap-options with the
+// id crmsh, pcs and crm_attribute give it; "" leaves it out of all three,
+// and two VIPs must agree on it.
+func TestLoadThreshold(t *testing.T) {
+	s := withLoadThreshold(testSpec(2), LoadThresholdOff)
+	c, err := s.Crmsh()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := s.Pcs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	x, err := s.XML()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct{ format, got, want string }{
+		{"crmsh", c, "the CIB daemon's own check stays"},
+		{"crmsh", c, "\nproperty load-threshold=0%\nprimitive mysql_monitor"},
+		{"pcs", p, "# load-threshold=0%: with Pacemaker's default (80%)"},
+		{"pcs", p, "\npcs property set load-threshold=0%\n"},
+		{"xml", string(x), `<cluster_property_set id="cib-bootstrap-options">
+        <nvpair id="cib-bootstrap-options-load-threshold" name="load-threshold" value="0%"/>`},
+	} {
+		if !strings.Contains(tt.got, tt.want) {
+			t.Errorf("%s output lacks %q:\n%s", tt.format, tt.want, tt.got)
+		}
+	}
+	c, _ = testSpec(2).Crmsh()
+	p, _ = testSpec(2).Pcs()
+	x, _ = testSpec(2).XML()
+	for _, out := range []string{c, p, string(x)} {
+		if strings.Contains(out, "load-threshold") {
+			t.Errorf("LoadThreshold \"\": the output names load-threshold:\n%s", out)
+		}
+	}
+	two := Specs{s, withLoadThreshold(Spec{Name: "ro", IP: netip.MustParseAddr("192.0.2.11"), Buckets: 2, AttributeAgents: true}, "80%")}
+	if err := two.Validate(); err == nil || !strings.Contains(err.Error(), "its load-threshold differ") {
+		t.Errorf("two VIPs, load-threshold 0%% and 80%%: Validate = %v, want their load-threshold differ", err)
 	}
 }
 

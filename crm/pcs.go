@@ -25,6 +25,10 @@ func (ss Specs) Pcs() (string, error) {
 	m.header(&b)
 	b.WriteString("# Apply to a copy of the CIB and push it once, so no bucket starts before its rules exist:\n" +
 		"#   pcs cluster cib vip.xml && sed 's/^pcs /pcs -f vip.xml /' vip.pcs | sh -e && pcs cluster cib-push vip.xml --config\n")
+	for _, p := range m.props {
+		b.WriteString(p.comment())
+		b.WriteString("pcs property set" + pcsPairs([]Param{p.Param}) + "\n")
+	}
 	for _, a := range m.attrs {
 		b.WriteString(pcsCreate(a) + " clone " + a.clone + pcsPairs(a.cloneMeta) + "\n")
 	}

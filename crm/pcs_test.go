@@ -46,7 +46,7 @@ func TestPcsAppliesGenerated(t *testing.T) {
 	dir := t.TempDir()
 	agents := buildbin.Dir(t)
 	specs := map[string]Specs{
-		"default":                  {withFlood(withParams(testSpec(4, "n1", "n2", "n3"), "mysql_monitor", "user", "mon it'or", "clustervip", "drain_grace", "5"))},
+		"default":                  {withLoadThreshold(withFlood(withParams(testSpec(4, "n1", "n2", "n3"), "mysql_monitor", "user", "mon it'or", "clustervip", "drain_grace", "5")), LoadThresholdOff)},
 		"ipv6 no attribute agents": {{Name: "db", IP: netip.MustParseAddr("2001:db8::10"), Buckets: 3, CIDRNetmask: 64, NIC: "eth1", Seed: 7, Monitor: 5}},
 		"writer and reader":        writerReaderOf(4, 3, "n1", "n2", "n3"),
 	}
@@ -89,6 +89,9 @@ func TestPcsAppliesGenerated(t *testing.T) {
 			got, err := os.ReadFile(cib)
 			if err != nil {
 				t.Fatal(err)
+			}
+			if wantProp := s[0].LoadThreshold != ""; wantProp != strings.Contains(string(got), `name="load-threshold" value="`+s[0].LoadThreshold+`"`) {
+				t.Errorf("pcs-made CIB: load-threshold=%s set %v, want %v", s[0].LoadThreshold, !wantProp, wantProp)
 			}
 			g, w := describeCIB(t, got), describeCIB(t, want)
 			if !slices.Equal(g, w) {

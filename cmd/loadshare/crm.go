@@ -51,7 +51,11 @@ left out of it is no longer placed: crm check says so). Load it with crmsh
 or with pcs (--format pcs prints pcs commands; run them on a copy of the CIB)
   loadshare crm --ip 192.0.2.10 --buckets 64 --format pcs > vip.pcs
   pcs cluster cib vip.xml && sed 's/^pcs /pcs -f vip.xml /' vip.pcs | sh -e && pcs cluster cib-push vip.xml --config
---param values are checked against the agent's declarations first.
+--param values are checked against the agent's declarations first. The
+configuration also sets the cluster property load-threshold=0%: Pacemaker's
+CPU throttle otherwise runs one action at a time on a busy node (a database
+server) exactly when it takes over a failed node's buckets, and then the
+whole cluster at most nodes/2 at once; --load-threshold "" leaves it out.
 
 check runs crm_verify (live: crm_verify -L; with --file: crm_verify -x) and
 loadshare's own checks, and explains each problem. Exit status 1 on errors.
@@ -105,6 +109,7 @@ func crmGenerate(args []string, stdout, stderr io.Writer) error {
 		params[agent] = append(params[agent], crm.Param{Name: name, Value: value})
 		return nil
 	})
+	loadThreshold := fs.String("load-threshold", crm.LoadThresholdOff, `cluster property load-threshold the configuration sets; 0% turns off Pacemaker's CPU throttle, which otherwise runs one action at a time on a busy node just when it takes over buckets ("": leave the property as the cluster has it)`)
 	attrMonitor := fs.Int("attr-monitor", 0, "seconds between monitors of mysql_monitor and server_load (default 5 and 10)")
 	var vipFlags []string
 	fs.Func("vip", "KEY=VALUE,…: one VIP of several (keys name, ip, buckets, nic, cidr-netmask, seed, strict, require, and the placer policy's); repeatable, instead of --ip, --buckets, --name, --nic, --cidr-netmask, --seed", func(v string) error {
@@ -148,6 +153,7 @@ func crmGenerate(args []string, stdout, stderr io.Writer) error {
 	}
 	for i := range vips {
 		vips[i].AttributeAgents, vips[i].Params, vips[i].AttrMonitor = !*noAgents, params, *attrMonitor
+		vips[i].LoadThreshold = *loadThreshold
 		// The flood check is a netdev nftables table of its own, whatever
 		// the buckets' backend (xtcluster too); on a kernel without it
 		// its start fails with OCF_ERR_INSTALLED, and --no-flood-check

@@ -19,7 +19,7 @@ func TestCrmGenerate(t *testing.T) {
 	if code := cli([]string{"crm", "--ip", "192.0.2.10", "--buckets", "4", "--nodes", "n1,n2,n3"}, &out, &errOut); code != 0 {
 		t.Fatalf("crm generate: exit %d: %s", code, errOut.String())
 	}
-	for _, want := range []string{"primitive vip_3 @vip-bucket params bucket=3\n", "location vip-own /^vip_([0-9]+)$/", "clone server_load-clone"} {
+	for _, want := range []string{"primitive vip_3 @vip-bucket params bucket=3\n", "location vip-own /^vip_([0-9]+)$/", "clone server_load-clone", "\nproperty load-threshold=0%\n"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("crm generate output lacks %q:\n%s", want, out.String())
 		}
@@ -28,6 +28,19 @@ func TestCrmGenerate(t *testing.T) {
 	if code := cli([]string{"crm", "--ip", "192.0.2.10", "--buckets", "4", "--format", "pcs"}, &out, &errOut); code != 0 ||
 		!strings.Contains(out.String(), "\npcs resource create vip_3 ocf:loadshare:clustervip ip=192.0.2.10 buckets=4 bucket=3 --no-default-ops") {
 		t.Errorf("crm --format pcs: exit %d, stderr %q, output:\n%s", code, errOut.String(), out.String())
+	}
+	if !strings.Contains(out.String(), "\npcs property set load-threshold=0%\n") {
+		t.Errorf("crm --format pcs: no load-threshold=0%% by default:\n%s", out.String())
+	}
+	out.Reset()
+	if code := cli([]string{"crm", "--ip", "192.0.2.10", "--buckets", "4", "--load-threshold", ""}, &out, &errOut); code != 0 || strings.Contains(out.String(), "load-threshold") {
+		t.Errorf(`crm --load-threshold "": exit %d, stderr %q, want the property left out:\n%s`, code, errOut.String(), out.String())
+	}
+	out.Reset()
+	errOut.Reset()
+	if code := cli([]string{"crm", "--ip", "192.0.2.10", "--buckets", "4", "--load-threshold", "none"}, &out, &errOut); code != 2 || out.Len() != 0 ||
+		!strings.Contains(errOut.String(), `load-threshold="none": want a percentage`) {
+		t.Errorf("crm --load-threshold none: exit %d, %d bytes printed, stderr %q", code, out.Len(), errOut.String())
 	}
 	out.Reset()
 	errOut.Reset()
@@ -165,7 +178,7 @@ func TestCrmshLoadsGenerated(t *testing.T) {
 	if err != nil {
 		t.Fatalf("crmsh load: %v\n%s", err, got)
 	}
-	for _, want := range []string{"primitive vip_3 @vip-bucket", "params bucket=3", "location vip-own /^vip_([0-9]+)$/", "rule 100: own_vip_%1 eq 1 and writable_monit eq 1", "clone server_load-clone server_load", `params user="mon itor"`, "drain_grace=5"} {
+	for _, want := range []string{"primitive vip_3 @vip-bucket", "params bucket=3", "load-threshold=0%", "location vip-own /^vip_([0-9]+)$/", "rule 100: own_vip_%1 eq 1 and writable_monit eq 1", "clone server_load-clone server_load", `params user="mon itor"`, "drain_grace=5"} {
 		if !strings.Contains(string(got), want) {
 			t.Errorf("crm configure show lacks %q:\n%s", want, got)
 		}

@@ -34,14 +34,19 @@ import (
 // op_defaults or rsc_defaults, set with crm_attribute; or a primitive's id,
 // e.g. server_load:placer_settle=30, an instance parameter set
 // with crm_resource once the service is configured) separated by ",";
-// the empty variant is the configuration as generated. Each variant runs
-// every bucket count, the settings of the one before undone.
+// the empty variant is the configuration as generated (load-threshold=0%
+// included). Each variant runs every bucket count, the settings of the
+// one before undone, its own set after each configuration of the service.
 //
 // The rejoin is one placer round: the restarted node's share, claimed at
 // once (an even spread wants it, whatever the hysteresis). Its columns
 // give the time from the round's first claim (attrd's log) to the last
 // bucket started, and the scheduler runs, transitions and CIB writes
 // meanwhile.
+//
+// LOADSHARE_FAILOVER_LOGS=DIR keeps each round's Pacemaker logs, which
+// the lab removes when it goes down: DIR/BUCKETS-vVARIANT-rROUND-NODE.log,
+// every node's log from the crash to the even spread after the rejoin.
 func BenchmarkFailover(b *testing.B) {
 	cfg := lab.Config{Prefix: "lsl-b", StateDir: "/var/tmp/loadshare-lab-failbench"}
 	lab.SkipUnlessCapable(b, cfg)
@@ -64,7 +69,7 @@ func BenchmarkFailover(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer l.Down()
-	r := &runner{l: l, out: os.Stdout}
+	r := &runner{l: l, out: os.Stdout, keep: os.Getenv("LOADSHARE_FAILOVER_LOGS")}
 	if r.token, r.consensus, err = r.totem(ctx); err != nil {
 		b.Fatal(err)
 	}
@@ -80,6 +85,7 @@ func BenchmarkFailover(b *testing.B) {
 			b.Fatal(err)
 		}
 		prev = set
+		r.variant = vi + 1
 		label := strings.TrimSpace(v)
 		if label == "" {
 			label = "as generated"
@@ -130,10 +136,12 @@ func (s setting) clusterOption() bool {
 	return slices.Contains([]string{"crm_config", "op_defaults", "rsc_defaults"}, s.typ)
 }
 
-// apply removes the cluster options of the previous variant and sets the
-// next's; the next's primitive parameters are set by count, after each
-// configuration of the service (which resets them).
-// Equivalent to: crm_attribute --type TYPE --name NAME --delete / --update VALUE
+// apply removes the cluster options of the previous variant and keeps the
+// next's settings for count, which sets them after each configuration of
+// the service: that resets the primitives' parameters and sets the
+// cluster properties loadshare crm generates (load-threshold), which a
+// variant's own value must override.
+// Equivalent to: crm_attribute --type TYPE --name NAME --delete
 func (r *runner) apply(ctx context.Context, prev, next []setting) error {
 	for _, s := range prev {
 		if !s.clusterOption() {
@@ -143,24 +151,20 @@ func (r *runner) apply(ctx context.Context, prev, next []setting) error {
 			return err
 		}
 	}
-	r.params = nil
-	for _, s := range next {
-		if !s.clusterOption() {
-			r.params = append(r.params, s)
-			continue
-		}
-		if _, err := r.l.Exec(ctx, "n1", "crm_attribute", "--type", s.typ, "--name", s.name, "--update", s.value); err != nil {
-			return err
-		}
-	}
+	r.settings = next
 	return nil
 }
 
-// setParams sets the variant's primitive parameters.
-// Equivalent to: crm_resource --resource PRIMITIVE --set-parameter NAME --parameter-value VALUE
-func (r runner) setParams(ctx context.Context) error {
-	for _, s := range r.params {
-		if _, err := r.l.Exec(ctx, "n1", "crm_resource", "--resource", s.typ, "--set-parameter", s.name, "--parameter-value", s.value); err != nil {
+// setSettings sets the variant's cluster options and primitive parameters.
+// Equivalent to: crm_attribute --type TYPE --name NAME --update VALUE;
+// crm_resource --resource PRIMITIVE --set-parameter NAME --parameter-value VALUE
+func (r runner) setSettings(ctx context.Context) error {
+	for _, s := range r.settings {
+		args := []string{"crm_resource", "--resource", s.typ, "--set-parameter", s.name, "--parameter-value", s.value}
+		if s.clusterOption() {
+			args = []string{"crm_attribute", "--type", s.typ, "--name", s.name, "--update", s.value}
+		}
+		if _, err := r.l.Exec(ctx, "n1", args[0], args[1:]...); err != nil {
 			return err
 		}
 	}
@@ -171,7 +175,9 @@ type runner struct {
 	l                *lab.Lab
 	out              io.Writer
 	token, consensus time.Duration // Corosync's, as it runs
-	params           []setting     // the variant's primitive parameters
+	settings         []setting     // the variant's, set after each configuration of the service
+	keep             string        // LOADSHARE_FAILOVER_LOGS: where each round's logs are copied; "" for nowhere
+	variant          int           // the variant running, from 1
 }
 
 // totem reads the token and consensus timeouts Corosync runs with.
@@ -219,7 +225,7 @@ func (r runner) count(ctx context.Context, n, rounds int) (summary, error) {
 	if err := l.ConfigureService(ctx, "n1", n, lab.ByPlacer); err != nil {
 		return s, err
 	}
-	if err := r.setParams(ctx); err != nil {
+	if err := r.setSettings(ctx); err != nil {
 		return s, err
 	}
 	if err := r.waitEven(ctx, n, l.Nodes(), 900*time.Second); err != nil {
@@ -250,6 +256,9 @@ func (r runner) count(ctx context.Context, n, rounds int) (summary, error) {
 		if err != nil {
 			return s, err
 		}
+		if err := r.keepLogs(fmt.Sprintf("%d-v%d-r%d", n, r.variant, i+1), res.crash); err != nil {
+			return s, err
+		}
 		p := res.phases
 		fo, rj = append(fo, res.owned), append(rj, res.rejoin)
 		d := func(a, b time.Time) time.Duration {
@@ -276,8 +285,9 @@ func (r runner) count(ctx context.Context, n, rounds int) (summary, error) {
 		settle := d(pr.FirstClaim, pr.LastStart)
 		pl = append(pl, settle)
 		fmt.Fprintf(r.out, "  %-5s %-4s placer round of the rejoin: first claim → last start %s; %d attribute changes, %d starts, "+
-			"%d scheduler runs, %d transitions, %d CIB writes; aborts %s\n",
-			"", victim, ms(settle), pr.Changes, pr.Starts, pr.SchedulerRuns, pr.Transitions, pr.CIBWrites, causes(Phases{Aborts: pr.Aborts}))
+			"%d stops and starts initiated (at most %d at once), %d scheduler runs, %d transitions, %d CIB writes; aborts %s\n",
+			"", victim, ms(settle), pr.Changes, pr.Starts, pr.Actions, pr.MaxInFlight, pr.SchedulerRuns, pr.Transitions, pr.CIBWrites,
+			causes(Phases{Aborts: pr.Aborts, Throttle: pr.Throttle}))
 		runs = append(runs, pr.SchedulerRuns)
 	}
 	s.failover, s.rejoin, s.placer = median(fo), median(rj), median(pl)
@@ -383,6 +393,32 @@ func (r runner) logs(nodes []string, from, to time.Time) ([]logLine, error) {
 		lines = append(lines, ls...)
 	}
 	return lines, nil
+}
+
+// keepLogs copies every node's Pacemaker log lines from the crash on
+// into r.keep as NAME-NODE.log, unless r.keep is "".
+func (r runner) keepLogs(name string, from time.Time) error {
+	if r.keep == "" {
+		return nil
+	}
+	if err := os.MkdirAll(r.keep, 0o755); err != nil {
+		return err
+	}
+	for _, node := range r.l.Nodes() {
+		b, err := os.ReadFile(filepath.Join(r.l.Config().StateDir, node, "var_log_pacemaker", "pacemaker.log"))
+		if err != nil {
+			return err
+		}
+		// From the first line of the crash's minute (Pacemaker's stamp,
+		// "Dec 04 19:18:57.722", has no year).
+		if i := strings.Index(string(b), "\n"+from.Format("Jan 02 15:04:")); i >= 0 {
+			b = b[i+1:]
+		}
+		if err := os.WriteFile(filepath.Join(r.keep, name+"-"+node+".log"), b, 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // owned returns how many of the n buckets the nodes' kernels own, and

@@ -76,6 +76,9 @@ var (
 	startResRE = regexp.MustCompile(`^Result of start operation for (\S+) on (\S+): ok`)
 	initRE     = regexp.MustCompile(`^Initiating start operation (\S+)_start_0`)
 	confirmRE  = regexp.MustCompile(`^Transition \d+ action \d+ \((\S+)_start_0 on \S+\) confirmed`)
+	// a bucket's stop or start as the DC initiates and confirms it
+	actionInitRE    = regexp.MustCompile(`^Initiating (stop|start) operation (\S+)_(?:stop|start)_0`)
+	actionConfirmRE = regexp.MustCompile(`^Transition \d+ action \d+ \((\S+)_(stop|start)_0 on \S+\) confirmed`)
 )
 
 // analyze reads the phases of the failover of victim from the lines of
@@ -156,7 +159,10 @@ type Round struct {
 	SchedulerRuns int
 	Transitions   int            // transitions that completed
 	Aborts        map[string]int // transition aborts by cause
+	Throttle      map[string]int // the controllers' throttle notices: "High CPU load", "High CIB load", …
 	CIBWrites     int            // CIB status operations completed, as one node logged them
+	Actions       int            // bucket stops and starts the DC initiated
+	MaxInFlight   int            // most bucket stops and starts initiated and not yet confirmed at once
 }
 
 var settingRE = regexp.MustCompile(`^Setting (\S+)\[(\S+)\]: (\S+) -> (\S+)`)
@@ -169,7 +175,8 @@ var settingRE = regexp.MustCompile(`^Setting (\S+)\[(\S+)\]: (\S+) -> (\S+)`)
 // counts the attribute changes and CIB writes (every node logs each once).
 func analyzeRound(lines []logLine, vip, node, cibNode string) Round {
 	sort.SliceStable(lines, func(i, j int) bool { return lines[i].At.Before(lines[j].At) })
-	r := Round{Aborts: map[string]int{}}
+	r := Round{Aborts: map[string]int{}, Throttle: map[string]int{}}
+	inFlight := map[string]bool{}
 	own := func(attr string) bool {
 		rest, ok := strings.CutPrefix(attr, "own_"+vip+"_")
 		return ok && rest != "" && strings.Trim(rest, "0123456789") == ""
@@ -201,12 +208,23 @@ func analyzeRound(lines []logLine, vip, node, cibNode string) Round {
 		if m := abortRE.FindStringSubmatch(msg); m != nil && l.Daemon == "pacemaker-controld" {
 			r.Aborts[strings.TrimSpace(m[1])]++
 		}
+		if m := throttleRE.FindStringSubmatch(msg); m != nil {
+			r.Throttle[m[1]+" "+m[2]]++
+		}
 		if l.Node == cibNode && l.Daemon == "pacemaker-based" && cibRE.MatchString(msg) {
 			r.CIBWrites++
 		}
 		if m := startResRE.FindStringSubmatch(msg); m != nil && bucket(m[1]) {
 			r.Starts++
 			r.LastStart = l.At
+		}
+		if m := actionInitRE.FindStringSubmatch(msg); m != nil && bucket(m[2]) {
+			r.Actions++
+			inFlight[m[2]+"_"+m[1]] = true
+			r.MaxInFlight = max(r.MaxInFlight, len(inFlight))
+		}
+		if m := actionConfirmRE.FindStringSubmatch(msg); m != nil {
+			delete(inFlight, m[1]+"_"+m[2])
 		}
 	}
 	return r

@@ -2,6 +2,7 @@ package failbench
 
 import (
 	"os"
+	"strings"
 	"testing"
 	"time"
 )
@@ -108,4 +109,27 @@ func readFixtures(t *testing.T, from, to time.Time, names ...string) []logLine {
 		lines = append(lines, ls...)
 	}
 	return lines
+}
+
+// TestAnalyzeRoundActions: the DC's stops and starts of buckets are
+// counted, the most of them in flight at once, and the throttle notices.
+func TestAnalyzeRoundActions(t *testing.T) {
+	log := `Dec 06 22:00:00.000 n2 pacemaker-attrd     [1] (attrd_peer_update_one) 	notice: Setting own_vip_1[n3]: (unset) -> 1 | from n1
+Dec 06 22:00:00.100 n1 pacemaker-controld  [2] (te_rsc_command) 	notice: Initiating stop operation vip_1_stop_0 on n2 | action 5
+Dec 06 22:00:00.110 n1 pacemaker-controld  [2] (te_rsc_command) 	notice: Initiating stop operation vip_2_stop_0 on n2 | action 6
+Dec 06 22:00:00.200 n1 pacemaker-controld  [2] (match_graph_event) 	info: Transition 7 action 5 (vip_1_stop_0 on n2) confirmed: ok | rc=0 call-id=9
+Dec 06 22:00:00.210 n1 pacemaker-controld  [2] (te_rsc_command) 	notice: Initiating start operation vip_1_start_0 on n3 | action 7
+Dec 06 22:00:00.220 n1 pacemaker-controld  [2] (throttle_check_thresholds) 	notice: High CIB load detected: 0.990000
+Dec 06 22:00:00.300 n1 pacemaker-controld  [2] (match_graph_event) 	info: Transition 7 action 6 (vip_2_stop_0 on n2) confirmed: ok | rc=0 call-id=10
+Dec 06 22:00:00.310 n1 pacemaker-controld  [2] (match_graph_event) 	info: Transition 7 action 7 (vip_1_start_0 on n3) confirmed: ok | rc=0 call-id=11
+Dec 06 22:00:00.320 n1 pacemaker-controld  [2] (te_rsc_command) 	notice: Initiating start operation vip_2_start_0 on n3 | action 8
+`
+	lines, err := readLog(strings.NewReader(log), time.Date(2026, 12, 6, 21, 0, 0, 0, time.UTC), time.Date(2026, 12, 6, 23, 0, 0, 0, time.UTC), time.UTC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := analyzeRound(lines, "vip", "n3", "n2")
+	if r.Actions != 4 || r.MaxInFlight != 2 || r.Throttle["High CIB load"] != 1 {
+		t.Errorf("actions %d, at most %d in flight, throttle %v; want 4, 2, High CIB load 1", r.Actions, r.MaxInFlight, r.Throttle)
+	}
 }

@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -93,8 +94,9 @@ var attrAgentArgs = []string{
 
 // generate runs `loadshare crm` (the binary installed in the nodes) in
 // viewer for the lab's VIP in buckets buckets, with the lab's attribute
-// agents and extra options, and returns its resources and constraints.
-func (l *Lab) generate(ctx context.Context, viewer string, buckets int, extra ...string) (resources, constraints string, err error) {
+// agents and extra options, and returns its resources and constraints,
+// and the cluster properties it sets (name, value, name, value …).
+func (l *Lab) generate(ctx context.Context, viewer string, buckets int, extra ...string) (resources, constraints string, props []string, err error) {
 	args := []string{"crm", "--ip", l.VIP().String(), "--buckets", strconv.Itoa(buckets), "--cidr-netmask", "24", "--nic", "eth0"}
 	if l.cfg.DB == DBReplication && !l.cfg.NoDB && len(extra) == 0 {
 		// A strict writer VIP on the primary, a reader VIP over the
@@ -118,7 +120,7 @@ func (l *Lab) generate(ctx context.Context, viewer string, buckets int, extra ..
 	}
 	out, err := l.Exec(ctx, viewer, agentBinary, append(args, extra...)...)
 	if err != nil {
-		return "", "", fmt.Errorf("generate the configuration with loadshare crm: %w", err)
+		return "", "", nil, fmt.Errorf("generate the configuration with loadshare crm: %w", err)
 	}
 	x := string(out)
 	section := func(name string) (string, error) {
@@ -129,18 +131,28 @@ func (l *Lab) generate(ctx context.Context, viewer string, buckets int, extra ..
 		return x[i : j+len(name)+3], nil
 	}
 	if resources, err = section("resources"); err != nil {
-		return "", "", err
+		return "", "", nil, err
 	}
 	if constraints, err = section("constraints"); err != nil {
-		return "", "", err
+		return "", "", nil, err
 	}
-	return resources, constraints, nil
+	crmConfig, err := section("crm_config")
+	if err != nil {
+		crmConfig = "" // <crm_config/>: no property
+	}
+	for _, m := range nvpairRE.FindAllStringSubmatch(crmConfig, -1) {
+		props = append(props, m[1], m[2])
+	}
+	return resources, constraints, props, nil
 }
+
+// nvpairRE is an nvpair as loadshare crm --format xml writes it.
+var nvpairRE = regexp.MustCompile(`<nvpair id="[^"]*" name="([^"]*)" value="([^"]*)"/>`)
 
 // cloneConfig is the ByClone configuration: resources and constraints, the
 // attribute agents (without placer) as loadshare crm generates them.
 func (l *Lab) cloneConfig(ctx context.Context, viewer string, buckets int) (resources, constraints string, err error) {
-	generated, _, err := l.generate(ctx, viewer, 1, "--param", "server_load:placer=")
+	generated, _, _, err := l.generate(ctx, viewer, 1, "--param", "server_load:placer=")
 	if err != nil {
 		return "", "", err
 	}
@@ -194,10 +206,13 @@ func (l *Lab) cloneConfig(ctx context.Context, viewer string, buckets int) (reso
 // ConfigureService configures the loadshare service on a running cluster
 // (through node viewer): the attribute agents and the VIP in buckets
 // buckets, placed as how says, and rsc_defaults resource-stickiness=0;
-// the lab's stonith resource (if it fences) is kept. no-quorum-policy stays
+// ByPlacer also sets the cluster properties loadshare crm generates
+// (load-threshold=0%), so the lab runs what operators get. The lab's
+// stonith resource (if it fences) is kept. no-quorum-policy stays
 // Pacemaker's default, stop: a node left without quorum stops its buckets.
 // The nodes need the agents (Config.Agents).
-// Equivalent to: cibadmin --replace -o resources / -o constraints
+// Equivalent to: crm_attribute --type crm_config --name NAME --update VALUE;
+// cibadmin --replace -o resources / -o constraints
 func (l *Lab) ConfigureService(ctx context.Context, viewer string, buckets int, how Placement) error {
 	return l.configure(ctx, viewer, buckets, how)
 }
@@ -213,21 +228,25 @@ func (l *Lab) configure(ctx context.Context, viewer string, buckets int, how Pla
 		return errors.New("configure service: the lab has no agents installed (Config.Agents)")
 	}
 	var res, cons string
+	var props []string
 	var err error
 	switch how {
 	case ByClone:
 		res, cons, err = l.cloneConfig(ctx, viewer, buckets)
 	default:
-		// The whole service as loadshare crm generates it; server_load's
-		// monitor runs the placer.
-		res, cons, err = l.generate(ctx, viewer, buckets, extra...)
+		// The whole service as loadshare crm generates it, its cluster
+		// properties (load-threshold) too; server_load's monitor runs
+		// the placer.
+		res, cons, props, err = l.generate(ctx, viewer, buckets, extra...)
 	}
 	if err != nil {
 		return err
 	}
-	for _, a := range [][]string{
-		{"--type", "rsc_defaults", "--name", "resource-stickiness", "--update", "0"},
-	} {
+	sets := [][]string{{"--type", "rsc_defaults", "--name", "resource-stickiness", "--update", "0"}}
+	for i := 0; i+1 < len(props); i += 2 {
+		sets = append(sets, []string{"--type", "crm_config", "--name", props[i], "--update", props[i+1]})
+	}
+	for _, a := range sets {
 		if _, err := l.Exec(ctx, viewer, "crm_attribute", a...); err != nil {
 			return err
 		}
