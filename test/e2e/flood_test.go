@@ -60,7 +60,8 @@ func TestFlood(t *testing.T) {
 				t.Fatal(err)
 			}
 			t.Cleanup(func() { l.Reflood("n2") })
-			v.waitAttr("n2", attr, "0")
+			// window, confirmation, dampening: ~20 s with 2 s monitors
+			v.waitAttrWithin(60*time.Second, "n2", attr, "0")
 			detected := time.Since(t0)
 			moved := v.waitSpread(90*time.Second, 6, 0, 6)
 			time.Sleep(3 * time.Second) // connections started just before the move have ended
@@ -162,8 +163,8 @@ func TestFloodFalsePositives(t *testing.T) {
 		}
 		t.Cleanup(func() { l.Reflood(n) })
 	}
-	v.waitAttr("n2", attr, "0")
-	v.waitAttr("n3", attr, "0")
+	v.waitAttrWithin(60*time.Second, "n2", attr, "0")
+	v.waitAttrWithin(60*time.Second, "n3", attr, "0")
 	v.waitSpread(90*time.Second, 12, 0, 0)
 	hold("n2 and n3 unflooded", 10*time.Second, []string{"n1"}, 12, 0, 0)
 	v.answerAll(200, "n1")
@@ -176,7 +177,7 @@ func TestFloodFalsePositives(t *testing.T) {
 	// and keeps serving; n2 and n3 find nobody claiming either, withdraw
 	// their 0 and get their buckets back: every node serves, none is 0.
 	for _, n := range []string{"n2", "n3"} {
-		v.waitAttr(n, attr, "")
+		v.waitAttrWithin(60*time.Second, n, attr, "")
 	}
 	v.waitSpread(90*time.Second, 4, 4, 4)
 	hold("every node unflooded", 20*time.Second, l.Nodes(), 4, 4, 4)

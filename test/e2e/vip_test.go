@@ -75,7 +75,13 @@ func (v vipLab) answerAll(n int, owners ...string) lab.Spread {
 
 func (v vipLab) waitAttr(node, name, want string) time.Duration {
 	v.t.Helper()
-	return waitFor(v.t, 30*time.Second, fmt.Sprintf("%s %s=%s", node, name, want), func() (bool, string) {
+	return v.waitAttrWithin(30*time.Second, node, name, want)
+}
+
+// waitAttrWithin is waitAttr bounded by d.
+func (v vipLab) waitAttrWithin(d time.Duration, node, name, want string) time.Duration {
+	v.t.Helper()
+	return waitFor(v.t, d, fmt.Sprintf("%s %s=%s", node, name, want), func() (bool, string) {
 		c, err := v.Cluster(context.Background(), v.viewer())
 		if err != nil {
 			return false, err.Error()
