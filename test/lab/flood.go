@@ -6,13 +6,14 @@ import (
 	"net"
 	"net/netip"
 	"slices"
+	"strings"
 
 	"github.com/google/nftables"
+	"github.com/google/nftables/binaryutil"
 	"github.com/google/nftables/expr"
 	"github.com/google/nftables/userdata"
 	"github.com/loadshare/loadshare/clusterip"
 	"github.com/loadshare/loadshare/test/nstest"
-	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 )
 
@@ -26,8 +27,12 @@ import (
 //	table bridge loadshare-lab-flood {
 //	  set cluster-macs { type ether_addr; elements = { every lab VIP's MAC, both mac_mode values } }
 //	  chain forward { type filter hook forward priority -200
-//	    oifname "pN" ether daddr @cluster-macs counter drop comment "unflood nN" }
+//	    oifname "pN" ether daddr @cluster-macs counter drop comment "unflood nN"
+//	    oifname "pM" numgen random mod 100 < P counter drop comment "lossy nM" }
 //	}
+//
+// The second kind of rule is Lossy's: P% of every frame to a node lost at
+// random, as a saturated port does (the lab's kernel has no netem).
 
 const (
 	floodTable = "loadshare-lab-flood"
@@ -62,8 +67,9 @@ func (l *Lab) switchNFT() (*nftables.Conn, func(), error) {
 }
 
 func unfloodComment(node string) string { return "unflood " + node }
+func lossyComment(node string) string   { return "lossy " + node }
 
-// floodRules returns the forward chain's rules, by node.
+// floodRules returns the forward chain's rules, by comment.
 func floodRules(c *nftables.Conn) (map[string]*nftables.Rule, error) {
 	t := &nftables.Table{Family: nftables.TableFamilyBridge, Name: floodTable}
 	rs, err := c.GetRules(t, &nftables.Chain{Name: floodChain, Table: t})
@@ -76,17 +82,14 @@ func floodRules(c *nftables.Conn) (map[string]*nftables.Rule, error) {
 	out := make(map[string]*nftables.Rule, len(rs))
 	for _, r := range rs {
 		if s, ok := userdata.GetString(r.UserData, userdata.TypeComment); ok {
-			var n string
-			if _, err := fmt.Sscanf(s, "unflood %s", &n); err == nil {
-				out[n] = r
-			}
+			out[s] = r
 		}
 	}
 	return out, nil
 }
 
 // floodRulesOf opens the switch's nftables (done closes it) and reads the
-// faults' rules, by node; node must be one of the lab's.
+// faults' rules, by comment; node must be one of the lab's.
 func (l *Lab) floodRulesOf(node string) (*nftables.Conn, map[string]*nftables.Rule, func(), error) {
 	if _, err := l.index(node); err != nil {
 		return nil, nil, nil, err
@@ -103,6 +106,42 @@ func (l *Lab) floodRulesOf(node string) (*nftables.Conn, map[string]*nftables.Ru
 	return c, rs, done, nil
 }
 
+// addFault adds a rule to the switch's fault chain (its table and chain
+// made if need be): frames out of node's port that match are counted and
+// dropped.
+func (l *Lab) addFault(c *nftables.Conn, node, comment string, match func(t *nftables.Table) ([]expr.Any, error)) error {
+	t := c.AddTable(&nftables.Table{Family: nftables.TableFamilyBridge, Name: floodTable})
+	m, err := match(t)
+	if err != nil {
+		return err
+	}
+	prio := nftables.ChainPriority(-200)
+	ch := c.AddChain(&nftables.Chain{Name: floodChain, Table: t, Type: nftables.ChainTypeFilter,
+		Hooknum: nftables.ChainHookForward, Priority: &prio})
+	exprs := append([]expr.Any{
+		&expr.Meta{Key: expr.MetaKeyOIFNAME, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: ifname16(l.port(node))},
+	}, m...)
+	c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: append(exprs, &expr.Counter{}, &expr.Verdict{Kind: expr.VerdictDrop}),
+		UserData: userdata.AppendString(nil, userdata.TypeComment, comment)})
+	return c.Flush()
+}
+
+// delFault deletes the fault rule of that comment (none is fine); the
+// table goes with the last rule.
+func delFault(c *nftables.Conn, rs map[string]*nftables.Rule, comment string) error {
+	r, ok := rs[comment]
+	if !ok {
+		return nil
+	}
+	if len(rs) == 1 {
+		c.DelTable(r.Table)
+	} else if err := c.DelRule(r); err != nil {
+		return err
+	}
+	return c.Flush()
+}
+
 // Unflood makes the lab's switch stop delivering frames sent to a VIP's
 // cluster MAC to node (both mac_mode values, every lab VIP); the node keeps
 // everything else. A node already unflooded stays so.
@@ -113,30 +152,24 @@ func (l *Lab) Unflood(node string) error {
 		return fmt.Errorf("unflood %s: %w", node, err)
 	}
 	defer done()
-	if _, ok := rs[node]; ok {
+	if _, ok := rs[unfloodComment(node)]; ok {
 		return nil
 	}
-	t := c.AddTable(&nftables.Table{Family: nftables.TableFamilyBridge, Name: floodTable})
-	s := &nftables.Set{Table: t, Name: floodSet, KeyType: nftables.TypeEtherAddr}
-	var els []nftables.SetElement
-	for _, m := range l.clusterMACs() {
-		els = append(els, nftables.SetElement{Key: []byte(m)})
-	}
-	if err := c.AddSet(s, els); err != nil {
-		return err
-	}
-	prio := nftables.ChainPriority(-200)
-	ch := c.AddChain(&nftables.Chain{Name: floodChain, Table: t, Type: nftables.ChainTypeFilter,
-		Hooknum: nftables.ChainHookForward, Priority: &prio})
-	c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: []expr.Any{
-		&expr.Meta{Key: expr.MetaKeyOIFNAME, Register: 1},
-		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: ifname16(l.port(node))},
-		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseLLHeader, Offset: 0, Len: 6},
-		&expr.Lookup{SourceRegister: 1, SetName: s.Name, SetID: s.ID},
-		&expr.Counter{},
-		&expr.Verdict{Kind: expr.VerdictDrop},
-	}, UserData: userdata.AppendString(nil, userdata.TypeComment, unfloodComment(node))})
-	if err := c.Flush(); err != nil {
+	err = l.addFault(c, node, unfloodComment(node), func(t *nftables.Table) ([]expr.Any, error) {
+		s := &nftables.Set{Table: t, Name: floodSet, KeyType: nftables.TypeEtherAddr}
+		var els []nftables.SetElement
+		for _, m := range l.clusterMACs() {
+			els = append(els, nftables.SetElement{Key: []byte(m)})
+		}
+		if err := c.AddSet(s, els); err != nil {
+			return nil, err
+		}
+		return []expr.Any{
+			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseLLHeader, Offset: 0, Len: 6},
+			&expr.Lookup{SourceRegister: 1, SetName: s.Name, SetID: s.ID},
+		}, nil
+	})
+	if err != nil {
 		return fmt.Errorf("unflood %s: %w", node, err)
 	}
 	return nil
@@ -151,16 +184,7 @@ func (l *Lab) Reflood(node string) error {
 		return fmt.Errorf("reflood %s: %w", node, err)
 	}
 	defer done()
-	r, ok := rs[node]
-	if !ok {
-		return nil
-	}
-	if len(rs) == 1 {
-		c.DelTable(r.Table)
-	} else if err := c.DelRule(r); err != nil {
-		return err
-	}
-	if err := c.Flush(); err != nil {
+	if err := delFault(c, rs, unfloodComment(node)); err != nil {
 		return fmt.Errorf("reflood %s: %w", node, err)
 	}
 	return nil
@@ -179,8 +203,10 @@ func (l *Lab) Unflooded() ([]string, error) {
 		return nil, err
 	}
 	var out []string
-	for n := range rs {
-		out = append(out, n)
+	for c := range rs {
+		if n, ok := strings.CutPrefix(c, unfloodComment("")); ok {
+			out = append(out, n)
+		}
 	}
 	slices.Sort(out)
 	return out, nil
@@ -194,28 +220,31 @@ func ifname16(n string) []byte {
 }
 
 // Lossy makes the lab's switch lose percent of the frames it sends to
-// node, at random (tc netem on node's port: probes, clients' frames,
-// corosync alike, as a saturated port or NIC ring does); 0 removes it.
-// Equivalent to: tc -n SW qdisc replace dev pN root netem loss P% (del with 0)
-func (l *Lab) Lossy(node string, percent float32) error {
+// node, at random (probes, clients' frames, corosync alike, as a
+// saturated port or NIC ring does); 0 removes it. A node lossy already
+// keeps its first percentage until it is removed.
+// Equivalent to: nft add rule bridge loadshare-lab-flood forward oifname pN numgen random mod 100 lt P counter drop
+func (l *Lab) Lossy(node string, percent int) error {
 	if percent < 0 || percent > 100 {
-		return fmt.Errorf("loss of %s: percent=%v: must be 0 to 100", node, percent)
+		return fmt.Errorf("loss of %s: percent=%d: must be 0 to 100", node, percent)
 	}
-	nl, port, done, err := l.switchPort(node)
+	c, rs, done, err := l.floodRulesOf(node)
 	if err != nil {
 		return fmt.Errorf("loss of %s: %w", node, err)
 	}
 	defer done()
-	q := netlink.NewNetem(netlink.QdiscAttrs{LinkIndex: port.Attrs().Index, Handle: netlink.MakeHandle(1, 0),
-		Parent: netlink.HANDLE_ROOT}, netlink.NetemQdiscAttrs{Loss: percent})
 	if percent == 0 {
-		if err := nl.QdiscDel(q); err != nil && !errors.Is(err, unix.ENOENT) && !errors.Is(err, unix.EINVAL) {
-			return fmt.Errorf("loss of %s: remove netem on %s: %w", node, l.port(node), err)
-		}
-		return nil
+		err = delFault(c, rs, lossyComment(node))
+	} else if _, ok := rs[lossyComment(node)]; !ok {
+		err = l.addFault(c, node, lossyComment(node), func(*nftables.Table) ([]expr.Any, error) {
+			return []expr.Any{
+				&expr.Numgen{Register: 1, Modulus: 100, Type: unix.NFT_NG_RANDOM},
+				&expr.Cmp{Op: expr.CmpOpLt, Register: 1, Data: binaryutil.NativeEndian.PutUint32(uint32(percent))},
+			}, nil
+		})
 	}
-	if err := nl.QdiscReplace(q); err != nil {
-		return fmt.Errorf("loss of %s: netem on %s: %w", node, l.port(node), err)
+	if err != nil {
+		return fmt.Errorf("loss of %s: %w", node, err)
 	}
 	return nil
 }
