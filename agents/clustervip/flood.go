@@ -16,10 +16,11 @@ import (
 
 // The flood check (parameter flood_check=NAME): one instance per node, in
 // an anonymous clone, owning no bucket. Its kernel side is clusterip's
-// (EnsureFlood, SendFloodProbe, FloodHeard, JudgeFlood); this file keeps
-// what the check remembers between monitors, asks attrd what the other
-// nodes concluded, and publishes this node's verdict as flood_NAME (only
-// on change, dampened by attrd).
+// (EnsureFlood, SendFloodProbe, FloodHeard, FloodMemory, JudgeFlood);
+// this file keeps what the check remembers between monitors in the
+// instance's state file (agents/attrs), asks attrd what the other nodes
+// concluded, and publishes this node's verdict as flood_NAME (only on
+// change, dampened by attrd).
 
 // envOnNode names this node (Pacemaker's meta attribute on_node).
 const envOnNode = "OCF_RESKEY_CRM_meta_on_node"
