@@ -1,7 +1,6 @@
 package metrics
 
 import (
-	"bytes"
 	"net"
 	"net/netip"
 	"strings"
@@ -10,7 +9,6 @@ import (
 	"github.com/loadshare/loadshare/clusterip"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
-	"github.com/prometheus/common/expfmt"
 
 	"github.com/loadshare/loadshare/test/promtest"
 )
@@ -81,13 +79,7 @@ loadshare_vip_tracked_connections{address="10.201.0.101"} 0
 	if n := testutil.CollectAndCount(readingCollector{draining}, "loadshare_bucket_packets_total", "loadshare_vip_dropped_packets_total"); n != 0 {
 		t.Errorf("%d counter series without counters, want 0", n)
 	}
-	problems, err := testutil.CollectAndLint(c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, p := range problems {
-		t.Errorf("promlint: %s: %s", p.Metric, p.Text)
-	}
+	promtest.Lint(t, c)
 }
 
 type floodCollector map[string]map[string]uint64
@@ -117,24 +109,6 @@ loadshare_flood_probes_received_total{address="10.201.0.100",peer="02:00:00:00:0
 	if err := testutil.CollectAndCompare(c, strings.NewReader(want)); err != nil {
 		t.Error(err)
 	}
-	problems, err := testutil.CollectAndLint(c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, p := range problems {
-		t.Errorf("promlint: %s: %s", p.Metric, p.Text)
-	}
-	reg := prometheus.NewPedanticRegistry()
-	reg.MustRegister(c)
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var text bytes.Buffer
-	for _, mf := range mfs {
-		if _, err := expfmt.MetricFamilyToText(&text, mf); err != nil {
-			t.Fatal(err)
-		}
-	}
-	promtest.CheckMetrics(t, text.Bytes())
+	promtest.Lint(t, c)
+	promtest.CheckMetrics(t, promtest.Exposition(t, c))
 }

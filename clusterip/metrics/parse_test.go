@@ -1,7 +1,6 @@
 package metrics
 
 import (
-	"bytes"
 	"net"
 	"net/netip"
 	"reflect"
@@ -9,8 +8,8 @@ import (
 	"testing"
 
 	"github.com/loadshare/loadshare/clusterip"
+	"github.com/loadshare/loadshare/test/promtest"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/common/expfmt"
 )
 
 // node is what Kernel collects on a node with fixed readings.
@@ -28,19 +27,7 @@ func (n node) Collect(ch chan<- prometheus.Metric) {
 // exposition is what a node with these readings serves.
 func exposition(t *testing.T, up float64, rs ...reading) string {
 	t.Helper()
-	reg := prometheus.NewPedanticRegistry()
-	reg.MustRegister(node{up, rs})
-	fams, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var b bytes.Buffer
-	for _, f := range fams {
-		if _, err := expfmt.MetricFamilyToText(&b, f); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return b.String()
+	return string(promtest.Exposition(t, node{up, rs}))
 }
 
 // TestParseKernel: what Kernel writes reads back, per VIP, and a node that

@@ -1,7 +1,6 @@
 package metrics
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"os"
@@ -11,9 +10,7 @@ import (
 	"time"
 
 	"github.com/loadshare/loadshare/crm"
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
-	"github.com/prometheus/common/expfmt"
 
 	"github.com/loadshare/loadshare/test/promtest"
 )
@@ -74,7 +71,7 @@ loadshare_vip_buckets_unowned{vip="vip"} 0
 	if n := testutil.CollectAndCount(c, "loadshare_node_readable", "loadshare_node_replication_lag_seconds"); n != 0 {
 		t.Errorf("%d series of attributes the status lacks, want 0", n)
 	}
-	lint(t, c)
+	promtest.Lint(t, c)
 }
 
 // The flood check's verdict of this node, flood_vip, is exported as is:
@@ -106,7 +103,7 @@ loadshare_vip_flood_reached{node="n1",vip="vip"} ` + c.want + "\n"
 			t.Errorf("flood_vip=%q: %v", c.value, err)
 		}
 		if c.value == "0" {
-			lint(t, col)
+			promtest.Lint(t, col)
 		}
 	}
 }
@@ -155,7 +152,7 @@ loadshare_placer_rounds_total{result="not_dc",vip="vip"} 1
 		"loadshare_placer_rounds_total"); err != nil {
 		t.Error(err)
 	}
-	lint(t, p)
+	promtest.Lint(t, p)
 }
 
 // TestPromtool: the whole Pacemaker side of a 3-node lab's status, and a
@@ -163,33 +160,10 @@ loadshare_placer_rounds_total{result="not_dc",vip="vip"} 1
 func TestPromtool(t *testing.T) {
 	var s crm.PlacerStats
 	s.Add(crm.PlacerRound{Result: crm.RoundApplied, At: time.Unix(1_700_000_000, 0), Duration: time.Second, Moves: 2, Writes: 4})
-	reg := prometheus.NewPedanticRegistry()
-	reg.MustRegister(&Cluster{Status: fixture(t, "crm_mon-lab-buckets.xml"), Node: named("n2")},
+	text := promtest.Exposition(t, &Cluster{Status: fixture(t, "crm_mon-lab-buckets.xml"), Node: named("n2")},
 		&Placer{Stats: func() (map[string]crm.PlacerStats, error) { return map[string]crm.PlacerStats{"vip": s}, nil }})
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
+	if !strings.Contains(string(text), `loadshare_node_dc{node="n2"} 1`) {
+		t.Errorf("n2, the DC, not exported as the DC:\n%s", text)
 	}
-	var text bytes.Buffer
-	for _, mf := range mfs {
-		if _, err := expfmt.MetricFamilyToText(&text, mf); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if !strings.Contains(text.String(), `loadshare_node_dc{node="n2"} 1`) {
-		t.Errorf("n2, the DC, not exported as the DC:\n%s", text.String())
-	}
-	promtest.CheckMetrics(t, text.Bytes())
-}
-
-// lint fails on what promlint (promtool check metrics' rules) reports.
-func lint(t *testing.T, c prometheus.Collector) {
-	t.Helper()
-	problems, err := testutil.CollectAndLint(c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, p := range problems {
-		t.Errorf("promlint: %s: %s", p.Metric, p.Text)
-	}
+	promtest.CheckMetrics(t, text)
 }

@@ -1,11 +1,13 @@
-// Package promtest runs Debian's real Prometheus tools for tests: promtool
-// check metrics on an exposition, prometheus-node-exporter with only its
-// textfile collector, and a Prometheus server scraping given targets and
-// answering PromQL through its HTTP API. Everything listens on 127.0.0.1
-// at a free port, keeps its files in the test's temporary directory, and
-// is killed by its pid when the test ends.
+// Package promtest checks loadshare's metrics for tests: in process, a
+// collector's exposition and its promlint findings; and with Debian's real
+// Prometheus tools, promtool check metrics on an exposition,
+// prometheus-node-exporter with only its textfile collector, and a
+// Prometheus server scraping given targets and answering PromQL through
+// its HTTP API. Every tool listens on 127.0.0.1 at a free port, keeps its
+// files in the test's temporary directory, and is killed by its pid when
+// the test ends.
 //
-// It needs the Debian packages prometheus (prometheus, promtool) and
+// The tools need the Debian packages prometheus (prometheus, promtool) and
 // prometheus-node-exporter (test/install-deps.sh installs them); without
 // them, and under go test -short, the test skips, saying why.
 package promtest
@@ -27,6 +29,9 @@ import (
 	"github.com/loadshare/loadshare/test/mariadbtest"
 	"github.com/prometheus/client_golang/api"
 	v1 "github.com/prometheus/client_golang/api/prometheus/v1"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 )
 
@@ -46,6 +51,38 @@ func need(t testing.TB, path, pkg string) {
 	if _, err := os.Stat(path); err != nil {
 		t.Skipf("needs %s (Debian package %s): %v", path, pkg, err)
 	}
+}
+
+// Lint fails t on what promlint (promtool check metrics' rules, in
+// process) reports of c's metrics.
+func Lint(t testing.TB, c prometheus.Collector) {
+	t.Helper()
+	problems, err := testutil.CollectAndLint(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range problems {
+		t.Errorf("promlint: %s: %s", p.Metric, p.Text)
+	}
+}
+
+// Exposition is what cs serve: registered in a pedantic registry (which
+// fails t on an inconsistent collector), gathered, in the text format.
+func Exposition(t testing.TB, cs ...prometheus.Collector) []byte {
+	t.Helper()
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(cs...)
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var text bytes.Buffer
+	for _, mf := range mfs {
+		if _, err := expfmt.MetricFamilyToText(&text, mf); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return text.Bytes()
 }
 
 // CheckMetrics fails t with promtool's findings when text (the Prometheus
