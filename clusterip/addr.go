@@ -23,6 +23,18 @@ func linkOf(h *netlink.Handle, v VIP) (netlink.Link, error) {
 	return l, err
 }
 
+// linkIfAny is v's link, or nil when the link is gone (and v's address
+// and cluster MAC with it): what the removals need, which still delete
+// the tables.
+func linkIfAny(h *netlink.Handle, v VIP) (netlink.Link, error) {
+	l, err := linkOf(h, v)
+	var fe *FieldError
+	if errors.As(err, &fe) {
+		return nil, nil
+	}
+	return l, err
+}
+
 // addrFamily is netlink's address family of a.
 func addrFamily(a netip.Addr) int {
 	if a.Is4() {

@@ -70,42 +70,27 @@ func jhash(k []byte, initval uint32) uint32 {
 	return jhashFinal(a, b, c)
 }
 
+// jhashMix is the kernel's __jhash_mix: six steps of
+// x -= z; x ^= rol32(z, r); z += y, over (x, y, z) = (a, b, c) and its
+// rotations (b, c, a), (c, a, b), twice round.
 func jhashMix(a, b, c uint32) (uint32, uint32, uint32) {
-	a -= c
-	a ^= bits.RotateLeft32(c, 4)
-	c += b
-	b -= a
-	b ^= bits.RotateLeft32(a, 6)
-	a += c
-	c -= b
-	c ^= bits.RotateLeft32(b, 8)
-	b += a
-	a -= c
-	a ^= bits.RotateLeft32(c, 16)
-	c += b
-	b -= a
-	b ^= bits.RotateLeft32(a, 19)
-	a += c
-	c -= b
-	c ^= bits.RotateLeft32(b, 4)
-	b += a
+	for _, r := range [...]int{4, 6, 8, 16, 19, 4} {
+		a -= c
+		a ^= bits.RotateLeft32(c, r)
+		c += b
+		a, b, c = b, c, a
+	}
 	return a, b, c
 }
 
+// jhashFinal is the kernel's __jhash_final: seven steps of
+// z ^= y; z -= rol32(y, r), over (y, z) = (b, c), (c, a), (a, b), … The
+// loop renames like jhashMix; after seven steps the kernel's c is b.
 func jhashFinal(a, b, c uint32) uint32 {
-	c ^= b
-	c -= bits.RotateLeft32(b, 14)
-	a ^= c
-	a -= bits.RotateLeft32(c, 11)
-	b ^= a
-	b -= bits.RotateLeft32(a, 25)
-	c ^= b
-	c -= bits.RotateLeft32(b, 16)
-	a ^= c
-	a -= bits.RotateLeft32(c, 4)
-	b ^= a
-	b -= bits.RotateLeft32(a, 14)
-	c ^= b
-	c -= bits.RotateLeft32(b, 24)
-	return c
+	for _, r := range [...]int{14, 11, 25, 16, 4, 14, 24} {
+		c ^= b
+		c -= bits.RotateLeft32(b, r)
+		a, b, c = b, c, a
+	}
+	return b
 }

@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"os"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/google/nftables"
@@ -45,6 +46,13 @@ import (
 // The cluster MAC is joined on the link while the check runs (a NIC filters
 // multicast and foreign unicast it has not been told about), and kept there
 // when the VIP's last bucket goes (see Plane.dropLocked).
+//
+// The check is independent of the buckets' backend: with xtcluster (iptables'
+// cluster match) it runs the same on a kernel that also has nf_tables with
+// netdev ingress and egress hooks; the probes (to the broadcast or all-nodes
+// address, not the VIP) never match the VIP's iptables rules, and are dropped
+// at netdev ingress before them. A kernel without those hooks refuses the
+// table: ErrFloodUnsupported.
 
 // FloodPort is the probes' UDP port (discard): a probe that reaches a
 // node's stack (no flood check there) is dropped silently.
@@ -120,15 +128,11 @@ func (p *Plane) EnsureFlood(v VIP) error {
 		return err
 	}
 	defer unlock()
-	h, err := p.netlink()
+	h, l, err := p.openLink(v, linkOf)
 	if err != nil {
-		return err
+		return fmt.Errorf("flood check of %s: %w", v, err)
 	}
 	defer h.Close()
-	l, err := h.LinkByName(v.Link)
-	if err != nil {
-		return fmt.Errorf("flood check of %s: link %s: %w", v, v.Link, err)
-	}
 	if err := joinMAC(h, l, v); err != nil {
 		return err
 	}
@@ -138,7 +142,7 @@ func (p *Plane) EnsureFlood(v VIP) error {
 	}
 	// The lock file is the VIP's (lock.go): it goes with the VIP's last
 	// bucket, so the check leaves none behind on a node serving no bucket.
-	if served, err := tableExists(c, nftables.TableFamilyNetdev, v.name()); err != nil {
+	if served, err := p.servedHere(c, v); err != nil {
 		return err
 	} else if !served {
 		defer p.removeLockFile(v)
@@ -170,9 +174,29 @@ func (p *Plane) EnsureFlood(v VIP) error {
 		&expr.Payload{OperationType: expr.PayloadWrite, SourceRegister: 1, Base: expr.PayloadBaseLLHeader, Offset: 0, Len: 6},
 	)})
 	if err := c.Flush(); err != nil {
+		if errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.ENOENT) || errors.Is(err, unix.EAFNOSUPPORT) {
+			err = fmt.Errorf("%w: %w", ErrFloodUnsupported, err)
+		}
 		return fmt.Errorf("program flood check table %s: %w", t.Name, err)
 	}
 	return nil
+}
+
+// ErrFloodUnsupported: the kernel lacks what the flood check's table
+// needs, nf_tables with netdev ingress and egress hooks (Linux 5.16 or
+// later, CONFIG_NETFILTER_EGRESS). Either backend's buckets work without
+// it; the check does not.
+var ErrFloodUnsupported = errors.New("the kernel has no nftables netdev ingress and egress hooks (Linux 5.16 or later)")
+
+// servedHere reports whether buckets of v are served on this node, by
+// either backend: its nftables table, else its iptables chain (looked
+// for only when the table is absent: an exec of iptables-save).
+func (p *Plane) servedHere(c *nftables.Conn, v VIP) (bool, error) {
+	ok, err := tableExists(c, nftables.TableFamilyNetdev, v.name())
+	if err != nil || ok {
+		return ok, err
+	}
+	return p.xtRecorded(v), nil
 }
 
 // RemoveFlood removes v's flood check: its table, and the cluster MAC from
@@ -196,7 +220,7 @@ func (p *Plane) RemoveFlood(v VIP) error {
 			return fmt.Errorf("delete flood check table of %s: %w", v, err)
 		}
 	}
-	served, err := tableExists(c, nftables.TableFamilyNetdev, v.name())
+	served, err := p.servedHere(c, v)
 	if err != nil || served {
 		return err
 	}
@@ -212,6 +236,43 @@ func (p *Plane) RemoveFlood(v VIP) error {
 	}
 	p.removeLockFile(v)
 	return nil
+}
+
+// FloodChecks returns the addresses of the VIPs whose flood check runs
+// here (their tables exist), sorted.
+// Equivalent to: nft list tables netdev | grep loadshare-flood-
+func (p *Plane) FloodChecks() ([]netip.Addr, error) {
+	c, err := p.nftConn()
+	if err != nil {
+		return nil, err
+	}
+	ts, err := c.ListTablesOfFamily(nftables.TableFamilyNetdev)
+	if err != nil {
+		return nil, fmt.Errorf("list flood checks: %w", err)
+	}
+	var out []netip.Addr
+	for _, t := range ts {
+		if a, ok := floodTableAddr(t.Name); ok {
+			out = append(out, a)
+		}
+	}
+	slices.SortFunc(out, netip.Addr.Compare)
+	return out, nil
+}
+
+// floodTableAddr reverses floodTable's name: '_' stands for '.' (IPv4) or
+// ':' (IPv6).
+func floodTableAddr(name string) (netip.Addr, bool) {
+	s, ok := strings.CutPrefix(name, tablePrefix+"flood-")
+	if !ok {
+		return netip.Addr{}, false
+	}
+	for _, sep := range []string{".", ":"} {
+		if a, err := netip.ParseAddr(strings.ReplaceAll(s, "_", sep)); err == nil && a.Is4() == (sep == ".") {
+			return a, true
+		}
+	}
+	return netip.Addr{}, false
 }
 
 // FloodHeard returns the probes of v received here so far, by sender MAC
@@ -252,9 +313,15 @@ func floodPayload(v VIP) []byte {
 	return b
 }
 
-// SendFloodProbe sends one probe of v on its link: to the cluster MAC (the
-// egress rewrite of EnsureFlood's table), from the link's own MAC. One UDP
-// socket bound to the link, one send; no process.
+// FloodBurst is how many probes SendFloodProbe sends at once: with two
+// peers, a window of 3 monitors and a confirmation of 3 more, a node loses
+// all of 36 probes before it is judged; at 50% random loss that is 2^-36
+// (at one probe a monitor, 2^-12: once in 2.3 hours at 2 s monitors).
+const FloodBurst = 3
+
+// SendFloodProbe sends FloodBurst probes of v on its link: to the cluster
+// MAC (the egress rewrite of EnsureFlood's table), from the link's own MAC.
+// One UDP socket bound to the link; no process.
 func (p *Plane) SendFloodProbe(v VIP) error {
 	h, done, err := p.rtnetlink()
 	if err != nil {
@@ -294,8 +361,11 @@ func (p *Plane) SendFloodProbe(v VIP) error {
 		if err != nil {
 			return fmt.Errorf("flood probe of %s: %w", v, os.NewSyscallError("setsockopt", err))
 		}
-		if err := unix.Sendto(fd, floodPayload(v), 0, sa); err != nil {
-			return fmt.Errorf("flood probe of %s on %s: %w", v, v.Link, os.NewSyscallError("sendto", err))
+		b := floodPayload(v)
+		for range FloodBurst {
+			if err := unix.Sendto(fd, b, 0, sa); err != nil {
+				return fmt.Errorf("flood probe of %s on %s: %w", v, v.Link, os.NewSyscallError("sendto", err))
+			}
 		}
 		return nil
 	})
@@ -305,14 +375,18 @@ func (p *Plane) SendFloodProbe(v VIP) error {
 type FloodVerdict int
 
 const (
-	// FloodUnknown: not judged (just started, alone, or no node hears any
-	// peer: then every node looks unreached, and all keep serving).
+	// FloodUnknown: not judged (just started, or its claim withdrawn too
+	// recently).
 	FloodUnknown FloodVerdict = iota
 	// FloodReached: a peer's probe arrived within the window.
 	FloodReached
 	// FloodUnreached: no peer's probe for the window, while some online
 	// peer hears others: the network does not deliver the VIP's frames here.
 	FloodUnreached
+	// FloodNoneReached: no peer's probe for the window, and no other node
+	// says it hears any (alone, or every node silenced): not judged, the
+	// node keeps serving, as do all.
+	FloodNoneReached
 )
 
 func (f FloodVerdict) String() string {
@@ -321,6 +395,8 @@ func (f FloodVerdict) String() string {
 		return "reached"
 	case FloodUnreached:
 		return "unreached"
+	case FloodNoneReached:
+		return "none-reached"
 	}
 	return "unknown"
 }
@@ -331,26 +407,102 @@ type FloodInput struct {
 	Started   time.Time     // when the check's counters started (its table was made)
 	LastHeard time.Time     // when a peer's count last grew; zero: never
 	Window    time.Duration // K probe intervals
+	// Unclaimed: since when this node has not said it is reached (no
+	// flood_NAME=1 of its own); zero: it says so now.
+	Unclaimed time.Time
+	// Confirm: how long this node's claim must have been withdrawn before
+	// it may judge itself unreached. Longer than the spread between the
+	// moments the nodes one fault silences withdraw theirs (the last
+	// probe's phase, the monitors' phases, a late monitor: 3 intervals),
+	// so that a peer's "reached" it reads is not one the same fault has
+	// already made stale.
+	Confirm time.Duration
 	// PeersReached: other nodes that say they hear peers (their verdict
 	// is FloodReached), i.e. online and hearing each other.
 	PeersReached []string
 }
 
+// FloodMemory is what a node's flood check remembers from one monitor to
+// the next (the clustervip agent keeps it in its state file). Observe,
+// JudgeFlood and Publish are one monitor's steps, in that order.
+type FloodMemory struct {
+	Started   time.Time `json:"started"`              // the counters' start (the table was made)
+	Heard     uint64    `json:"heard"`                // peers' probes counted at the last monitor
+	LastHeard time.Time `json:"last_heard,omitempty"` // when that count last grew; zero: never
+	// Unclaimed: since when Published has not been "1" (the start, or the
+	// claim's withdrawal); zero while it is.
+	Unclaimed time.Time `json:"unclaimed,omitempty"`
+	Published string    `json:"published,omitempty"` // the node attribute's value written: "1", "0", "" none
+}
+
+// NewFloodMemory is the memory of a check whose counters start at now.
+func NewFloodMemory(now time.Time) FloodMemory { return FloodMemory{Started: now, Unclaimed: now} }
+
+// Observe records heard, the probes counted by now (FloodHeard's sum),
+// and returns what to judge; PeersReached is the caller's to fill, and
+// only when ask: the node has been quiet for the window with its claim
+// withdrawn for confirm, so that the other nodes' attributes are read
+// only then.
+func (m *FloodMemory) Observe(now time.Time, heard uint64, window, confirm time.Duration) (in FloodInput, ask bool) {
+	if heard > m.Heard {
+		m.LastHeard = now
+	}
+	m.Heard = heard
+	if m.Published != "1" && m.Unclaimed.IsZero() {
+		m.Unclaimed = now // a memory from before the field, or torn
+	}
+	in = FloodInput{Now: now, Started: m.Started, LastHeard: m.LastHeard, Window: window, Unclaimed: m.Unclaimed, Confirm: confirm}
+	quiet := m.LastHeard.IsZero() || now.Sub(m.LastHeard) > window
+	withdrawn := !m.Unclaimed.IsZero() && now.Sub(m.Unclaimed) >= confirm
+	return in, quiet && withdrawn && now.Sub(m.Started) >= window
+}
+
+// FloodValue is the node attribute's value for a verdict: "1" reached,
+// "0" unreached, "" (no value) when not judged.
+func FloodValue(v FloodVerdict) string {
+	switch v {
+	case FloodReached:
+		return "1"
+	case FloodUnreached:
+		return "0"
+	}
+	return ""
+}
+
+// Publish records that the attribute now holds value (written at now).
+func (m *FloodMemory) Publish(now time.Time, value string) {
+	switch {
+	case value == "1":
+		m.Unclaimed = time.Time{}
+	case m.Published == "1":
+		m.Unclaimed = now
+	}
+	m.Published = value
+}
+
 // JudgeFlood decides the verdict and says why in words. Pure.
 //
 // A node is unreached only after a whole window without any peer's probe,
-// and only while another node hears probes: a node alone, a node that just
+// then Confirm more with its own claim withdrawn, and only while another
+// node still says it hears probes. A node alone, a node that just
 // started, and a cluster where nobody hears anybody (the network, or every
-// node at once) are never judged, so the check never darkens the VIP
-// everywhere.
+// node at once: FloodNoneReached) are never judged: when every node goes silent, each
+// withdraws its claim first and none finds a peer still claiming, so the
+// check never darkens the VIP everywhere, nor moves buckets back and forth.
 func JudgeFlood(in FloodInput) (FloodVerdict, string) {
+	since := func(t time.Time) string { return in.Now.Sub(t).Round(time.Second).String() }
 	switch {
 	case !in.LastHeard.IsZero() && in.Now.Sub(in.LastHeard) <= in.Window:
-		return FloodReached, "a peer's probe arrived " + in.Now.Sub(in.LastHeard).Round(time.Second).String() + " ago"
+		return FloodReached, "a peer's probe arrived " + since(in.LastHeard) + " ago"
 	case in.Now.Sub(in.Started) < in.Window:
-		return FloodUnknown, "started " + in.Now.Sub(in.Started).Round(time.Second).String() + " ago, within the window"
+		return FloodUnknown, "started " + since(in.Started) + " ago, within the window"
+	case in.Unclaimed.IsZero():
+		return FloodUnknown, "no peer's probe for " + in.Window.String() + ": withdrawing the claim to be reached"
+	case in.Now.Sub(in.Unclaimed) < in.Confirm:
+		return FloodUnknown, "no peer's probe for " + in.Window.String() + ", claim withdrawn " + since(in.Unclaimed) +
+			" ago: judged after " + in.Confirm.String() + ", once the nodes the same fault silenced have withdrawn theirs"
 	case len(in.PeersReached) == 0:
-		return FloodUnknown, "no peer's probe for " + in.Window.String() + ", and no other node hears one either: every node looks unreached, keep serving"
+		return FloodNoneReached, "no peer's probe for " + in.Window.String() + ", and no other node hears one either: every node looks unreached, keep serving"
 	}
 	ps := slices.Clone(in.PeersReached)
 	slices.Sort(ps)

@@ -58,6 +58,9 @@ func TestFloodProbe(t *testing.T) {
 				}
 				runDirs = append(runDirs, p.runDir)
 			}
+			if got, err := planes[0].FloodChecks(); err != nil || len(got) != 1 || got[0] != v.Addr {
+				t.Errorf("FloodChecks = %v, %v, want [%s]", got, err, v.Addr)
+			}
 			if fs, _ := os.ReadDir(runDirs[0]); len(fs) != 0 {
 				t.Errorf("EnsureFlood on a node serving no bucket left run files: %v", fs)
 			}
@@ -84,17 +87,17 @@ func TestFloodProbe(t *testing.T) {
 				if heard, err = planes[1].FloodHeard(v); err != nil {
 					t.Fatal(err)
 				}
-				if len(heard) == 2 && heard["02:00:00:00:02:01"] == 2 && heard["02:00:00:00:02:03"] == 2 {
+				if len(heard) == 2 && heard["02:00:00:00:02:01"] == 2*FloodBurst && heard["02:00:00:00:02:03"] == 2*FloodBurst {
 					break
 				}
 				time.Sleep(50 * time.Millisecond)
 			}
-			want := map[string]uint64{"02:00:00:00:02:01": 2, "02:00:00:00:02:03": 2}
+			want := map[string]uint64{"02:00:00:00:02:01": 2 * FloodBurst, "02:00:00:00:02:03": 2 * FloodBurst}
 			if fmt.Sprint(heard) != fmt.Sprint(want) {
 				t.Fatalf("FloodHeard on node 2 = %v, want %v (its own probes never)", heard, want)
 			}
 			out, err := nss[1].Command("nft", "list", "set", "netdev", FloodTableName(v), "peers").CombinedOutput()
-			if err != nil || !strings.Contains(string(out), "02:00:00:00:02:01 counter packets 2") {
+			if err != nil || !strings.Contains(string(out), fmt.Sprintf("02:00:00:00:02:01 counter packets %d", 2*FloodBurst)) {
 				t.Errorf("nft list set on node 2: %v\n%s", err, out)
 			}
 			if fdb := bridgeFDB(t, nss[1]); !strings.Contains(fdb, v.ClusterMAC().String()) {
@@ -133,18 +136,21 @@ func bridgeFDB(t *testing.T, ns *nstest.NS) string {
 func TestJudgeFlood(t *testing.T) {
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	w := 6 * time.Second
+	at := func(s int) time.Time { return t0.Add(time.Duration(s) * time.Second) }
 	for _, c := range []struct {
 		name string
 		in   FloodInput
 		want FloodVerdict
 	}{
-		{"heard recently", FloodInput{Now: t0.Add(time.Minute), Started: t0, LastHeard: t0.Add(58 * time.Second), Window: w}, FloodReached},
-		{"heard at the window's edge", FloodInput{Now: t0.Add(time.Minute), Started: t0, LastHeard: t0.Add(54 * time.Second), Window: w, PeersReached: []string{"n1"}}, FloodReached},
-		{"just started, nothing yet", FloodInput{Now: t0.Add(5 * time.Second), Started: t0, Window: w, PeersReached: []string{"n1"}}, FloodUnknown},
-		{"alone: no peer hears anyone", FloodInput{Now: t0.Add(time.Minute), Started: t0, Window: w}, FloodUnknown},
-		{"everyone dark: heard long ago, no peer reached", FloodInput{Now: t0.Add(time.Minute), Started: t0, LastHeard: t0.Add(time.Second), Window: w}, FloodUnknown},
-		{"unreached: peers hear each other", FloodInput{Now: t0.Add(time.Minute), Started: t0, LastHeard: t0.Add(40 * time.Second), Window: w, PeersReached: []string{"n3", "n1"}}, FloodUnreached},
-		{"never heard, a peer reached", FloodInput{Now: t0.Add(time.Minute), Started: t0, Window: w, PeersReached: []string{"n1"}}, FloodUnreached},
+		{"heard recently", FloodInput{Now: at(60), Started: t0, LastHeard: at(58), Window: w, Confirm: w}, FloodReached},
+		{"heard at the window's edge", FloodInput{Now: at(60), Started: t0, LastHeard: at(54), Window: w, Confirm: w, PeersReached: []string{"n1"}}, FloodReached},
+		{"just started, nothing yet", FloodInput{Now: at(5), Started: t0, Unclaimed: t0, Window: w, Confirm: w, PeersReached: []string{"n1"}}, FloodUnknown},
+		{"alone: no peer hears anyone", FloodInput{Now: at(60), Started: t0, Unclaimed: t0, Window: w, Confirm: w}, FloodNoneReached},
+		{"everyone dark: heard long ago, no peer reached", FloodInput{Now: at(60), Started: t0, LastHeard: at(1), Unclaimed: at(8), Window: w, Confirm: w}, FloodNoneReached},
+		{"silent, still claiming: withdraw first", FloodInput{Now: at(60), Started: t0, LastHeard: at(40), Window: w, Confirm: w, PeersReached: []string{"n1"}}, FloodUnknown},
+		{"silent, claim withdrawn too recently", FloodInput{Now: at(60), Started: t0, LastHeard: at(40), Unclaimed: at(55), Window: w, Confirm: w, PeersReached: []string{"n1"}}, FloodUnknown},
+		{"unreached: peers hear each other", FloodInput{Now: at(60), Started: t0, LastHeard: at(40), Unclaimed: at(47), Window: w, Confirm: w, PeersReached: []string{"n3", "n1"}}, FloodUnreached},
+		{"never heard, a peer reached", FloodInput{Now: at(60), Started: t0, Unclaimed: t0, Window: w, Confirm: w, PeersReached: []string{"n1"}}, FloodUnreached},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			got, why := JudgeFlood(c.in)
@@ -152,5 +158,19 @@ func TestJudgeFlood(t *testing.T) {
 				t.Errorf("JudgeFlood(%+v) = %s (%s), want %s", c.in, got, why, c.want)
 			}
 		})
+	}
+}
+
+func TestFloodTableAddr(t *testing.T) {
+	for _, a := range []string{"10.201.0.100", "fd00:201::100", "::1", "fe80::1:2"} {
+		v := VIP{Addr: netip.MustParseAddr(a)}
+		if got, ok := floodTableAddr(FloodTableName(v)); !ok || got != v.Addr {
+			t.Errorf("floodTableAddr(%q) = %v, %v, want %s", FloodTableName(v), got, ok, a)
+		}
+	}
+	for _, n := range []string{"loadshare-10_201_0_100", "loadshare-flood-", "loadshare-flood-x_y", "other"} {
+		if got, ok := floodTableAddr(n); ok {
+			t.Errorf("floodTableAddr(%q) = %v, want no address", n, got)
+		}
 	}
 }

@@ -35,10 +35,7 @@ var (
 // starts a server in each server namespace answering its name.
 func newLab(t *testing.T, tag string, be Backend) *lab {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("namespace lab test (-short)")
-	}
-	nstest.SkipUnlessRoot(t)
+	nstest.SkipShort(t, "namespace lab test")
 	l := &lab{sw: nstest.NewSwitch(t, "lsdp-"+tag+"sw")}
 	for i := 1; i <= 3; i++ {
 		name := fmt.Sprintf("lsdp-%ss%d", tag, i)

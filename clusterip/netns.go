@@ -38,6 +38,21 @@ func (p *Plane) netlink() (*netlink.Handle, error) {
 	return netlink.NewHandleAt(netns.NsHandle(p.nsFd))
 }
 
+// openLink is netlink and v's link found in it by find (linkOf, or
+// linkIfAny where a link that is gone is no error); the caller closes h.
+func (p *Plane) openLink(v VIP, find func(*netlink.Handle, VIP) (netlink.Link, error)) (*netlink.Handle, netlink.Link, error) {
+	h, err := p.netlink()
+	if err != nil {
+		return nil, nil, err
+	}
+	l, err := find(h, v)
+	if err != nil {
+		h.Close()
+		return nil, nil, err
+	}
+	return h, l, nil
+}
+
 // rtnetlink is netlink with only the route socket (links, addresses,
 // neighbours): NewHandle opens xfrm and netfilter sockets too, which cost
 // a read-only caller like State time for nothing. It is the socket of the

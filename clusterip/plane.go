@@ -1,7 +1,6 @@
 package clusterip
 
 import (
-	"errors"
 	"fmt"
 	"slices"
 	"sync"
@@ -294,15 +293,11 @@ func (p *Plane) Own(v VIP, bs ...Bucket) error {
 			return fmt.Errorf("own buckets %v of %s: %w", add, v, err)
 		}
 	}
-	h, err := p.netlink()
+	h, l, err := p.openLink(v, linkOf)
 	if err != nil {
 		return err
 	}
 	defer h.Close()
-	l, err := linkOf(h, v)
-	if err != nil {
-		return err
-	}
 	if err := bringUp(h, l, v); err != nil {
 		return fmt.Errorf("own buckets of %s: %w", v, err)
 	}
@@ -411,18 +406,11 @@ func (p *Plane) drainAndDrop(v VIP, be backendImpl, unlockDrain func()) error {
 			unlockDrain()
 		}
 	}()
-	h, err := p.netlink()
+	h, l, err := p.openLink(v, linkIfAny)
 	if err != nil {
 		return err
 	}
 	defer h.Close()
-	l, err := linkOf(h, v)
-	var fe *FieldError
-	if errors.As(err, &fe) {
-		l = nil // the link is gone, and its address and MAC with it; the tables stay to delete
-	} else if err != nil {
-		return err
-	}
 	start := time.Now()
 	remaining := 0
 	if l != nil {
@@ -518,15 +506,22 @@ func (p *Plane) dropLocked(h *netlink.Handle, l netlink.Link, v VIP, be backendI
 // the truth: it reads the owned set (or the cluster rule), not a file.
 // A VIP without kernel objects returns ErrNotEnsured (wrapped).
 func (p *Plane) Owned(v VIP) ([]Bucket, error) {
-	be, err := p.ensured(v, "owned buckets")
+	return readEnsured(p, v, "owned buckets", func(be backendImpl) ([]Bucket, error) { return be.owned(v) })
+}
+
+// readEnsured runs read on the backend holding v's kernel objects (see
+// ensured), its error wrapped as what of v.
+func readEnsured[T any](p *Plane, v VIP, what string, read func(backendImpl) (T, error)) (T, error) {
+	var zero T
+	be, err := p.ensured(v, what)
 	if err != nil {
-		return nil, err
+		return zero, err
 	}
-	bs, err := be.owned(v)
+	x, err := read(be)
 	if err != nil {
-		return nil, fmt.Errorf("owned buckets of %s: %w", v, err)
+		return zero, fmt.Errorf("%s of %s: %w", what, v, err)
 	}
-	return bs, nil
+	return x, nil
 }
 
 // ensured is the backend holding v's kernel objects, for the reads that
@@ -564,15 +559,7 @@ func (p *Plane) ensured(v VIP, what string) (backendImpl, error) {
 // node, for every bucket 0..N-1 (xtcluster: from the per-bucket rules'
 // counters, which count only while the node holds the VIP).
 func (p *Plane) Counters(v VIP) (map[Bucket]Counter, error) {
-	be, err := p.ensured(v, "counters")
-	if err != nil {
-		return nil, err
-	}
-	m, err := be.counters(v)
-	if err != nil {
-		return nil, fmt.Errorf("counters of %s: %w", v, err)
-	}
-	return m, nil
+	return readEnsured(p, v, "counters", func(be backendImpl) (map[Bucket]Counter, error) { return be.counters(v) })
 }
 
 // Remove deletes everything Ensure and Own added for v: the address, the
@@ -594,18 +581,11 @@ func (p *Plane) Remove(v VIP) error {
 		return err
 	}
 	defer unlock()
-	h, err := p.netlink()
+	h, l, err := p.openLink(v, linkIfAny)
 	if err != nil {
 		return err
 	}
 	defer h.Close()
-	l, err := linkOf(h, v)
-	var fe *FieldError
-	if errors.As(err, &fe) {
-		l = nil
-	} else if err != nil {
-		return err
-	}
 	if err := p.dropLocked(h, l, v, be); err != nil {
 		return fmt.Errorf("remove %s: %w", v, err)
 	}

@@ -15,10 +15,7 @@ import (
 // the subnet's prefix for each family, a given prefix kept, and a missing
 // or unroutable link as a FieldError of "link".
 func TestResolve(t *testing.T) {
-	if testing.Short() {
-		t.Skip("namespace test (-short)")
-	}
-	nstest.SkipUnlessRoot(t)
+	nstest.SkipShort(t, "namespace test")
 	ns := nstest.New(t, "lsdp-res")
 	sw := nstest.NewSwitch(t, "lsdp-ressw")
 	sw.Plug(t, ns, "eth0", net.HardwareAddr{2, 0, 0, 0, 9, 1},

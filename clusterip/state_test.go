@@ -1,7 +1,6 @@
 package clusterip
 
 import (
-	"net"
 	"net/netip"
 	"os/exec"
 	"testing"
@@ -16,36 +15,8 @@ import (
 // peer0, both up, eth0 holding 10.205.0.1/24 and fd00:205::1/64.
 func stateNS(t *testing.T, name string) *nstest.NS {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("namespace test (-short)")
-	}
-	nstest.SkipUnlessRoot(t)
-	ns := nstest.New(t, name)
-	nl := ns.Netlink(t)
-	if err := nl.LinkAdd(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "eth0"}, PeerName: "peer0"}); err != nil {
-		t.Fatalf("add veth: %v", err)
-	}
-	for _, n := range []string{"eth0", "peer0"} {
-		l, err := nl.LinkByName(n)
-		if err == nil {
-			err = nl.LinkSetUp(l)
-		}
-		if err != nil {
-			t.Fatalf("%s up: %v", n, err)
-		}
-	}
-	eth0, err := nl.LinkByName("eth0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, p := range []string{"10.205.0.1/24", "fd00:205::1/64"} {
-		pf := netip.MustParsePrefix(p)
-		a := &netlink.Addr{IPNet: &net.IPNet{IP: pf.Addr().AsSlice(), Mask: net.CIDRMask(pf.Bits(), pf.Addr().BitLen())}, Flags: unix.IFA_F_NODAD}
-		if err := nl.AddrAdd(eth0, a); err != nil {
-			t.Fatalf("add %s: %v", p, err)
-		}
-	}
-	return ns
+	nstest.SkipShort(t, "namespace test")
+	return nstest.NewNode(t, name, netip.MustParsePrefix("10.205.0.1/24"), netip.MustParsePrefix("fd00:205::1/64"))
 }
 
 // TestStateLacks breaks each piece a served bucket needs behind the plane's

@@ -28,16 +28,45 @@ func versionStatus(versions ...string) string {
 	return b.String()
 }
 
+// checkEdit is one case of a Check test: an edit of a good CIB and the
+// problems Check reports for it.
+type checkEdit struct {
+	name string
+	edit func(string) string
+	want []string // substrings of problem strings, in order; none for a clean CIB
+}
+
+// checkEdits runs Check on each edit of good and compares its problems.
+func checkEdits(t *testing.T, good []byte, tests []checkEdit) {
+	t.Helper()
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ps, err := Check([]byte(tt.edit(string(good))))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, p := range ps {
+				got = append(got, p.String())
+			}
+			if len(got) != len(tt.want) {
+				t.Fatalf("Check: %d problems, want %d:\n%s", len(got), len(tt.want), strings.Join(got, "\n"))
+			}
+			for i, w := range tt.want {
+				if !strings.Contains(got[i], w) {
+					t.Errorf("problem %d = %q, want it to contain %q", i, got[i], w)
+				}
+			}
+		})
+	}
+}
+
 func TestCheck(t *testing.T) {
 	good, err := testSpec(4, "n1", "n2", "n3").XML()
 	if err != nil {
 		t.Fatal(err)
 	}
-	tests := []struct {
-		name string
-		edit func(string) string
-		want []string // substrings of problem strings, in order; none for a clean CIB
-	}{
+	tests := []checkEdit{
 		{"generated", func(s string) string { return s }, nil},
 		{"stickiness 0", func(s string) string {
 			return strings.Replace(s, `name="resource-stickiness" value="1"`, `name="resource-stickiness" value="0"`, 1)
@@ -101,26 +130,7 @@ func TestCheck(t *testing.T) {
 			return strings.Replace(s, `</resources>`, `<clone id="vip-flood-clone"><primitive id="vip-flood" class="ocf" provider="loadshare" type="clustervip"><instance_attributes id="vfi"><nvpair id="vfc" name="flood_check" value="vip"/></instance_attributes></primitive></clone></resources>`, 1)
 		}, nil},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			ps, err := Check([]byte(tt.edit(string(good))))
-			if err != nil {
-				t.Fatal(err)
-			}
-			var got []string
-			for _, p := range ps {
-				got = append(got, p.String())
-			}
-			if len(got) != len(tt.want) {
-				t.Fatalf("Check: %d problems, want %d:\n%s", len(got), len(tt.want), strings.Join(got, "\n"))
-			}
-			for i, w := range tt.want {
-				if !strings.Contains(got[i], w) {
-					t.Errorf("problem %d = %q, want it to contain %q", i, got[i], w)
-				}
-			}
-		})
-	}
+	checkEdits(t, good, tests)
 }
 
 // TestCheckRoles: a writer and a reader VIP generated together check
@@ -138,11 +148,7 @@ func TestCheckRoles(t *testing.T) {
 	if !strings.Contains(string(good), placer) {
 		t.Fatalf("generated CIB lacks %s:\n%s", placer, good)
 	}
-	tests := []struct {
-		name string
-		edit func(string) string
-		want []string
-	}{
+	tests := []checkEdit{
 		{"generated", func(s string) string { return s }, nil},
 		{"second VIP loaded over the first", func(s string) string {
 			return strings.Replace(s, placer, `name="placer" value="ro:require=readable_monit"`, 1)
@@ -163,26 +169,7 @@ func TestCheckRoles(t *testing.T) {
 			return strings.Replace(s, placer, `name="placer" value="vip ro:require=readable_monit,writer-weight=50 old"`, 1)
 		}, []string{"warning: server_load: placer names VIP old, which has no bucket primitives"}},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			ps, err := Check([]byte(tt.edit(string(good))))
-			if err != nil {
-				t.Fatal(err)
-			}
-			var got []string
-			for _, p := range ps {
-				got = append(got, p.String())
-			}
-			if len(got) != len(tt.want) {
-				t.Fatalf("Check: %d problems, want %d:\n%s", len(got), len(tt.want), strings.Join(got, "\n"))
-			}
-			for i, w := range tt.want {
-				if !strings.Contains(got[i], w) {
-					t.Errorf("problem %d = %q, want it to contain %q", i, got[i], w)
-				}
-			}
-		})
-	}
+	checkEdits(t, good, tests)
 }
 
 func TestVerify(t *testing.T) {

@@ -44,13 +44,7 @@ func TestPcsAppliesGenerated(t *testing.T) {
 		t.Cleanup(func() { os.Remove(ocfProviderDir) }) // only if still empty
 	}
 	dir := t.TempDir()
-	agents := filepath.Join(dir, "agents")
-	if err := os.Mkdir(agents, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := buildbin.BuildAll(agents); err != nil {
-		t.Fatal(err)
-	}
+	agents := buildbin.Dir(t)
 	specs := map[string]Specs{
 		"default":                  {withLoadThreshold(withFlood(withParams(testSpec(4, "n1", "n2", "n3"), "mysql_monitor", "user", "mon it'or", "clustervip", "drain_grace", "5")), LoadThresholdOff)},
 		"ipv6 no attribute agents": {{Name: "db", IP: netip.MustParseAddr("2001:db8::10"), Buckets: 3, CIDRNetmask: 64, NIC: "eth1", Seed: 7, Monitor: 5}},

@@ -110,6 +110,17 @@ func randomNodes(r *rand.Rand, k, buckets int) []Node {
 	return nodes
 }
 
+// randomCases calls f iters times, from seed, with a random cluster of
+// minK to maxK nodes (randomNodes) and 1 to 256 buckets.
+func randomCases(seed int64, iters, minK, maxK int, f func(r *rand.Rand, nodes []Node, buckets int)) {
+	r := rand.New(rand.NewSource(seed))
+	for iter := 0; iter < iters; iter++ {
+		k := minK + r.Intn(maxK-minK+1)
+		buckets := 1 + r.Intn(256)
+		f(r, randomNodes(r, k, buckets), buckets)
+	}
+}
+
 func randomPolicy(r *rand.Rand) Policy {
 	p := Policy{IdleLoad: r.Intn(20), FullLoad: 80 + r.Intn(21), MinShare: r.Intn(10), Hysteresis: r.Intn(3)}
 	if r.Intn(3) == 0 {
@@ -122,11 +133,7 @@ func randomPolicy(r *rand.Rand) Policy {
 }
 
 func TestTargetProperties(t *testing.T) {
-	r := rand.New(rand.NewSource(5))
-	for iter := 0; iter < 3000; iter++ {
-		k := 1 + r.Intn(9)
-		buckets := 1 + r.Intn(256)
-		nodes := randomNodes(r, k, buckets)
+	randomCases(5, 3000, 1, 9, func(r *rand.Rand, nodes []Node, buckets int) {
 		p := randomPolicy(r)
 		if err := p.Validate(); err != nil {
 			t.Fatalf("randomPolicy made an invalid policy %+v: %v", p, err)
@@ -169,7 +176,7 @@ func TestTargetProperties(t *testing.T) {
 				t.Fatalf("Target(%v, %d, %+v): %s got %d, ideal %d: beyond hysteresis", nodes, buckets, p, a.Node, a.Buckets, ideal[a.Node])
 			}
 		}
-	}
+	})
 }
 
 func liveCount(nodes []Node) int {
@@ -186,11 +193,7 @@ func liveCount(nodes []Node) int {
 // (It can take one from a third node: largest remainder's population
 // paradox; see docs/placement.md.)
 func TestTargetMonotone(t *testing.T) {
-	r := rand.New(rand.NewSource(7))
-	for iter := 0; iter < 3000; iter++ {
-		k := 2 + r.Intn(7)
-		buckets := 1 + r.Intn(256)
-		nodes := randomNodes(r, k, buckets)
+	randomCases(7, 3000, 2, 8, func(r *rand.Rand, nodes []Node, buckets int) {
 		for i := range nodes {
 			nodes[i].Online, nodes[i].Eligible = true, true
 			if nodes[i].Load < 0 { // missing is no load: tested in TestTargetExamples
@@ -198,7 +201,7 @@ func TestTargetMonotone(t *testing.T) {
 			}
 		}
 		p := Policy{IdleLoad: r.Intn(20), FullLoad: 80 + r.Intn(21), MinShare: r.Intn(10)}
-		i := r.Intn(k)
+		i := r.Intn(len(nodes))
 		before := targetMap(Target(nodes, buckets, p))
 		more := append([]Node(nil), nodes...)
 		more[i].Load += 1 + r.Intn(30)
@@ -207,7 +210,7 @@ func TestTargetMonotone(t *testing.T) {
 		if after[name] > before[name] {
 			t.Fatalf("load of %s %d -> %d: target %d -> %d (nodes %v, buckets %d, %+v)", name, nodes[i].Load, more[i].Load, before[name], after[name], nodes, buckets, p)
 		}
-	}
+	})
 }
 
 func TestAssign(t *testing.T) {
@@ -243,11 +246,7 @@ func TestAssign(t *testing.T) {
 // targets exactly, owns every bucket, and moves exactly the buckets the
 // counts force: sum over nodes of max(0, had - target).
 func TestAssignMinimalMoves(t *testing.T) {
-	r := rand.New(rand.NewSource(11))
-	for iter := 0; iter < 2000; iter++ {
-		k := 1 + r.Intn(8)
-		buckets := 1 + r.Intn(256)
-		nodes := randomNodes(r, k, buckets)
+	randomCases(11, 2000, 1, 8, func(r *rand.Rand, nodes []Node, buckets int) {
 		nodes[0].Online, nodes[0].Eligible = true, true
 		before := Target(nodes, buckets, Policy{FullLoad: 100})
 		cur := Assign(before, buckets, nil, nil)
@@ -274,7 +273,7 @@ func TestAssignMinimalMoves(t *testing.T) {
 		if got := cur.Moves(next); got != want {
 			t.Fatalf("Assign %v -> %v: %d moves, want %d", before, after, got, want)
 		}
-	}
+	})
 }
 
 func BenchmarkTarget(b *testing.B) {

@@ -1,7 +1,8 @@
 // Package agenttest runs loadshare's OCF agents in tests the way Pacemaker
 // runs them: the static binaries `make build` ships, one process per
 // action, inside a network namespace with a veth pair when the agent needs
-// a node's network. Shared by the tests of every agent package.
+// a node's network; and it checks their meta-data (the OCF DTD, crmsh).
+// Shared by the tests of every agent package and of agents/ocf.
 package agenttest
 
 import (
@@ -9,7 +10,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -23,11 +23,9 @@ import (
 	"time"
 
 	"github.com/loadshare/loadshare/agents/ocf"
-	"github.com/loadshare/loadshare/agents/ocf/ocftest"
 	"github.com/loadshare/loadshare/clusterip"
 	"github.com/loadshare/loadshare/test/buildbin"
 	"github.com/loadshare/loadshare/test/nstest"
-	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 )
 
@@ -96,12 +94,15 @@ var (
 	NodeAddr6 = netip.MustParsePrefix("fd00:203::1/64")
 )
 
-// NodeNS returns namespace name with a veth pair eth0 <-> peer0 (this
-// kernel has no dummy links), both up, eth0 holding addrs (default
-// NodeAddr4 and NodeAddr6): the one network interface of a database node.
+// NodeNS returns namespace name with a veth pair eth0 <-> peer0, both up,
+// eth0 holding addrs (default NodeAddr4 and NodeAddr6): nstest.NewNode,
+// and the agents' saved sysctls of the namespace removed when t ends.
 func NodeNS(t testing.TB, name string, addrs ...netip.Prefix) *nstest.NS {
 	t.Helper()
-	ns := nstest.New(t, name)
+	if len(addrs) == 0 {
+		addrs = []netip.Prefix{NodeAddr4, NodeAddr6}
+	}
+	ns := nstest.NewNode(t, name, addrs...)
 	// The agents record the sysctls they change per namespace inode
 	// (clusterip: sysctl.ns<inode>.saved); one left by a test that failed
 	// before its last stop must not meet a later namespace with that inode.
@@ -110,36 +111,6 @@ func NodeNS(t testing.TB, name string, addrs ...netip.Prefix) *nstest.NS {
 		t.Cleanup(func() {
 			os.Remove(filepath.Join(clusterip.DefaultRunDir, fmt.Sprintf("sysctl.ns%d.saved", st.Ino)))
 		})
-	}
-	nl := ns.Netlink(t)
-	veth := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "eth0"}, PeerName: "peer0"}
-	if err := nl.LinkAdd(veth); err != nil {
-		t.Fatalf("%s: add veth eth0/peer0: %v", name, err)
-	}
-	for _, n := range []string{"eth0", "peer0"} {
-		l, err := nl.LinkByName(n)
-		if err == nil {
-			err = nl.LinkSetUp(l)
-		}
-		if err != nil {
-			t.Fatalf("%s: %s up: %v", name, n, err)
-		}
-	}
-	eth0, err := nl.LinkByName("eth0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(addrs) == 0 {
-		addrs = []netip.Prefix{NodeAddr4, NodeAddr6}
-	}
-	for _, p := range addrs {
-		a := &netlink.Addr{IPNet: &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}}
-		if p.Addr().Is6() {
-			a.Flags = unix.IFA_F_NODAD
-		}
-		if err := nl.AddrAdd(eth0, a); err != nil {
-			t.Fatalf("%s: add %s: %v", name, p, err)
-		}
 	}
 	return ns
 }
@@ -202,11 +173,32 @@ func CheckMetaData(t *testing.T, names ...string) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			ocftest.ValidateMetaData(t, out)
+			ValidateMetaData(t, out)
 			if !strings.Contains(string(out), `<resource-agent name="`+name+`"`) {
 				t.Errorf("meta-data of %s names another agent:\n%s", name, out)
 			}
 		})
+	}
+}
+
+// DTD is the OCF resource-agent API DTD that Debian's resource-agents ships.
+const DTD = "/usr/share/resource-agents/ra-api-1.dtd"
+
+// ValidateMetaData validates meta-data XML against DTD with xmllint, as
+// ocf-tester does; it skips t when xmllint or the DTD is not installed.
+func ValidateMetaData(t testing.TB, metaData []byte) {
+	t.Helper()
+	xmllint, err := exec.LookPath("xmllint")
+	if err != nil {
+		t.Skip("xmllint not installed (Debian package libxml2-utils)")
+	}
+	if _, err := os.Stat(DTD); err != nil {
+		t.Skipf("%s missing (Debian package resource-agents): %v", DTD, err)
+	}
+	cmd := exec.Command(xmllint, "--noout", "--dtdvalid", DTD, "-")
+	cmd.Stdin = bytes.NewReader(metaData)
+	if msg, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("xmllint --dtdvalid %s: %v\n%s\nmeta-data:\n%s", DTD, err, msg, metaData)
 	}
 }
 

@@ -1,11 +1,12 @@
-// Package attrs is what the attribute agents (mysql_monitor and
-// server_load) share, a file a job: how they reach the outside (env.go:
-// attrd, the run directory, the Pacemaker daemons beside them), the state
-// file that marks an instance running (store.go), publishing through
-// attrd only on change (publish.go), the MySQL connection parameters and
-// probe (mysql.go), and the validators and actions they declare
-// (params.go). Each agent keeps its own state type, with the Published
-// record embedded.
+// Package attrs is what the agents that publish node attributes
+// (mysql_monitor, server_load, and clustervip's flood check) share, a file
+// a job: how they reach the outside (env.go: attrd, the run directory, the
+// Pacemaker daemons beside them), the state file that marks an instance
+// running (store.go), publishing through attrd only on change
+// (publish.go), and the validators and actions they declare (params.go).
+// Each agent keeps its own state type, the attribute agents' with the
+// Published record embedded. It links no MySQL driver (the attribute
+// agents' MySQL parameters and probe are package mysqlconn).
 package attrs
 
 import (

@@ -159,9 +159,10 @@ func (a *clusterVIP) Meta() ocf.Meta {
 				ShortDesc: "Run as VIP NAME's flood check instead of a bucket",
 				LongDesc: "NAME: this resource owns no bucket; it is the flood check of the VIP whose buckets are " +
 					"NAME_0 … (same ip, nic and mac parameters). Run it as a clone on every node (\"loadshare crm\" " +
-					"generates NAME-flood-clone). Every monitor sends one probe frame to the cluster MAC from the " +
+					"generates NAME-flood-clone). Every monitor sends three probe frames to the cluster MAC from the " +
 					"node's own MAC and reads, in the kernel, the probes received from the other nodes. A node that " +
-					"has heard none for flood_window monitors while another node hears them publishes the node " +
+					"has heard none for flood_window monitors withdraws its flood_NAME=1; if it still hears none " +
+					"as long again (at least 3 monitors) while another node says it hears them, it publishes the node " +
 					"attribute flood_NAME=0, and the location rules and the placer move its buckets away; 1 when " +
 					"it hears probes; no value while it cannot tell (alone, just started, nobody hears anybody).",
 				Check: func(v string) error {
@@ -404,17 +405,28 @@ func kernelErr(err error) error {
 	return paramErr(err)
 }
 
-// Start ensures the VIP's kernel objects and owns this instance's bucket.
-func (a *clusterVIP) Start(ctx context.Context, p ocf.Params) error {
+// prepare resolves the parameters and, for a bucket instance, opens the
+// plane Start and Stop change; a flood check's instance (flood_check set)
+// gets flood true and no plane.
+func (a *clusterVIP) prepare(ctx context.Context, p ocf.Params) (pl *clusterip.Plane, flood bool, err error) {
 	if err := a.resolve(ctx, p); err != nil {
-		return err
+		return nil, false, err
 	}
 	if p.String("flood_check") != "" {
-		return a.floodStart(ctx, p)
+		return nil, true, nil
 	}
-	pl, err := a.planeFor(p.Log)
-	if err != nil {
+	pl, err = a.planeFor(p.Log)
+	return pl, false, err
+}
+
+// Start ensures the VIP's kernel objects and owns this instance's bucket.
+func (a *clusterVIP) Start(ctx context.Context, p ocf.Params) error {
+	pl, flood, err := a.prepare(ctx, p)
+	switch {
+	case err != nil:
 		return err
+	case flood:
+		return a.floodStart(ctx, p)
 	}
 	b := clusterip.Bucket(a.bucket)
 	if err := pl.Ensure(a.vip); err != nil {
@@ -435,15 +447,12 @@ func (a *clusterVIP) Start(ctx context.Context, p ocf.Params) error {
 // waiting for the drain. When that process cannot be started, the stop
 // waits itself (drain_grace clipped to the stop's deadline).
 func (a *clusterVIP) Stop(ctx context.Context, p ocf.Params) error {
-	if err := a.resolve(ctx, p); err != nil {
+	pl, flood, err := a.prepare(ctx, p)
+	switch {
+	case err != nil:
 		return err
-	}
-	if p.String("flood_check") != "" {
+	case flood:
 		return a.floodStop(ctx, p)
-	}
-	pl, err := a.planeFor(p.Log)
-	if err != nil {
-		return err
 	}
 	d, err := pl.ReleaseOnly(a.vip, clusterip.Bucket(a.bucket))
 	switch {

@@ -12,7 +12,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -29,7 +28,8 @@ const drainPort = 9107
 
 // drainNode is a node namespace whose peer0 end moved into a client
 // namespace (10.203.0.50), and a server in the node answering every line
-// with "pong": connections to the VIP cross eth0 as a client's would.
+// with "pong" (no greeting, unlike nstest.ServeName: the pings go in
+// lockstep): connections to the VIP cross eth0 as a client's would.
 func drainNode(t *testing.T) (node, client *nstest.NS) {
 	t.Helper()
 	node = agenttest.NodeNS(t, "lsag-drain", agenttest.NodeAddr4)
@@ -54,52 +54,17 @@ func drainNode(t *testing.T) (node, client *nstest.NS) {
 		t.Fatalf("%s: peer0 up with 10.203.0.50/24: %v", client.Name, err)
 	}
 
-	var ln net.Listener
-	if err := node.Do(func() (err error) {
-		ln, err = net.Listen("tcp", fmt.Sprintf("[::]:%d", drainPort))
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	conns := map[net.Conn]bool{}
-	t.Cleanup(func() {
-		ln.Close()
-		mu.Lock()
-		for c := range conns {
-			c.Close()
-		}
-		mu.Unlock()
-		wg.Wait()
-	})
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
+	nstest.Serve(t, node, drainPort, func(c net.Conn) {
+		r := bufio.NewReader(c)
 		for {
-			c, err := ln.Accept()
-			if err != nil {
+			if _, err := r.ReadString('\n'); err != nil {
 				return
 			}
-			mu.Lock()
-			conns[c] = true
-			mu.Unlock()
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer c.Close()
-				r := bufio.NewReader(c)
-				for {
-					if _, err := r.ReadString('\n'); err != nil {
-						return
-					}
-					if _, err := io.WriteString(c, "pong\n"); err != nil {
-						return
-					}
-				}
-			}()
+			if _, err := io.WriteString(c, "pong\n"); err != nil {
+				return
+			}
 		}
-	}()
+	})
 	return node, client
 }
 
@@ -122,17 +87,7 @@ func dialVIP(t *testing.T, client *nstest.NS, ip string, n int, b clusterip.Buck
 			break
 		}
 	}
-	var c net.Conn
-	err := client.Do(func() (err error) {
-		d := net.Dialer{Timeout: 3 * time.Second, LocalAddr: net.TCPAddrFromAddrPort(src),
-			Control: func(_, _ string, rc syscall.RawConn) error {
-				var serr error
-				rc.Control(func(fd uintptr) { serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEADDR, 1) })
-				return serr
-			}}
-		c, err = d.Dial("tcp", net.JoinHostPort(ip, strconv.Itoa(drainPort)))
-		return err
-	})
+	c, err := nstest.Dial(client, src, netip.AddrPortFrom(a, drainPort), 3*time.Second)
 	if err != nil {
 		t.Fatalf("connect to the VIP %s from %s (bucket %d): %v", ip, src, b, err)
 	}

@@ -2,15 +2,13 @@ package clustervip
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
-	"path/filepath"
 	"sort"
 	"time"
 
+	"github.com/loadshare/loadshare/agents/attrs"
 	"github.com/loadshare/loadshare/agents/ocf"
 	"github.com/loadshare/loadshare/clusterip"
 	"github.com/loadshare/loadshare/crm"
@@ -23,76 +21,26 @@ import (
 // nodes concluded, and publishes this node's verdict as flood_NAME (only
 // on change, dampened by attrd).
 
-// Environment the flood check reads besides OCF_RESKEY_*; the same as the
-// attribute agents' (agents/attrs), which this binary does not link (it
-// would bring the MySQL driver into every bucket monitor).
-const (
-	envRunDir = "HA_RSCTMP"
-	envAttrd  = "LOADSHARE_ATTRD_UPDATER" // "none": publish nothing
-	envOnNode = "OCF_RESKEY_CRM_meta_on_node"
-)
+// envOnNode names this node (Pacemaker's meta attribute on_node).
+const envOnNode = "OCF_RESKEY_CRM_meta_on_node"
 
 func validVIPName(s string) bool { return crm.ValidName(s) }
 
-// floodState is the check's memory between monitors; it exists from start
-// to stop.
+// floodState is the instance's state file (attrs.Load, Save): the
+// check's memory between monitors and its last verdict; it exists from
+// start to stop.
 type floodState struct {
-	Started   time.Time `json:"started"`              // the counters' start (the table was made)
-	Heard     uint64    `json:"heard"`                // peers' probes counted at the last monitor
-	LastHeard time.Time `json:"last_heard,omitempty"` // when that count last grew
-	Verdict   string    `json:"verdict"`              // clusterip.FloodVerdict's text
-	Reason    string    `json:"reason,omitempty"`
-	Published string    `json:"published,omitempty"` // value of flood_NAME we wrote; "" none
-}
-
-func floodStatePath(name string) string {
-	dir := os.Getenv(envRunDir)
-	if dir == "" {
-		dir = "/run/resource-agents"
-	}
-	return filepath.Join(dir, "loadshare-flood-"+name+".state")
-}
-
-func loadFlood(name string) (*floodState, error) {
-	b, err := os.ReadFile(floodStatePath(name))
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, ocf.ErrNotRunning
-	}
-	if err != nil {
-		return nil, fmt.Errorf("read flood check state: %w", err)
-	}
-	var st floodState
-	if err := json.Unmarshal(b, &st); err != nil {
-		return &floodState{Started: time.Now()}, nil // torn: start afresh
-	}
-	return &st, nil
-}
-
-func saveFlood(name string, st *floodState) error {
-	path := floodStatePath(name)
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return err
-	}
-	b, _ := json.Marshal(st)
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, b, 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
+	clusterip.FloodMemory
+	Verdict string `json:"verdict"` // clusterip.FloodVerdict's text
+	Reason  string `json:"reason,omitempty"`
 }
 
 // floodAttr is the node attribute of VIP name's flood check.
 func floodAttr(name string) string { return crm.FloodAttr(name) }
 
-func attrd() *crm.AttrdUpdater {
-	switch path := os.Getenv(envAttrd); path {
-	case "none":
-		return nil
-	case "":
-		return &crm.AttrdUpdater{}
-	default:
-		return &crm.AttrdUpdater{Path: path}
-	}
+// peerAttrs reads one attribute of every node (crm.AttrdUpdater.GetAll).
+type peerAttrs interface {
+	GetAll(ctx context.Context, name string) (map[string]string, error)
 }
 
 // floodPlane is a plane that never probes the kernel's backends (that
@@ -106,23 +54,39 @@ func (a *clusterVIP) floodPlane() (*clusterip.Plane, error) {
 	return pl, nil
 }
 
-func (a *clusterVIP) floodStart(ctx context.Context, p ocf.Params) error {
-	name := p.String("flood_check")
+// floodOpen returns the flood plane and whether the check's table is
+// there.
+func (a *clusterVIP) floodOpen() (*clusterip.Plane, bool, error) {
 	pl, err := a.floodPlane()
 	if err != nil {
-		return err
+		return nil, false, err
 	}
 	present, err := pl.FloodPresent(a.vip)
 	if err != nil {
-		return kernelErr(err)
+		return nil, false, kernelErr(err)
+	}
+	return pl, present, nil
+}
+
+func (a *clusterVIP) floodStart(ctx context.Context, p ocf.Params) error {
+	pl, present, err := a.floodOpen()
+	if err != nil {
+		return err
 	}
 	if err := pl.EnsureFlood(a.vip); err != nil {
+		if errors.Is(err, clusterip.ErrFloodUnsupported) {
+			// OCF_ERR_INSTALLED: not on this node; the buckets run without it.
+			return fmt.Errorf("parameter flood_check=%q: %w; on such nodes leave the check out (loadshare crm --no-flood-check): %w",
+				p.String("flood_check"), err, ocf.ErrInstalled)
+		}
 		return kernelErr(err)
 	}
-	if _, err := loadFlood(name); err == nil && present {
+	env := attrs.NewEnv()
+	if _, err := attrs.Load[floodState](env, p); err == nil && present {
 		return nil // running already: a repeated start changes nothing
 	}
-	return saveFlood(name, &floodState{Started: time.Now(), Verdict: clusterip.FloodUnknown.String()})
+	now := env.Now()
+	return env.Save(p, &floodState{FloodMemory: clusterip.NewFloodMemory(now), Verdict: clusterip.FloodUnknown.String()})
 }
 
 func (a *clusterVIP) floodStop(ctx context.Context, p ocf.Params) error {
@@ -135,34 +99,28 @@ func (a *clusterVIP) floodStop(ctx context.Context, p ocf.Params) error {
 		return kernelErr(err)
 	}
 	// A stopped check keeps no node out: its verdict goes with it.
-	if st, err := loadFlood(name); err == nil && st.Published != "" {
-		if at := attrd(); at != nil {
-			if err := at.Delete(ctx, floodAttr(name)); err != nil {
-				p.Log.Warn("flood check stopped, but its attribute could not be deleted", "attribute", floodAttr(name), "err", err)
-			}
+	env := attrs.NewEnv()
+	if st, err := attrs.Load[floodState](env, p); err == nil && st.Published != "" && env.Attrs != nil {
+		if err := env.Attrs.Delete(ctx, floodAttr(name)); err != nil {
+			p.Log.Warn("flood check stopped, but its attribute could not be deleted", "attribute", floodAttr(name), "err", err)
 		}
 	}
-	if err := os.Remove(floodStatePath(name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return err
-	}
-	return nil
+	return env.Remove(p)
 }
 
-// floodMonitor: one probe sent, the counters read, the verdict judged and
-// published when it changed. One UDP send and one nftables read;
-// attrd is asked about the other nodes only once a window has passed
-// without a probe here, and written only on a change.
+// floodMonitor: a burst of probes sent, the counters read, the verdict
+// judged and published when it changed. One UDP socket and one nftables
+// read; attrd is asked about the other nodes only once a window has passed
+// without a probe here and this node's own claim has been withdrawn for
+// the confirmation time, and written only on a change.
 func (a *clusterVIP) floodMonitor(ctx context.Context, p ocf.Params) error {
 	name := p.String("flood_check")
-	pl, err := a.floodPlane()
+	pl, present, err := a.floodOpen()
 	if err != nil {
 		return err
 	}
-	present, err := pl.FloodPresent(a.vip)
-	if err != nil {
-		return kernelErr(err)
-	}
-	st, err := loadFlood(name)
+	env := attrs.NewEnv()
+	st, err := attrs.Load[floodState](env, p)
 	if err != nil {
 		return err
 	}
@@ -179,21 +137,20 @@ func (a *clusterVIP) floodMonitor(ctx context.Context, p ocf.Params) error {
 	if err != nil {
 		return kernelErr(err)
 	}
-	now := time.Now()
+	now := env.Now()
 	var sum uint64
 	for _, n := range heard {
 		sum += n
 	}
-	if sum > st.Heard {
-		st.LastHeard = now
-	}
-	st.Heard = sum
-	in := clusterip.FloodInput{Now: now, Started: st.Started, LastHeard: st.LastHeard,
-		Window: time.Duration(p.Int("flood_window")) * p.Interval}
-	at := attrd()
-	quiet := st.LastHeard.IsZero() || now.Sub(st.LastHeard) > in.Window
-	if quiet && now.Sub(st.Started) >= in.Window && at != nil {
-		vals, err := at.GetAll(ctx, floodAttr(name))
+	window := time.Duration(p.Int("flood_window")) * p.Interval
+	in, ask := st.Observe(now, sum, window, max(window, 3*p.Interval))
+	at := env.Attrs
+	if ask && at != nil {
+		all, ok := at.(peerAttrs)
+		if !ok {
+			return fmt.Errorf("flood check of %s: %T cannot read the other nodes' attributes", a.vip, at)
+		}
+		vals, err := all.GetAll(ctx, floodAttr(name))
 		if err != nil {
 			return fmt.Errorf("flood check of %s: read the other nodes' %s: %w", a.vip, floodAttr(name), err)
 		}
@@ -208,14 +165,14 @@ func (a *clusterVIP) floodMonitor(ctx context.Context, p ocf.Params) error {
 	verdict, why := clusterip.JudgeFlood(in)
 	if verdict.String() != st.Verdict {
 		lvl := p.Log.Info
-		if verdict == clusterip.FloodUnreached {
+		if verdict == clusterip.FloodUnreached || verdict == clusterip.FloodNoneReached {
 			lvl = p.Log.Warn
 		}
 		lvl("flood check: "+verdict.String(), "vip", a.vip.String(), "was", st.Verdict, "reason", why, "peers_heard", len(heard))
 		st.Verdict = verdict.String()
 	}
 	st.Reason = why
-	want := map[clusterip.FloodVerdict]string{clusterip.FloodReached: "1", clusterip.FloodUnreached: "0"}[verdict]
+	want := clusterip.FloodValue(verdict)
 	if want != st.Published && at != nil {
 		if want == "" {
 			err = at.Delete(ctx, floodAttr(name))
@@ -225,7 +182,7 @@ func (a *clusterVIP) floodMonitor(ctx context.Context, p ocf.Params) error {
 		if err != nil {
 			return fmt.Errorf("flood check of %s: publish %s=%q: %w", a.vip, floodAttr(name), want, err)
 		}
-		st.Published = want
 	}
-	return saveFlood(name, st)
+	st.Publish(now, want)
+	return env.Save(p, st)
 }

@@ -58,6 +58,10 @@ func TestFloodCheckAgent(t *testing.T) {
 		t.Fatalf("probe before start = %d, want 7 (not running): %s", r.Code, r.Stderr)
 	}
 	run("start", "")
+	state := filepath.Join(dir, "loadshare-clustervip-vip-flood:0.state") // attrs.Env.StatePath
+	if _, err := os.Stat(state); err != nil {
+		t.Fatalf("after start, the state file: %v", err)
+	}
 	run("monitor", "") // a probe: running, nothing judged
 	out, err := ns.Command("nft", "list", "table", "netdev", "loadshare-flood-10_205_0_100").CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "update @peers") {
@@ -90,7 +94,7 @@ func TestFloodCheckAgent(t *testing.T) {
 	if fdb := bridgeFDBOf(t, ns); strings.Contains(fdb, "01:00:5e:4d:00:64") {
 		t.Errorf("after stop, the cluster MAC is still on eth0:\n%s", fdb)
 	}
-	if _, err := os.Stat(filepath.Join(dir, "loadshare-flood-vip.state")); !os.IsNotExist(err) {
+	if _, err := os.Stat(state); !os.IsNotExist(err) {
 		t.Errorf("after stop, the state file: %v", err)
 	}
 }

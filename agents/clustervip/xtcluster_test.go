@@ -28,10 +28,7 @@ import (
 // start), and new connections of the bucket go to s2; the stop of every
 // bucket leaves each node as before, by the independent reader.
 func TestClusterVIPXTCluster(t *testing.T) {
-	if testing.Short() {
-		t.Skip("namespace lab (-short)")
-	}
-	nstest.SkipUnlessRoot(t)
+	nstest.SkipShort(t, "namespace lab")
 	for _, tool := range []string{"iptables-restore", "arptables"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			t.Skipf("%s not installed (Debian packages iptables, arptables)", tool)

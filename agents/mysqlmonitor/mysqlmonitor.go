@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/loadshare/loadshare/agents/attrs"
+	"github.com/loadshare/loadshare/agents/mysqlconn"
 	"github.com/loadshare/loadshare/agents/ocf"
 	"github.com/loadshare/loadshare/loadmon"
 )
@@ -77,7 +78,7 @@ func galeraMode(v string) (string, error) {
 }
 
 func (a *mysqlMonitor) Meta() ocf.Meta {
-	params := append(attrs.MySQLParams(false),
+	params := append(mysqlconn.MySQLParams(false),
 		ocf.Param{Name: "galera", Default: galeraAuto, ShortDesc: "apply Galera's rules: auto, true or false",
 			LongDesc: "On a Galera node (MariaDB Galera Cluster, Percona XtraDB Cluster) " + attrWritable + " and " + attrReadable + " also need wsrep_ready=ON, wsrep_cluster_status=Primary and wsrep_local_state=4 (Synced; see donor_ok). " +
 				"auto: when a wsrep provider is loaded (wsrep_provider_name is set). true: always; a server without a provider then gets 0. false: never (wsrep state ignored).",
@@ -129,7 +130,7 @@ func (a *mysqlMonitor) Validate(_ context.Context, p ocf.Params) error {
 	if !attrs.ValidatesFiles(p) {
 		return nil
 	}
-	_, _, err := attrs.MySQLProbe(p, false)
+	_, _, err := mysqlconn.MySQLProbe(p, false)
 	return err
 }
 
@@ -165,10 +166,10 @@ func (a *mysqlMonitor) Stop(ctx context.Context, p ocf.Params) error {
 // check probes the server and publishes what changed.
 func (a *mysqlMonitor) check(ctx context.Context, p ocf.Params, st *state, force bool) error {
 	var status loadmon.Status
-	probe, _, probeErr := attrs.MySQLProbe(p, false)
+	probe, _, probeErr := mysqlconn.MySQLProbe(p, false)
 	if probeErr == nil {
 		probe.Replica = true // writable_monit needs "not a replica" too
-		probe.Timeout = attrs.ProbeTimeout(ctx, probe.Timeout)
+		probe.Timeout = mysqlconn.ProbeTimeout(ctx, probe.Timeout)
 		status, probeErr = probe.Sample(ctx)
 	}
 

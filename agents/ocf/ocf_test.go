@@ -10,8 +10,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/loadshare/loadshare/agents/ocf/ocftest"
 )
 
 // testAgent keeps its state in a file named by parameter state. Parameter
@@ -364,20 +362,6 @@ func TestLogFile(t *testing.T) {
 	stamp, _, _ := strings.Cut(string(b), " ")
 	if _, err := time.Parse(time.RFC3339Nano, stamp); err != nil {
 		t.Errorf("HA_LOGFILE line %q does not start with a time stamp: %v", b, err)
-	}
-}
-
-// TestMetaDataDTD validates the meta-data of every agent registered in this
-// test binary against Debian's ra-api-1.dtd, as ocf-tester does.
-func TestMetaDataDTD(t *testing.T) {
-	for _, name := range Names() {
-		t.Run(name, func(t *testing.T) {
-			out, err := MetaDataOf(name)
-			if err != nil {
-				t.Fatal(err)
-			}
-			ocftest.ValidateMetaData(t, out)
-		})
 	}
 }
 

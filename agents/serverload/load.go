@@ -6,7 +6,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/loadshare/loadshare/agents/attrs"
+	"github.com/loadshare/loadshare/agents/mysqlconn"
 	"github.com/loadshare/loadshare/agents/ocf"
 	"github.com/loadshare/loadshare/crm"
 	"github.com/loadshare/loadshare/loadmon"
@@ -55,10 +55,10 @@ func (a *serverLoad) step(ctx context.Context, p ocf.Params, st *state) error {
 		return fmt.Errorf("sample host: %w", err)
 	}
 	s := loadmon.Sample{HostSample: hs}
-	if probe, ok, err := attrs.MySQLProbe(p, true); err != nil || ok {
+	if probe, ok, err := mysqlconn.MySQLProbe(p, true); err != nil || ok {
 		var status loadmon.Status
 		if err == nil {
-			probe.Timeout = attrs.ProbeTimeout(ctx, probe.Timeout)
+			probe.Timeout = mysqlconn.ProbeTimeout(ctx, probe.Timeout)
 			status, err = probe.Sample(ctx)
 		}
 		probeErr := ""

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/loadshare/loadshare/agents/attrs"
+	"github.com/loadshare/loadshare/agents/mysqlconn"
 	"github.com/loadshare/loadshare/agents/ocf"
 	"github.com/loadshare/loadshare/crm"
 	"github.com/loadshare/loadshare/loadmon"
@@ -75,7 +76,7 @@ func (a *serverLoad) Meta() ocf.Meta {
 	}
 	params = append(params, ocf.Param{Name: "probe_mysql", Type: ocf.Boolean, Default: "true", ShortDesc: "count the database's own load",
 		LongDesc: "Also probe the local MySQL/MariaDB (one connection, one query per monitor) for Threads_running and Threads_connected / max_connections. The connection comes from defaults_file, user, socket, host and port (default: root over " + loadmon.DefaultSocket + "). While the database does not answer, its components are left out, and that is logged once."})
-	params = append(params, attrs.MySQLParams(true)...)
+	params = append(params, mysqlconn.MySQLParams(true)...)
 	params = append(params, ocf.Param{Name: "placer",
 		ShortDesc: "VIPs whose buckets this node places while it is the DC",
 		LongDesc: "Space-separated VIPs configured by `loadshare crm` (bucket primitives NAME_0 … NAME_{N-1}), each NAME or NAME:key=value,…: " +
@@ -116,7 +117,7 @@ func (a *serverLoad) Meta() ocf.Meta {
 
 func (a *serverLoad) Validate(_ context.Context, p ocf.Params) error {
 	if attrs.ValidatesFiles(p) {
-		if _, _, err := attrs.MySQLProbe(p, true); err != nil {
+		if _, _, err := mysqlconn.MySQLProbe(p, true); err != nil {
 			return err
 		}
 		if dir := p.String("metrics_textfile"); dir != "" {

@@ -52,6 +52,13 @@ var (
 		"1 when the VIP's address is on its link on this node.", []string{"address"}, nil)
 	descMAC = prometheus.NewDesc("loadshare_vip_cluster_mac_joined",
 		"1 when the VIP's link listens to the cluster MAC.", []string{"address"}, nil)
+	descFlood = prometheus.NewDesc("loadshare_flood_check_running",
+		"1 while the VIP's flood check runs on this node (its table exists), whether or not the node serves buckets of the VIP.",
+		[]string{"address"}, nil)
+	descFloodProbes = prometheus.NewDesc("loadshare_flood_probes_received_total",
+		"Flood check probes of the VIP this node received from another node (by the sender's link MAC) since the check started here; "+
+			"a node whose counters stop growing while its peers' grow is not reached by the VIP's frames.",
+		[]string{"address", "peer"}, nil)
 	descDraining = prometheus.NewDesc("loadshare_vip_draining",
 		"1 while this node owns no bucket of the VIP but still has its address: the release of its last bucket waits for open connections.",
 		[]string{"address"}, nil)
@@ -60,7 +67,7 @@ var (
 // Describe implements prometheus.Collector.
 func (k *Kernel) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descUp, descInfo, descBuckets, descOwnedCount, descOwned, descNew, descPackets, descBytes,
-		descDropped, descTracked, descAddress, descMAC, descDraining} {
+		descDropped, descTracked, descAddress, descMAC, descDraining, descFlood, descFloodProbes} {
 		ch <- d
 	}
 }
@@ -80,6 +87,23 @@ func (k *Kernel) Collect(ch chan<- prometheus.Metric) {
 		r.counters, _ = k.Plane.Counters(s.VIP)
 		r.drops, _ = k.Plane.Dropped(s.VIP)
 		r.collect(ch)
+	}
+	addrs, _ := k.Plane.FloodChecks()
+	for _, a := range addrs {
+		heard, err := k.Plane.FloodHeard(clusterip.VIP{Addr: a})
+		if err != nil {
+			continue // gone meanwhile
+		}
+		collectFlood(ch, a.String(), heard)
+	}
+}
+
+// collectFlood is the pure part of a flood check: its probe counters by
+// sender MAC → metrics.
+func collectFlood(ch chan<- prometheus.Metric, addr string, heard map[string]uint64) {
+	ch <- prometheus.MustNewConstMetric(descFlood, prometheus.GaugeValue, 1, addr)
+	for mac, n := range heard {
+		ch <- prometheus.MustNewConstMetric(descFloodProbes, prometheus.CounterValue, float64(n), addr, mac)
 	}
 }
 

@@ -1,6 +1,7 @@
 package metrics
 
 import (
+	"bytes"
 	"net"
 	"net/netip"
 	"strings"
@@ -9,6 +10,9 @@ import (
 	"github.com/loadshare/loadshare/clusterip"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/prometheus/common/expfmt"
+
+	"github.com/loadshare/loadshare/test/promtest"
 )
 
 // readingCollector collects fixed readings, for the pure tests.
@@ -84,4 +88,53 @@ loadshare_vip_tracked_connections{address="10.201.0.101"} 0
 	for _, p := range problems {
 		t.Errorf("promlint: %s: %s", p.Metric, p.Text)
 	}
+}
+
+type floodCollector map[string]map[string]uint64
+
+func (f floodCollector) Describe(ch chan<- *prometheus.Desc) { (&Kernel{}).Describe(ch) }
+func (f floodCollector) Collect(ch chan<- prometheus.Metric) {
+	for a, heard := range f {
+		collectFlood(ch, a, heard)
+	}
+}
+
+// TestFloodMetrics: a flood check's counters by sender, on a node that
+// serves no bucket of the VIP: running 1, one counter per peer; they pass
+// promlint and promtool check metrics.
+func TestFloodMetrics(t *testing.T) {
+	c := floodCollector{"10.201.0.100": {"02:00:00:00:02:01": 42, "02:00:00:00:02:03": 39}, "fd00:201::100": {}}
+	want := `
+# HELP loadshare_flood_check_running 1 while the VIP's flood check runs on this node (its table exists), whether or not the node serves buckets of the VIP.
+# TYPE loadshare_flood_check_running gauge
+loadshare_flood_check_running{address="10.201.0.100"} 1
+loadshare_flood_check_running{address="fd00:201::100"} 1
+# HELP loadshare_flood_probes_received_total Flood check probes of the VIP this node received from another node (by the sender's link MAC) since the check started here; a node whose counters stop growing while its peers' grow is not reached by the VIP's frames.
+# TYPE loadshare_flood_probes_received_total counter
+loadshare_flood_probes_received_total{address="10.201.0.100",peer="02:00:00:00:02:01"} 42
+loadshare_flood_probes_received_total{address="10.201.0.100",peer="02:00:00:00:02:03"} 39
+`
+	if err := testutil.CollectAndCompare(c, strings.NewReader(want)); err != nil {
+		t.Error(err)
+	}
+	problems, err := testutil.CollectAndLint(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range problems {
+		t.Errorf("promlint: %s: %s", p.Metric, p.Text)
+	}
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(c)
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var text bytes.Buffer
+	for _, mf := range mfs {
+		if _, err := expfmt.MetricFamilyToText(&text, mf); err != nil {
+			t.Fatal(err)
+		}
+	}
+	promtest.CheckMetrics(t, text.Bytes())
 }

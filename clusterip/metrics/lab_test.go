@@ -31,10 +31,7 @@ const labPort = 7000
 // handler (loadshare metrics --listen's), and PromQL returns what the two
 // kernels hold: owned buckets, new connections per bucket, ingress drops.
 func TestPrometheusSeesTheKernel(t *testing.T) {
-	if testing.Short() {
-		t.Skip("namespace lab with Prometheus (-short)")
-	}
-	nstest.SkipUnlessRoot(t)
+	nstest.SkipShort(t, "namespace lab with Prometheus")
 	v := clusterip.VIP{Addr: netip.MustParseAddr("10.204.0.100"), Link: "eth0", Buckets: 8, Seed: 0x5eed}
 	owners := [][]clusterip.Bucket{{0, 1, 2, 3}, {4, 5, 6, 7}}
 	sw := nstest.NewSwitch(t, "lsmx-sw")
@@ -163,10 +160,7 @@ func ask(ns *nstest.NS, src, dst netip.AddrPort) (string, error) { return nstest
 // (an independent reader) sees the test's two marker tables and nothing
 // between them while three scrapes run.
 func TestScrapeCommitsNothing(t *testing.T) {
-	if testing.Short() {
-		t.Skip("namespace test (-short)")
-	}
-	nstest.SkipUnlessRoot(t)
+	nstest.SkipShort(t, "namespace test")
 	if _, err := exec.LookPath("nft"); err != nil {
 		t.Skipf("needs nft (Debian package nftables): %v", err)
 	}

@@ -17,10 +17,7 @@ import (
 // the server_load agent bind it): its per-bucket series come from the
 // chain's rule counters, the new connections of its owned buckets counted.
 func TestKernelXTCluster(t *testing.T) {
-	if testing.Short() {
-		t.Skip("namespace lab (-short)")
-	}
-	nstest.SkipUnlessRoot(t)
+	nstest.SkipShort(t, "namespace lab")
 	if _, err := exec.LookPath("arptables"); err != nil {
 		t.Skip("arptables not installed (Debian package arptables)")
 	}

@@ -29,10 +29,7 @@ func TestBenchFlagErrorsAreUsageErrors(t *testing.T) {
 // operator would: the table must list every variant, each answered, and
 // the lab must be gone afterwards.
 func TestBenchEndToEnd(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds a namespace lab with haproxy; skipped in -short")
-	}
-	nstest.SkipUnlessRoot(t)
+	nstest.SkipShort(t, "builds a namespace lab with haproxy")
 	if _, err := exec.LookPath("haproxy"); err != nil {
 		t.Skipf("haproxy not installed (Debian package haproxy): %v", err)
 	}

@@ -154,12 +154,11 @@ func crmGenerate(args []string, stdout, stderr io.Writer) error {
 	for i := range vips {
 		vips[i].AttributeAgents, vips[i].Params, vips[i].AttrMonitor = !*noAgents, params, *attrMonitor
 		vips[i].LoadThreshold = *loadThreshold
-		// The flood check is an nftables table: an xtcluster VIP, meant
-		// for hosts without usable nftables, goes without it.
-		xt := slices.ContainsFunc(params["clustervip"], func(p crm.Param) bool {
-			return p.Name == "backend" && (p.Value == "xtcluster" || p.Value == "xt_cluster" || p.Value == "iptables")
-		})
-		vips[i].FloodCheck = !*noAgents && !*noFlood && !xt
+		// The flood check is a netdev nftables table of its own, whatever
+		// the buckets' backend (xtcluster too); on a kernel without it
+		// its start fails with OCF_ERR_INSTALLED, and --no-flood-check
+		// leaves it out.
+		vips[i].FloodCheck = !*noAgents && !*noFlood
 		if *nodes != "" {
 			vips[i].Nodes = strings.Split(*nodes, ",")
 		}

@@ -70,7 +70,9 @@ func TestCrmCheckFile(t *testing.T) {
 	}
 }
 
-func TestBuildStatus(t *testing.T) {
+// threeNodes is crm's fixture of a three-node cluster (crm_mon -A XML).
+func threeNodes(t *testing.T) *crm.Status {
+	t.Helper()
 	b, err := os.ReadFile("../../crm/testdata/crm_mon-3nodes.xml")
 	if err != nil {
 		t.Fatal(err)
@@ -79,6 +81,11 @@ func TestBuildStatus(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return st
+}
+
+func TestBuildStatus(t *testing.T) {
+	st := threeNodes(t)
 	v := buildStatus(st, "vip", crm.DefaultPolicy)
 	if v.Buckets != 6 || len(v.Nodes) != 3 || len(v.Unowned) != 0 {
 		t.Fatalf("buildStatus = %+v", v)
@@ -148,13 +155,7 @@ func TestCrmshLoadsGenerated(t *testing.T) {
 		t.Skipf("%s missing (Pacemaker's OCF tree): %v", ocfDir, err)
 	}
 	dir := t.TempDir()
-	agents := filepath.Join(dir, "agents")
-	if err := os.Mkdir(agents, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := buildbin.BuildAll(agents); err != nil {
-		t.Fatal(err)
-	}
+	agents := buildbin.Dir(t)
 	var out, errOut bytes.Buffer
 	if code := cli([]string{"crm", "--ip", "192.0.2.10", "--buckets", "4", "--param", "mysql_monitor:user=mon itor", "--param", "clustervip:drain_grace=5"}, &out, &errOut); code != 0 {
 		t.Fatalf("crm generate: %s", errOut.String())
@@ -270,14 +271,7 @@ func TestCrmParamChecked(t *testing.T) {
 // TestStatusFlood: a node whose flood check says unreached (flood_vip=0)
 // is named in the text and marked in the JSON; one with 1 is "reached".
 func TestStatusFlood(t *testing.T) {
-	b, err := os.ReadFile("../../crm/testdata/crm_mon-3nodes.xml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := crm.ParseStatus(b)
-	if err != nil {
-		t.Fatal(err)
-	}
+	st := threeNodes(t)
 	for i := range st.Nodes {
 		switch st.Nodes[i].Name {
 		case "n1":
@@ -307,14 +301,7 @@ func TestStatusFlood(t *testing.T) {
 // TestStatusFloodNone: the flood check runs on every node and none hears
 // another: status says so (every node keeps serving).
 func TestStatusFloodNone(t *testing.T) {
-	b, err := os.ReadFile("../../crm/testdata/crm_mon-3nodes.xml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := crm.ParseStatus(b)
-	if err != nil {
-		t.Fatal(err)
-	}
+	st := threeNodes(t)
 	for _, n := range []string{"n1", "n2", "n3"} {
 		st.Resources = append(st.Resources, crm.Resource{ID: "vip-flood", Role: "Started", Clone: crm.FloodClone("vip"), Nodes: []string{n}})
 	}

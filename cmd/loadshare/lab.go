@@ -38,7 +38,7 @@ const labUsage = `usage: loadshare lab COMMAND [flags]
   soak [--nodes N] [--faults K] [--seed S] [--keep]
                        up, then K random faults (the same for the same seed: crash, hung
                        node, partition, daemon kills, MariaDB kill/hang, read_only, load,
-                       bucket moves) under client load, each checked on every kernel; a table
+                       bucket moves, unflood) under client load, each checked on every kernel; a table
   start|stop|crash N   start, stop gracefully, or kill -9 one node
   freeze N             SIGSTOP every process of a node (hung, its kernel alive): it gets fenced
   isolate N            cut a node's link both ways while it runs (a partition): it gets fenced

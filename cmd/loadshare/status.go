@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -510,7 +511,7 @@ func printPeers(w io.Writer, v statusView) {
 }
 
 func printNodes(w io.Writer, v statusView) {
-	fmt.Fprintf(w, "%s: %d buckets, DC %s\n", v.Name, v.Buckets, orDash(v.DC))
+	fmt.Fprintf(w, "%s: %d buckets, DC %s\n", v.Name, v.Buckets, cmp.Or(v.DC, "-"))
 	fmt.Fprintf(w, "%-14s %-7s %-8s %-5s %-6s %-5s %s\n", "NODE", "ONLINE", "WRITABLE", "LOAD", "TARGET", "OWNED", "BUCKETS")
 	for _, n := range v.Nodes {
 		load := "-"
@@ -534,13 +535,6 @@ func printNodes(w io.Writer, v statusView) {
 	if v.Moves > 0 {
 		fmt.Fprintf(w, "placer would move %d bucket(s)\n", v.Moves)
 	}
-}
-
-func orDash(s string) string {
-	if s == "" {
-		return "-"
-	}
-	return s
 }
 
 // ranges prints 0,1,2,5,7,8 as 0-2,5,7-8.

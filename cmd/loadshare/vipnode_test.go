@@ -7,7 +7,6 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/vishvananda/netlink"
 
 	"github.com/loadshare/loadshare/clusterip"
 	"github.com/loadshare/loadshare/test/buildbin"
@@ -25,25 +24,7 @@ func vipNode(t *testing.T, name string, n int) (ns *nstest.NS, v clusterip.VIP, 
 	if _, err := exec.LookPath("go"); err != nil {
 		t.Skip("go not in PATH")
 	}
-	ns = nstest.New(t, name)
-	nl := ns.Netlink(t)
-	if err := nl.LinkAdd(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "eth0"}, PeerName: "peer0"}); err != nil {
-		t.Fatal(err)
-	}
-	for _, name := range []string{"eth0", "peer0"} {
-		l, err := nl.LinkByName(name)
-		if err == nil {
-			err = nl.LinkSetUp(l)
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	l, _ := nl.LinkByName("eth0")
-	addr, _ := netlink.ParseAddr(fmt.Sprintf("10.205.%d.2/24", n))
-	if err := nl.AddrAdd(l, addr); err != nil {
-		t.Fatal(err)
-	}
+	ns = nstest.NewNode(t, name, netip.MustParsePrefix(fmt.Sprintf("10.205.%d.2/24", n)))
 	plane, err := clusterip.New(clusterip.WithNetNS(int(ns.Handle)), clusterip.WithRunDir(t.TempDir()), clusterip.WithBackend(clusterip.BackendNFTables))
 	if err != nil {
 		t.Fatal(err)
@@ -53,9 +34,5 @@ func vipNode(t *testing.T, name string, n int) (ns *nstest.NS, v clusterip.VIP, 
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { plane.Remove(v) })
-	binDir := t.TempDir()
-	if err := buildbin.BuildAll(binDir); err != nil {
-		t.Fatal(err)
-	}
-	return ns, v, filepath.Join(binDir, "loadshare")
+	return ns, v, filepath.Join(buildbin.Dir(t), "loadshare")
 }

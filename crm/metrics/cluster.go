@@ -42,6 +42,10 @@ var (
 		"Buckets of the VIP the placer gave this node (own_NAME_K attributes set to 1 here).", []string{"vip", "node"}, nil)
 	descRunning = prometheus.NewDesc("loadshare_vip_buckets_running",
 		"Buckets of the VIP Pacemaker runs on this node.", []string{"vip", "node"}, nil)
+	descFlood = prometheus.NewDesc("loadshare_vip_flood_reached",
+		"The node attribute flood_NAME of the VIP's flood check: 1 when the node receives the VIP's frames (other nodes' probes arrive), "+
+			"0 when it does not while other nodes do (its buckets are kept off it); absent while not judged (just started, alone, "+
+			"or no node hears any other: then all keep serving).", []string{"vip", "node"}, nil)
 	descDark = prometheus.NewDesc("loadshare_vip_buckets_unowned",
 		"Buckets of the VIP running on no node: their clients get no answer.", []string{"vip"}, nil)
 )
@@ -49,7 +53,7 @@ var (
 // Describe implements prometheus.Collector.
 func (c *Cluster) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descUp, descOnline, descDC, descWritable, descReadable, descLoad, descLag,
-		descBuckets, descTarget, descRunning, descDark} {
+		descBuckets, descTarget, descRunning, descDark, descFlood} {
 		ch <- d
 	}
 }
@@ -117,6 +121,9 @@ func collectCluster(ch chan<- prometheus.Metric, st *crm.Status, me string) {
 		gauge(descTarget, float64(target), name, me)
 		gauge(descRunning, float64(running), name, me)
 		gauge(descDark, float64(dark), name)
+		if v := ns.Attrs[crm.FloodAttr(name)]; v == "0" || v == "1" {
+			gauge(descFlood, b2f(v == "1"), name, me)
+		}
 	}
 }
 

@@ -77,6 +77,40 @@ loadshare_vip_buckets_unowned{vip="vip"} 0
 	lint(t, c)
 }
 
+// The flood check's verdict of this node, flood_vip, is exported as is:
+// 0 and 1, nothing while not judged.
+func TestClusterFlood(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("..", "testdata", "crm_mon-lab-buckets.xml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct{ value, want string }{{"0", "0"}, {"1", "1"}, {"", ""}} {
+		x := string(b)
+		if c.value != "" {
+			x = strings.Replace(x, `<node name="n1">`, `<node name="n1">
+      <attribute name="flood_vip" value="`+c.value+`"/>`, 1)
+		}
+		st, err := crm.ParseStatus([]byte(x))
+		if err != nil {
+			t.Fatal(err)
+		}
+		col := &Cluster{Status: func(context.Context) (*crm.Status, error) { return st, nil }, Node: named("n1")}
+		want := ""
+		if c.want != "" {
+			want = `
+# HELP loadshare_vip_flood_reached The node attribute flood_NAME of the VIP's flood check: 1 when the node receives the VIP's frames (other nodes' probes arrive), 0 when it does not while other nodes do (its buckets are kept off it); absent while not judged (just started, alone, or no node hears any other: then all keep serving).
+# TYPE loadshare_vip_flood_reached gauge
+loadshare_vip_flood_reached{node="n1",vip="vip"} ` + c.want + "\n"
+		}
+		if err := testutil.CollectAndCompare(col, strings.NewReader(want), "loadshare_vip_flood_reached"); err != nil {
+			t.Errorf("flood_vip=%q: %v", c.value, err)
+		}
+		if c.value == "0" {
+			lint(t, col)
+		}
+	}
+}
+
 func TestClusterDown(t *testing.T) {
 	c := &Cluster{Status: func(context.Context) (*crm.Status, error) { return nil, errors.New("crm_mon: not connected") }}
 	if got := testutil.ToFloat64(c); got != 0 { // the only series: loadshare_pacemaker_up

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"testing"
 )
 
 // Packages are the binaries: the CLI and one per OCF agent (see Agents).
@@ -29,6 +30,21 @@ func BuildAll(dir string) error {
 		return fmt.Errorf("CGO_ENABLED=0 go build -o %s/ %s: %w\n%s", dir, Packages, err, out)
 	}
 	return nil
+}
+
+// Dir builds every binary (BuildAll) into a directory of t's that is
+// removed when t ends, mode 0755 like the OCF provider directory it is
+// bind-mounted over or installed as, and returns it; a build error fails t.
+func Dir(t testing.TB) string {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "bin")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := BuildAll(dir); err != nil {
+		t.Fatal(err)
+	}
+	return dir
 }
 
 // goTool finds the go command: on PATH (make, CI), else under $GOROOT.

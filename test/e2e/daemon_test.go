@@ -25,13 +25,7 @@ func testDaemonFaults(t *testing.T, l *lab.Lab, victim string, spread func(zero 
 			if old == 0 {
 				t.Fatalf("%s runs no %s", victim, d)
 			}
-			w := watch(l)
-			time.Sleep(time.Second) // connections before the fault
-			t0 := time.Now()
-			if err := l.Signal(victim, d, syscall.SIGKILL); err != nil {
-				w.stop()
-				t.Fatal(err)
-			}
+			w, t0 := watchFault(t, l, func() error { return l.Signal(victim, d, syscall.SIGKILL) })
 			var outcome string
 			after := waitFor(t, 90*time.Second, fmt.Sprintf("%s fenced or recovered after its %s was killed", victim, d),
 				l.FencedOrRecovered(context.Background(), victim, d, old, t0, &outcome))
@@ -66,13 +60,7 @@ func testDaemonFaults(t *testing.T, l *lab.Lab, victim string, spread func(zero 
 	// meanwhile (when the stop waited itself, it was dark for the drain).
 	t.Run("mariadbd hung", func(t *testing.T) {
 		v := vipLab{l, t}
-		w := watch(l)
-		time.Sleep(time.Second)
-		t0 := time.Now()
-		if err := l.Signal(victim, "mariadbd", syscall.SIGSTOP); err != nil {
-			w.stop()
-			t.Fatal(err)
-		}
+		w, t0 := watchFault(t, l, func() error { return l.Signal(victim, "mariadbd", syscall.SIGSTOP) })
 		resumed := false
 		defer func() {
 			if !resumed {

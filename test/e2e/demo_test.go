@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/loadshare/loadshare/test/buildbin"
 	"github.com/loadshare/loadshare/test/lab"
 )
 
@@ -18,7 +19,7 @@ import (
 // time was taken.
 func TestDemo(t *testing.T) {
 	lab.SkipUnlessCapable(t, lab.Config{})
-	bin := buildBinaries(t)
+	bin := buildbin.Dir(t)
 	cfg := lab.Config{Prefix: "lsl-e", StateDir: "/var/tmp/loadshare-lab-e2e", Agents: bin}
 	var out strings.Builder
 	svg := filepath.Join(t.TempDir(), "demo.svg")

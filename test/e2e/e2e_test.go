@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"os/exec"
 	"strings"
@@ -16,8 +15,6 @@ import (
 	"time"
 
 	"github.com/loadshare/loadshare/test/lab"
-
-	"github.com/loadshare/loadshare/test/buildbin"
 )
 
 // newLab starts the e2e lab (own names and state, so that it never meets
@@ -119,38 +116,11 @@ func TestCluster(t *testing.T) {
 		if _, err := exec.LookPath("ha_cluster_exporter"); err != nil {
 			t.Skipf("needs ha_cluster_exporter (Debian package prometheus-hacluster-exporter): %v", err)
 		}
-		ectx, cancel := context.WithCancel(ctx)
-		cmd := l.Command(ectx, "n3", "ha_cluster_exporter", "--web.listen-address=127.0.0.1:9664")
-		var out strings.Builder
-		cmd.Stdout, cmd.Stderr = &out, &out
-		if err := cmd.Start(); err != nil {
-			cancel()
-			t.Fatal(err)
-		}
-		t.Cleanup(func() {
-			cancel() // kills the exporter by its pid (nsenter execs it)
-			cmd.Wait()
-		})
-		hc := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
-			DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-				return l.Dial(ctx, "n3", network, addr)
-			},
-		}}
-		want := []string{
-			`ha_cluster_pacemaker_node_attributes{name="server_load",node="n2",value="40"} 1`,
-			`ha_cluster_pacemaker_node_attributes{name="writable_monit",node="n1",value="1"} 1`,
-		}
-		waitFor(t, 20*time.Second, "node attributes in ha_cluster_exporter /metrics on n3", func() (bool, string) {
-			got, err := scrape(hc, "http://127.0.0.1:9664/metrics")
-			if err != nil {
-				return false, err.Error() + "; exporter output: " + out.String()
-			}
-			for _, w := range want {
-				if !got[w] {
-					return false, "missing " + w
-				}
-			}
-			return true, ""
+		exporterShows(t, l, "n3", "node attributes", func() ([]string, error) {
+			return []string{
+				`ha_cluster_pacemaker_node_attributes{name="server_load",node="n2",value="40"} 1`,
+				`ha_cluster_pacemaker_node_attributes{name="writable_monit",node="n1",value="1"} 1`,
+			}, nil
 		})
 	})
 
@@ -201,18 +171,6 @@ func scrape(hc *http.Client, url string) (map[string]bool, error) {
 		}
 	}
 	return lines, sc.Err()
-}
-
-// buildBinaries builds the CLI and the agents into a temporary directory:
-// the lab installs them into every node (the agents as OCF provider
-// loadshare).
-func buildBinaries(t testing.TB) string {
-	t.Helper()
-	dir := t.TempDir()
-	if err := buildbin.BuildAll(dir); err != nil {
-		t.Fatal(err)
-	}
-	return dir
 }
 
 // vipTable is the name of the lab VIP's nftables tables (every family):

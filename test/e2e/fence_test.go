@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/loadshare/loadshare/test/buildbin"
 	"github.com/loadshare/loadshare/test/lab"
 )
 
@@ -47,13 +48,7 @@ func testFencing(t *testing.T, l *lab.Lab, victim string, spread func(zero ...st
 
 	t.Run("hung node", func(t *testing.T) {
 		v := vipLab{l, t}
-		w := watch(l)
-		time.Sleep(time.Second) // connections before the fault
-		t0 := time.Now()
-		if err := l.Freeze(victim); err != nil {
-			w.stop()
-			t.Fatal(err)
-		}
+		w, t0 := watchFault(t, l, func() error { return l.Freeze(victim) })
 		var fencedAt, servedAt time.Duration
 		waitFor(t, 60*time.Second, victim+" fenced", func() (bool, string) {
 			evs, err := l.FenceHistory(ctx, other, victim)
@@ -83,13 +78,7 @@ func testFencing(t *testing.T, l *lab.Lab, victim string, spread func(zero ...st
 
 	t.Run("partition", func(t *testing.T) {
 		v := vipLab{l, t}
-		w := watch(l)
-		time.Sleep(time.Second)
-		t0 := time.Now()
-		if err := l.Isolate(victim); err != nil {
-			w.stop()
-			t.Fatal(err)
-		}
+		w, t0 := watchFault(t, l, func() error { return l.Isolate(victim) })
 		// The minority side, still running until the fence: it loses
 		// quorum and stops its buckets (no-quorum-policy=stop), as far as
 		// it gets before the majority's fence ends it.
@@ -162,6 +151,21 @@ func watch(l *lab.Lab) *watcher {
 	return w
 }
 
+// watchFault starts watch, lets it run a second (connections before the
+// fault), then runs fault, failing tb if it fails; it returns the watcher
+// and the time of the fault.
+func watchFault(tb testing.TB, l *lab.Lab, fault func() error) (*watcher, time.Time) {
+	tb.Helper()
+	w := watch(l)
+	time.Sleep(time.Second)
+	t0 := time.Now()
+	if err := fault(); err != nil {
+		w.stop()
+		tb.Fatal(err)
+	}
+	return w, t0
+}
+
 func (w *watcher) stop() *lab.Tally {
 	w.cancel()
 	return <-w.done
@@ -199,7 +203,7 @@ func reportTally(t testing.TB, tally *lab.Tally, fault time.Time) {
 // the client's resets (must be 0). Corosync's token grows with the node
 // count (token + 650 ms per node beyond two), and the windows with it.
 func BenchmarkFencingFiveNodes(b *testing.B) {
-	bin := buildBinaries(b)
+	bin := buildbin.Dir(b)
 	l := newLab(b, lab.Config{Agents: bin, Nodes: 5})
 	ctx := context.Background()
 	if err := l.ConfigureService(ctx, "n1", buckets, lab.ByPlacer); err != nil {
@@ -228,17 +232,13 @@ func BenchmarkFencingFiveNodes(b *testing.B) {
 	b.ResetTimer()
 	for range b.N {
 		for _, fault := range []string{"hung", "partition"} {
-			w := watch(l)
-			time.Sleep(time.Second)
-			t0 := time.Now()
-			err := l.Freeze(victim)
-			if fault == "partition" {
-				err = l.Isolate(victim)
-			}
-			if err != nil {
-				w.stop()
-				b.Fatal(err)
-			}
+			w, t0 := watchFault(b, l, func() error {
+				err := l.Freeze(victim)
+				if fault == "partition" {
+					err = l.Isolate(victim)
+				}
+				return err
+			})
 			requireFenced(b, l, "n1", victim, "off", t0)
 			fenced := time.Since(t0)
 			waitFor(b, 60*time.Second, "buckets served by the four others", spreadOK(victim))

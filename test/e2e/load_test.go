@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/loadshare/loadshare/test/buildbin"
 	"github.com/loadshare/loadshare/test/lab"
 )
 
@@ -30,7 +31,7 @@ func bucketOwners(tb lab.BucketTable) map[int]string {
 // brings them back; a load switched on and off every 2 s moves few buckets
 // (counted); a long-lived session on another node survives all of it.
 func TestLoadSpike(t *testing.T) {
-	bin := buildBinaries(t)
+	bin := buildbin.Dir(t)
 	l := newLab(t, lab.Config{Agents: bin})
 	v := vipLab{l, t}
 	ctx := context.Background()
@@ -152,13 +153,7 @@ func TestLoadSpike(t *testing.T) {
 		t.Errorf("oscillating load: %s's bucket count went %v: %d reversals, want at most 1 (no flapping)", busy, seq, reversals)
 	}
 
-	hosts, errs := long.close()
-	if len(errs) > 0 || len(hosts) != 1 || hosts[long.node] == 0 {
-		t.Errorf("long-lived session on %s: answers %v, %d errors (first: %v); want every query answered by %s",
-			long.node, hosts, len(errs), firstErr(errs), long.node)
-	} else {
-		t.Logf("long-lived session on %s: %d queries every 100 ms, all answered, through every rebalance", long.node, hosts[long.node])
-	}
+	long.closeAndCheck(t, "every rebalance")
 }
 
 // checkExporter runs the stock ha_cluster_exporter inside node (default
@@ -171,6 +166,33 @@ func checkExporter(t *testing.T, l *lab.Lab, node string) {
 		t.Logf("skip the exporter check: needs ha_cluster_exporter (Debian package prometheus-hacluster-exporter): %v", err)
 		return
 	}
+	ctx := context.Background()
+	want := exporterShows(t, l, node, "agents' attributes", func() ([]string, error) {
+		c, err := l.Cluster(ctx, node)
+		if err != nil {
+			return nil, err
+		}
+		var want []string
+		for _, n := range l.Nodes() {
+			for _, a := range []string{"server_load", "writable_monit"} {
+				val, ok := c.Attr(n, a)
+				if !ok {
+					return nil, fmt.Errorf("%s has no %s", n, a)
+				}
+				want = append(want, fmt.Sprintf(`ha_cluster_pacemaker_node_attributes{name=%q,node=%q,value=%q} 1`, a, n, val))
+			}
+		}
+		return want, nil
+	})
+	t.Logf("ha_cluster_exporter on %s exposes %s", node, strings.Join(want, ", "))
+}
+
+// exporterShows runs the stock ha_cluster_exporter inside node (default
+// flags but the listen address, 127.0.0.1:9664 in the node's namespace)
+// until it returns, and waits, up to 20 s, for its /metrics to hold every
+// line want returns (asked again at each try); it returns those lines.
+func exporterShows(t *testing.T, l *lab.Lab, node, what string, want func() ([]string, error)) []string {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	cmd := l.Command(ctx, node, "ha_cluster_exporter", "--web.listen-address=127.0.0.1:9664")
@@ -186,32 +208,22 @@ func checkExporter(t *testing.T, l *lab.Lab, node string) {
 			return l.Dial(ctx, node, network, addr)
 		},
 	}}
-	var want []string
-	waitFor(t, 20*time.Second, "agents' attributes in ha_cluster_exporter /metrics on "+node, func() (bool, string) {
-		c, err := l.Cluster(ctx, node)
-		if err != nil {
+	var lines []string
+	waitFor(t, 20*time.Second, what+" in ha_cluster_exporter /metrics on "+node, func() (bool, string) {
+		var err error
+		if lines, err = want(); err != nil {
 			return false, err.Error()
-		}
-		want = want[:0]
-		for _, n := range l.Nodes() {
-			for _, a := range []string{"server_load", "writable_monit"} {
-				val, ok := c.Attr(n, a)
-				if !ok {
-					return false, n + " has no " + a
-				}
-				want = append(want, fmt.Sprintf(`ha_cluster_pacemaker_node_attributes{name=%q,node=%q,value=%q} 1`, a, n, val))
-			}
 		}
 		got, err := scrape(hc, "http://127.0.0.1:9664/metrics")
 		if err != nil {
 			return false, err.Error() + "; exporter output: " + out.String()
 		}
-		for _, w := range want {
+		for _, w := range lines {
 			if !got[w] {
 				return false, "missing " + w
 			}
 		}
 		return true, ""
 	})
-	t.Logf("ha_cluster_exporter on %s exposes %s", node, strings.Join(want, ", "))
+	return lines
 }

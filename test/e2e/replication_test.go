@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/loadshare/loadshare/test/buildbin"
 	"github.com/loadshare/loadshare/test/lab"
 )
 
@@ -18,7 +19,7 @@ import (
 // to n2 moves the writer VIP's buckets there. Clients through both VIPs
 // are answered by the right nodes (@@hostname, @@read_only).
 func TestReplication(t *testing.T) {
-	bin := buildBinaries(t)
+	bin := buildbin.Dir(t)
 	l := newLab(t, lab.Config{Agents: bin, DB: lab.DBReplication})
 	ctx := context.Background()
 	if err := l.ConfigureService(ctx, "n1", buckets, lab.ByPlacer); err != nil {

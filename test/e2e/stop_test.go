@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/loadshare/loadshare/clusterip"
+	"github.com/loadshare/loadshare/test/buildbin"
 	"github.com/loadshare/loadshare/test/footprint"
 	"github.com/loadshare/loadshare/test/lab"
 )
@@ -123,7 +124,7 @@ func TestStopLeavesNothing(t *testing.T) {
 	if tool := footprint.Missing(); tool != "" {
 		t.Skipf("%s not installed: cannot read the nodes independently", tool)
 	}
-	bin := buildBinaries(t)
+	bin := buildbin.Dir(t)
 	l := newLab(t, lab.Config{Agents: bin})
 	ctx := context.Background()
 	s := &stopLab{Lab: l, t: t, before: map[string]footprint.Footprint{}}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/google/nftables"
 
+	"github.com/loadshare/loadshare/test/buildbin"
 	"github.com/loadshare/loadshare/test/lab"
 	"github.com/loadshare/loadshare/test/nstest"
 )
@@ -93,7 +94,7 @@ func TestPackageUpgrade(t *testing.T) {
 		}
 		debs[v] = m[0]
 	}
-	l := newLab(t, lab.Config{Agents: buildBinaries(t)})
+	l := newLab(t, lab.Config{Agents: buildbin.Dir(t)})
 	ctx := context.Background()
 	v := vipLab{l, t}
 	for _, n := range l.Nodes() {

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/loadshare/loadshare/test/buildbin"
 	"github.com/loadshare/loadshare/test/lab"
 )
 
@@ -74,7 +75,13 @@ func (v vipLab) answerAll(n int, owners ...string) lab.Spread {
 
 func (v vipLab) waitAttr(node, name, want string) time.Duration {
 	v.t.Helper()
-	return waitFor(v.t, 30*time.Second, fmt.Sprintf("%s %s=%s", node, name, want), func() (bool, string) {
+	return v.waitAttrWithin(30*time.Second, node, name, want)
+}
+
+// waitAttrWithin is waitAttr bounded by d.
+func (v vipLab) waitAttrWithin(d time.Duration, node, name, want string) time.Duration {
+	v.t.Helper()
+	return waitFor(v.t, d, fmt.Sprintf("%s %s=%s", node, name, want), func() (bool, string) {
 		c, err := v.Cluster(context.Background(), v.viewer())
 		if err != nil {
 			return false, err.Error()
@@ -85,7 +92,8 @@ func (v vipLab) waitAttr(node, name, want string) time.Duration {
 }
 
 // session is a long-lived MariaDB session over the VIP running a query
-// every 100 ms, recording failures and which node answered.
+// every 100 ms and one when closed, recording failures and which node
+// answered.
 type session struct {
 	stop   chan struct{}
 	done   chan struct{}
@@ -116,10 +124,12 @@ func startSession(t *testing.T, l *lab.Lab) *session {
 		defer conn.Close()
 		tk := time.NewTicker(100 * time.Millisecond)
 		defer tk.Stop()
-		for i := 0; i < 20000; i++ { // bounded: at most ~33 minutes
+		// bounded: at most ~33 minutes. close asks for one last query, so
+		// that a session closed at once (a run of one subtest) is checked.
+		for i, last := 0, false; i < 20000 && !last; i++ {
 			select {
 			case <-s.stop:
-				return
+				last = true
 			case <-tk.C:
 			}
 			qctx, qc := context.WithTimeout(ctx, 3*time.Second)
@@ -138,11 +148,23 @@ func startSession(t *testing.T, l *lab.Lab) *session {
 	return s
 }
 
-func (s *session) close() (hosts map[string]int, errs []error) {
+// closeAndCheck ends the session and fails t unless its node answered
+// every query; through says what the session went through, for the log.
+func (s *session) closeAndCheck(t *testing.T, through string) {
+	t.Helper()
 	close(s.stop)
 	<-s.done
 	s.cancel()
-	return s.hosts, s.errs
+	if len(s.errs) > 0 || len(s.hosts) != 1 || s.hosts[s.node] == 0 {
+		var first error
+		if len(s.errs) > 0 {
+			first = s.errs[0]
+		}
+		t.Errorf("long-lived session on %s: answers %v, %d errors (first: %v); want every query answered by %s",
+			s.node, s.hosts, len(s.errs), first, s.node)
+	} else {
+		t.Logf("long-lived session on %s: %d queries every 100 ms, all answered, through %s", s.node, s.hosts[s.node], through)
+	}
 }
 
 // TestVIP runs the shared VIP on the real cluster: the initial spread, 1000
@@ -154,7 +176,7 @@ func (s *session) close() (hosts map[string]int, errs []error) {
 // seed article's scenario (two of three nodes fail: the survivor without
 // quorum stops; they recover and the instances spread back).
 func TestVIP(t *testing.T) {
-	bin := buildBinaries(t)
+	bin := buildbin.Dir(t)
 	for _, how := range []lab.Placement{lab.ByPlacer, lab.ByClone} {
 		t.Run(how.String(), func(t *testing.T) { testVIP(t, bin, how) })
 	}
@@ -350,13 +372,7 @@ func testVIP(t *testing.T, bin string, how lab.Placement) {
 		v.answerAll(1000, l.Nodes()...)
 	})
 
-	hosts, errs := long.close()
-	if len(errs) > 0 || len(hosts) != 1 || hosts[long.node] == 0 {
-		t.Errorf("long-lived session on %s: answers %v, %d errors (first: %v); want every query answered by %s",
-			long.node, hosts, len(errs), firstErr(errs), long.node)
-	} else {
-		t.Logf("long-lived session on %s: %d queries every 100 ms, all answered, through every rebalance that kept its server", long.node, hosts[long.node])
-	}
+	long.closeAndCheck(t, "every rebalance that kept its server")
 
 	if how == lab.ByPlacer {
 		t.Run("fencing", func(t *testing.T) { testFencing(t, l, others[1], spread) })
@@ -408,11 +424,4 @@ func testVIP(t *testing.T, bin string, how lab.Placement) {
 	if how == lab.ByPlacer { // last: it restarts server_load
 		t.Run("metrics", func(t *testing.T) { testMetrics(t, l, bin) })
 	}
-}
-
-func firstErr(errs []error) error {
-	if len(errs) == 0 {
-		return nil
-	}
-	return errs[0]
 }

@@ -7,6 +7,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/loadshare/loadshare/clusterip"
+	"github.com/loadshare/loadshare/crm"
+	"github.com/loadshare/loadshare/test/buildbin"
 	"github.com/loadshare/loadshare/test/lab"
 )
 
@@ -16,9 +19,10 @@ import (
 // connections answered by all three nodes; a node crash (fenced when the
 // lab fences) whose buckets the survivors take over, answering all
 // connections; its restart, after which the buckets spread back. No node
-// holds an nftables table of the VIP.
+// holds an nftables table of the VIP's buckets; the flood check's own
+// table runs beside them, and every node hears the others (flood_vip=1).
 func TestVIPXTCluster(t *testing.T) {
-	bin := buildBinaries(t)
+	bin := buildbin.Dir(t)
 	l := newLab(t, lab.Config{Agents: bin, Backend: "xtcluster", DB: lab.DBStandalone})
 	ctx := context.Background()
 	if err := l.ConfigureService(ctx, "n1", buckets, lab.ByPlacer); err != nil {
@@ -27,6 +31,7 @@ func TestVIPXTCluster(t *testing.T) {
 	v := vipLab{l, t}
 	for _, n := range l.Nodes() {
 		v.waitAttr(n, "writable_monit", "1")
+		v.waitAttr(n, crm.FloodAttr(lab.VIPResource), "1")
 	}
 	all := l.Nodes()
 	third := buckets / len(all)
@@ -40,7 +45,8 @@ func TestVIPXTCluster(t *testing.T) {
 				t.Errorf("%s: the VIP in the kernel: %+v, %v; want backend xtcluster", n, st, err)
 			}
 			out, err := l.Exec(ctx, n, "nft", "list", "tables")
-			if err != nil || strings.Contains(string(out), "loadshare-") {
+			flood := "table netdev " + clusterip.FloodTableName(clusterip.VIP{Addr: l.VIP()})
+			if err != nil || strings.Contains(strings.ReplaceAll(string(out), flood, ""), "loadshare-") {
 				t.Errorf("%s: nft list tables: %v\n%s", n, err, out)
 			}
 		}

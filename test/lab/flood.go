@@ -12,6 +12,7 @@ import (
 	"github.com/google/nftables/userdata"
 	"github.com/loadshare/loadshare/clusterip"
 	"github.com/loadshare/loadshare/test/nstest"
+	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 )
 
@@ -84,23 +85,34 @@ func floodRules(c *nftables.Conn) (map[string]*nftables.Rule, error) {
 	return out, nil
 }
 
+// floodRulesOf opens the switch's nftables (done closes it) and reads the
+// faults' rules, by node; node must be one of the lab's.
+func (l *Lab) floodRulesOf(node string) (*nftables.Conn, map[string]*nftables.Rule, func(), error) {
+	if _, err := l.index(node); err != nil {
+		return nil, nil, nil, err
+	}
+	c, done, err := l.switchNFT()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	rs, err := floodRules(c)
+	if err != nil {
+		done()
+		return nil, nil, nil, err
+	}
+	return c, rs, done, nil
+}
+
 // Unflood makes the lab's switch stop delivering frames sent to a VIP's
 // cluster MAC to node (both mac_mode values, every lab VIP); the node keeps
 // everything else. A node already unflooded stays so.
 // Equivalent to: nft add rule bridge loadshare-lab-flood forward oifname pN ether daddr @cluster-macs counter drop
 func (l *Lab) Unflood(node string) error {
-	if _, err := l.index(node); err != nil {
-		return err
-	}
-	c, done, err := l.switchNFT()
-	if err != nil {
-		return err
-	}
-	defer done()
-	rs, err := floodRules(c)
+	c, rs, done, err := l.floodRulesOf(node)
 	if err != nil {
 		return fmt.Errorf("unflood %s: %w", node, err)
 	}
+	defer done()
 	if _, ok := rs[node]; ok {
 		return nil
 	}
@@ -134,18 +146,11 @@ func (l *Lab) Unflood(node string) error {
 // with the last fault.
 // Equivalent to: nft delete rule bridge loadshare-lab-flood forward handle H
 func (l *Lab) Reflood(node string) error {
-	if _, err := l.index(node); err != nil {
-		return err
-	}
-	c, done, err := l.switchNFT()
-	if err != nil {
-		return err
-	}
-	defer done()
-	rs, err := floodRules(c)
+	c, rs, done, err := l.floodRulesOf(node)
 	if err != nil {
 		return fmt.Errorf("reflood %s: %w", node, err)
 	}
+	defer done()
 	r, ok := rs[node]
 	if !ok {
 		return nil
@@ -186,4 +191,31 @@ func ifname16(n string) []byte {
 	b := make([]byte, 16)
 	copy(b, n)
 	return b
+}
+
+// Lossy makes the lab's switch lose percent of the frames it sends to
+// node, at random (tc netem on node's port: probes, clients' frames,
+// corosync alike, as a saturated port or NIC ring does); 0 removes it.
+// Equivalent to: tc -n SW qdisc replace dev pN root netem loss P% (del with 0)
+func (l *Lab) Lossy(node string, percent float32) error {
+	if percent < 0 || percent > 100 {
+		return fmt.Errorf("loss of %s: percent=%v: must be 0 to 100", node, percent)
+	}
+	nl, port, done, err := l.switchPort(node)
+	if err != nil {
+		return fmt.Errorf("loss of %s: %w", node, err)
+	}
+	defer done()
+	q := netlink.NewNetem(netlink.QdiscAttrs{LinkIndex: port.Attrs().Index, Handle: netlink.MakeHandle(1, 0),
+		Parent: netlink.HANDLE_ROOT}, netlink.NetemQdiscAttrs{Loss: percent})
+	if percent == 0 {
+		if err := nl.QdiscDel(q); err != nil && !errors.Is(err, unix.ENOENT) && !errors.Is(err, unix.EINVAL) {
+			return fmt.Errorf("loss of %s: remove netem on %s: %w", node, l.port(node), err)
+		}
+		return nil
+	}
+	if err := nl.QdiscReplace(q); err != nil {
+		return fmt.Errorf("loss of %s: netem on %s: %w", node, l.port(node), err)
+	}
+	return nil
 }

@@ -18,6 +18,7 @@ import (
 
 	"github.com/loadshare/loadshare/crm"
 	"github.com/loadshare/loadshare/test/nstest"
+	"github.com/vishvananda/netlink"
 )
 
 // Config describes a lab. The zero value of a field means its default.
@@ -34,7 +35,7 @@ type Config struct {
 	Agents   string       // directory holding the agent binaries (make build's bin/, or an installed provider directory), installed on every node as OCF provider loadshare; "" none
 	CLI      string       // the loadshare binary installed on every node beside the agents (the lab runs "loadshare crm" there); Agents/loadshare
 	Fence    string       // the fence agent fence_loadshare_lab, installed in every node: the lab fences (see Lab.Fencing); Agents/fence_loadshare_lab if that exists, else "" (no fencing)
-	Backend  string       // clustervip's backend for the placer's service (loadshare crm --param clustervip:backend=…): "" leaves the agent's default (auto); "xtcluster" also sets hash=sourceip, leaves out the flood check (an nftables table) and gives the client ClientSources addresses
+	Backend  string       // clustervip's backend for the placer's service (loadshare crm --param clustervip:backend=…): "" leaves the agent's default (auto); "xtcluster" also sets hash=sourceip and gives the client ClientSources addresses (the flood check runs as with nftables)
 }
 
 // ClientSources is the number of extra client addresses (.150 on) a lab
@@ -417,6 +418,30 @@ func (l *Lab) build() error {
 		return l.startFenceServer(context.Background())
 	}
 	return nil
+}
+
+// switchPort returns a netlink handle in the switch's namespace and node's
+// bridge port; done closes them.
+func (l *Lab) switchPort(node string) (*netlink.Handle, netlink.Link, func(), error) {
+	if _, err := l.index(node); err != nil {
+		return nil, nil, nil, err
+	}
+	sw, err := nstest.OpenSwitch(l.Netns("switch"))
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	nl, err := sw.NS.OpenNetlink()
+	if err != nil {
+		sw.NS.Close()
+		return nil, nil, nil, err
+	}
+	done := func() { nl.Close(); sw.NS.Close() }
+	p, err := nl.LinkByName(l.port(node))
+	if err != nil {
+		done()
+		return nil, nil, nil, fmt.Errorf("port %s: %w", l.port(node), err)
+	}
+	return nl, p, done, nil
 }
 
 // port is the bridge port of host: p1… for the nodes, p0 for the client.

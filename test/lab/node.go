@@ -15,7 +15,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/loadshare/loadshare/test/nstest"
 	"golang.org/x/sys/unix"
 )
 
@@ -339,23 +338,11 @@ func (l *Lab) Freeze(node string) error {
 // carrier). Crash, or a fence, then Start plug a fresh link in.
 // Equivalent to: ip -n PREFIXsw link set pN down
 func (l *Lab) Isolate(node string) error {
-	if _, err := l.index(node); err != nil {
-		return err
-	}
-	sw, err := nstest.OpenSwitch(l.Netns("switch"))
+	nl, p, done, err := l.switchPort(node)
 	if err != nil {
-		return err
+		return fmt.Errorf("isolate %s: %w", node, err)
 	}
-	defer sw.NS.Close()
-	nl, err := sw.NS.OpenNetlink()
-	if err != nil {
-		return err
-	}
-	defer nl.Close()
-	p, err := nl.LinkByName(l.port(node))
-	if err != nil {
-		return fmt.Errorf("isolate %s: port %s: %w", node, l.port(node), err)
-	}
+	defer done()
 	if err := nl.LinkSetDown(p); err != nil {
 		return fmt.Errorf("isolate %s: %w", node, err)
 	}

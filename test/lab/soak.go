@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/go-sql-driver/mysql"
+	"github.com/loadshare/loadshare/crm"
 	"github.com/loadshare/loadshare/test/footprint"
 )
 
@@ -45,11 +46,12 @@ const (
 	FaultReadOnly  FaultKind = "read-only"     // SET GLOBAL read_only=1: its buckets leave; =0
 	FaultLoad      FaultKind = "load"          // a load spike on its MariaDB: buckets move away; it ends
 	FaultMove      FaultKind = "move"          // the bucket of its long-lived session moved (crm_resource --move), then back
+	FaultFlood     FaultKind = "unflood"       // the switch stops flooding the cluster MAC to it (Unflood): its buckets leave; Reflood
 )
 
 // FaultKinds is the matrix in the campaign's order of kinds.
 var FaultKinds = []FaultKind{FaultCrash, FaultHung, FaultPartition, FaultCorosync, FaultControld, FaultAttrd,
-	FaultDBKill, FaultDBHung, FaultReadOnly, FaultLoad, FaultMove}
+	FaultDBKill, FaultDBHung, FaultReadOnly, FaultLoad, FaultMove, FaultFlood}
 
 // Fault is one step of a campaign.
 type Fault struct {
@@ -313,6 +315,13 @@ func (s *soak) fault(f Fault, t0 time.Time, outcome *string) (inject func() erro
 		inject = func() error { _, err := s.SQL(s.ctx, f.Node, "SET GLOBAL read_only=1"); return err }
 		degraded = []func() func() (bool, string){victimOut}
 		recover = func() error { _, err := s.SQL(s.ctx, f.Node, "SET GLOBAL read_only=0"); return err }
+	case FaultFlood:
+		// The flood check sees it (flood_vip=0) and its buckets leave;
+		// back once the switch floods to it again.
+		*outcome = crm.FloodAttr(VIPResource) + "=0, its buckets left"
+		inject = func() error { return s.Unflood(f.Node) }
+		degraded = []func() func() (bool, string){victimOut}
+		recover = func() error { return s.Reflood(f.Node) }
 	case FaultLoad:
 		*outcome = "server_load up, buckets moved away"
 		var stop func()

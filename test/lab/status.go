@@ -1,6 +1,7 @@
 package lab
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -41,7 +42,7 @@ func WriteStatus(ctx context.Context, l *Lab, w io.Writer) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(w, "\nseen from %s: dc=%s quorum=%v online=[%s]\n", viewer, orDash(c.DC), c.Quorum, strings.Join(c.Online(), " "))
+	fmt.Fprintf(w, "\nseen from %s: dc=%s quorum=%v online=[%s]\n", viewer, cmp.Or(c.DC, "-"), c.Quorum, strings.Join(c.Online(), " "))
 	if err := WriteAttrs(w, c); err != nil {
 		return err
 	}
@@ -92,7 +93,7 @@ func WriteAttrs(w io.Writer, c *crm.Status) error {
 	for _, n := range c.Nodes {
 		row := []string{n.Name, fmt.Sprint(n.Online)}
 		for _, k := range keys {
-			row = append(row, orDash(n.Attrs[k]))
+			row = append(row, cmp.Or(n.Attrs[k], "-"))
 		}
 		if own {
 			claims := 0
@@ -120,11 +121,4 @@ func pidStr(p int) string {
 		return "-"
 	}
 	return fmt.Sprint(p)
-}
-
-func orDash(s string) string {
-	if s == "" {
-		return "-"
-	}
-	return s
 }

@@ -163,6 +163,14 @@ func (l *Lab) cloneConfig(ctx context.Context, viewer string, buckets int) (reso
 		return "", "", errors.New("loadshare crm --format xml: no attribute agent clones")
 	}
 	agents := generated[i : j+k+len("</clone>")]
+	// The backend as the placer's configuration has it (generate).
+	backend := ""
+	if l.cfg.Backend != "" {
+		backend = fmt.Sprintf("\n        <nvpair id=%q name=\"backend\" value=%q/>", VIPResource+"-backend", l.cfg.Backend)
+		if l.cfg.sourceHashed() {
+			backend += fmt.Sprintf("\n        <nvpair id=%q name=\"hash\" value=\"sourceip\"/>", VIPResource+"-hash")
+		}
+	}
 	resources = fmt.Sprintf(`<resources>%[4]s
   <clone id="%[1]s-clone">
     <meta_attributes id="%[1]s-clone-meta">
@@ -176,7 +184,7 @@ func (l *Lab) cloneConfig(ctx context.Context, viewer string, buckets int) (reso
         <nvpair id="%[1]s-ip" name="ip" value="%[3]s"/>
         <nvpair id="%[1]s-cidr" name="cidr_netmask" value="24"/>
         <nvpair id="%[1]s-nic" name="nic" value="eth0"/>
-        <nvpair id="%[1]s-drain" name="drain_grace" value="2"/>
+        <nvpair id="%[1]s-drain" name="drain_grace" value="2"/>%[5]s
       </instance_attributes>
       <operations>
         <op id="%[1]s-monitor" name="monitor" interval="5s" timeout="20s"/>
@@ -184,7 +192,7 @@ func (l *Lab) cloneConfig(ctx context.Context, viewer string, buckets int) (reso
       </operations>
     </primitive>
   </clone>
-</resources>`, VIPResource, buckets, l.VIP(), agents)
+</resources>`, VIPResource, buckets, l.VIP(), agents, backend)
 	constraints = fmt.Sprintf(`<constraints>
   <rsc_location id="%[1]s-not-unwritable" rsc="%[1]s-clone">
     <rule id="%[1]s-not-unwritable-rule" score="-INFINITY">

@@ -10,9 +10,11 @@
 // caller: Create, Open, Exists, Delete, (*NS).Close or Release, Do,
 // Command, Sysctl, OpenNetlink, CreateSwitch, OpenSwitch and
 // (*Switch).Attach, AttachPort, Detach. Tests use the testing.TB wrappers
-// New, NewSwitch, (*NS).Netlink and (*Switch).Plug, which remove a stale
-// namespace of the same name first, skip without root, fail the test on any
-// other error and remove everything when the test ends.
+// New, NewNode, NewSwitch, (*NS).Netlink and (*Switch).Plug, which remove a
+// stale namespace of the same name first, skip without root, fail the test
+// on any other error and remove everything when the test ends; and a TCP
+// server and client inside namespaces (serve.go: Serve, ServeName, Dial,
+// Ask).
 //
 // It needs root (CAP_SYS_ADMIN and CAP_NET_ADMIN).
 package nstest
@@ -348,17 +350,26 @@ func (s *Switch) AttachPort(port string, host *NS, ifname string, mac []byte, ad
 	if err != nil {
 		return fmt.Errorf("%s: %s not found: %w", host.Name, ifname, err)
 	}
+	if err := addAddrs(hl, host, l, addrs); err != nil {
+		return err
+	}
+	if err := hl.LinkSetUp(l); err != nil {
+		return fmt.Errorf("%s: %s up: %w", host.Name, ifname, err)
+	}
+	return nil
+}
+
+// addAddrs adds addrs to link l of ns (IPv6 without duplicate address
+// detection). Equivalent to: ip -n NS addr add ADDR dev LINK [nodad]
+func addAddrs(hl *netlink.Handle, ns *NS, l netlink.Link, addrs []netip.Prefix) error {
 	for _, a := range addrs {
 		addr := &netlink.Addr{IPNet: prefixToIPNet(a)}
 		if a.Addr().Is6() {
 			addr.Flags = unix.IFA_F_NODAD // usable at once, no 1-2 s of duplicate address detection
 		}
 		if err := hl.AddrAdd(l, addr); err != nil {
-			return fmt.Errorf("%s: add %s to %s: %w", host.Name, a, ifname, err)
+			return fmt.Errorf("%s: add %s to %s: %w", ns.Name, a, l.Attrs().Name, err)
 		}
-	}
-	if err := hl.LinkSetUp(l); err != nil {
-		return fmt.Errorf("%s: %s up: %w", host.Name, ifname, err)
 	}
 	return nil
 }
@@ -397,6 +408,16 @@ func SkipUnlessRoot(t testing.TB) {
 	}
 }
 
+// SkipShort skips t under go test -short, saying what it is ("namespace
+// test"), and where namespaces cannot be made (SkipUnlessRoot).
+func SkipShort(t testing.TB, what string) {
+	t.Helper()
+	if testing.Short() {
+		t.Skipf("%s (-short)", what)
+	}
+	SkipUnlessRoot(t)
+}
+
 // New creates the named network namespace name, with lo up, removed when t ends.
 // A stale namespace of the same name (from a crashed run) is removed first.
 func New(t testing.TB, name string) *NS {
@@ -427,6 +448,39 @@ func checkCreate(t testing.TB, err error) {
 	if err != nil {
 		t.Fatal(err)
 	}
+}
+
+// NewNode creates namespace name (New) with a veth pair eth0 <-> peer0, both
+// up, eth0 holding addrs: the one network interface of a node, with no
+// switch behind it (this kernel has no dummy links). peer0 stays in the
+// namespace, for a test to move elsewhere or leave.
+// Equivalent to: ip netns add NAME; ip -n NAME link add eth0 type veth peer
+// name peer0; ip -n NAME addr add ADDR dev eth0; ip -n NAME link set eth0 up
+// (and peer0)
+func NewNode(t testing.TB, name string, addrs ...netip.Prefix) *NS {
+	t.Helper()
+	ns := New(t, name)
+	nl := ns.Netlink(t)
+	if err := nl.LinkAdd(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "eth0"}, PeerName: "peer0"}); err != nil {
+		t.Fatalf("%s: add veth eth0/peer0: %v", name, err)
+	}
+	for _, n := range []string{"eth0", "peer0"} {
+		l, err := nl.LinkByName(n)
+		if err == nil {
+			err = nl.LinkSetUp(l)
+		}
+		if err != nil {
+			t.Fatalf("%s: %s up: %v", name, n, err)
+		}
+	}
+	eth0, err := nl.LinkByName("eth0")
+	if err == nil {
+		err = addAddrs(nl, ns, eth0, addrs)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ns
 }
 
 // Netlink returns a netlink handle bound to the namespace, closed when t ends.

@@ -21,6 +21,25 @@ import (
 // it still talks to the same node.
 func ServeName(t testing.TB, ns *NS, port int, name string) {
 	t.Helper()
+	Serve(t, ns, port, func(c net.Conn) {
+		c.SetDeadline(time.Now().Add(60 * time.Second))
+		r := bufio.NewReader(c)
+		for {
+			if _, err := io.WriteString(c, name+"\n"); err != nil {
+				return
+			}
+			if _, err := r.ReadString('\n'); err != nil {
+				return
+			}
+		}
+	})
+}
+
+// Serve listens on [::]:port inside ns until t ends and runs handle on
+// each connection in a goroutine of its own; the connection is closed when
+// handle returns, and every one still open is closed when t ends.
+func Serve(t testing.TB, ns *NS, port int, handle func(net.Conn)) {
+	t.Helper()
 	var ln net.Listener
 	if err := ns.Do(func() (err error) {
 		ln, err = net.Listen("tcp", fmt.Sprintf("[::]:%d", port))
@@ -60,16 +79,7 @@ func ServeName(t testing.TB, ns *NS, port int, name string) {
 					delete(conns, c)
 					mu.Unlock()
 				}()
-				c.SetDeadline(time.Now().Add(60 * time.Second))
-				r := bufio.NewReader(c)
-				for {
-					if _, err := io.WriteString(c, name+"\n"); err != nil {
-						return
-					}
-					if _, err := r.ReadString('\n'); err != nil {
-						return
-					}
-				}
+				handle(c)
 			}()
 		}
 	}()

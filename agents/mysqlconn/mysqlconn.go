@@ -1,10 +1,16 @@
-package attrs
+// Package mysqlconn is how the attribute agents (mysql_monitor and
+// server_load) reach MySQL: the connection parameters they declare and the
+// probe those parameters make. Apart from package attrs, so that agents
+// sharing attrs' state files and attrd publishing (clustervip's flood
+// check) do not link the MySQL driver.
+package mysqlconn
 
 import (
 	"context"
 	"errors"
 	"time"
 
+	"github.com/loadshare/loadshare/agents/attrs"
 	"github.com/loadshare/loadshare/agents/ocf"
 	"github.com/loadshare/loadshare/loadmon"
 )
@@ -30,14 +36,14 @@ func MySQLParams(forLoad bool) []ocf.Param {
 		{Name: "port", Type: ocf.Integer, ShortDesc: "TCP port (overrides defaults_file)",
 			LongDesc: "TCP port; overrides port= of defaults_file. Default 3306.",
 			Check: func(v string) error {
-				if n := Atoi(v); n < 1 || n > 65535 {
+				if n := attrs.Atoi(v); n < 1 || n > 65535 {
 					return errors.New("not a TCP port (1..65535)")
 				}
 				return nil
 			}},
 		{Name: "connect_timeout", Type: ocf.Integer, Default: "5", ShortDesc: "seconds to connect and query",
 			LongDesc: "Seconds one probe (connect and query together) may take; it is also kept under half of the monitor operation's timeout, so a hung server becomes an attribute value, not a timed-out monitor.",
-			Check:    Positive},
+			Check:    attrs.Positive},
 	}
 }
 
