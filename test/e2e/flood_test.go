@@ -96,8 +96,9 @@ func TestFlood(t *testing.T) {
 }
 
 // TestFloodFalsePositives is issue 16's false positives in the lab, on one
-// lab (mac_mode multicast): 30% of the frames to n2 lost at random for a
-// minute (no node's flood_vip goes 0, no bucket moves); the switch stops
+// lab (mac_mode multicast): 30% of the cluster MAC's frames to n2 lost at
+// random for a minute, probes and clients' frames (no node's flood_vip
+// goes 0, no bucket moves); the switch stops
 // flooding to n2 and n3 (n1, which still receives, gets every bucket: no
 // darkness); to every node (nobody hears anybody: every node keeps its
 // buckets, none publishes 0); n3 crashed (n1 and n2 keep flood_vip=1).

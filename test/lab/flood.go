@@ -28,11 +28,11 @@ import (
 //	  set cluster-macs { type ether_addr; elements = { every lab VIP's MAC, both mac_mode values } }
 //	  chain forward { type filter hook forward priority -200
 //	    oifname "pN" ether daddr @cluster-macs counter drop comment "unflood nN"
-//	    oifname "pM" numgen random mod 100 < P counter drop comment "lossy nM" }
+//	    oifname "pM" ether daddr @cluster-macs numgen random mod 100 < P counter drop comment "lossy nM" }
 //	}
 //
-// The second kind of rule is Lossy's: P% of every frame to a node lost at
-// random, as a saturated port does (the lab's kernel has no netem).
+// The second kind of rule is Lossy's: P% of the cluster MAC's frames to a
+// node lost at random, as storm control does (the lab's kernel has no netem).
 
 const (
 	floodTable = "loadshare-lab-flood"
@@ -106,6 +106,24 @@ func (l *Lab) floodRulesOf(node string) (*nftables.Conn, map[string]*nftables.Ru
 	return c, rs, done, nil
 }
 
+// toClusterMAC matches a frame sent to a lab VIP's cluster MAC (the set
+// cluster-macs, made if need be).
+// Equivalent to: ether daddr @cluster-macs
+func (l *Lab) toClusterMAC(c *nftables.Conn, t *nftables.Table) ([]expr.Any, error) {
+	s := &nftables.Set{Table: t, Name: floodSet, KeyType: nftables.TypeEtherAddr}
+	var els []nftables.SetElement
+	for _, m := range l.clusterMACs() {
+		els = append(els, nftables.SetElement{Key: []byte(m)})
+	}
+	if err := c.AddSet(s, els); err != nil {
+		return nil, err
+	}
+	return []expr.Any{
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseLLHeader, Offset: 0, Len: 6},
+		&expr.Lookup{SourceRegister: 1, SetName: s.Name, SetID: s.ID},
+	}, nil
+}
+
 // addFault adds a rule to the switch's fault chain (its table and chain
 // made if need be): frames out of node's port that match are counted and
 // dropped.
@@ -156,18 +174,7 @@ func (l *Lab) Unflood(node string) error {
 		return nil
 	}
 	err = l.addFault(c, node, unfloodComment(node), func(t *nftables.Table) ([]expr.Any, error) {
-		s := &nftables.Set{Table: t, Name: floodSet, KeyType: nftables.TypeEtherAddr}
-		var els []nftables.SetElement
-		for _, m := range l.clusterMACs() {
-			els = append(els, nftables.SetElement{Key: []byte(m)})
-		}
-		if err := c.AddSet(s, els); err != nil {
-			return nil, err
-		}
-		return []expr.Any{
-			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseLLHeader, Offset: 0, Len: 6},
-			&expr.Lookup{SourceRegister: 1, SetName: s.Name, SetID: s.ID},
-		}, nil
+		return l.toClusterMAC(c, t)
 	})
 	if err != nil {
 		return fmt.Errorf("unflood %s: %w", node, err)
@@ -219,11 +226,14 @@ func ifname16(n string) []byte {
 	return b
 }
 
-// Lossy makes the lab's switch lose percent of the frames it sends to
-// node, at random (probes, clients' frames, corosync alike, as a
-// saturated port or NIC ring does); 0 removes it. A node lossy already
-// keeps its first percentage until it is removed.
-// Equivalent to: nft add rule bridge loadshare-lab-flood forward oifname pN numgen random mod 100 lt P counter drop
+// Lossy makes the lab's switch lose percent of the frames to the VIPs'
+// cluster MAC it sends to node, at random: the flood check's probes and
+// the clients' frames, as a switch's storm control drops a share of
+// flooded and multicast frames under load (everything else, corosync
+// among it, still arrives: a node losing 30% of all its frames leaves the
+// membership and is fenced); 0 removes it. A node lossy already keeps its
+// first percentage until it is removed.
+// Equivalent to: nft add rule bridge loadshare-lab-flood forward oifname pN ether daddr @cluster-macs numgen random mod 100 lt P counter drop
 func (l *Lab) Lossy(node string, percent int) error {
 	if percent < 0 || percent > 100 {
 		return fmt.Errorf("loss of %s: percent=%d: must be 0 to 100", node, percent)
@@ -236,11 +246,12 @@ func (l *Lab) Lossy(node string, percent int) error {
 	if percent == 0 {
 		err = delFault(c, rs, lossyComment(node))
 	} else if _, ok := rs[lossyComment(node)]; !ok {
-		err = l.addFault(c, node, lossyComment(node), func(*nftables.Table) ([]expr.Any, error) {
-			return []expr.Any{
+		err = l.addFault(c, node, lossyComment(node), func(t *nftables.Table) ([]expr.Any, error) {
+			m, err := l.toClusterMAC(c, t)
+			return append(m,
 				&expr.Numgen{Register: 1, Modulus: 100, Type: unix.NFT_NG_RANDOM},
 				&expr.Cmp{Op: expr.CmpOpLt, Register: 1, Data: binaryutil.NativeEndian.PutUint32(uint32(percent))},
-			}, nil
+			), err
 		})
 	}
 	if err != nil {
