@@ -132,7 +132,11 @@ func startSession(t *testing.T, l *lab.Lab) *session {
 				last = true
 			case <-tk.C:
 			}
-			qctx, qc := context.WithTimeout(ctx, 3*time.Second)
+			// A query that times out ends the session (the driver closes
+			// the connection), so the bound is for a broken path, not a
+			// slow one: on the shared 2-core machine, under load, one
+			// query has stalled over 3 s (two runs of TestVIP/clone).
+			qctx, qc := context.WithTimeout(ctx, 10*time.Second)
 			var h string
 			err := conn.QueryRowContext(qctx, "SELECT @@hostname").Scan(&h)
 			qc()
