@@ -233,11 +233,10 @@ func BenchmarkFencingFiveNodes(b *testing.B) {
 	for range b.N {
 		for _, fault := range []string{"hung", "partition"} {
 			w, t0 := watchFault(b, l, func() error {
-				err := l.Freeze(victim)
 				if fault == "partition" {
-					err = l.Isolate(victim)
+					return l.Isolate(victim)
 				}
-				return err
+				return l.Freeze(victim)
 			})
 			requireFenced(b, l, "n1", victim, "off", t0)
 			fenced := time.Since(t0)
