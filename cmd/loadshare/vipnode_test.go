@@ -7,7 +7,6 @@ import (
 	"path/filepath"
 	"testing"
 
-
 	"github.com/loadshare/loadshare/clusterip"
 	"github.com/loadshare/loadshare/test/buildbin"
 	"github.com/loadshare/loadshare/test/nstest"
