@@ -163,6 +163,12 @@ func (l *Lab) cloneConfig(ctx context.Context, viewer string, buckets int) (reso
 		return "", "", errors.New("loadshare crm --format xml: no attribute agent clones")
 	}
 	agents := generated[i : j+k+len("</clone>")]
+	// drain_grace stays the agent's default, as in the placer's
+	// configuration: with stickiness 0 Pacemaker reshuffles a unique
+	// clone's instances, so a node that keeps serving can hold none for a
+	// moment; a drain shorter than the gap to its next start removed the
+	// VIP there and broke its established sessions (TestVIP/clone's
+	// long-lived session, with drain_grace=2).
 	// The backend as the placer's configuration has it (generate).
 	backend := ""
 	if l.cfg.Backend != "" {
@@ -183,8 +189,7 @@ func (l *Lab) cloneConfig(ctx context.Context, viewer string, buckets int) (reso
       <instance_attributes id="%[1]s-params">
         <nvpair id="%[1]s-ip" name="ip" value="%[3]s"/>
         <nvpair id="%[1]s-cidr" name="cidr_netmask" value="24"/>
-        <nvpair id="%[1]s-nic" name="nic" value="eth0"/>
-        <nvpair id="%[1]s-drain" name="drain_grace" value="2"/>%[5]s
+        <nvpair id="%[1]s-nic" name="nic" value="eth0"/>%[5]s
       </instance_attributes>
       <operations>
         <op id="%[1]s-monitor" name="monitor" interval="5s" timeout="20s"/>
